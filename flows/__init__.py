@@ -1,0 +1,1 @@
+"""Prefect flows: each module wires tasks and holds no logic of its own."""

@@ -1,0 +1,97 @@
+"""The watch cycle: collect every source, keep what the watch queries match, validate, load,
+detect, alert and send; one run of the data flow of DESIGN.md.
+
+Schedule: every `schedule.watch_every_minutes` (prefect.yaml, deployment `watch-cycle`).
+Parameters: `config_path` (the TOML file), `now` (the cycle's clock, for replays and tests).
+Requires: `VIGIE_SMTP_PASSWORD` when `email.username` is set.
+A failing source is recorded and the run ends Completed; a broken warehouse or config fails it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks.collect import collect_sources_task, fetch_sources_task
+from tasks.load import (
+    detect_volume_task,
+    finish_cycle_task,
+    load_cycle_task,
+    prepare_warehouse,
+    raise_alerts_task,
+    send_outbox_task,
+)
+from tasks.match import match_mentions_task
+from tasks.report import StepClock, cycle_summary, publish_summary_task
+from tasks.validate import validate_mentions_task
+from vigie.settings import Secrets, Settings, load_secrets, load_settings
+
+
+@task(name="load-config", cache_policy=NO_CACHE)
+def load_config_task(config_path: str) -> tuple[Settings, Secrets]:
+    """Read and validate the configuration and the secrets it needs."""
+    settings = load_settings(config_path)
+    return settings, load_secrets(settings)
+
+
+def _run_name() -> str:
+    return f"watch-cycle {datetime.now(UTC):%Y-%m-%d %H:%M}"
+
+
+@flow(name="watch-cycle", flow_run_name=_run_name)
+def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) -> dict[str, Any]:
+    """Run one complete watch cycle and return its summary."""
+    clock = StepClock()
+    now = now or datetime.now(UTC)
+    run_id: str | None = flow_run.id
+    cycle_id = f"{now:%Y%m%dT%H%M%S}-{(run_id or uuid.uuid4().hex)[:8]}"
+    settings, secrets = load_config_task(config_path)
+    path = settings.warehouse_path
+    with clock.step("prepare"):
+        states = prepare_warehouse(path, cycle_id, now, run_id)
+    with clock.step("fetch"):
+        fetched = fetch_sources_task(settings.sources, states, settings.collection)
+    with clock.step("parse"):
+        collected, outcomes = collect_sources_task(
+            settings.sources, fetched, now, settings.collection.max_entries
+        )
+    with clock.step("match"):
+        matched = match_mentions_task(collected, settings.watch)
+    with clock.step("validate"):
+        checked = validate_mentions_task(
+            matched,
+            now,
+            timedelta(minutes=settings.detection.future_tolerance_minutes),
+            timedelta(days=settings.detection.horizon_days),
+        )
+    with clock.step("load"):
+        loaded = load_cycle_task(
+            path, cycle_id, settings.sources, outcomes, checked.good, checked.quarantined, now
+        )
+    with clock.step("detect"):
+        signals = detect_volume_task(path, settings.watch, settings, now)
+    with clock.step("alert"):
+        opened = raise_alerts_task(path, settings, signals, now, flow_run.ui_url)
+    with clock.step("send"):
+        delivery = send_outbox_task(path, settings, secrets)
+    summary = cycle_summary(
+        cycle_id=cycle_id,
+        clock=clock,
+        outcomes=outcomes,
+        collected=len(collected),
+        matched=len(matched),
+        quarantined=len(checked.quarantined),
+        new_mentions=loaded.new_mentions,
+        alerts_opened=opened,
+        emails_sent=len(delivery.sent),
+        emails_failed=delivery.failed,
+    )
+    finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
+    publish_summary_task(summary)
+    return summary

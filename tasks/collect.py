@@ -1,0 +1,399 @@
+"""Collection: fetch sources over HTTP, parse feeds from bytes, normalise entries into mentions.
+
+Only this module talks HTTP. Every failure of a source becomes a `SourceOutcome` with a reason;
+nothing here raises past `collect_sources`, so one bad source never stops a cycle.
+Guards (STACK.md): bytes only are given to feedparser (it would open local paths and file://
+URLs), documents declaring XML entities are refused (entity-expansion attack), bodies are capped
+after decompression, and only http(s) URLs are fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import time
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+import requests
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from vigie.errors import FetchError, ParseError, SourceError
+from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
+from vigie.query import text_words
+from vigie.settings import Collection, Source
+
+MAX_TITLE_CHARS = 500
+MAX_SUMMARY_CHARS = 4000
+_RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+_MAX_RETRY_AFTER_S = 30.0
+_TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+
+
+def _retry_after(response: requests.Response, attempt: int) -> float:
+    value = response.headers.get("Retry-After", "")
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER_S)
+    return min(0.5 * 2**attempt, _MAX_RETRY_AFTER_S)
+
+
+def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    # iter_content decompresses gzip, so the cap also bounds a compression bomb.
+    for chunk in response.iter_content(chunk_size=65536):
+        total += len(chunk)
+        if total > max_bytes:
+            raise FetchError("", f"response larger than {max_bytes} bytes (size cap)")
+        if time.monotonic() > deadline:
+            raise FetchError("", "total deadline exceeded while reading the body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch_source(
+    source: Source,
+    state: SourceState | None,
+    *,
+    collection: Collection,
+    now: datetime | None = None,
+) -> FetchResult:
+    """Fetch one source with conditional GET, timeouts, a size cap and bounded retries.
+
+    Never raises for a source problem: the result carries `status="error"` and the reason.
+    """
+    started_at = now or datetime.now(UTC)
+    t0 = time.monotonic()
+    deadline = t0 + collection.deadline_s
+    headers = {"User-Agent": collection.user_agent, "Accept-Encoding": "gzip, deflate"}
+    if state is not None and state.etag:
+        headers["If-None-Match"] = state.etag
+    if state is not None and state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+
+    def failed(reason: str, http_status: int | None = None) -> FetchResult:
+        return FetchResult(
+            source=source.name,
+            url=source.url,
+            status="error",
+            started_at=started_at,
+            duration_s=time.monotonic() - t0,
+            http_status=http_status,
+            error=reason,
+        )
+
+    attempt = 0
+    with requests.Session() as session:
+        session.max_redirects = 5
+        while True:
+            try:
+                response = session.get(
+                    source.url,
+                    headers=headers,
+                    timeout=(collection.connect_timeout_s, collection.read_timeout_s),
+                    stream=True,
+                )
+            except requests.exceptions.InvalidSchema:
+                return failed("redirected to a non-HTTP URL (refused)")
+            except requests.exceptions.TooManyRedirects:
+                return failed("too many redirects")
+            except requests.exceptions.Timeout:
+                reason = "timed out"
+                if attempt < collection.retries and time.monotonic() < deadline:
+                    attempt += 1
+                    continue
+                return failed(reason)
+            except requests.exceptions.ConnectionError as err:
+                if attempt < collection.retries and time.monotonic() < deadline:
+                    attempt += 1
+                    time.sleep(0.5 * attempt)
+                    continue
+                return failed(f"connection failed: {type(err).__name__}")
+            except requests.RequestException as err:
+                return failed(f"request failed: {type(err).__name__}")
+            with response:
+                status = response.status_code
+                if status in _RETRYABLE_STATUS and attempt < collection.retries:
+                    wait = _retry_after(response, attempt)
+                    if time.monotonic() + wait < deadline:
+                        attempt += 1
+                        time.sleep(wait)
+                        continue
+                if status == 304:
+                    return FetchResult(
+                        source=source.name,
+                        url=source.url,
+                        status="not_modified",
+                        started_at=started_at,
+                        duration_s=time.monotonic() - t0,
+                        http_status=304,
+                        etag=state.etag if state else None,
+                        last_modified=state.last_modified if state else None,
+                    )
+                if status >= 400:
+                    return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
+                try:
+                    body = _read_capped(
+                        response, max_bytes=collection.max_bytes, deadline=deadline
+                    )
+                except FetchError as err:
+                    return failed(err.reason, status)
+                except requests.RequestException as err:
+                    return failed(f"body could not be read: {type(err).__name__}", status)
+                return FetchResult(
+                    source=source.name,
+                    url=source.url,
+                    status="ok",
+                    started_at=started_at,
+                    duration_s=time.monotonic() - t0,
+                    http_status=status,
+                    body=body,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    final_url=response.url,
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
+                )
+
+
+def fetch_sources(
+    sources: Sequence[Source],
+    states: Mapping[str, SourceState],
+    *,
+    collection: Collection,
+) -> list[FetchResult]:
+    """Fetch every source concurrently (bounded by `collection.concurrency`), in config order."""
+    if not sources:
+        return []
+    with ThreadPoolExecutor(max_workers=min(collection.concurrency, len(sources))) as pool:
+        return list(
+            pool.map(
+                lambda s: fetch_source(s, states.get(s.name), collection=collection), sources
+            )
+        )
+
+
+def _struct_to_utc(value: time.struct_time | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_feed(
+    body: bytes, *, source: str, url: str, headers: Mapping[str, str], max_entries: int
+) -> tuple[list[FeedEntry], str | None]:
+    """Parse an RSS, Atom or RDF document from bytes; return its entries and its language.
+
+    Raises:
+        ParseError: empty body, entity declarations, or not a feed (an HTML page, garbage).
+    """
+    if not body.strip():
+        raise ParseError(source, "empty document")
+    if _ENTITY_DECLARATION.search(body):
+        raise ParseError(source, "document declares XML entities (refused: expansion attack)")
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    response_headers.setdefault("content-location", url)
+    parsed = feedparser.parse(body, response_headers=response_headers)
+    if not parsed.get("version") and not parsed.entries:
+        head = body[:2048].lower()
+        if b"<html" in head or b"<!doctype html" in head:
+            raise ParseError(source, "not a feed: an HTML page")
+        problem = parsed.get("bozo_exception")
+        detail = f" ({type(problem).__name__})" if problem else ""
+        raise ParseError(source, f"not a feed{detail}")
+    language = parsed.feed.get("language") if parsed.get("feed") else None
+    entries: list[FeedEntry] = []
+    for item in parsed.entries[:max_entries]:
+        summary = item.get("summary") or ""
+        if not summary and item.get("content"):
+            summary = item["content"][0].get("value", "")
+        entries.append(
+            FeedEntry(
+                title=item.get("title", ""),
+                link=item.get("link"),
+                guid=item.get("id"),
+                summary=summary,
+                author=item.get("author"),
+                published_at=_struct_to_utc(
+                    item.get("published_parsed") or item.get("updated_parsed")
+                ),
+                language=language,
+            )
+        )
+    return entries, language
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"script", "style"}:
+            self._skip += 1
+        elif tag in {"br", "p", "div", "li"}:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"script", "style"} and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def clean_text(value: str | None, max_chars: int) -> str:
+    """Plain text from untrusted HTML: tags and control characters gone, spaces collapsed."""
+    if not value:
+        return ""
+    if "<" in value:
+        extractor = _TextExtractor()
+        extractor.feed(value)
+        extractor.close()
+        value = "".join(extractor.parts)
+    value = html.unescape(value)
+    # Cc and Cf cover CR/LF, NUL and the bidirectional overrides that disguise text.
+    value = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch for ch in value
+    )
+    value = _SPACES.sub(" ", value).strip()
+    if len(value) > max_chars:
+        value = value[: max_chars - 1].rstrip() + "…"
+    return value
+
+
+def canonical_url(url: str) -> str:
+    """A stable form of an http(s) URL: lower-case scheme and host, no fragment or tracking."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc = f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in _TRACKING_PARAMS
+    ]
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def story_key(title: str) -> str:
+    """Mentions whose titles have the same words belong to one story (syndicated copies)."""
+    return _digest("story", " ".join(text_words(title)[:16]))
+
+
+def normalise_entries(
+    entries: Iterable[FeedEntry], *, source: Source, collected_at: datetime
+) -> list[Mention]:
+    """Turn parsed entries into mentions: clean text, canonical URL, stable id, UTC times."""
+    mentions: list[Mention] = []
+    for entry in entries:
+        link = (entry.link or "").strip()
+        is_http = link.lower().startswith(("http://", "https://"))
+        url = canonical_url(link) if is_http else link[:2000]
+        title = clean_text(entry.title, MAX_TITLE_CHARS)
+        if is_http:
+            mention_id = _digest("url", url)
+        elif entry.guid:
+            mention_id = _digest("guid", source.name, entry.guid)
+        else:
+            mention_id = _digest("title", source.name, title, str(entry.published_at))
+        language = source.language or (entry.language or "")[:2].lower() or None
+        mentions.append(
+            Mention(
+                mention_id=mention_id,
+                source=source.name,
+                platform=source.platform,
+                tier=source.tier,
+                url=url,
+                title=title,
+                summary=clean_text(entry.summary, MAX_SUMMARY_CHARS),
+                author=clean_text(entry.author, 200) or None,
+                published_at=entry.published_at or collected_at,
+                collected_at=collected_at,
+                language=language if language in {"fr", "en"} else None,
+                story_id=story_key(title),
+            )
+        )
+    return mentions
+
+
+def merge_duplicates(mentions: Iterable[Mention]) -> list[Mention]:
+    """One mention per id; the copy with the longest text wins (the richest)."""
+    best: dict[str, Mention] = {}
+    for mention in mentions:
+        kept = best.get(mention.mention_id)
+        if kept is None or len(mention.summary) > len(kept.summary):
+            best[mention.mention_id] = mention
+    return list(best.values())
+
+
+def collect_sources(
+    sources: Sequence[Source],
+    fetched: Sequence[FetchResult],
+    *,
+    collected_at: datetime,
+    max_entries: int,
+) -> tuple[list[Mention], list[SourceOutcome]]:
+    """Parse and normalise what was fetched; one outcome per source, failures included."""
+    by_name = {s.name: s for s in sources}
+    mentions: list[Mention] = []
+    outcomes: list[SourceOutcome] = []
+    for result in fetched:
+        if result.status != "ok" or result.body is None:
+            outcomes.append(SourceOutcome(result, result.status, error=result.error))
+            continue
+        source = by_name[result.source]
+        try:
+            entries, _ = parse_feed(
+                result.body,
+                source=source.name,
+                url=result.final_url or source.url,
+                headers=result.headers,
+                max_entries=max_entries,
+            )
+        except SourceError as err:
+            outcomes.append(SourceOutcome(result, "error", error=err.reason))
+            continue
+        found = normalise_entries(entries, source=source, collected_at=collected_at)
+        mentions.extend(found)
+        outcomes.append(SourceOutcome(result, "ok", items=len(found)))
+    return merge_duplicates(mentions), outcomes
+
+
+@task(name="fetch-sources", cache_policy=NO_CACHE)
+def fetch_sources_task(
+    sources: Sequence[Source], states: Mapping[str, SourceState], collection: Collection
+) -> list[FetchResult]:
+    """Fetch every configured source concurrently."""
+    return fetch_sources(sources, states, collection=collection)
+
+
+@task(name="parse-and-normalise", cache_policy=NO_CACHE)
+def collect_sources_task(
+    sources: Sequence[Source],
+    fetched: Sequence[FetchResult],
+    collected_at: datetime,
+    max_entries: int,
+) -> tuple[list[Mention], list[SourceOutcome]]:
+    """Parse fetched bodies and normalise their entries into mentions."""
+    return collect_sources(sources, fetched, collected_at=collected_at, max_entries=max_entries)

@@ -1,0 +1,113 @@
+"""Prefect tasks around the warehouse: each opens a short connection, calls `Store`, closes.
+
+Short connections keep DuckDB's cross-process file lock free between steps (STACK.md gotcha 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from vigie.models import (
+    Mention,
+    QuarantinedMention,
+    SourceOutcome,
+    SourceState,
+    VolumeSignal,
+)
+from vigie.settings import Secrets, Settings, Source, Watch
+from tasks.alerts import raise_alerts
+from tasks.detect import assess_volume
+from tasks.notify import DeliveryReport, deliver_outbox, MAX_ATTEMPTS
+from warehouse.connection import open_warehouse
+from warehouse.store import LoadResult, Store
+
+
+@task(name="prepare-warehouse", cache_policy=NO_CACHE)
+def prepare_warehouse(
+    path: Path, cycle_id: str, started_at: datetime, flow_run_id: str | None
+) -> dict[str, SourceState]:
+    """Migrate the warehouse, open the cycle's record, return each source's HTTP validators."""
+    with open_warehouse(path) as con:
+        store = Store(con)
+        store.begin_cycle(cycle_id, started_at, flow_run_id)
+        return store.source_states()
+
+
+@task(name="load-warehouse", cache_policy=NO_CACHE)
+def load_cycle_task(
+    path: Path,
+    cycle_id: str,
+    sources: Sequence[Source],
+    outcomes: Sequence[SourceOutcome],
+    mentions: Sequence[Mention],
+    quarantined: Sequence[QuarantinedMention],
+    now: datetime,
+) -> LoadResult:
+    """Load the cycle's mentions, quarantine and source runs in one transaction."""
+    with open_warehouse(path) as con:
+        return Store(con).load_cycle(cycle_id, sources, outcomes, mentions, quarantined, now)
+
+
+@task(name="detect-volume", cache_policy=NO_CACHE)
+def detect_volume_task(path: Path, watches: Sequence[Watch], settings: Settings, now: datetime) -> list[VolumeSignal]:
+    """Score each watch topic's current window against its trailing baseline."""
+    detection = settings.detection
+    window = timedelta(minutes=detection.window_minutes)
+    signals = []
+    with open_warehouse(path) as con:
+        store = Store(con)
+        for watch in watches:
+            counts, first_seen = store.window_counts(
+                watch.name, end=now, window=window, windows=detection.baseline_windows + 1
+            )
+            signals.append(
+                assess_volume(
+                    watch.name,
+                    counts,
+                    window_end=now,
+                    window=window,
+                    first_seen=first_seen,
+                    detection=detection,
+                )
+            )
+    return signals
+
+
+@task(name="raise-alerts", cache_policy=NO_CACHE)
+def raise_alerts_task(
+    path: Path,
+    settings: Settings,
+    signals: Sequence[VolumeSignal],
+    now: datetime,
+    run_url: str | None,
+) -> list[str]:
+    """Open an alert (and queue its email) for each triggered topic without an open alert."""
+    with open_warehouse(path) as con:
+        return raise_alerts(Store(con), settings, signals, now=now, run_url=run_url)
+
+
+@task(name="send-outbox", cache_policy=NO_CACHE)
+def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+    """Send every pending email with yagmail, marking each sent (or failed) as it goes."""
+    with open_warehouse(path) as con:
+        store = Store(con)
+        return deliver_outbox(
+            store.pending_messages(MAX_ATTEMPTS),
+            email=settings.email,
+            secrets=secrets,
+            mark_sent=lambda mid: store.mark_sent(mid, datetime.now(UTC)),
+            mark_failed=lambda mid, reason: store.mark_failed(mid, reason, datetime.now(UTC)),
+        )
+
+
+@task(name="finish-cycle", cache_policy=NO_CACHE)
+def finish_cycle_task(path: Path, cycle_id: str, finished_at: datetime, summary: dict[str, Any]) -> None:
+    """Record the cycle's summary, which `vigie status` reads."""
+    with open_warehouse(path) as con:
+        Store(con).finish_cycle(cycle_id, finished_at, summary)

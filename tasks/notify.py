@@ -1,0 +1,322 @@
+"""Notification: render emails into the outbox, then hand the outbox to SMTP with yagmail.
+
+Emails are never sent straight from detection. They are rendered into the `outbox` table in the
+same transaction that opens the alert, with a deterministic id; `deliver_outbox` sends each
+pending row and marks it sent at once, so a retried or repeated cycle cannot send it twice, and a
+message the SMTP server refused stays pending (with its error) for the next cycle.
+Everything that came from a feed is HTML-escaped; headers are stripped of control characters.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import socket
+import ssl
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yagmail
+
+from vigie.models import OutboxMessage, VolumeSignal
+from vigie.settings import Email, Member, Secrets, Settings
+
+MAX_SUBJECT_CHARS = 200
+MAX_ATTEMPTS = 10
+
+LEVEL_NAMES = {
+    "fr": {"veille": "VEILLE", "vigilance": "VIGILANCE", "alerte": "ALERTE", "crise": "CRISE"},
+    "en": {"veille": "WATCH", "vigilance": "WARNING", "alerte": "ALERT", "crise": "CRISIS"},
+}
+ROLE_NAMES = {
+    "fr": {
+        "lead": "responsable de la cellule",
+        "spokesperson": "porte-parole",
+        "legal": "juridique",
+        "communications": "communications",
+        "social_media": "médias sociaux",
+        "executive": "direction",
+        "operator": "opérateur",
+    },
+    "en": {
+        "lead": "cell lead",
+        "spokesperson": "spokesperson",
+        "legal": "legal counsel",
+        "communications": "communications",
+        "social_media": "social media",
+        "executive": "executive",
+        "operator": "operator",
+    },
+}
+TEXT = {
+    "fr": {
+        "subject": "[Vigie][{level}] {org} : pic de mentions « {topic} » ({count} en {minutes} min)",
+        "heading": "Pic de mentions pour « {topic} »",
+        "why": (
+            "{count} mentions entre {start} et {end}, contre une médiane de {median:g} par "
+            "fenêtre de {minutes} min sur la période précédente (écart {z:.1f} fois la "
+            "dispersion habituelle ; score {score:.2f})."
+        ),
+        "top": "Principales mentions de la fenêtre",
+        "copies": "{n} reprises",
+        "on_duty": "Cellule de crise : premier niveau d’escalade",
+        "authorised": "autorisé·e à répondre sur : {platforms}",
+        "not_authorised": "n’est autorisé·e à répondre sur aucune plateforme",
+        "charter": (
+            "Rappel : ne répondez au nom de l’organisation que si vous y êtes autorisé·e ; "
+            "transmettez tout élément nouveau à la cellule."
+        ),
+        "run": "Voir le cycle de veille dans Prefect",
+        "footer": "Alerte {alert_id} envoyée par Vigie.",
+    },
+    "en": {
+        "subject": "[Vigie][{level}] {org}: spike in mentions of “{topic}” ({count} in {minutes} min)",
+        "heading": "Spike in mentions of “{topic}”",
+        "why": (
+            "{count} mentions between {start} and {end}, against a median of {median:g} per "
+            "{minutes}-minute window before (a deviation of {z:.1f} times the usual spread; "
+            "score {score:.2f})."
+        ),
+        "top": "Top mentions of the window",
+        "copies": "{n} copies",
+        "on_duty": "Crisis cell: first escalation level",
+        "authorised": "authorised to answer on: {platforms}",
+        "not_authorised": "not authorised to answer on any platform",
+        "charter": (
+            "Reminder: only answer in the organisation's name if you are authorised to; "
+            "forward anything new to the cell."
+        ),
+        "run": "See the watch cycle in Prefect",
+        "footer": "Alert {alert_id} sent by Vigie.",
+    },
+}
+
+
+def header_safe(value: str, max_chars: int = MAX_SUBJECT_CHARS) -> str:
+    """A single-line header value: control characters (CR, LF, bidi overrides) become spaces."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch for ch in value
+    )
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= max_chars else cleaned[: max_chars - 1] + "…"
+
+
+def _safe_href(url: str) -> str | None:
+    return html.escape(url, quote=True) if url.lower().startswith(("http://", "https://")) else None
+
+
+def _member_line(member: Member, language: str) -> str:
+    text = TEXT[language]
+    role = ROLE_NAMES[language].get(member.role, member.role)
+    platforms = ", ".join(member.platforms)
+    rights = text["authorised"].format(platforms=platforms) if platforms else text["not_authorised"]
+    phone = f" · {html.escape(member.phone)}" if member.phone else ""
+    return (
+        f"<li><strong>{html.escape(member.name)}</strong> ({html.escape(role)}) — "
+        f'<a href="mailto:{html.escape(member.email, quote=True)}">{html.escape(member.email)}</a>'
+        f"{phone} — {html.escape(rights)}</li>"
+    )
+
+
+def render_alert_email(
+    settings: Settings,
+    *,
+    alert_id: str,
+    signal: VolumeSignal,
+    level: str,
+    top_mentions: Sequence[dict[str, Any]],
+    run_url: str | None,
+) -> tuple[str, str]:
+    """The subject and HTML body of an alert, in the organisation's language."""
+    language = settings.organisation.language
+    text = TEXT[language]
+    zone = ZoneInfo(settings.organisation.timezone)
+    minutes = settings.detection.window_minutes
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+    subject = header_safe(
+        text["subject"].format(
+            level=LEVEL_NAMES[language][level],
+            org=settings.organisation.name,
+            topic=signal.topic,
+            count=signal.current,
+            minutes=minutes,
+        )
+    )
+    items = []
+    for mention in top_mentions:
+        title = html.escape(mention["title"])
+        href = _safe_href(mention["url"])
+        link = f'<a href="{href}">{title}</a>' if href else title
+        copies = (
+            " · " + html.escape(text["copies"].format(n=mention["copies"]))
+            if mention["copies"] > 1
+            else ""
+        )
+        items.append(
+            f"<li>{link}<br><small>{html.escape(mention['source'])} · "
+            f"{html.escape(local(mention['published_at']))}{copies}</small></li>"
+        )
+    members = "".join(_member_line(m, language) for m in settings.first_level)
+    run_link = (
+        f'<p><a href="{_safe_href(run_url)}">{html.escape(text["run"])}</a></p>'
+        if run_url and _safe_href(run_url)
+        else ""
+    )
+    why = text["why"].format(
+        count=signal.current,
+        start=local(signal.window_start),
+        end=local(signal.window_end),
+        median=signal.baseline_median,
+        minutes=minutes,
+        z=signal.z,
+        score=signal.score,
+    )
+    body = (
+        f'<html><body style="font-family:sans-serif">'
+        f"<h2>{html.escape(LEVEL_NAMES[language][level])} — "
+        f"{html.escape(text['heading'].format(topic=signal.topic))}</h2>"
+        f"<p>{html.escape(settings.organisation.name)}</p>"
+        f"<p>{html.escape(why)}</p>"
+        f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
+        f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
+        f"<p><em>{html.escape(text['charter'])}</em></p>"
+        f"{run_link}"
+        f"<p><small>{html.escape(text['footer'].format(alert_id=alert_id))}</small></p>"
+        f"</body></html>"
+    )
+    return subject, body
+
+
+def alert_message(
+    settings: Settings,
+    *,
+    alert_id: str,
+    signal: VolumeSignal,
+    level: str,
+    top_mentions: Sequence[dict[str, Any]],
+    run_url: str | None,
+) -> OutboxMessage:
+    """The outbox row that tells the first escalation level an alert was opened."""
+    subject, body = render_alert_email(
+        settings,
+        alert_id=alert_id,
+        signal=signal,
+        level=level,
+        top_mentions=top_mentions,
+        run_url=run_url,
+    )
+    return OutboxMessage(
+        message_id=f"{alert_id}.opened",
+        kind="alert",
+        recipients=tuple(m.email for m in settings.first_level),
+        subject=subject,
+        html=body,
+        alert_id=alert_id,
+    )
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+SmtpFactory = Callable[[Email, Secrets], Any]
+
+
+def smtp_client(email: Email, secrets: Secrets) -> yagmail.SMTP:
+    """A yagmail client for the configured server; certificates are always verified."""
+    context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
+    options: dict[str, Any] = {
+        "user": {email.sender: email.sender_name},
+        "host": email.host,
+        "port": email.port,
+        "timeout": email.timeout_s,
+        "smtp_ssl": email.security == "ssl",
+        # yagmail's default STARTTLS does not verify the certificate (STACK.md gotcha 18).
+        "smtp_starttls": {"context": context} if email.security == "starttls" else False,
+    }
+    if email.security == "ssl":
+        options["context"] = context
+    if email.username:
+        password = secrets.smtp_password.get_secret_value() if secrets.smtp_password else ""
+        options["password"] = password  # always explicit: yagmail would try a keyring
+    else:
+        options["smtp_skip_login"] = True
+    return yagmail.SMTP(**options)
+
+
+def _describe_smtp_error(err: BaseException) -> str:
+    if isinstance(err, smtplib.SMTPResponseException):
+        detail = err.smtp_error.decode("utf-8", "replace") if isinstance(
+            err.smtp_error, bytes
+        ) else str(err.smtp_error)
+        return f"SMTP {err.smtp_code}: {header_safe(detail, 200)}"
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        return "every recipient was refused"
+    return f"{type(err).__name__}: {header_safe(str(err), 200)}"
+
+
+_SMTP_ERRORS = (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError)
+
+
+def deliver_outbox(
+    pending: Sequence[OutboxMessage],
+    *,
+    email: Email,
+    secrets: Secrets,
+    mark_sent: Callable[[str], None],
+    mark_failed: Callable[[str, str], None],
+    smtp_factory: SmtpFactory = smtp_client,
+) -> DeliveryReport:
+    """Send each pending message over one SMTP session, marking each as soon as it is known.
+
+    A connection that cannot be opened marks every message failed (they stay pending).
+    """
+    report = DeliveryReport()
+    if not pending:
+        return report
+    client = smtp_factory(email, secrets)
+    try:
+        for message in pending:
+            if not message.recipients:
+                # yagmail would send a message without recipients to the sender itself.
+                reason = "no recipients (is the crisis cell configured?)"
+                report.failed[message.message_id] = reason
+                mark_failed(message.message_id, reason)
+                continue
+            try:
+                result = client.send(
+                    to=list(message.recipients),
+                    subject=header_safe(message.subject),
+                    contents=[message.html],
+                    prettify_html=False,  # premailer drops content (STACK.md gotcha 16)
+                    message_id=f"<{message.message_id}@vigie>",
+                    headers={"X-Vigie-Message-Id": message.message_id},
+                )
+            except _SMTP_ERRORS as err:
+                reason = _describe_smtp_error(err)
+                report.failed[message.message_id] = reason
+                mark_failed(message.message_id, reason)
+                continue
+            if result is False:
+                # yagmail returns False (and queues internally) when the server hung up.
+                reason = "the SMTP server closed the connection"
+                report.failed[message.message_id] = reason
+                mark_failed(message.message_id, reason)
+                continue
+            mark_sent(message.message_id)
+            report.sent.append(message.message_id)
+    finally:
+        try:
+            client.close()
+        except _SMTP_ERRORS:
+            pass
+    return report

@@ -1,0 +1,179 @@
+"""Real local servers for the demo and the tests: a feed server and an SMTP server that keeps mail.
+
+`FeedServer` serves documents from memory on 127.0.0.1 (a free port), with ETag and
+Last-Modified and 304 answers to conditional requests, optional per-path status codes and delays.
+`MailSink` is an aiosmtpd server that writes every message it receives to a folder as `.eml`.
+Both bind port 0 so they never collide with what else runs on the machine.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import hashlib
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Route:
+    body: bytes
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    delay_s: float = 0.0
+    last_modified: str = ""
+    etag: str = ""
+
+
+class FeedServer:
+    """An HTTP server on 127.0.0.1 serving in-memory documents; thread-safe updates."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    route = server.routes.get(self.path)
+                    server.requests.append((self.path, dict(self.headers.items())))
+                if route is None:
+                    self.send_error(404, "Not Found")
+                    return
+                if route.delay_s:
+                    time.sleep(route.delay_s)
+                if route.status == 200 and (
+                    self.headers.get("If-None-Match") == route.etag
+                    or (
+                        not self.headers.get("If-None-Match")
+                        and self.headers.get("If-Modified-Since") == route.last_modified
+                    )
+                ):
+                    self.send_response(304)
+                    self.send_header("ETag", route.etag)
+                    self.end_headers()
+                    return
+                self.send_response(route.status)
+                self.send_header("Content-Type", route.content_type)
+                self.send_header("Content-Length", str(len(route.body)))
+                if route.status == 200:
+                    self.send_header("ETag", route.etag)
+                    self.send_header("Last-Modified", route.last_modified)
+                self.end_headers()
+                try:
+                    self.wfile.write(route.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def set(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        content_type: str = "application/rss+xml; charset=utf-8",
+        status: int = 200,
+        delay_s: float = 0.0,
+    ) -> str:
+        """Serve `body` at `path` (new ETag when it changes); return the full URL."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        with self._lock:
+            old = self.routes.get(path)
+            modified = (
+                old.last_modified
+                if old is not None and old.etag == etag
+                else email.utils.formatdate(usegmt=True)
+            )
+            self.routes[path] = Route(data, content_type, status, delay_s, modified, etag)
+        return self.url(path)
+
+    def start(self) -> FeedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class MailSink:
+    """An aiosmtpd SMTP server on 127.0.0.1 that stores each message as a `.eml` file."""
+
+    def __init__(self, folder: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        sink = self
+
+        class Save:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                data = envelope.original_content or envelope.content
+                name = f"{time.time_ns()}.eml"
+                (sink.folder / name).write_bytes(data)
+                return "250 Message accepted for delivery"
+
+        # aiosmtpd's controller cannot bind port 0 (it probes the port it was given), so ask
+        # the system for a free port first.
+        self._controller = Controller(Save(), hostname="127.0.0.1", port=free_port())
+
+    @property
+    def port(self) -> int:
+        return int(self._controller.port)
+
+    def start(self) -> MailSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def messages(self) -> list[EmailMessage]:
+        """Every message received so far, oldest first, parsed."""
+        found = []
+        for path in sorted(self.folder.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            found.append(message)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
+
+    def __enter__(self) -> MailSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

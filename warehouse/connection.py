@@ -1,0 +1,103 @@
+"""Open the DuckDB warehouse and bring its schema up to date.
+
+DuckDB holds one writer lock per file across processes and fails at once when another process
+holds it (STACK.md gotcha 11). `open_warehouse` waits for the lock with back-off for a bounded
+time, so two flows that write at the same moment run one after the other instead of failing;
+connections are kept short (one `with` block per step). Extensions are never downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from vigie.errors import WarehouseError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def migrations() -> list[tuple[int, str, Path]]:
+    """The versioned migrations, in order: (version, name, file)."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), path))
+    return found
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this file has not seen yet, each in its own transaction."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied: list[str] = []
+    for version, name, path in migrations():
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [version, name, datetime.now(UTC)],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as err:
+            con.execute("ROLLBACK")
+            raise WarehouseError(f"migration {path.name} failed: {err}") from err
+        applied.append(f"{version:03d}_{name}")
+    return applied
+
+
+def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file, waiting up to `lock_wait_s` for its lock.
+
+    Raises:
+        WarehouseError: the folder cannot be created, the lock is not released in time, or the
+            file is not a DuckDB database.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WarehouseError(f"cannot create the folder of {path}: {err.strerror}") from err
+    deadline = time.monotonic() + lock_wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), config=_OFFLINE)
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower():
+                raise WarehouseError(f"cannot open the warehouse {path}: {err}") from err
+            if time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"the warehouse {path} is locked by another process "
+                    f"(waited {lock_wait_s:.0f} s)"
+                ) from err
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as err:
+            raise WarehouseError(f"cannot open the warehouse {path}: {err}") from err
+
+
+@contextmanager
+def open_warehouse(path: Path, *, lock_wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A migrated connection, closed (and the lock released) when the block ends."""
+    con = connect(path, lock_wait_s=lock_wait_s)
+    try:
+        migrate(con)
+        yield con
+    finally:
+        con.close()

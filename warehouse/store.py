@@ -1,0 +1,394 @@
+"""The queries and writes of the warehouse, over an injected DuckDB connection.
+
+Writes are idempotent so that a retried or repeated cycle changes nothing it already did:
+mentions are keyed by `mention_id` and inserted with ON CONFLICT DO NOTHING, source runs by
+(cycle, source), outbox messages by a deterministic id. A cycle's load is one transaction: a
+crash mid-load leaves the warehouse as it was before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from vigie.errors import WarehouseError
+from vigie.models import (
+    Mention,
+    OutboxMessage,
+    QuarantinedMention,
+    SourceOutcome,
+    SourceState,
+    VolumeSignal,
+)
+from vigie.settings import Source
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    new_mentions: int
+    new_by_source: dict[str, int]
+    quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    alert_id: str
+    topic: str
+    level: str
+    status: str
+    opened_at: datetime
+    mentions_in_window: int
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+class Store:
+    """Named reads and writes of the warehouse; the connection is the caller's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def source_states(self) -> dict[str, SourceState]:
+        rows = self.con.execute("SELECT name, etag, last_modified FROM sources").fetchall()
+        return {name: SourceState(name, etag, modified) for name, etag, modified in rows}
+
+    def begin_cycle(self, cycle_id: str, started_at: datetime, flow_run_id: str | None) -> None:
+        self.con.execute(
+            "INSERT INTO cycles (cycle_id, started_at, flow_run_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [cycle_id, started_at, flow_run_id],
+        )
+
+    def finish_cycle(self, cycle_id: str, finished_at: datetime, summary: dict[str, Any]) -> None:
+        self.con.execute(
+            "UPDATE cycles SET finished_at = ?, summary = ? WHERE cycle_id = ?",
+            [finished_at, json.dumps(summary, default=_json_default), cycle_id],
+        )
+
+    def load_cycle(
+        self,
+        cycle_id: str,
+        sources: Sequence[Source],
+        outcomes: Sequence[SourceOutcome],
+        mentions: Sequence[Mention],
+        quarantined: Sequence[QuarantinedMention],
+        now: datetime,
+    ) -> LoadResult:
+        """Record source runs and state, new mentions, quarantine and stories in one transaction."""
+        try:
+            with self.transaction():
+                new_by_source = self._insert_mentions(cycle_id, mentions)
+                self._record_sources(cycle_id, sources, outcomes, new_by_source, now)
+                self._quarantine(cycle_id, quarantined, now)
+                self._refresh_stories(mentions)
+        except duckdb.Error as err:
+            raise WarehouseError(f"loading cycle {cycle_id} failed: {err}") from err
+        return LoadResult(sum(new_by_source.values()), new_by_source, len(quarantined))
+
+    def _insert_mentions(self, cycle_id: str, mentions: Sequence[Mention]) -> dict[str, int]:
+        if not mentions:
+            return {}
+        batch = pd.DataFrame(
+            {
+                "mention_id": [m.mention_id for m in mentions],
+                "source": [m.source for m in mentions],
+                "platform": [m.platform for m in mentions],
+                "tier": [m.tier for m in mentions],
+                "url": [m.url for m in mentions],
+                "title": [m.title for m in mentions],
+                "summary": [m.summary for m in mentions],
+                "author": [m.author for m in mentions],
+                "published_at": pd.to_datetime([m.published_at for m in mentions], utc=True),
+                "collected_at": pd.to_datetime([m.collected_at for m in mentions], utc=True),
+                "language": [m.language for m in mentions],
+                "story_id": [m.story_id for m in mentions],
+                "topics": [list(m.topics) for m in mentions],
+                "cycle_id": cycle_id,
+            }
+        )
+        self.con.register("mention_batch", batch)
+        try:
+            rows = self.con.execute(
+                "SELECT source, count(*) FROM mention_batch b WHERE NOT EXISTS "
+                "(SELECT 1 FROM mentions m WHERE m.mention_id = b.mention_id) GROUP BY source"
+            ).fetchall()
+            self.con.execute(
+                "INSERT INTO mentions SELECT mention_id, source, platform, tier, url, title, "
+                "summary, author, published_at, collected_at, language, story_id, "
+                "topics::VARCHAR[], cycle_id FROM mention_batch ON CONFLICT DO NOTHING"
+            )
+        finally:
+            self.con.unregister("mention_batch")
+        return {source: count for source, count in rows}
+
+    def _record_sources(
+        self,
+        cycle_id: str,
+        sources: Sequence[Source],
+        outcomes: Sequence[SourceOutcome],
+        new_by_source: dict[str, int],
+        now: datetime,
+    ) -> None:
+        for source in sources:
+            self.con.execute(
+                "INSERT INTO sources (name, kind, url, platform, tier) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url, "
+                "platform = excluded.platform, tier = excluded.tier",
+                [source.name, source.kind, source.url, source.platform, source.tier],
+            )
+        for outcome in outcomes:
+            fetch = outcome.fetch
+            self.con.execute(
+                "INSERT INTO source_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [
+                    cycle_id,
+                    fetch.source,
+                    fetch.started_at,
+                    fetch.duration_s,
+                    outcome.status,
+                    fetch.http_status,
+                    fetch.size,
+                    outcome.items,
+                    new_by_source.get(fetch.source, 0),
+                    outcome.error,
+                ],
+            )
+            if outcome.status == "error":
+                self.con.execute(
+                    "UPDATE sources SET last_status = 'error', last_error = ?, last_run_at = ?, "
+                    "consecutive_failures = consecutive_failures + 1 WHERE name = ?",
+                    [outcome.error, now, fetch.source],
+                )
+            else:
+                # The validators are kept only once the body was parsed, so a body that failed
+                # to parse is fetched again in full next time.
+                self.con.execute(
+                    "UPDATE sources SET last_status = ?, last_error = NULL, last_run_at = ?, "
+                    "last_ok_at = ?, consecutive_failures = 0, etag = ?, last_modified = ? "
+                    "WHERE name = ?",
+                    [
+                        outcome.status,
+                        now,
+                        now,
+                        fetch.etag,
+                        fetch.last_modified,
+                        fetch.source,
+                    ],
+                )
+
+    def _quarantine(
+        self, cycle_id: str, quarantined: Sequence[QuarantinedMention], now: datetime
+    ) -> None:
+        for item in quarantined:
+            record = asdict(item.mention)
+            self.con.execute(
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    cycle_id,
+                    item.mention.mention_id,
+                    item.mention.source,
+                    list(item.reasons),
+                    json.dumps(record, default=_json_default, ensure_ascii=False),
+                    now,
+                ],
+            )
+
+    def _refresh_stories(self, mentions: Sequence[Mention]) -> None:
+        story_ids = sorted({m.story_id for m in mentions})
+        if not story_ids:
+            return
+        self.con.execute(
+            "INSERT OR REPLACE INTO stories "
+            "SELECT story_id, arg_min(title, published_at), arg_min(url, published_at), "
+            "min(published_at), max(published_at), count(*)::INTEGER, "
+            "count(DISTINCT source)::INTEGER "
+            "FROM mentions WHERE story_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY story_id",
+            [story_ids],
+        )
+
+    def window_counts(
+        self, topic: str, *, end: datetime, window: timedelta, windows: int
+    ) -> tuple[list[int], datetime | None]:
+        """Mentions of `topic` per window, oldest first, the last one ending at `end`.
+
+        Also returns when the topic was first seen, so detection can wait for a baseline.
+        """
+        start = end - window * windows
+        rows = self.con.execute(
+            "SELECT floor((epoch(published_at) - epoch(?::TIMESTAMPTZ)) / ?)::BIGINT AS idx, "
+            "count(*) FROM mentions WHERE list_contains(topics, ?) "
+            "AND published_at >= ? AND published_at < ? GROUP BY idx",
+            [start, window.total_seconds(), topic, start, end],
+        ).fetchall()
+        counts = [0] * windows
+        for index, count in rows:
+            if 0 <= index < windows:
+                counts[int(index)] = int(count)
+        first = self.con.execute(
+            "SELECT min(published_at) FROM mentions WHERE list_contains(topics, ?)", [topic]
+        ).fetchall()[0][0]
+        return counts, first
+
+    def top_mentions(
+        self, topic: str, *, start: datetime, end: datetime, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """The mentions of a window, one per story, major outlets and larger stories first."""
+        rows = self.con.execute(
+            "SELECT story_id, arg_min(title, tier), arg_min(url, tier), arg_min(source, tier), "
+            "min(tier), count(*), max(published_at) FROM mentions "
+            "WHERE list_contains(topics, ?) AND published_at >= ? AND published_at < ? "
+            "GROUP BY story_id ORDER BY min(tier), count(*) DESC, max(published_at) DESC "
+            "LIMIT ?",
+            [topic, start, end, limit],
+        ).fetchall()
+        keys = ("story_id", "title", "url", "source", "tier", "copies", "published_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def open_alert_for(self, topic: str) -> StoredAlert | None:
+        rows = self.con.execute(
+            "SELECT alert_id, topic, level, status, opened_at, mentions_in_window FROM alerts "
+            "WHERE topic = ? AND status IN ('open', 'acknowledged') "
+            "ORDER BY opened_at DESC LIMIT 1",
+            [topic],
+        ).fetchall()
+        return StoredAlert(*rows[0]) if rows else None
+
+    def open_alert(
+        self,
+        alert_id: str,
+        signal: VolumeSignal,
+        *,
+        level: str,
+        reason: str,
+        now: datetime,
+        messages: Sequence[OutboxMessage],
+    ) -> None:
+        """Open an alert, log the event and queue its emails, all or nothing."""
+        with self.transaction():
+            self.con.execute(
+                "INSERT INTO alerts VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    alert_id,
+                    signal.topic,
+                    level,
+                    signal.score,
+                    reason,
+                    now,
+                    now,
+                    signal.window_start,
+                    signal.window_end,
+                    signal.current,
+                    signal.baseline_median,
+                ],
+            )
+            self.log_alert_event(alert_id, "opened", now, {"level": level, "reason": reason})
+            for message in messages:
+                self.queue(message, now)
+
+    def update_alert(self, alert_id: str, signal: VolumeSignal, now: datetime) -> None:
+        """Keep an open alert's figures current without opening a second one."""
+        self.con.execute(
+            "UPDATE alerts SET updated_at = ?, score = greatest(score, ?), "
+            "mentions_in_window = greatest(mentions_in_window, ?), window_end = ? "
+            "WHERE alert_id = ?",
+            [now, signal.score, signal.current, signal.window_end, alert_id],
+        )
+
+    def log_alert_event(
+        self, alert_id: str, kind: str, at: datetime, detail: dict[str, Any]
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO alert_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [alert_id, at, kind, json.dumps(detail, ensure_ascii=False)],
+        )
+
+    def queue(self, message: OutboxMessage, now: datetime) -> None:
+        self.con.execute(
+            "INSERT INTO outbox (message_id, kind, alert_id, recipients, subject, html, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                message.message_id,
+                message.kind,
+                message.alert_id,
+                list(message.recipients),
+                message.subject,
+                message.html,
+                now,
+            ],
+        )
+
+    def pending_messages(self, max_attempts: int) -> list[OutboxMessage]:
+        rows = self.con.execute(
+            "SELECT message_id, kind, recipients, subject, html, alert_id FROM outbox "
+            "WHERE sent_at IS NULL AND attempts < ? ORDER BY created_at, message_id",
+            [max_attempts],
+        ).fetchall()
+        return [
+            OutboxMessage(mid, kind, tuple(recipients), subject, body, alert_id)
+            for mid, kind, recipients, subject, body, alert_id in rows
+        ]
+
+    def mark_sent(self, message_id: str, at: datetime) -> None:
+        self.con.execute(
+            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, "
+            "last_error = NULL WHERE message_id = ? AND sent_at IS NULL",
+            [at, at, message_id],
+        )
+
+    def mark_failed(self, message_id: str, error: str, at: datetime) -> None:
+        self.con.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ? "
+            "WHERE message_id = ?",
+            [at, error[:500], message_id],
+        )
+
+    def counts(self) -> dict[str, int]:
+        tables = ("mentions", "sources", "source_runs", "quarantine", "stories", "alerts")
+        tables += ("alert_events", "outbox")
+        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in tables}
+
+    def last_cycle(self) -> tuple[str, datetime, datetime | None, str | None] | None:
+        rows = self.con.execute(
+            "SELECT cycle_id, started_at, finished_at, summary FROM cycles "
+            "ORDER BY started_at DESC LIMIT 1"
+        ).fetchall()
+        return rows[0] if rows else None
+
+    def source_health(self) -> list[tuple[Any, ...]]:
+        return self.con.execute(
+            "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error "
+            "FROM sources ORDER BY name"
+        ).fetchall()
+
+    def open_alerts(self) -> list[tuple[Any, ...]]:
+        return self.con.execute(
+            "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, reason "
+            "FROM alerts WHERE status <> 'resolved' ORDER BY opened_at DESC"
+        ).fetchall()
+
+    def unsent_count(self) -> int:
+        return int(
+            self.con.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0]
+        )
