@@ -28,7 +28,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    load_secrets(settings)
     org = settings.organisation
     print(f"{settings.config_path}: valid")
     print(f"Organisation: {org.name} (emails in {org.language}, time zone {org.timezone})")
@@ -49,6 +48,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print("Warning: the crisis cell has no members; alerts would reach nobody.")
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
 
 

@@ -13,6 +13,7 @@ import email.policy
 import email.utils
 import hashlib
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Route:
     delay_s: float = 0.0
     last_modified: str = ""
     etag: str = ""
+    location: str | None = None
+    headers: dict[str, str] | None = None
 
 
 class FeedServer:
@@ -68,6 +71,10 @@ class FeedServer:
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
                 self.send_header("Content-Length", str(len(route.body)))
+                if route.location:
+                    self.send_header("Location", route.location)
+                for name, value in (route.headers or {}).items():
+                    self.send_header(name, value)
                 if route.status == 200:
                     self.send_header("ETag", route.etag)
                     self.send_header("Last-Modified", route.last_modified)
@@ -96,8 +103,14 @@ class FeedServer:
         content_type: str = "application/rss+xml; charset=utf-8",
         status: int = 200,
         delay_s: float = 0.0,
+        location: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> str:
-        """Serve `body` at `path` (new ETag when it changes); return the full URL."""
+        """Serve `body` at `path` (new ETag when it changes); return the full URL.
+
+        `location` is sent as a `Location` header (with a 3xx `status`, a redirect);
+        `headers` are sent as they are (for example `Content-Encoding`).
+        """
         data = body.encode("utf-8") if isinstance(body, str) else body
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         with self._lock:
@@ -107,7 +120,9 @@ class FeedServer:
                 if old is not None and old.etag == etag
                 else email.utils.formatdate(usegmt=True)
             )
-            self.routes[path] = Route(data, content_type, status, delay_s, modified, etag)
+            self.routes[path] = Route(
+                data, content_type, status, delay_s, modified, etag, location, headers
+            )
         return self.url(path)
 
     def start(self) -> FeedServer:
@@ -135,7 +150,14 @@ def free_port() -> int:
 class MailSink:
     """An aiosmtpd SMTP server on 127.0.0.1 that stores each message as a `.eml` file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        authenticator: Any = None,
+    ) -> None:
+        """With `tls_context`, STARTTLS is required; with `authenticator`, so is a login."""
         from aiosmtpd.controller import Controller
 
         self.folder = folder
@@ -151,7 +173,14 @@ class MailSink:
 
         # aiosmtpd's controller cannot bind port 0 (it probes the port it was given), so ask
         # the system for a free port first.
-        self._controller = Controller(Save(), hostname="127.0.0.1", port=free_port())
+        options: dict[str, Any] = {}
+        if tls_context is not None:
+            options.update(tls_context=tls_context, require_starttls=True)
+        if authenticator is not None:
+            options.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+        self._controller = Controller(
+            Save(), hostname="127.0.0.1", port=free_port(), **options
+        )
 
     @property
     def port(self) -> int:

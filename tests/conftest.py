@@ -1,0 +1,120 @@
+"""Shared fixtures: real local servers (HTTP feeds, SMTP), temporary warehouse and config files,
+and a session-wide Prefect test harness (a real temporary Prefect server) for flow tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import vigie  # noqa: F401  (telemetry off before Prefect is imported)
+from vigie.localservers import FeedServer, MailSink
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """An HTTP server on a free port of 127.0.0.1 serving documents the test sets."""
+    with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
+    """An aiosmtpd server on a free port of 127.0.0.1 that keeps every message as .eml."""
+    with MailSink(tmp_path / "inbox") as sink:
+        yield sink
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a vigie.toml in tmp_path with the given sources, SMTP port and extra TOML."""
+
+    def write(
+        *,
+        sources: list[dict[str, object]],
+        smtp_port: int,
+        extra: str = "",
+        watch: str = '("laiterie boréale" OR boreale) NOT recrutement',
+        language: str = "fr",
+    ) -> Path:
+        blocks = []
+        for source in sources:
+            fields = "\n".join(
+                f"{key} = {value!r}" if isinstance(value, int) else f'{key} = "{value}"'
+                for key, value in source.items()
+            )
+            blocks.append(f"[[sources]]\n{fields}\n")
+        text = f"""
+[organisation]
+name = "Laiterie Boréale"
+language = "{language}"
+timezone = "America/Toronto"
+
+[warehouse]
+path = "wh/vigie.duckdb"
+
+[[watch]]
+name = "marque"
+query = '{watch}'
+
+{"".join(blocks)}
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+sender = "vigie@laiterie-boreale.example"
+security = "none"
+timeout_s = 10
+
+[[cell.members]]
+name = "Awa Diallo"
+email = "awa.diallo@laiterie-boreale.example"
+role = "lead"
+level = 1
+platforms = ["facebook", "x"]
+
+[[cell.members]]
+name = "Louis Tremblay"
+email = "louis.tremblay@laiterie-boreale.example"
+role = "spokesperson"
+level = 1
+
+[[cell.members]]
+name = "Sophie Roy"
+email = "sophie.roy@laiterie-boreale.example"
+role = "legal"
+level = 2
+
+[collection]
+connect_timeout_s = 2
+read_timeout_s = 2
+deadline_s = 10
+retries = 1
+{extra}
+"""
+        path = tmp_path / "vigie.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """A real temporary Prefect server for the session; yields its API URL."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield str(PREFECT_API_URL.value())

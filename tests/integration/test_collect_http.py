@@ -1,0 +1,161 @@
+"""Collection against a real HTTP server on 127.0.0.1: conditional GET, failures recorded."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+
+from vigie.localservers import FeedServer, free_port
+from vigie.models import SourceState
+from vigie.settings import Collection, Source
+from tasks.collect import collect_sources, fetch_source, fetch_sources
+
+RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>
+<item><title>Rappel : la Laiterie Boréale retire un fromage</title>
+<link>https://quotidien.example/a/1?utm_source=rss</link>
+<pubDate>Wed, 25 Nov 2026 14:00:00 +0000</pubDate><description>&lt;b&gt;Rappel&lt;/b&gt;</description></item>
+<item><title>Météo</title><link>https://quotidien.example/a/2</link></item>
+</channel></rss>"""
+
+FAST = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=5, retries=1)
+
+
+def _source(url: str, name: str = "Le Quotidien") -> Source:
+    return Source(name=name, url=url, platform="news", tier=1)
+
+
+def test_fetch_returns_body_and_validators(feed_server: FeedServer) -> None:
+    url = feed_server.set("/feed.xml", RSS)
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "ok"
+    assert result.http_status == 200
+    assert result.body is not None and b"Laiterie" in result.body
+    assert result.etag and result.last_modified
+
+
+def test_unchanged_feed_is_not_downloaded_again(feed_server: FeedServer) -> None:
+    """A second fetch with the kept ETag and Last-Modified gets a 304 and no body."""
+    url = feed_server.set("/feed.xml", RSS)
+    first = fetch_source(_source(url), None, collection=FAST)
+    state = SourceState("Le Quotidien", first.etag, first.last_modified)
+    second = fetch_source(_source(url), state, collection=FAST)
+    assert second.status == "not_modified"
+    assert second.body is None
+    headers = feed_server.requests[-1][1]
+    assert headers["If-None-Match"] == first.etag
+    assert headers["If-Modified-Since"] == first.last_modified
+
+
+def test_changed_feed_is_downloaded_again(feed_server: FeedServer) -> None:
+    url = feed_server.set("/feed.xml", RSS)
+    first = fetch_source(_source(url), None, collection=FAST)
+    feed_server.set("/feed.xml", RSS.replace("Météo", "Sports"))
+    state = SourceState("Le Quotidien", first.etag, first.last_modified)
+    second = fetch_source(_source(url), state, collection=FAST)
+    assert second.status == "ok"
+    assert second.body is not None and b"Sports" in second.body
+
+
+def test_user_agent_names_vigie(feed_server: FeedServer) -> None:
+    url = feed_server.set("/feed.xml", RSS)
+    fetch_source(_source(url), None, collection=FAST)
+    assert feed_server.requests[-1][1]["User-Agent"].startswith("Vigie/")
+
+
+def test_not_found_is_recorded_with_its_status(feed_server: FeedServer) -> None:
+    result = fetch_source(_source(feed_server.url("/missing.xml")), None, collection=FAST)
+    assert result.status == "error"
+    assert result.http_status == 404
+    assert result.error is not None and result.error.startswith("HTTP 404")
+
+
+def test_server_error_is_retried_then_recorded(feed_server: FeedServer) -> None:
+    url = feed_server.set("/feed.xml", "oops", status=500, content_type="text/plain")
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "error"
+    assert result.error is not None and "HTTP 500" in result.error
+    assert len([p for p, _ in feed_server.requests if p == "/feed.xml"]) == 2  # 1 + 1 retry
+
+
+def test_slow_source_times_out(feed_server: FeedServer) -> None:
+    url = feed_server.set("/slow.xml", RSS, delay_s=3)
+    quick = Collection(connect_timeout_s=1, read_timeout_s=0.3, deadline_s=5, retries=0)
+    result = fetch_source(_source(url), None, collection=quick)
+    assert result.status == "error"
+    assert result.error == "timed out"
+    assert result.duration_s < 2.5
+
+
+def test_refused_connection_is_recorded() -> None:
+    url = f"http://127.0.0.1:{free_port()}/feed.xml"
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "error"
+    assert result.error is not None and result.error.startswith("connection failed")
+
+
+def test_body_over_the_size_cap_is_refused(feed_server: FeedServer) -> None:
+    url = feed_server.set("/big.xml", "x" * 5000)
+    capped = Collection(max_bytes=1024, retries=0)
+    result = fetch_source(_source(url), None, collection=capped)
+    assert result.status == "error"
+    assert result.error is not None and "size cap" in result.error
+
+
+def test_gzip_bomb_is_capped_after_decompression(feed_server: FeedServer) -> None:
+    """The cap applies to decompressed bytes: 2 MB of zeros gzip to a few KB."""
+    bomb = gzip.compress(b"\0" * 2_000_000)
+    assert len(bomb) < 10_000
+    url = feed_server.set("/bomb.xml", bomb, headers={"Content-Encoding": "gzip"})
+    result = fetch_source(_source(url), None, collection=Collection(max_bytes=100_000, retries=0))
+    assert result.status == "error"
+    assert result.error is not None and "size cap" in result.error
+
+
+def test_gzip_body_is_decompressed(feed_server: FeedServer) -> None:
+    url = feed_server.set("/feed.xml", gzip.compress(RSS.encode()), headers={"Content-Encoding": "gzip"})
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "ok"
+    assert result.body == RSS.encode()
+
+
+def test_redirect_to_a_file_url_is_refused(feed_server: FeedServer) -> None:
+    url = feed_server.set("/moved.xml", "", status=302, location="file:///etc/passwd")
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "error"
+    assert result.error == "redirected to a non-HTTP URL (refused)"
+
+
+def test_redirect_to_http_is_followed(feed_server: FeedServer) -> None:
+    target = feed_server.set("/new.xml", RSS)
+    url = feed_server.set("/old.xml", "", status=301, location=target)
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "ok"
+    assert result.final_url == target
+
+
+def test_one_bad_source_does_not_stop_the_others(feed_server: FeedServer) -> None:
+    """HTML page, garbage, 404 and a good feed: each gets its own outcome, in config order."""
+    sources = [
+        _source(feed_server.set("/good.xml", RSS), "good"),
+        _source(
+            feed_server.set("/page", "<!DOCTYPE html><html><body>Moved</body></html>",
+                            content_type="text/html"),
+            "html",
+        ),
+        _source(feed_server.set("/garbage", b"\x00\x01\x02garbage\xff",
+                                content_type="application/octet-stream"), "garbage"),
+        _source(feed_server.url("/nothing"), "missing"),
+    ]
+    fetched = fetch_sources(sources, {}, collection=FAST)
+    mentions, outcomes = collect_sources(
+        sources, fetched, collected_at=datetime.now(UTC), max_entries=100
+    )
+    by_name = {o.fetch.source: o for o in outcomes}
+    assert [o.fetch.source for o in outcomes] == ["good", "html", "garbage", "missing"]
+    assert by_name["good"].status == "ok" and by_name["good"].items == 2
+    assert by_name["html"].error == "not a feed: an HTML page"
+    assert by_name["garbage"].status == "error"
+    assert by_name["garbage"].error is not None and by_name["garbage"].error.startswith("not a feed")
+    assert by_name["missing"].error is not None and "404" in by_name["missing"].error
+    assert {m.source for m in mentions} == {"good"}
+    assert mentions[0].url == "https://quotidien.example/a/1"
