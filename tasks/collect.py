@@ -234,7 +234,15 @@ def parse_feed(
     return entries, language
 
 
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 "
+    "h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
+
+
 class _TextExtractor(HTMLParser):
+    """Text content of HTML; block elements separate words, script and style are dropped."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
@@ -243,16 +251,27 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in {"script", "style"}:
             self._skip += 1
-        elif tag in {"br", "p", "div", "li"}:
+        elif tag in _BLOCK_TAGS:
             self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in {"script", "style"} and self._skip:
-            self._skip -= 1
+        if tag in {"script", "style"}:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
             self.parts.append(data)
+
+
+def _visible(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category in {"Cc", "Zl", "Zp"}:
+        return " "  # line breaks, tabs, NUL: a separator
+    if category == "Cf":
+        return ""  # soft hyphens, zero-width and bidirectional controls: invisible, dropped
+    return ch
 
 
 def clean_text(value: str | None, max_chars: int) -> str:
@@ -260,15 +279,13 @@ def clean_text(value: str | None, max_chars: int) -> str:
     if not value:
         return ""
     if "<" in value:
-        extractor = _TextExtractor()
+        extractor = _TextExtractor()  # decodes character references itself
         extractor.feed(value)
         extractor.close()
         value = "".join(extractor.parts)
-    value = html.unescape(value)
-    # Cc and Cf cover CR/LF, NUL and the bidirectional overrides that disguise text.
-    value = "".join(
-        " " if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch for ch in value
-    )
+    else:
+        value = html.unescape(value)
+    value = "".join(_visible(ch) for ch in value)
     value = _SPACES.sub(" ", value).strip()
     if len(value) > max_chars:
         value = value[: max_chars - 1].rstrip() + "…"
@@ -276,10 +293,16 @@ def clean_text(value: str | None, max_chars: int) -> str:
 
 
 def canonical_url(url: str) -> str:
-    """A stable form of an http(s) URL: lower-case scheme and host, no fragment or tracking."""
+    """A stable form of an http(s) URL: lower-case scheme and host, no fragment or tracking.
+
+    Raises:
+        ValueError: the URL cannot be split (bad port, unclosed IPv6 bracket).
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
     port = parts.port
     netloc = host
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
@@ -309,7 +332,14 @@ def normalise_entries(
     for entry in entries:
         link = (entry.link or "").strip()
         is_http = link.lower().startswith(("http://", "https://"))
-        url = canonical_url(link) if is_http else link[:2000]
+        url = link[:2000]
+        if is_http:
+            try:
+                url = canonical_url(link)
+            except ValueError:
+                # Kept under a non-http scheme so that validation quarantines it, visibly.
+                is_http = False
+                url = f"invalid:{link[:2000]}"
         title = clean_text(entry.title, MAX_TITLE_CHARS)
         if is_http:
             mention_id = _digest("url", url)
@@ -374,7 +404,12 @@ def collect_sources(
         except SourceError as err:
             outcomes.append(SourceOutcome(result, "error", error=err.reason))
             continue
-        found = normalise_entries(entries, source=source, collected_at=collected_at)
+        try:
+            found = normalise_entries(entries, source=source, collected_at=collected_at)
+        except Exception as err:  # noqa: BLE001  (a bad document must not stop the cycle)
+            reason = f"entries could not be normalised: {type(err).__name__}"
+            outcomes.append(SourceOutcome(result, "error", error=reason))
+            continue
         mentions.extend(found)
         outcomes.append(SourceOutcome(result, "ok", items=len(found)))
     return merge_duplicates(mentions), outcomes

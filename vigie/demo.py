@@ -43,6 +43,8 @@ def run_demo(workdir: Path, *, out: Printer = print) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         # No server configured: Prefect runs a temporary one; keep its files in the demo folder.
         os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect-home"))
+    # Prefect logs every task run; the demo prints its own summary of each cycle instead.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.watch_cycle import watch_cycle
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
@@ -73,10 +75,12 @@ def run_demo(workdir: Path, *, out: Printer = print) -> int:
         store = Store(con)
         counts = store.counts()
         alerts = store.open_alerts()
-        quarantined = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
+        refused = con.execute("SELECT source, reasons, record->>'url' FROM quarantine").fetchall()
     out("")
-    out(f"Mentions in the warehouse: {counts['mentions']} ({counts['stories']} stories, "
-        f"{quarantined} quarantined), source runs: {counts['source_runs']}")
+    out(f"Mentions in the warehouse: {counts['mentions']} ({counts['stories']} stories), "
+        f"source runs: {counts['source_runs']}, quarantined: {len(refused)}")
+    for source, reasons, url in refused:
+        out(f"  quarantined from {source}: {url[:60]} ({', '.join(reasons)})")
     for alert_id, topic, level, status, opened_at, in_window, reason in alerts:
         out(f"Alert {alert_id}: topic '{topic}', level {level.upper()}, {status}, "
             f"{in_window} mentions in the window")

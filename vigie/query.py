@@ -23,9 +23,13 @@ _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"|([^\s()"]+))')
 _OPERATORS = {"AND", "OR", "NOT"}
 
 
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "\u00ad": ""})
+
+
 def fold(text: str) -> str:
-    """Lower-case `text` and remove its accents ("Boréale" -> "boreale")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    """Lower-case `text`, remove its accents and open ligatures ("Cœur Boréale" -> "coeur
+    boreale")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -92,7 +96,8 @@ def _tokenize(query: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(stripped, pos)
         if m is None:
             # Only an unterminated quote can fail to match.
-            raise QueryError(f"unterminated quote at character {pos + 1}")
+            quote = stripped.index('"', pos)
+            raise QueryError(f"unterminated quote at character {quote + 1}")
         pos = m.end()
         if m.group(1):
             tokens.append(("(", "("))

@@ -69,7 +69,7 @@ _CALM = {
     ],
 }
 
-_BURST = {
+_BURST: dict[str, list[tuple[str, int] | tuple[str, int, str]]] = {
     "/quotidien/rss.xml": [
         ("Rappel de fromages de la Laiterie Boréale : risque de listeria", 48),
         ("Listeria : ce que l'on sait du rappel de la Laiterie Boréale", 30),
@@ -91,6 +91,8 @@ _BURST = {
         ("Scandale Boréale : ils savaient depuis une semaine", 12),
         ("Pétition contre la Laiterie Boréale", 8),
         ("Boréale : le service client ne répond plus", 3),
+        # A hostile post: its link is a script, so validation quarantines it.
+        ("Boréale : la vidéo qu'ils veulent cacher", 2, "javascript:alert(document.cookie)"),
     ],
 }
 
@@ -118,15 +120,15 @@ def items_for(path: str, phase: Phase) -> list[Item]:
         for title, hours in _CALM[path]
     ]
     if phase == "burst":
-        items += [
-            Item(
-                title,
-                f"{host}/articles/{_slug(title)}",
-                f"<p>{escape(title)}.</p><script>alert('x')</script>",
-                timedelta(minutes=minutes),
+        for title, minutes, *link in _BURST[path]:
+            items.append(
+                Item(
+                    title,
+                    link[0] if link else f"{host}/articles/{_slug(title)}",
+                    f"<p>{escape(title)}.</p><script>alert('x')</script>",
+                    timedelta(minutes=minutes),
+                )
             )
-            for title, minutes in _BURST[path]
-        ]
     return sorted(items, key=lambda item: item.age)
 
 

@@ -246,7 +246,9 @@ def _key(loc: tuple[int | str, ...]) -> str:
 
 
 def _describe(err: ValidationError, path: Path) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    # A misspelt key also makes the right one "missing": name the typo first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key (check its spelling)"
@@ -254,7 +256,9 @@ def _describe(err: ValidationError, path: Path) -> str:
         message = "is required"
     # Errors raised by a model validator name their key in the message already.
     key = _key(tuple(first["loc"]))
-    more = len(err.errors()) - 1
+    # Errors on an enclosing key (a list that "should have at least 1 item") are echoes.
+    loc = tuple(first["loc"])
+    more = sum(1 for e in errors if e is not first and tuple(e["loc"]) != loc[: len(e["loc"])])
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     return f"{path}: {key}: {message}{suffix}"
 

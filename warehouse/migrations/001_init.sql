@@ -55,14 +55,13 @@ CREATE TABLE mentions (
     cycle_id        VARCHAR NOT NULL
 );
 
-CREATE TABLE quarantine (
+CREATE TABLE quarantine (              -- one row per refused mention, from the first cycle that saw it
     cycle_id        VARCHAR NOT NULL,
-    mention_id      VARCHAR NOT NULL,
+    mention_id      VARCHAR NOT NULL PRIMARY KEY,
     source          VARCHAR NOT NULL,
     reasons         VARCHAR[] NOT NULL,
     record          JSON NOT NULL,
-    quarantined_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (cycle_id, mention_id)
+    quarantined_at  TIMESTAMPTZ NOT NULL
 );
 
 CREATE TABLE stories (

@@ -1,0 +1,151 @@
+"""The `vigie` command as a user runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from vigie import scenario
+from vigie.localservers import FeedServer, MailSink
+
+VIGIE = [sys.executable, "-m", "vigie.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
+
+
+def _vigie(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VIGIE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _scenario_config(feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter) -> Path:
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    sources = [
+        {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
+        for s in scenario.SOURCES
+    ]
+    return write_config(sources=sources, smtp_port=mail_sink.port)
+
+
+def test_check_prints_what_will_be_watched(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    result = _vigie("--config", str(config), "check")
+    assert result.returncode == 0, result.stderr
+    assert "marque: (\"laiterie boréale\" OR boreale) NOT recrutement" in result.stdout
+    assert "Le Quotidien du Nord [rss, news, tier 1]" in result.stdout
+    assert "Awa Diallo <awa.diallo@laiterie-boreale.example>" in result.stdout
+
+
+def test_the_config_file_can_come_from_the_environment(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    result = _vigie("check", env={"VIGIE_CONFIG": str(config)})
+    assert result.returncode == 0
+    assert f"{config}: valid" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ("tier = 1 ", "tier = 9 ", "sources[0].tier: Input should be less than or equal to 3"),
+        ('kind = "rss"', 'kind = "reddit"', "sources[0].kind: kind 'reddit' is not supported"),
+        ("NOT recrutement'", "NOT (recrutement'", "watch[0].query: a parenthesis is not closed"),
+        ('timezone = "America/Toronto"', 'timezone = "Mars/Olympus"', "organisation.timezone"),
+        ('[email]', '[emial]', "emial: unknown key"),
+        ('name = "Laiterie Boréale"', 'name = "Laiterie', "invalid TOML"),
+    ],
+    ids=["tier-out-of-range", "unsupported-kind", "bad-query", "bad-timezone", "typo-section",
+         "broken-toml"],
+)
+def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
+    tmp_path: Path, replace: str, by: str, expected: str
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert replace in text
+    config = tmp_path / "bad.toml"
+    config.write_text(text.replace(replace, by, 1), encoding="utf-8")
+    result = _vigie("--config", str(config), "check", env={"VIGIE_SMTP_PASSWORD": "x"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"vigie: {config}: ")
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_secret_is_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "VIGIE_SMTP_PASSWORD"}
+    result = subprocess.run(
+        [*VIGIE, "--config", str(EXAMPLE), "check"], capture_output=True, text=True,
+        env=env, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "VIGIE_SMTP_PASSWORD is not set: email.username is configured, so the SMTP password "
+        "must come from that environment variable"
+    )
+
+
+@pytest.mark.prefect
+def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    env = {"PREFECT_API_URL": prefect_harness}
+    result = _vigie("--config", str(config), "run", "--once", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["duration_s"] > 0
+    assert set(summary["steps"]) >= {"fetch", "parse", "match", "validate", "load", "detect",
+                                     "alert", "send"}
+    assert summary["sources_ok"] == 3
+    assert summary["sources_failed"] == {"Blogue du terroir": "not a feed: an HTML page"}
+    assert summary["new_mentions"] == 6
+
+    status = _vigie("--config", str(config), "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"Last cycle: {summary['cycle_id']}" in status.stdout
+    assert "Blogue du terroir: error" in status.stdout
+    assert "1 failure(s) in a row: not a feed: an HTML page" in status.stdout
+    assert "Open alerts: 0" in status.stdout
+
+
+def test_status_on_a_locked_warehouse_is_one_clear_line(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    warehouse = config.parent / "wh" / "vigie.duckdb"
+    warehouse.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+         "time.sleep(30)", str(warehouse)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        result = _vigie("--config", str(config), "status")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert result.stderr.startswith("vigie: the warehouse ")
+    assert "locked by another process" in result.stderr
+    assert "Traceback" not in result.stderr

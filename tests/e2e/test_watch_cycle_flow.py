@@ -1,0 +1,122 @@
+"""The watch cycle as a Prefect flow on a real (temporary) Prefect server, against the bundled
+scenario served over HTTP on 127.0.0.1 and a real SMTP server."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from vigie import scenario
+from vigie.localservers import FeedServer, MailSink
+from warehouse.connection import open_warehouse
+
+pytestmark = pytest.mark.prefect
+
+
+def _scenario_sources(urls: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
+        for s in scenario.SOURCES
+    ]
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with open_warehouse(path) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    from flows.watch_cycle import watch_cycle
+
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(sources=_scenario_sources(urls), smtp_port=mail_sink.port)
+    warehouse = config.parent / "wh" / "vigie.duckdb"
+
+    calm = watch_cycle(str(config))
+    assert calm["alerts_opened"] == [] and calm["emails_sent"] == 0
+    assert calm["new_mentions"] == 6
+    assert mail_sink.messages() == []
+
+    scenario.publish(feed_server, "burst", anchor)
+    burst = watch_cycle(str(config))
+    assert len(burst["alerts_opened"]) == 1
+    assert burst["emails_sent"] == 1
+    assert burst["new_mentions"] == 16
+    assert burst["quarantined"] == 1
+
+    [email] = mail_sink.messages()
+    assert [a.addr_spec for a in email["To"].addresses] == [
+        "awa.diallo@laiterie-boreale.example",
+        "louis.tremblay@laiterie-boreale.example",
+    ]
+    assert email["Subject"] == (
+        "[Vigie][ALERTE] Laiterie Boréale : pic de mentions « marque » (16 en 60 min)"
+    )
+    body = email.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    # The tier-1 daily's recall story comes first, with its link; forum posts follow.
+    first_title = "Rappel de fromages de la Laiterie Boréale : risque de listeria"
+    assert html.escape(first_title) in body
+    assert 'href="https://quotidien-du-nord.example/articles/rappel-de-fromages' in body
+    forum_post = html.escape("Boréale : le service client ne répond plus")
+    assert body.index(html.escape(first_title)) < body.index(forum_post)
+    assert "javascript:" not in body
+    assert "<script>" not in body
+    assert "sophie.roy" not in body  # level 2 is not on duty for a new alert
+
+    rerun = watch_cycle(str(config))
+    assert rerun["new_mentions"] == 0
+    assert rerun["alerts_opened"] == [] and rerun["emails_sent"] == 0
+    assert rerun["sources_not_modified"] == 3
+    assert len(mail_sink.messages()) == 1
+
+    assert _rows(warehouse, "SELECT count(*) FROM mentions") == [(22,)]
+    assert _rows(warehouse, "SELECT count(*) FROM alerts WHERE status = 'open'") == [(1,)]
+    assert _rows(warehouse, "SELECT kind FROM alert_events") == [("opened",)]
+    assert _rows(warehouse, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == [(1,)]
+    failures = _rows(
+        warehouse,
+        "SELECT DISTINCT source, error FROM source_runs WHERE status = 'error'",
+    )
+    assert failures == [("Blogue du terroir", "not a feed: an HTML page")]
+
+
+def test_a_cycle_with_failing_sources_completes_and_records_each_reason(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    from flows.watch_cycle import watch_cycle
+
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    good = {"name": "good", "url": urls["Le Quotidien du Nord"], "platform": "news", "tier": 1}
+    broken = [
+        {"name": "missing", "url": feed_server.url("/nothing.xml")},
+        {"name": "crashing", "url": feed_server.set("/500", "x", status=500)},
+        {"name": "slow", "url": feed_server.set("/slow", "x", delay_s=4)},
+        {"name": "garbage", "url": feed_server.set("/garbage", b"\x00\xff{]")},
+    ]
+    config = write_config(sources=[good, *broken], smtp_port=mail_sink.port)
+
+    state = watch_cycle(str(config), return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    assert summary["sources_ok"] == 1
+    assert summary["sources_failed"] == {
+        "missing": "HTTP 404 Not Found",
+        "crashing": "HTTP 500 Internal Server Error",
+        "slow": "timed out",
+        "garbage": "not a feed (SAXParseException)",
+    }
+    assert summary["new_mentions"] == 3

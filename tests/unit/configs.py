@@ -1,0 +1,59 @@
+"""Small TOML configurations for unit tests, written into a test's tmp_path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vigie.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MINIMAL_TOML = """\
+[organisation]
+name = "Laiterie Boréale"
+language = "fr"
+timezone = "America/Toronto"
+
+[[watch]]
+name = "marque"
+query = '("laiterie boréale" OR boreale) NOT recrutement'
+
+[[sources]]
+name = "Le Quotidien du Nord"
+url = "https://quotidien-du-nord.example/rss.xml"
+
+[email]
+sender = "vigie@laiterie-boreale.example"
+"""
+
+CELL_TOML = """
+[[cell.members]]
+name = "Awa Diallo"
+email = "awa.diallo@laiterie-boreale.example"
+role = "lead"
+level = 1
+platforms = ["facebook", "x"]
+
+[[cell.members]]
+name = "Louis Tremblay"
+email = "louis.tremblay@laiterie-boreale.example"
+role = "spokesperson"
+level = 1
+
+[[cell.members]]
+name = "Sophie Roy"
+email = "sophie.roy@laiterie-boreale.example"
+role = "legal"
+level = 2
+"""
+
+
+def write_toml(tmp_path: Path, text: str, name: str = "vigie.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def settings_from(tmp_path: Path, text: str) -> Settings:
+    return load_settings(write_toml(tmp_path, text))
