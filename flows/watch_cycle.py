@@ -13,11 +13,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
 from tasks.load import (
     detect_volume_task,

@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from vigie.models import VolumeSignal
-from vigie.settings import Settings
 from tasks.detect import alert_level, alert_reason
 from tasks.notify import alert_message
+from vigie.models import VolumeSignal
+from vigie.settings import Settings
 from warehouse.store import Store
 
 
@@ -39,7 +39,12 @@ def raise_alerts(
         level = alert_level(signal, settings.detection)
         top = store.top_mentions(signal.topic, start=signal.window_start, end=signal.window_end)
         message = alert_message(
-            settings, alert_id=alert_id, signal=signal, level=level, top_mentions=top, run_url=run_url
+            settings,
+            alert_id=alert_id,
+            signal=signal,
+            level=level,
+            top_mentions=top,
+            run_url=run_url,
         )
         store.open_alert(
             alert_id,

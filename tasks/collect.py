@@ -40,10 +40,10 @@ _SPACES = re.compile(r"\s+")
 
 
 def _retry_after(response: requests.Response, attempt: int) -> float:
-    value = response.headers.get("Retry-After", "")
+    value = str(response.headers.get("Retry-After", ""))
     if value.isdigit():
         return min(float(value), _MAX_RETRY_AFTER_S)
-    return min(0.5 * 2**attempt, _MAX_RETRY_AFTER_S)
+    return float(min(0.5 * 2**attempt, _MAX_RETRY_AFTER_S))
 
 
 def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float) -> bytes:
@@ -142,9 +142,7 @@ def fetch_source(
                 if status >= 400:
                     return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
                 try:
-                    body = _read_capped(
-                        response, max_bytes=collection.max_bytes, deadline=deadline
-                    )
+                    body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
                 except FetchError as err:
                     return failed(err.reason, status)
                 except requests.RequestException as err:
@@ -175,9 +173,7 @@ def fetch_sources(
         return []
     with ThreadPoolExecutor(max_workers=min(collection.concurrency, len(sources))) as pool:
         return list(
-            pool.map(
-                lambda s: fetch_source(s, states.get(s.name), collection=collection), sources
-            )
+            pool.map(lambda s: fetch_source(s, states.get(s.name), collection=collection), sources)
         )
 
 
@@ -235,8 +231,43 @@ def parse_feed(
 
 
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 "
-    "h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
 )
 
 
@@ -406,7 +437,7 @@ def collect_sources(
             continue
         try:
             found = normalise_entries(entries, source=source, collected_at=collected_at)
-        except Exception as err:  # noqa: BLE001  (a bad document must not stop the cycle)
+        except Exception as err:
             reason = f"entries could not be normalised: {type(err).__name__}"
             outcomes.append(SourceOutcome(result, "error", error=reason))
             continue

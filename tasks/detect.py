@@ -62,7 +62,9 @@ def assess_volume(
     z = (current - median) / spread
     score = 1.0 / (1.0 + math.exp(-(z - detection.threshold)))
     triggered = current >= detection.min_mentions and z >= detection.threshold
-    return VolumeSignal(topic, window_start, window_end, current, median, spread, score, z, triggered)
+    return VolumeSignal(
+        topic, window_start, window_end, current, median, spread, score, z, triggered
+    )
 
 
 def alert_level(signal: VolumeSignal, detection: Detection) -> str:

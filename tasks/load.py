@@ -13,6 +13,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.alerts import raise_alerts
+from tasks.detect import assess_volume
+from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
 from vigie.models import (
     Mention,
     QuarantinedMention,
@@ -21,9 +24,6 @@ from vigie.models import (
     VolumeSignal,
 )
 from vigie.settings import Secrets, Settings, Source, Watch
-from tasks.alerts import raise_alerts
-from tasks.detect import assess_volume
-from tasks.notify import DeliveryReport, deliver_outbox, MAX_ATTEMPTS
 from warehouse.connection import open_warehouse
 from warehouse.store import LoadResult, Store
 
@@ -55,7 +55,9 @@ def load_cycle_task(
 
 
 @task(name="detect-volume", cache_policy=NO_CACHE)
-def detect_volume_task(path: Path, watches: Sequence[Watch], settings: Settings, now: datetime) -> list[VolumeSignal]:
+def detect_volume_task(
+    path: Path, watches: Sequence[Watch], settings: Settings, now: datetime
+) -> list[VolumeSignal]:
     """Score each watch topic's current window against its trailing baseline."""
     detection = settings.detection
     window = timedelta(minutes=detection.window_minutes)
@@ -107,7 +109,9 @@ def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> Delive
 
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)
-def finish_cycle_task(path: Path, cycle_id: str, finished_at: datetime, summary: dict[str, Any]) -> None:
+def finish_cycle_task(
+    path: Path, cycle_id: str, finished_at: datetime, summary: dict[str, Any]
+) -> None:
     """Record the cycle's summary, which `vigie status` reads."""
     with open_warehouse(path) as con:
         Store(con).finish_cycle(cycle_id, finished_at, summary)

@@ -9,6 +9,7 @@ Everything that came from a feed is HTML-escaped; headers are stripped of contro
 
 from __future__ import annotations
 
+import contextlib
 import html
 import smtplib
 import socket
@@ -54,7 +55,9 @@ ROLE_NAMES = {
 }
 TEXT = {
     "fr": {
-        "subject": "[Vigie][{level}] {org} : pic de mentions « {topic} » ({count} en {minutes} min)",
+        "subject": (
+            "[Vigie][{level}] {org} : pic de mentions « {topic} » ({count} en {minutes} min)"
+        ),
         "heading": "Pic de mentions pour « {topic} »",
         "why": (
             "{count} mentions entre {start} et {end}, contre une médiane de {median:g} par "
@@ -74,7 +77,9 @@ TEXT = {
         "footer": "Alerte {alert_id} envoyée par Vigie.",
     },
     "en": {
-        "subject": "[Vigie][{level}] {org}: spike in mentions of “{topic}” ({count} in {minutes} min)",
+        "subject": (
+            "[Vigie][{level}] {org}: spike in mentions of “{topic}” ({count} in {minutes} min)"
+        ),
         "heading": "Spike in mentions of “{topic}”",
         "why": (
             "{count} mentions between {start} and {end}, against a median of {median:g} per "
@@ -255,9 +260,11 @@ def smtp_client(email: Email, secrets: Secrets) -> yagmail.SMTP:
 
 def _describe_smtp_error(err: BaseException) -> str:
     if isinstance(err, smtplib.SMTPResponseException):
-        detail = err.smtp_error.decode("utf-8", "replace") if isinstance(
-            err.smtp_error, bytes
-        ) else str(err.smtp_error)
+        detail = (
+            err.smtp_error.decode("utf-8", "replace")
+            if isinstance(err.smtp_error, bytes)
+            else str(err.smtp_error)
+        )
         return f"SMTP {err.smtp_code}: {header_safe(detail, 200)}"
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         return "every recipient was refused"
@@ -315,8 +322,6 @@ def deliver_outbox(
             mark_sent(message.message_id)
             report.sent.append(message.message_id)
     finally:
-        try:
+        with contextlib.suppress(*_SMTP_ERRORS):
             client.close()
-        except _SMTP_ERRORS:
-            pass
     return report

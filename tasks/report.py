@@ -79,8 +79,16 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "| what | count |",
         "|---|---|",
     ]
-    for key in ("sources", "sources_ok", "sources_not_modified", "collected", "matched",
-                "quarantined", "new_mentions", "emails_sent"):
+    for key in (
+        "sources",
+        "sources_ok",
+        "sources_not_modified",
+        "collected",
+        "matched",
+        "quarantined",
+        "new_mentions",
+        "emails_sent",
+    ):
         lines.append(f"| {key} | {summary[key]} |")
     lines.append(f"| alerts_opened | {len(summary['alerts_opened'])} |")
     if summary["sources_failed"]:

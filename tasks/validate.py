@@ -119,6 +119,8 @@ def validate_mentions(
     failed: list[str] = []
     for outcome in result.results:
         config = outcome.expectation_config
+        if config is None:
+            raise ValidationFailed("GX returned a result without its expectation")
         label = f"{config.type}({config.kwargs.get('column', '')})"
         problem = _raised(outcome.exception_info)
         if problem is not None:

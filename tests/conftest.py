@@ -114,7 +114,9 @@ def prefect_harness() -> Iterator[str]:
     )
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
-        # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield str(PREFECT_API_URL.value())
+    # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield str(PREFECT_API_URL.value())

@@ -37,7 +37,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {watch.name}: {watch.query}")
     print(f"Sources ({len(settings.sources)}):")
     for source in settings.sources:
-        print(f"  {source.name} [{source.kind}, {source.platform}, tier {source.tier}] {source.url}")
+        print(
+            f"  {source.name} [{source.kind}, {source.platform}, tier {source.tier}] {source.url}"
+        )
     email = settings.email
     login = f"as {email.username}" if email.username else "without login"
     print(f"Email: {email.sender} via {email.host}:{email.port} ({email.security}, {login})")
@@ -104,10 +106,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         cycle_id, started, finished, _ = last
         state = f"finished {finished:%Y-%m-%d %H:%M:%S %Z}" if finished else "did not finish"
         print(f"Last cycle: {cycle_id}, started {started:%Y-%m-%d %H:%M:%S %Z}, {state}")
-    print(f"Mentions: {counts['mentions']}, stories: {counts['stories']}, "
-          f"quarantined: {counts['quarantine']}")
+    print(
+        f"Mentions: {counts['mentions']}, stories: {counts['stories']}, "
+        f"quarantined: {counts['quarantine']}"
+    )
     print("Sources:")
-    for name, status, last_run, last_ok, failures, error in health:
+    for name, status, _last_run, last_ok, failures, error in health:
         when = f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never"
         line = f"  {name}: {status or 'not run yet'}, last success {when}"
         if failures:
@@ -115,8 +119,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(line)
     print(f"Open alerts: {len(alerts)}")
     for alert_id, topic, level, status, opened_at, in_window, _ in alerts:
-        print(f"  {alert_id} [{level}] {topic}: {status} since {opened_at:%Y-%m-%d %H:%M %Z}, "
-              f"{in_window} mentions in window")
+        print(
+            f"  {alert_id} [{level}] {topic}: {status} since {opened_at:%Y-%m-%d %H:%M %Z}, "
+            f"{in_window} mentions in window"
+        )
     print(f"Emails waiting in the outbox: {unsent}")
     return 0
 

@@ -59,7 +59,10 @@ def run_demo(workdir: Path, *, out: Printer = print) -> int:
             ),
             encoding="utf-8",
         )
-        out(f"Vigie demo: {scenario.ORGANISATION}, feeds on {feeds.url('/')}, SMTP on 127.0.0.1:{smtp.port}")
+        out(
+            f"Vigie demo: {scenario.ORGANISATION}, feeds on {feeds.url('/')}, "
+            f"SMTP on 127.0.0.1:{smtp.port}"
+        )
         out("Running watch cycles (Prefect flows):")
         calm = watch_cycle(str(config))
         out(_cycle_line("1. calm (two quiet days)", calm))
@@ -77,13 +80,17 @@ def run_demo(workdir: Path, *, out: Printer = print) -> int:
         alerts = store.open_alerts()
         refused = con.execute("SELECT source, reasons, record->>'url' FROM quarantine").fetchall()
     out("")
-    out(f"Mentions in the warehouse: {counts['mentions']} ({counts['stories']} stories), "
-        f"source runs: {counts['source_runs']}, quarantined: {len(refused)}")
+    out(
+        f"Mentions in the warehouse: {counts['mentions']} ({counts['stories']} stories), "
+        f"source runs: {counts['source_runs']}, quarantined: {len(refused)}"
+    )
     for source, reasons, url in refused:
         out(f"  quarantined from {source}: {url[:60]} ({', '.join(reasons)})")
-    for alert_id, topic, level, status, opened_at, in_window, reason in alerts:
-        out(f"Alert {alert_id}: topic '{topic}', level {level.upper()}, {status}, "
-            f"{in_window} mentions in the window")
+    for alert_id, topic, level, status, _opened_at, in_window, reason in alerts:
+        out(
+            f"Alert {alert_id}: topic '{topic}', level {level.upper()}, {status}, "
+            f"{in_window} mentions in the window"
+        )
         out(f"  why: {reason}")
     for message in messages:
         out(f"Email to {message['To']}: {message['Subject']}")

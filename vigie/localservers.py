@@ -8,6 +8,7 @@ Both bind port 0 so they never collide with what else runs on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import email.utils
@@ -45,10 +46,10 @@ class FeedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server._lock:
                     route = server.routes.get(self.path)
                     server.requests.append((self.path, dict(self.headers.items())))
@@ -79,10 +80,8 @@ class FeedServer:
                     self.send_header("ETag", route.etag)
                     self.send_header("Last-Modified", route.last_modified)
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(route.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -178,9 +177,7 @@ class MailSink:
             options.update(tls_context=tls_context, require_starttls=True)
         if authenticator is not None:
             options.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
-        self._controller = Controller(
-            Save(), hostname="127.0.0.1", port=free_port(), **options
-        )
+        self._controller = Controller(Save(), hostname="127.0.0.1", port=free_port(), **options)
 
     @property
     def port(self) -> int:

@@ -365,9 +365,19 @@ class Store:
         )
 
     def counts(self) -> dict[str, int]:
-        tables = ("mentions", "sources", "source_runs", "quarantine", "stories", "alerts")
-        tables += ("alert_events", "outbox")
-        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in tables}
+        tables = (
+            "mentions",
+            "sources",
+            "source_runs",
+            "quarantine",
+            "stories",
+            "alerts",
+            "alert_events",
+            "outbox",
+        )
+        return {
+            t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in tables
+        }
 
     def last_cycle(self) -> tuple[str, datetime, datetime | None, str | None] | None:
         rows = self.con.execute(

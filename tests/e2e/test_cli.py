@@ -19,7 +19,9 @@ VIGIE = [sys.executable, "-m", "vigie.cli"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
 
 
-def _vigie(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def _vigie(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VIGIE, *args],
         capture_output=True,
@@ -29,7 +31,9 @@ def _vigie(*args: str, env: dict[str, str] | None = None, timeout: float = 180) 
     )
 
 
-def _scenario_config(feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter) -> Path:
+def _scenario_config(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+) -> Path:
     urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
     sources = [
         {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
@@ -44,7 +48,7 @@ def test_check_prints_what_will_be_watched(
     config = _scenario_config(feed_server, mail_sink, write_config)
     result = _vigie("--config", str(config), "check")
     assert result.returncode == 0, result.stderr
-    assert "marque: (\"laiterie boréale\" OR boreale) NOT recrutement" in result.stdout
+    assert 'marque: ("laiterie boréale" OR boreale) NOT recrutement' in result.stdout
     assert "Le Quotidien du Nord [rss, news, tier 1]" in result.stdout
     assert "Awa Diallo <awa.diallo@laiterie-boreale.example>" in result.stdout
 
@@ -65,11 +69,17 @@ def test_the_config_file_can_come_from_the_environment(
         ('kind = "rss"', 'kind = "reddit"', "sources[0].kind: kind 'reddit' is not supported"),
         ("NOT recrutement'", "NOT (recrutement'", "watch[0].query: a parenthesis is not closed"),
         ('timezone = "America/Toronto"', 'timezone = "Mars/Olympus"', "organisation.timezone"),
-        ('[email]', '[emial]', "emial: unknown key"),
+        ("[email]", "[emial]", "emial: unknown key"),
         ('name = "Laiterie Boréale"', 'name = "Laiterie', "invalid TOML"),
     ],
-    ids=["tier-out-of-range", "unsupported-kind", "bad-query", "bad-timezone", "typo-section",
-         "broken-toml"],
+    ids=[
+        "tier-out-of-range",
+        "unsupported-kind",
+        "bad-query",
+        "bad-timezone",
+        "typo-section",
+        "broken-toml",
+    ],
 )
 def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
     tmp_path: Path, replace: str, by: str, expected: str
@@ -90,8 +100,11 @@ def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
 def test_a_missing_secret_is_named(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "VIGIE_SMTP_PASSWORD"}
     result = subprocess.run(
-        [*VIGIE, "--config", str(EXAMPLE), "check"], capture_output=True, text=True,
-        env=env, timeout=60,
+        [*VIGIE, "--config", str(EXAMPLE), "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
@@ -113,8 +126,16 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["duration_s"] > 0
-    assert set(summary["steps"]) >= {"fetch", "parse", "match", "validate", "load", "detect",
-                                     "alert", "send"}
+    assert set(summary["steps"]) >= {
+        "fetch",
+        "parse",
+        "match",
+        "validate",
+        "load",
+        "detect",
+        "alert",
+        "send",
+    }
     assert summary["sources_ok"] == 3
     assert summary["sources_failed"] == {"Blogue du terroir": "not a feed: an HTML page"}
     assert summary["new_mentions"] == 6
@@ -134,10 +155,15 @@ def test_status_on_a_locked_warehouse_is_one_clear_line(
     warehouse = config.parent / "wh" / "vigie.duckdb"
     warehouse.parent.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-         "time.sleep(30)", str(warehouse)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+            "time.sleep(30)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 
+from tasks.collect import collect_sources, fetch_source, fetch_sources
 from vigie.localservers import FeedServer, free_port
 from vigie.models import SourceState
 from vigie.settings import Collection, Source
-from tasks.collect import collect_sources, fetch_source, fetch_sources
 
 RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>
 <item><title>Rappel : la Laiterie Boréale retire un fromage</title>
 <link>https://quotidien.example/a/1?utm_source=rss</link>
-<pubDate>Wed, 25 Nov 2026 14:00:00 +0000</pubDate><description>&lt;b&gt;Rappel&lt;/b&gt;</description></item>
+<pubDate>Wed, 25 Nov 2026 14:00:00 +0000</pubDate>
+<description>&lt;b&gt;Rappel&lt;/b&gt;</description></item>
 <item><title>Météo</title><link>https://quotidien.example/a/2</link></item>
 </channel></rss>"""
 
@@ -112,7 +113,9 @@ def test_gzip_bomb_is_capped_after_decompression(feed_server: FeedServer) -> Non
 
 
 def test_gzip_body_is_decompressed(feed_server: FeedServer) -> None:
-    url = feed_server.set("/feed.xml", gzip.compress(RSS.encode()), headers={"Content-Encoding": "gzip"})
+    url = feed_server.set(
+        "/feed.xml", gzip.compress(RSS.encode()), headers={"Content-Encoding": "gzip"}
+    )
     result = fetch_source(_source(url), None, collection=FAST)
     assert result.status == "ok"
     assert result.body == RSS.encode()
@@ -138,12 +141,17 @@ def test_one_bad_source_does_not_stop_the_others(feed_server: FeedServer) -> Non
     sources = [
         _source(feed_server.set("/good.xml", RSS), "good"),
         _source(
-            feed_server.set("/page", "<!DOCTYPE html><html><body>Moved</body></html>",
-                            content_type="text/html"),
+            feed_server.set(
+                "/page", "<!DOCTYPE html><html><body>Moved</body></html>", content_type="text/html"
+            ),
             "html",
         ),
-        _source(feed_server.set("/garbage", b"\x00\x01\x02garbage\xff",
-                                content_type="application/octet-stream"), "garbage"),
+        _source(
+            feed_server.set(
+                "/garbage", b"\x00\x01\x02garbage\xff", content_type="application/octet-stream"
+            ),
+            "garbage",
+        ),
         _source(feed_server.url("/nothing"), "missing"),
     ]
     fetched = fetch_sources(sources, {}, collection=FAST)
@@ -155,7 +163,9 @@ def test_one_bad_source_does_not_stop_the_others(feed_server: FeedServer) -> Non
     assert by_name["good"].status == "ok" and by_name["good"].items == 2
     assert by_name["html"].error == "not a feed: an HTML page"
     assert by_name["garbage"].status == "error"
-    assert by_name["garbage"].error is not None and by_name["garbage"].error.startswith("not a feed")
+    assert by_name["garbage"].error is not None and by_name["garbage"].error.startswith(
+        "not a feed"
+    )
     assert by_name["missing"].error is not None and "404" in by_name["missing"].error
     assert {m.source for m in mentions} == {"good"}
     assert mentions[0].url == "https://quotidien.example/a/1"

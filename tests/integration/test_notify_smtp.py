@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tasks.notify import deliver_outbox
 from vigie.localservers import MailSink, free_port
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets
-from tasks.notify import deliver_outbox
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -174,12 +174,17 @@ def test_starttls_with_login_verifies_the_certificate(
     context.load_cert_chain(cert, key)
     sender = "vigie@laiterie-boreale.example"
     secure = dict(security="starttls", username=sender, ca_file=cert)
-    with MailSink(tmp_path / "tls-inbox", tls_context=context, authenticator=_check_password) as sink:
+    with MailSink(
+        tmp_path / "tls-inbox", tls_context=context, authenticator=_check_password
+    ) as sink:
         path = tmp_path / "wh.duckdb"
         _queue(path, _message(1))
         wrong = _deliver(path, _email(sink.port, **secure), Secrets(smtp_password="nope"))
-        untrusted = _deliver(path, _email(sink.port, security="starttls", username=sender),
-                             Secrets(smtp_password="s3cret"))
+        untrusted = _deliver(
+            path,
+            _email(sink.port, security="starttls", username=sender),
+            Secrets(smtp_password="s3cret"),
+        )
         right = _deliver(path, _email(sink.port, **secure), Secrets(smtp_password="s3cret"))
         received = sink.messages()
     assert "SMTP 535" in wrong.failed["al-1.opened"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from vigie.models import Mention
 from tasks.validate import validate_mentions
+from vigie.models import Mention
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TOLERANCE = timedelta(minutes=30)

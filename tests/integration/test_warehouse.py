@@ -64,10 +64,20 @@ def _count(path: Path, table: str) -> int:
 
 def test_migrations_create_every_contract_table(tmp_path: Path) -> None:
     with open_warehouse(tmp_path / "wh.duckdb") as con:
-        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
         versions = con.execute("SELECT version FROM schema_migrations").fetchall()
-    assert {"mentions", "sources", "source_runs", "quarantine", "stories", "alerts",
-            "alert_events", "outbox"} <= tables
+    assert {
+        "mentions",
+        "sources",
+        "source_runs",
+        "quarantine",
+        "stories",
+        "alerts",
+        "alert_events",
+        "outbox",
+    } <= tables
     assert [v for (v,) in versions] == [v for v, _, _ in migrations()]
 
 
@@ -153,9 +163,7 @@ def test_window_counts_bucket_mentions_oldest_first(tmp_path: Path) -> None:
     with open_warehouse(path) as con:
         store = Store(con)
         store.load_cycle("c1", [SOURCE], [_outcome()], batch, [], NOW)
-        counts, first = store.window_counts(
-            "marque", end=NOW, window=timedelta(hours=1), windows=4
-        )
+        counts, first = store.window_counts("marque", end=NOW, window=timedelta(hours=1), windows=4)
     assert counts == [0, 2, 1, 2]
     assert first == NOW - timedelta(minutes=135)
 
