@@ -8,6 +8,7 @@ failing rows with the expectations they failed; failing rows never block the goo
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -43,6 +44,9 @@ class ValidationOutcome:
 def _validation_definition(suite_name: str) -> ValidationDefinition:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX announces each ephemeral context at INFO level; it says nothing a user needs.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     path = EXPECTATIONS_DIR / f"{suite_name}.json"
     try:

@@ -2,7 +2,7 @@
 
 Importing the package turns off the telemetry of Prefect and Great Expectations, so that every
 entry point (the `vigie` command, flow modules loaded by a Prefect worker, tests) is silent on the
-network before either library is imported. Values already set by the operator are kept.
+network before either library is imported. The values are forced: telemetry is never on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ TELEMETRY_OFF: dict[str, str] = {
 def disable_telemetry() -> None:
     """Set the environment variables that keep Prefect and GX from calling home."""
     for name, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(name, value)
+        os.environ[name] = value
 
 
 disable_telemetry()
