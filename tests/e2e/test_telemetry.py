@@ -17,7 +17,10 @@ ENTRY_POINTS = ["vigie.cli", "flows.watch_cycle", "tasks.validate"]
 @pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_importing_an_entry_point_turns_telemetry_off(module: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_OFF}
-    code = f"import {module}, json, os; print(json.dumps({{k: os.environ.get(k) for k in {list(TELEMETRY_OFF)!r}}}))"
+    names = list(TELEMETRY_OFF)
+    code = (
+        f"import {module}, json, os; print(json.dumps({{k: os.environ.get(k) for k in {names!r}}}))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
@@ -27,6 +30,9 @@ def test_importing_an_entry_point_turns_telemetry_off(module: str) -> None:
 
 def test_telemetry_stays_off_even_when_the_environment_turns_it_on() -> None:
     env = {**os.environ, "DO_NOT_TRACK": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "true"}
-    code = "import vigie, os; print(os.environ['DO_NOT_TRACK'], os.environ['PREFECT_SERVER_ANALYTICS_ENABLED'])"
+    code = (
+        "import vigie, os; "
+        "print(os.environ['DO_NOT_TRACK'], os.environ['PREFECT_SERVER_ANALYTICS_ENABLED'])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.stdout.strip() == "1 false"
