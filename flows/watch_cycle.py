@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
 from tasks.load import (
+    apply_retention_task,
     detect_volume_task,
     finish_cycle_task,
     load_cycle_task,
@@ -28,8 +29,14 @@ from tasks.load import (
     send_outbox_task,
 )
 from tasks.match import match_mentions_task
-from tasks.report import StepClock, cycle_summary, publish_summary_task
-from tasks.validate import validate_mentions_task
+from tasks.quality import flag_degraded_sources_task
+from tasks.report import (
+    StepClock,
+    cycle_summary,
+    publish_summary_task,
+    publish_validation_task,
+)
+from tasks.validate import validate_mentions_task, validate_source_runs_task
 from vigie.settings import Secrets, Settings, load_secrets, load_settings
 
 
@@ -70,10 +77,12 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
             timedelta(minutes=settings.detection.future_tolerance_minutes),
             timedelta(days=settings.detection.horizon_days),
         )
+        run_checks = validate_source_runs_task(outcomes, settings.collection)
     with clock.step("load"):
         loaded = load_cycle_task(
             path, cycle_id, settings.sources, outcomes, checked.good, checked.quarantined, now
         )
+        quality_changes = flag_degraded_sources_task(path, settings, checked, now)
     with clock.step("detect"):
         signals = detect_volume_task(path, settings.watch, settings, now)
     with clock.step("alert"):
@@ -91,7 +100,11 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         alerts_opened=opened,
         emails_sent=len(delivery.sent),
         emails_failed=delivery.failed,
+        failed_checks=[c.label for c in (*checked.checks, *run_checks) if not c.success],
+        quality_changes=quality_changes,
     )
+    apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
     publish_summary_task(summary)
+    publish_validation_task(checked, run_checks)
     return summary

@@ -18,8 +18,20 @@ from vigie.models import VolumeSignal
 from vigie.settings import Detection
 
 MIN_BASELINE_WINDOWS = 6
+BUCKET = timedelta(minutes=5)
 # A deviation this many times the alert threshold is a crisis rather than an alert.
 CRISIS_FACTOR = 5.0
+
+
+def bucket_ceiling(moment: datetime) -> datetime:
+    """The end of the 5-minute bucket holding `moment` (itself when already on a boundary).
+
+    Windows end there, so the current window includes the bucket in progress: every mention
+    collected up to now counts, and nothing later can (causal).
+    """
+    epoch = datetime(2000, 1, 1, tzinfo=moment.tzinfo)
+    buckets = -((moment - epoch) // -BUCKET)  # ceiling division
+    return epoch + buckets * BUCKET
 
 
 def robust_baseline(counts: Sequence[int]) -> tuple[float, float]:

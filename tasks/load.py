@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import raise_alerts
-from tasks.detect import assess_volume
+from tasks.detect import assess_volume, bucket_ceiling
 from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
 from vigie.models import (
     Mention,
@@ -61,18 +61,19 @@ def detect_volume_task(
     """Score each watch topic's current window against its trailing baseline."""
     detection = settings.detection
     window = timedelta(minutes=detection.window_minutes)
+    end = bucket_ceiling(now)
     signals = []
     with open_warehouse(path) as con:
         store = Store(con)
         for watch in watches:
             counts, first_seen = store.window_counts(
-                watch.name, end=now, window=window, windows=detection.baseline_windows + 1
+                watch.name, end=end, window=window, windows=detection.baseline_windows + 1
             )
             signals.append(
                 assess_volume(
                     watch.name,
                     counts,
-                    window_end=now,
+                    window_end=end,
                     window=window,
                     first_seen=first_seen,
                     detection=detection,
@@ -96,16 +97,29 @@ def raise_alerts_task(
 
 @task(name="send-outbox", cache_policy=NO_CACHE)
 def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
-    """Send every pending email with yagmail, marking each sent (or failed) as it goes."""
+    """Send every pending email with yagmail, marking each sent (or failed) as it goes.
+
+    The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly to
+    read the outbox, then once per message to record what happened to it.
+    """
     with open_warehouse(path) as con:
-        store = Store(con)
-        return deliver_outbox(
-            store.pending_messages(MAX_ATTEMPTS),
-            email=settings.email,
-            secrets=secrets,
-            mark_sent=lambda mid: store.mark_sent(mid, datetime.now(UTC)),
-            mark_failed=lambda mid, reason: store.mark_failed(mid, reason, datetime.now(UTC)),
-        )
+        pending = Store(con).pending_messages(MAX_ATTEMPTS)
+
+    def mark_sent(message_id: str) -> None:
+        with open_warehouse(path) as con:
+            Store(con).mark_sent(message_id, datetime.now(UTC))
+
+    def mark_failed(message_id: str, reason: str) -> None:
+        with open_warehouse(path) as con:
+            Store(con).mark_failed(message_id, reason, datetime.now(UTC))
+
+    return deliver_outbox(
+        pending,
+        email=settings.email,
+        secrets=secrets,
+        mark_sent=mark_sent,
+        mark_failed=mark_failed,
+    )
 
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)
@@ -115,3 +129,12 @@ def finish_cycle_task(
     """Record the cycle's summary, which `vigie status` reads."""
     with open_warehouse(path) as con:
         Store(con).finish_cycle(cycle_id, finished_at, summary)
+
+
+@task(name="apply-retention", cache_policy=NO_CACHE)
+def apply_retention_task(path: Path, raw_text_days: int, now: datetime) -> tuple[int, int]:
+    """Erase raw text older than the retention policy; aggregates are kept."""
+    if raw_text_days <= 0:
+        return 0, 0
+    with open_warehouse(path) as con:
+        return Store(con).apply_retention(now - timedelta(days=raw_text_days))

@@ -10,6 +10,7 @@ Everything that came from a feed is HTML-escaped; headers are stripped of contro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import smtplib
 import socket
@@ -325,3 +326,60 @@ def deliver_outbox(
         with contextlib.suppress(*_SMTP_ERRORS):
             client.close()
     return report
+
+
+QUALITY_TEXT = {
+    "fr": {
+        "degraded_subject": "[Vigie][QUALITÉ] Source dégradée : {source}",
+        "recovered_subject": "[Vigie][QUALITÉ] Source rétablie : {source}",
+        "degraded": (
+            "{failed} des {total} mentions reçues de « {source} » ont échoué aux contrôles de "
+            "qualité et ont été mises en quarantaine. La source est marquée dégradée ; vous ne "
+            "recevrez pas d’autre avis avant son rétablissement."
+        ),
+        "recovered": "Les mentions de « {source} » passent de nouveau les contrôles de qualité.",
+        "reasons": "Contrôles en échec",
+    },
+    "en": {
+        "degraded_subject": "[Vigie][QUALITY] Source degraded: {source}",
+        "recovered_subject": "[Vigie][QUALITY] Source recovered: {source}",
+        "degraded": (
+            "{failed} of the {total} mentions received from “{source}” failed the quality checks "
+            "and were quarantined. The source is marked degraded; you will not be told again "
+            "until it recovers."
+        ),
+        "recovered": "Mentions from “{source}” pass the quality checks again.",
+        "reasons": "Failed checks",
+    },
+}
+
+
+def quality_notice(
+    settings: Settings,
+    *,
+    source: str,
+    transition: str,
+    failed: int,
+    total: int,
+    reasons: Sequence[str],
+    now: datetime,
+) -> OutboxMessage:
+    """The operators' notice that a source became degraded or recovered (sent once each)."""
+    language = settings.organisation.language
+    text = QUALITY_TEXT[language]
+    subject = header_safe(text[f"{transition}_subject"].format(source=source))
+    body = html.escape(text[transition].format(source=source, failed=failed, total=total))
+    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in reasons)
+    listing = (
+        f"<h3>{html.escape(text['reasons'])}</h3><ul>{items}</ul>"
+        if transition == "degraded" and items
+        else ""
+    )
+    key = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+    return OutboxMessage(
+        message_id=f"quality.{transition}.{key}.{now:%Y%m%dT%H%M%S}",
+        kind="quality",
+        recipients=tuple(m.email for m in settings.operators),
+        subject=subject,
+        html=f'<html><body style="font-family:sans-serif"><p>{body}</p>{listing}</body></html>',
+    )

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from vigie.models import SourceOutcome
+from tasks.validate import ExpectationCheck, ValidationOutcome
+from vigie.models import QuarantinedMention, SourceOutcome
 
 
 class StepClock:
@@ -46,6 +47,8 @@ def cycle_summary(
     alerts_opened: Sequence[str],
     emails_sent: int,
     emails_failed: dict[str, str],
+    failed_checks: Sequence[str] = (),
+    quality_changes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources)."""
     failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
@@ -64,12 +67,18 @@ def cycle_summary(
         "alerts_opened": list(alerts_opened),
         "emails_sent": emails_sent,
         "emails_failed": dict(emails_failed),
+        "failed_checks": list(failed_checks),
+        "quality_changes": list(quality_changes),
     }
 
 
 def _md_cell(value: object) -> str:
-    # Source names and errors are config or network text: keep them from breaking the table.
-    return str(value).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")[:200]
+    # Names, titles and errors come from config or the network: keep them from breaking the
+    # table or injecting markup (markdown links, images, HTML) into the Prefect UI.
+    text = " ".join(str(value).split())[:200]
+    for char in "\\`*_[]()<>|!#":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -106,4 +115,61 @@ def publish_summary_task(summary: dict[str, Any]) -> None:
         key="watch-cycle-summary",
         markdown=summary_markdown(summary),
         description="What the last watch cycle collected, loaded and sent",
+    )
+
+
+def validation_rows(
+    mention_checks: Sequence[ExpectationCheck], run_checks: Sequence[ExpectationCheck]
+) -> list[dict[str, object]]:
+    """One row per expectation of both suites, for the validation table artifact."""
+    rows: list[dict[str, object]] = []
+    for suite, checks in (("mentions", mention_checks), ("source_runs", run_checks)):
+        for check in checks:
+            rows.append(
+                {
+                    "suite": suite,
+                    "expectation": check.expectation,
+                    "column": check.column,
+                    "result": "pass" if check.success else "FAIL",
+                    "unexpected rows": check.unexpected,
+                }
+            )
+    return rows
+
+
+def quarantine_markdown(quarantined: Sequence[QuarantinedMention], limit: int = 50) -> str:
+    """The quarantined rows of a batch and why; feed text is escaped for the Prefect UI."""
+    if not quarantined:
+        return "No mention was quarantined in this cycle."
+    lines = [
+        f"# Quarantined mentions ({len(quarantined)})",
+        "",
+        "| source | title | url | failed |",
+        "|---|---|---|---|",
+    ]
+    for item in quarantined[:limit]:
+        mention = item.mention
+        lines.append(
+            f"| {_md_cell(mention.source)} | {_md_cell(mention.title[:80])} | "
+            f"{_md_cell(mention.url[:80])} | {_md_cell(', '.join(item.reasons))} |"
+        )
+    if len(quarantined) > limit:
+        lines.append(f"\n… and {len(quarantined) - limit} more (table `quarantine`).")
+    return "\n".join(lines)
+
+
+@task(name="publish-validation", cache_policy=NO_CACHE)
+def publish_validation_task(
+    outcome: ValidationOutcome, run_checks: Sequence[ExpectationCheck]
+) -> None:
+    """Show each expectation's verdict and the quarantined rows in the Prefect UI."""
+    create_table_artifact(
+        key="validation",
+        table=validation_rows(outcome.checks, run_checks),
+        description="Great Expectations verdicts on this cycle's mentions and source runs",
+    )
+    create_markdown_artifact(
+        key="quarantine",
+        markdown=quarantine_markdown(outcome.quarantined),
+        description="Mentions set apart by validation, with the expectations they failed",
     )

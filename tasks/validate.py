@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +22,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vigie.errors import ValidationFailed
-from vigie.models import Mention, QuarantinedMention
+from vigie.models import Mention, QuarantinedMention, SourceOutcome
+from vigie.settings import Collection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,11 +34,29 @@ _GX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectationCheck:
+    """One expectation's verdict on one batch, as the Prefect artifact shows it."""
+
+    expectation: str
+    column: str
+    success: bool
+    unexpected: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.expectation}({self.column})"
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationOutcome:
     good: list[Mention]
     quarantined: list[QuarantinedMention]
     evaluated: int
-    failed_expectations: tuple[str, ...]
+    checks: tuple[ExpectationCheck, ...] = ()
+
+    @property
+    def failed_expectations(self) -> tuple[str, ...]:
+        return tuple(c.label for c in self.checks if not c.success)
 
 
 @cache
@@ -66,6 +85,53 @@ def _validation_definition(suite_name: str) -> ValidationDefinition:
     )
 
 
+def _raised(info: dict[str, Any]) -> str | None:
+    # GX gives either one exception record or a record per metric.
+    records = [info] if "raised_exception" in info else list(info.values())
+    for record in records:
+        if isinstance(record, dict) and record.get("raised_exception"):
+            return str(record.get("exception_message"))
+    return None
+
+
+def run_suite(
+    suite_name: str, frame: pd.DataFrame, parameters: dict[str, Any]
+) -> tuple[list[ExpectationCheck], dict[int, list[str]]]:
+    """Validate `frame` with `expectations/<suite_name>.json`.
+
+    Returns each expectation's verdict and, per failing row position, the labels it failed.
+
+    Raises:
+        ValidationFailed: the suite cannot be loaded or an expectation could not be evaluated.
+    """
+    with _GX_LOCK:  # one GX context per process; its validation is not thread-safe
+        result = _validation_definition(suite_name).run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format={"result_format": "COMPLETE"},
+        )
+    checks: list[ExpectationCheck] = []
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for outcome in result.results:
+        config = outcome.expectation_config
+        if config is None:
+            raise ValidationFailed("GX returned a result without its expectation")
+        check = ExpectationCheck(
+            expectation=config.type,
+            column=str(config.kwargs.get("column", "")),
+            success=bool(outcome.success),
+            unexpected=int(outcome.result.get("unexpected_count") or 0),
+        )
+        problem = _raised(outcome.exception_info)
+        if problem is not None:
+            raise ValidationFailed(f"{check.label} could not be evaluated: {problem[:300]}")
+        checks.append(check)
+        if not check.success:
+            for index in outcome.result.get("unexpected_index_list") or []:
+                reasons[int(index)].append(check.label)
+    return checks, reasons
+
+
 def mentions_frame(mentions: Sequence[Mention]) -> pd.DataFrame:
     import pandas as pd
 
@@ -80,17 +146,9 @@ def mentions_frame(mentions: Sequence[Mention]) -> pd.DataFrame:
             "platform": [m.platform for m in mentions],
             "language": [m.language for m in mentions],
             "tier": [m.tier for m in mentions],
+            "sentiment": pd.array([m.sentiment for m in mentions], dtype="Float64"),
         }
     )
-
-
-def _raised(info: dict[str, Any]) -> str | None:
-    # GX gives either one exception record or a record per metric.
-    records = [info] if "raised_exception" in info else list(info.values())
-    for record in records:
-        if isinstance(record, dict) and record.get("raised_exception"):
-            return str(record.get("exception_message"))
-    return None
 
 
 def validate_mentions(
@@ -109,36 +167,79 @@ def validate_mentions(
         return ValidationOutcome([], [], 0, ())
     import pandas as pd
 
-    frame = mentions_frame(mentions)
-    with _GX_LOCK:  # one GX context per process; its validation is not thread-safe
-        result = _validation_definition("mentions").run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters={
-                "min_published": pd.Timestamp(now - horizon),
-                "max_published": pd.Timestamp(now + future_tolerance),
-            },
-            result_format={"result_format": "COMPLETE"},
-        )
-    reasons: dict[int, list[str]] = defaultdict(list)
-    failed: list[str] = []
-    for outcome in result.results:
-        config = outcome.expectation_config
-        if config is None:
-            raise ValidationFailed("GX returned a result without its expectation")
-        label = f"{config.type}({config.kwargs.get('column', '')})"
-        problem = _raised(outcome.exception_info)
-        if problem is not None:
-            raise ValidationFailed(f"{label} could not be evaluated: {problem[:300]}")
-        if outcome.success:
-            continue
-        failed.append(label)
-        for index in outcome.result.get("unexpected_index_list") or []:
-            reasons[int(index)].append(label)
+    checks, reasons = run_suite(
+        "mentions",
+        mentions_frame(mentions),
+        {
+            "min_published": pd.Timestamp(now - horizon),
+            "max_published": pd.Timestamp(now + future_tolerance),
+        },
+    )
     good = [m for i, m in enumerate(mentions) if i not in reasons]
     quarantined = [
         QuarantinedMention(mentions[i], tuple(labels)) for i, labels in sorted(reasons.items())
     ]
-    return ValidationOutcome(good, quarantined, len(mentions), tuple(failed))
+    return ValidationOutcome(good, quarantined, len(mentions), tuple(checks))
+
+
+def validate_source_runs(
+    outcomes: Sequence[SourceOutcome], collection: Collection
+) -> list[ExpectationCheck]:
+    """Check the cycle's source runs against `expectations/source_runs.json`.
+
+    A failure says the collector misbehaved; the runs are recorded anyway (they are the health
+    history), and the failed checks are reported in the cycle summary.
+    """
+    if not outcomes:
+        return []
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "source": [o.fetch.source for o in outcomes],
+            "status": [o.status for o in outcomes],
+            "duration_s": [o.fetch.duration_s for o in outcomes],
+            "bytes": [o.fetch.size for o in outcomes],
+            "items": [o.items for o in outcomes],
+            "http_status": pd.array([o.fetch.http_status for o in outcomes], dtype="Int64"),
+        }
+    )
+    # A fetch may overrun its deadline by one read timeout before it notices.
+    max_duration = collection.deadline_s + collection.connect_timeout_s + collection.read_timeout_s
+    checks, _ = run_suite(
+        "source_runs",
+        frame,
+        {
+            "max_duration_s": max_duration,
+            "max_bytes": collection.max_bytes,
+            "max_entries": collection.max_entries,
+        },
+    )
+    return checks
+
+
+def quarantine_shares(outcome: ValidationOutcome) -> dict[str, tuple[int, int]]:
+    """Per source, (rows quarantined, rows validated) in this batch."""
+    totals: Counter[str] = Counter(m.source for m in outcome.good)
+    failed: Counter[str] = Counter(q.mention.source for q in outcome.quarantined)
+    totals.update(failed)
+    return {source: (failed.get(source, 0), total) for source, total in totals.items()}
+
+
+def degraded_verdicts(
+    shares: dict[str, tuple[int, int]], *, max_share: float, min_rows: int
+) -> dict[str, bool]:
+    """Which sources are degraded (True) or healthy (False) on this batch's evidence.
+
+    A source whose batch is smaller than `min_rows` gets no verdict unless nothing failed.
+    """
+    verdicts: dict[str, bool] = {}
+    for source, (failed, total) in shares.items():
+        if failed == 0:
+            verdicts[source] = False
+        elif total >= min_rows:
+            verdicts[source] = failed / total > max_share
+    return verdicts
 
 
 @task(name="validate-mentions", cache_policy=NO_CACHE)
@@ -147,3 +248,11 @@ def validate_mentions_task(
 ) -> ValidationOutcome:
     """Validate the batch with Great Expectations; failing rows are set apart for quarantine."""
     return validate_mentions(mentions, now=now, future_tolerance=future_tolerance, horizon=horizon)
+
+
+@task(name="validate-source-runs", cache_policy=NO_CACHE)
+def validate_source_runs_task(
+    outcomes: Sequence[SourceOutcome], collection: Collection
+) -> list[ExpectationCheck]:
+    """Check the cycle's source runs with Great Expectations."""
+    return validate_source_runs(outcomes, collection)

@@ -75,6 +75,7 @@ class Mention:
     language: str | None
     story_id: str
     topics: tuple[str, ...] = ()
+    sentiment: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

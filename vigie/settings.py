@@ -165,12 +165,26 @@ class Collection(_Model):
 
 
 class Detection(_Model):
-    window_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    # Whole 5-minute buckets: detection reads the 5-minute aggregates.
+    window_minutes: Annotated[int, Field(ge=5, le=1440, multiple_of=5)] = 60
     baseline_windows: Annotated[int, Field(ge=3, le=2000)] = 48
     min_mentions: Annotated[int, Field(ge=1)] = 5
     threshold: Annotated[float, Field(gt=0)] = 4.0
     future_tolerance_minutes: Annotated[int, Field(ge=0)] = 30
     horizon_days: Annotated[int, Field(ge=1)] = 3650
+
+
+class Retention(_Model):
+    # Raw text (titles, summaries, authors, quarantined records) older than this is erased;
+    # ids, URLs and the 5-minute aggregates are kept forever. 0 keeps everything.
+    raw_text_days: Annotated[int, Field(ge=0)] = 365
+
+
+class Quality(_Model):
+    # A source whose batch has more than this share of rows quarantined is marked degraded
+    # (and the operators are told once), when the batch has at least `min_rows` rows.
+    max_quarantine_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_rows: Annotated[int, Field(ge=1)] = 3
 
 
 class Settings(_Model):
@@ -184,6 +198,8 @@ class Settings(_Model):
     schedule: Schedule = Schedule()
     collection: Collection = Collection()
     detection: Detection = Detection()
+    retention: Retention = Retention()
+    quality: Quality = Quality()
     config_path: Path = Path(DEFAULT_CONFIG)
 
     @model_validator(mode="after")
@@ -207,6 +223,11 @@ class Settings(_Model):
 
     def level_members(self, level: int) -> tuple[Member, ...]:
         return tuple(m for m in self.cell.members if m.level == level)
+
+    @property
+    def operators(self) -> tuple[Member, ...]:
+        """Who hears about the watch's own health: the cell's operators, else its first level."""
+        return tuple(m for m in self.cell.members if m.role == "operator") or self.first_level
 
     @property
     def first_level(self) -> tuple[Member, ...]:

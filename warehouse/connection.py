@@ -1,14 +1,17 @@
 """Open the DuckDB warehouse and bring its schema up to date.
 
 DuckDB holds one writer lock per file across processes and fails at once when another process
-holds it (STACK.md gotcha 11). `open_warehouse` waits for the lock with back-off for a bounded
-time, so two flows that write at the same moment run one after the other instead of failing;
-connections are kept short (one `with` block per step). Extensions are never downloaded.
+holds it (STACK.md gotcha 11). `open_warehouse` waits for that lock with back-off for a bounded
+time, so two flows in two processes that write at the same moment run one after the other instead
+of failing; inside one process (threads, `serve`), a process-wide lock does the same, because
+DuckDB lets two connections of one process write side by side. Connections are kept short (one
+`with` block per step). Extensions are never downloaded.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,7 @@ import duckdb
 from vigie.errors import WarehouseError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PROCESS_LOCK = threading.RLock()
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _OFFLINE: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
@@ -97,10 +101,21 @@ def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnecti
 
 @contextmanager
 def open_warehouse(path: Path, *, lock_wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A migrated connection, closed (and the lock released) when the block ends."""
-    con = connect(path, lock_wait_s=lock_wait_s)
+    """A migrated connection, alone in this process and in any other, until the block ends.
+
+    Raises:
+        WarehouseError: as `connect`, or when this process's other user does not finish in time.
+    """
+    if not _PROCESS_LOCK.acquire(timeout=lock_wait_s):
+        raise WarehouseError(
+            f"the warehouse {path} is busy in this process (waited {lock_wait_s:.0f} s)"
+        )
     try:
-        migrate(con)
-        yield con
+        con = connect(path, lock_wait_s=lock_wait_s)
+        try:
+            migrate(con)
+            yield con
+        finally:
+            con.close()
     finally:
-        con.close()
+        _PROCESS_LOCK.release()

@@ -9,10 +9,12 @@ crash mid-load leaves the warehouse as it was before it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -51,6 +53,13 @@ def _json_default(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(type(value).__name__)
+
+
+# The sentiment label of a score in [-1, 1], as the bucket tables and reports use it.
+SENTIMENT_LABEL_SQL = (
+    "CASE WHEN sentiment IS NULL THEN 'unknown' WHEN sentiment <= -0.05 THEN 'negative' "
+    "WHEN sentiment >= 0.05 THEN 'positive' ELSE 'neutral' END"
+)
 
 
 class Store:
@@ -99,7 +108,8 @@ class Store:
         try:
             with self.transaction():
                 new_by_source = self._insert_mentions(cycle_id, mentions)
-                self._record_sources(cycle_id, sources, outcomes, new_by_source, now)
+                refused = Counter(item.mention.source for item in quarantined)
+                self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
                 self._quarantine(cycle_id, quarantined, now)
                 self._refresh_stories(mentions)
         except duckdb.Error as err:
@@ -125,19 +135,37 @@ class Store:
                 "story_id": [m.story_id for m in mentions],
                 "topics": [list(m.topics) for m in mentions],
                 "cycle_id": cycle_id,
+                "sentiment": pd.array([m.sentiment for m in mentions], dtype="Float64"),
             }
         )
         self.con.register("mention_batch", batch)
         try:
+            # Only mentions the warehouse does not hold yet count, once each: this is what makes
+            # a repeated load leave every count unchanged.
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE new_mentions AS SELECT * FROM mention_batch b "
+                "WHERE NOT EXISTS (SELECT 1 FROM mentions m WHERE m.mention_id = b.mention_id) "
+                "QUALIFY row_number() OVER (PARTITION BY mention_id) = 1"
+            )
             rows = self.con.execute(
-                "SELECT source, count(*) FROM mention_batch b WHERE NOT EXISTS "
-                "(SELECT 1 FROM mentions m WHERE m.mention_id = b.mention_id) GROUP BY source"
+                "SELECT source, count(*) FROM new_mentions GROUP BY source"
             ).fetchall()
             self.con.execute(
-                "INSERT INTO mentions SELECT mention_id, source, platform, tier, url, title, "
-                "summary, author, published_at, collected_at, language, story_id, "
-                "topics::VARCHAR[], cycle_id FROM mention_batch ON CONFLICT DO NOTHING"
+                "INSERT INTO mention_buckets "
+                "SELECT time_bucket(INTERVAL 5 MINUTE, published_at), topic, platform, "
+                "coalesce(language, ''), "
+                f"{SENTIMENT_LABEL_SQL}, count(*) "
+                "FROM (SELECT *, unnest(topics) AS topic FROM new_mentions) GROUP BY ALL "
+                "ON CONFLICT DO UPDATE SET mentions = mention_buckets.mentions + excluded.mentions"
             )
+            self.con.execute(
+                "INSERT INTO mentions (mention_id, source, platform, tier, url, title, summary, "
+                "author, published_at, collected_at, language, story_id, topics, cycle_id, "
+                "sentiment) SELECT mention_id, source, platform, tier, url, title, summary, "
+                "author, published_at, collected_at, language, story_id, topics::VARCHAR[], "
+                "cycle_id, sentiment FROM new_mentions"
+            )
+            self.con.execute("DROP TABLE new_mentions")
         finally:
             self.con.unregister("mention_batch")
         return {source: count for source, count in rows}
@@ -148,6 +176,7 @@ class Store:
         sources: Sequence[Source],
         outcomes: Sequence[SourceOutcome],
         new_by_source: dict[str, int],
+        refused: Counter[str],
         now: datetime,
     ) -> None:
         for source in sources:
@@ -160,8 +189,9 @@ class Store:
         for outcome in outcomes:
             fetch = outcome.fetch
             self.con.execute(
-                "INSERT INTO source_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
+                "INSERT INTO source_runs (cycle_id, source, started_at, duration_s, status, "
+                "http_status, bytes, items, new_mentions, error, quarantined) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
                     cycle_id,
                     fetch.source,
@@ -173,6 +203,7 @@ class Store:
                     outcome.items,
                     new_by_source.get(fetch.source, 0),
                     outcome.error,
+                    refused.get(fetch.source, 0),
                 ],
             )
             if outcome.status == "error":
@@ -233,13 +264,15 @@ class Store:
     ) -> tuple[list[int], datetime | None]:
         """Mentions of `topic` per window, oldest first, the last one ending at `end`.
 
-        Also returns when the topic was first seen, so detection can wait for a baseline.
+        Read from the 5-minute aggregates, so it stays fast after years of data and after the
+        raw text is pruned; `end` and `window` should be whole 5-minute buckets. Also returns
+        the start of the topic's first bucket, so detection can wait for a baseline.
         """
         start = end - window * windows
         rows = self.con.execute(
-            "SELECT floor((epoch(published_at) - epoch(?::TIMESTAMPTZ)) / ?)::BIGINT AS idx, "
-            "count(*) FROM mentions WHERE list_contains(topics, ?) "
-            "AND published_at >= ? AND published_at < ? GROUP BY idx",
+            "SELECT floor((epoch(bucket_start) - epoch(?::TIMESTAMPTZ)) / ?)::BIGINT AS idx, "
+            "sum(mentions) FROM mention_buckets WHERE topic = ? "
+            "AND bucket_start >= ? AND bucket_start < ? GROUP BY idx",
             [start, window.total_seconds(), topic, start, end],
         ).fetchall()
         counts = [0] * windows
@@ -247,7 +280,7 @@ class Store:
             if 0 <= index < windows:
                 counts[int(index)] = int(count)
         first = self.con.execute(
-            "SELECT min(published_at) FROM mentions WHERE list_contains(topics, ?)", [topic]
+            "SELECT min(bucket_start) FROM mention_buckets WHERE topic = ?", [topic]
         ).fetchall()[0][0]
         return counts, first
 
@@ -402,3 +435,77 @@ class Store:
         return int(
             self.con.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0]
         )
+
+    def set_degraded(self, source: str, degraded: bool, now: datetime) -> str | None:
+        """Record a source's quality verdict; return "degraded" or "recovered" on a change."""
+        rows = self.con.execute(
+            "SELECT degraded_since FROM sources WHERE name = ?", [source]
+        ).fetchall()
+        if not rows:
+            return None
+        was = rows[0][0] is not None
+        if degraded == was:
+            return None
+        self.con.execute(
+            "UPDATE sources SET degraded_since = ? WHERE name = ?",
+            [now if degraded else None, source],
+        )
+        return "degraded" if degraded else "recovered"
+
+    def apply_retention(self, cutoff: datetime) -> tuple[int, int]:
+        """Erase raw text published before `cutoff`; return (mentions erased, quarantine rows).
+
+        Ids and URLs stay (so an old item seen again is not counted twice), and so do the
+        aggregates in `mention_buckets`.
+        """
+        with self.transaction():
+            erased = self.con.execute(
+                "UPDATE mentions SET title = '', summary = '', author = NULL "
+                "WHERE published_at < ? AND (title <> '' OR summary <> '' OR author IS NOT NULL)",
+                [cutoff],
+            ).fetchall()[0][0]
+            dropped = self.con.execute(
+                "DELETE FROM quarantine WHERE quarantined_at < ?", [cutoff]
+            ).fetchall()[0][0]
+        return int(erased), int(dropped)
+
+    def export_mentions(
+        self, destination: Path, *, since: datetime, until: datetime, fmt: str
+    ) -> int:
+        """Write the mentions published in [since, until) to a Parquet or CSV file."""
+        if fmt not in {"parquet", "csv"}:
+            raise WarehouseError(f"unknown export format {fmt!r} (parquet or csv)")
+        count = int(
+            self.con.execute(
+                "SELECT count(*) FROM mentions WHERE published_at >= ? AND published_at < ?",
+                [since, until],
+            ).fetchall()[0][0]
+        )
+        # COPY cannot take the file name as a parameter; quote it as an SQL string literal.
+        target = "'" + str(destination).replace("'", "''") + "'"
+        options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+        self.con.execute(
+            f"COPY (SELECT * EXCLUDE (topics), array_to_string(topics, ';') AS topics "
+            f"FROM mentions WHERE published_at >= $since AND published_at < $until "
+            f"ORDER BY published_at) TO {target} ({options})",
+            {"since": since, "until": until},
+        )
+        return count
+
+    def info(self) -> dict[str, Any]:
+        """What `vigie db info` prints: schema version, row counts, time range."""
+        versions = self.con.execute(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        ).fetchall()
+        oldest, newest = self.con.execute(
+            "SELECT min(published_at), max(published_at) FROM mentions"
+        ).fetchall()[0]
+        return {
+            "migrations": [(v, n, a) for v, n, a in versions],
+            "counts": self.counts(),
+            "buckets": int(
+                self.con.execute("SELECT count(*) FROM mention_buckets").fetchall()[0][0]
+            ),
+            "oldest": oldest,
+            "newest": newest,
+        }

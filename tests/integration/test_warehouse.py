@@ -220,3 +220,90 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 1000)
     with pytest.raises(WarehouseError, match="cannot open the warehouse"):
         connect(path, lock_wait_s=0.5)
+
+
+def _bucket_total(path: Path) -> int:
+    return _rows_one(path, "SELECT coalesce(sum(mentions), 0) FROM mention_buckets")
+
+
+def _rows_one(path: Path, sql: str) -> int:
+    with open_warehouse(path) as con:
+        return int(con.execute(sql).fetchall()[0][0])
+
+
+def test_aggregates_count_each_mention_once_per_topic(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    batch = [_mention(1), _mention(2, topics=("marque", "direction")), _mention(3)]
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [SOURCE], [_outcome()], batch, [], NOW)
+        Store(con).load_cycle("c2", [SOURCE], [_outcome()], batch, [], NOW)
+        per_topic = con.execute(
+            "SELECT topic, sum(mentions) FROM mention_buckets GROUP BY topic ORDER BY topic"
+        ).fetchall()
+    assert per_topic == [("direction", 1), ("marque", 3)]
+
+
+def test_aggregates_keep_language_and_sentiment_labels(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    batch = [
+        _mention(1, sentiment=-0.8),
+        _mention(2, sentiment=0.0, language=None),
+        _mention(3, sentiment=0.6, language="en"),
+        _mention(4),
+    ]
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [SOURCE], [_outcome()], batch, [], NOW)
+        labels = con.execute(
+            "SELECT language, sentiment, sum(mentions)::INTEGER FROM mention_counts_1d "
+            "GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    assert labels == [
+        ("", "neutral", 1),
+        ("en", "positive", 1),
+        ("fr", "negative", 1),
+        ("fr", "unknown", 1),
+    ]
+
+
+def test_hourly_and_daily_views_roll_up_the_5_minute_buckets(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    batch = [_mention(n) for n in (1, 2, 30, 61, 62)]  # minutes before 15:00
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [SOURCE], [_outcome()], batch, [], NOW)
+        hourly = con.execute(
+            "SELECT hour(bucket_start), sum(mentions)::INTEGER FROM mention_counts_1h "
+            "GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        daily = con.execute("SELECT sum(mentions)::INTEGER FROM mention_counts_1d").fetchall()
+    assert hourly == [(13, 2), (14, 3)]
+    assert daily == [(5,)]
+
+
+def test_a_file_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A warehouse made by version 001 keeps its data and gains the aggregates of 002."""
+    path = tmp_path / "wh.duckdb"
+    first = migrations()[0]
+    con = connect(path)
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    con.execute(first[2].read_text(encoding="utf-8"))
+    con.execute("INSERT INTO schema_migrations VALUES (1, 'init', now())")
+    con.execute(
+        "INSERT INTO mentions VALUES ('m1', 'Le Quotidien', 'news', 1, 'https://q.example/1', "
+        "'Titre', '', NULL, TIMESTAMPTZ '2026-11-25 14:07:00+00', now(), 'fr', 's1', "
+        "['marque'], 'c0')"
+    )
+    con.close()
+    with open_warehouse(path) as con:
+        versions = [
+            v for (v,) in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
+        ]
+        buckets = con.execute(
+            "SELECT bucket_start, topic, mentions FROM mention_buckets"
+        ).fetchall()
+        kept = con.execute("SELECT title, sentiment FROM mentions").fetchall()
+    assert versions == [v for v, _, _ in migrations()]
+    assert buckets == [(datetime(2026, 11, 25, 14, 5, tzinfo=UTC), "marque", 1)]
+    assert kept == [("Titre", None)]
