@@ -64,8 +64,10 @@ def _validation_definition(suite_name: str) -> ValidationDefinition:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    # GX announces each ephemeral context at INFO level; it says nothing a user needs.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX sets some of its loggers to INFO and announces each ephemeral context there.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     path = EXPECTATIONS_DIR / f"{suite_name}.json"
     try:

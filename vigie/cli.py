@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vigie import disable_telemetry
@@ -127,6 +128,159 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _day(value: str) -> datetime:
+    """A --since/--until value: an ISO date or date-time, UTC unless it says otherwise."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from warehouse.connection import connect, migrate
+
+    settings = _settings(args)
+    con = connect(settings.warehouse_path)
+    try:
+        applied = migrate(con)
+    finally:
+        con.close()
+    if applied:
+        print(f"{settings.warehouse_path}: applied {', '.join(applied)}")
+    else:
+        print(f"{settings.warehouse_path}: up to date")
+    return 0
+
+
+def cmd_db_info(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    path = settings.warehouse_path
+    with open_warehouse(path, lock_wait_s=5) as con:
+        info = Store(con).info()
+    size = path.stat().st_size
+    print(f"Warehouse: {path} ({size / 1e6:.1f} MB)")
+    version, name, applied_at = info["migrations"][-1]
+    print(
+        f"Schema: version {version:03d} ({name}), {len(info['migrations'])} migrations applied, "
+        f"last on {applied_at:%Y-%m-%d %H:%M %Z}"
+    )
+    for table, count in info["counts"].items():
+        print(f"  {table:<13} {count:>10,} rows")
+    print(f"  {'aggregates':<13} {info['buckets']:>10,} five-minute buckets")
+    if info["oldest"]:
+        print(
+            f"Mentions published from {info['oldest']:%Y-%m-%d %H:%M} "
+            f"to {info['newest']:%Y-%m-%d %H:%M} UTC"
+        )
+    return 0
+
+
+def cmd_db_export(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    if args.until <= args.since:
+        raise ConfigError("--until must come after --since")
+    output = Path(args.output or f"mentions-{args.since:%Y%m%d}-{args.until:%Y%m%d}.{args.format}")
+    print(
+        f"Exporting mentions published from {args.since:%Y-%m-%d %H:%M} to "
+        f"{args.until:%Y-%m-%d %H:%M} UTC ...",
+        flush=True,
+    )
+    with open_warehouse(settings.warehouse_path) as con:
+        count = Store(con).export_mentions(
+            output, since=args.since, until=args.until, fmt=args.format
+        )
+    print(f"{count} mentions written to {output}")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from warehouse.backup import backup_warehouse
+
+    settings = _settings(args)
+    destination = Path(
+        args.destination
+        or settings.warehouse_path.with_name(
+            f"{settings.warehouse_path.stem}-{datetime.now(UTC):%Y%m%dT%H%M%S}.duckdb"
+        )
+    )
+    size = backup_warehouse(settings.warehouse_path, destination)
+    print(f"Backup written to {destination} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    from warehouse.backup import restore_warehouse
+
+    settings = _settings(args)
+    restore_warehouse(Path(args.backup), settings.warehouse_path)
+    print(f"{settings.warehouse_path} restored from {args.backup}")
+    return 0
+
+
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    days = settings.retention.raw_text_days
+    if days <= 0:
+        print("retention.raw_text_days is 0: raw text is kept forever, nothing to prune")
+        return 0
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    with open_warehouse(settings.warehouse_path) as con:
+        erased, dropped = Store(con).apply_retention(cutoff)
+    print(
+        f"Raw text older than {cutoff:%Y-%m-%d} erased from {erased} mentions; "
+        f"{dropped} quarantined records deleted; aggregates kept"
+    )
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from tasks.quality import quality_report
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    now = datetime.now(UTC)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=10) as con:
+        report = quality_report(
+            Store(con), since=now - timedelta(days=args.days), now=now, settings=settings
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    print(f"Mentions collected in the last {args.days} days: {report.mentions}")
+    print(f"  language undetermined: {report.undetermined_language:.1%}")
+    print(f"  empty title: {report.empty_title:.1%}, empty summary: {report.empty_summary:.1%}")
+    print(
+        f"  duplicates that slipped through: {report.duplicate_urls} URLs, "
+        f"{report.duplicate_titles} same-title groups"
+    )
+    print("Per source (loaded / quarantined):")
+    for row in report.per_source:
+        flag = f"  DEGRADED since {row['degraded_since'][:16]}" if row["degraded_since"] else ""
+        print(
+            f"  {row['source']}: {row['loaded']} / {row['quarantined']} "
+            f"({row['quarantined_share']:.1%} quarantined){flag}"
+        )
+    if report.checks:
+        print("Expectations on stored mentions:")
+        for check in report.checks:
+            verdict = "pass" if check.success else f"FAIL ({check.unexpected} rows)"
+            print(f"  {check.label}: {verdict}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -154,6 +308,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="last cycle, health of each source, open alerts")
     status.set_defaults(func=cmd_status)
+    quality = sub.add_parser(
+        "quality", help="re-check recent data and report drift (language, empty texts, ...)"
+    )
+    quality.add_argument("--days", type=int, default=7, help="how far back (default 7)")
+    quality.add_argument("--json", action="store_true", help="print the report as JSON")
+    quality.set_defaults(func=cmd_quality)
+
+    db = sub.add_parser("db", help="the DuckDB warehouse: migrate, info, export, backup ...")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+    db_sub.add_parser("info", help="schema version, row counts, time range").set_defaults(
+        func=cmd_db_info
+    )
+    export = db_sub.add_parser(
+        "export",
+        help="write mentions to Parquet or CSV",
+        epilog="Example: vigie db export --since 2026-11-01 --until 2026-12-01 --format csv",
+    )
+    export.add_argument("--since", type=_day, required=True, help="first day (UTC), included")
+    export.add_argument("--until", type=_day, required=True, help="last day (UTC), excluded")
+    export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    export.add_argument("--output", help="file to write (default mentions-SINCE-UNTIL.FORMAT)")
+    export.set_defaults(func=cmd_db_export)
+    backup = db_sub.add_parser("backup", help="copy a consistent snapshot, safe while running")
+    backup.add_argument("destination", nargs="?", help="file to write (default: dated copy)")
+    backup.set_defaults(func=cmd_db_backup)
+    restore = db_sub.add_parser("restore", help="replace the warehouse with a backup")
+    restore.add_argument("backup", help="a file written by `vigie db backup`")
+    restore.set_defaults(func=cmd_db_restore)
+    db_sub.add_parser("prune", help="apply the retention policy now").set_defaults(
+        func=cmd_db_prune
+    )
+
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")
     demo.set_defaults(func=cmd_demo)

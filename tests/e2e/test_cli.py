@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -175,3 +176,90 @@ def test_status_on_a_locked_warehouse_is_one_clear_line(
     assert result.stderr.startswith("vigie: the warehouse ")
     assert "locked by another process" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.prefect
+def test_two_cycles_at_once_on_one_warehouse_both_complete(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+    tmp_path: Path,
+) -> None:
+    """A scheduled cycle and an incident run writing at the same moment: one waits for the
+    other, both complete, nothing is lost."""
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    daily = {"name": "daily", "url": urls["Le Quotidien du Nord"], "platform": "news", "tier": 1}
+    radio = {"name": "radio", "url": urls["Radio Boréale Info"], "platform": "news", "tier": 2}
+    first = write_config(sources=[daily], smtp_port=mail_sink.port)
+    second = first.with_name("incident.toml")
+    second.write_text(
+        first.read_text(encoding="utf-8").replace(
+            f'name = "daily"\nurl = "{daily["url"]}"', f'name = "radio"\nurl = "{radio["url"]}"'
+        ),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PREFECT_API_URL": prefect_harness}
+    runs = [
+        subprocess.Popen(
+            [*VIGIE, "--config", str(config), "run", "--once", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for config in (first, second)
+    ]
+    summaries = []
+    for run in runs:
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, err[-2000:]
+        summaries.append(json.loads(out))
+    assert [s["new_mentions"] for s in summaries] == [3, 1]
+    status = _vigie("--config", str(first), "db", "info")
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"^  mentions +4 rows$", status.stdout, re.MULTILINE)
+    assert re.search(r"^  source_runs +2 rows$", status.stdout, re.MULTILINE)
+
+
+def test_db_commands_export_back_up_and_restore(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    migrate = _vigie("--config", str(config), "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr
+    assert "applied 001_init, 002_buckets_and_health" in migrate.stdout
+    assert "up to date" in _vigie("--config", str(config), "db", "migrate").stdout
+
+    export = _vigie(
+        "--config",
+        str(config),
+        "db",
+        "export",
+        "--since",
+        "2026-01-01",
+        "--until",
+        "2027-01-01",
+        "--format",
+        "csv",
+        "--output",
+        str(tmp_path / "out.csv"),
+    )
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.strip().endswith(f"0 mentions written to {tmp_path / 'out.csv'}")
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").startswith("mention_id,")
+
+    backup = _vigie("--config", str(config), "db", "backup", str(tmp_path / "b.duckdb"))
+    assert backup.returncode == 0 and (tmp_path / "b.duckdb").exists()
+    restore = _vigie("--config", str(config), "db", "restore", str(tmp_path / "b.duckdb"))
+    assert restore.returncode == 0, restore.stderr
+
+    bad = _vigie(
+        "--config", str(config), "db", "export", "--since", "yesterday", "--until", "2027-01-01"
+    )
+    assert bad.returncode == 2 and "is not a date" in bad.stderr
+    backwards = _vigie(
+        "--config", str(config), "db", "export", "--since", "2027-01-01", "--until", "2026-01-01"
+    )
+    assert backwards.returncode == 2
+    assert backwards.stderr.strip() == "vigie: --until must come after --since"

@@ -73,6 +73,13 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     assert "<script>" not in body
     assert "sophie.roy" not in body  # level 2 is not on duty for a new alert
 
+    from prefect.artifacts import Artifact
+
+    validation = Artifact.get("validation")
+    assert validation is not None and "expect_column_values_to_match_regex" in str(validation.data)
+    quarantine = Artifact.get("quarantine")
+    assert quarantine is not None and "javascript:alert" in str(quarantine.data)
+
     rerun = watch_cycle(str(config))
     assert rerun["new_mentions"] == 0
     assert rerun["alerts_opened"] == [] and rerun["emails_sent"] == 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tasks.validate import validate_mentions
-from vigie.models import Mention
+from tasks.validate import validate_mentions, validate_source_runs
+from vigie.models import FetchResult, Mention, SourceOutcome
+from vigie.settings import Collection
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TOLERANCE = timedelta(minutes=30)
@@ -70,3 +71,55 @@ def test_a_publication_within_the_future_tolerance_passes() -> None:
 def test_an_empty_batch_is_not_validated() -> None:
     outcome = _validate([])
     assert outcome.evaluated == 0 and outcome.good == [] and outcome.quarantined == []
+
+
+def test_null_ids_ftp_urls_and_oversized_text_are_quarantined() -> None:
+    batch = [
+        _mention(1),
+        _mention(2, mention_id=None),
+        _mention(3, url="ftp://quotidien.example/a/3"),
+        _mention(4, summary="x" * 4001),
+        _mention(5, sentiment=1.5),
+    ]
+    outcome = _validate(batch)
+    reasons = {q.mention.url: q.reasons for q in outcome.quarantined}
+    assert [m.mention_id for m in outcome.good] == ["m1"]
+    assert reasons["https://quotidien.example/a/2"] == (
+        "expect_column_values_to_not_be_null(mention_id)",
+    )
+    assert reasons["ftp://quotidien.example/a/3"] == ("expect_column_values_to_match_regex(url)",)
+    assert reasons["https://quotidien.example/a/4"] == (
+        "expect_column_value_lengths_to_be_between(summary)",
+    )
+    assert reasons["https://quotidien.example/a/5"] == (
+        "expect_column_values_to_be_between(sentiment)",
+    )
+
+
+def test_each_expectation_reports_its_verdict_and_count() -> None:
+    outcome = _validate([_mention(1), _mention(2, url="ftp://x"), _mention(3, url="ftp://y")])
+    by_label = {c.label: c for c in outcome.checks}
+    assert by_label["expect_column_values_to_match_regex(url)"].success is False
+    assert by_label["expect_column_values_to_match_regex(url)"].unexpected == 2
+    assert by_label["expect_column_values_to_be_unique(mention_id)"].success is True
+    assert outcome.failed_expectations == ("expect_column_values_to_match_regex(url)",)
+
+
+def _run(source: str, duration: float, size: int, items: int) -> SourceOutcome:
+    fetch = FetchResult(source, "http://127.0.0.1/f", "ok", NOW, duration, 200, b"x" * size)
+    return SourceOutcome(fetch, "ok", items=items)
+
+
+def test_source_runs_within_the_collection_limits_pass() -> None:
+    checks = validate_source_runs([_run("a", 0.4, 10, 5), _run("b", 2.0, 100, 50)], Collection())
+    assert all(c.success for c in checks)
+
+
+def test_a_source_run_beyond_the_limits_fails_its_checks() -> None:
+    limits = Collection(deadline_s=5, connect_timeout_s=1, read_timeout_s=1, max_entries=10)
+    checks = validate_source_runs([_run("a", 30.0, 10, 50)], limits)
+    failed = {c.label for c in checks if not c.success}
+    assert failed == {
+        "expect_column_values_to_be_between(duration_s)",
+        "expect_column_values_to_be_between(items)",
+    }

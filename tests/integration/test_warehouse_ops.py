@@ -1,0 +1,311 @@
+"""Operating the warehouse: retention, export, backup and restore, quality report, degraded
+sources, concurrent writers and a load killed mid-way — on real DuckDB files and processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tasks.quality import flag_degraded_sources, quality_report
+from tasks.validate import ValidationOutcome
+from vigie.errors import WarehouseError
+from vigie.models import FetchResult, Mention, QuarantinedMention, SourceOutcome
+from vigie.settings import Settings, load_settings
+from warehouse.backup import backup_warehouse, restore_warehouse
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+# A writer in its own process: loads `batches` batches of `size` mentions numbered from `offset`.
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+    from vigie.models import FetchResult, Mention, SourceOutcome
+    from vigie.settings import Source
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    path, offset, batches, size = Path(sys.argv[1]), *map(int, sys.argv[2:5])
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    source = Source(name="w", url="http://127.0.0.1/w", platform="news", tier=2)
+    fetch = FetchResult("w", source.url, "ok", now, 0.1, 200, b"", {}, None, None, None, None)
+    for b in range(batches):
+        first = offset + b * size
+        mentions = [
+            Mention(f"m{first + i}", "w", "news", 2, f"https://w.example/{first + i}",
+                    "Laiterie Boréale", "", None, now - timedelta(minutes=i % 600), now, "fr",
+                    f"s{i}", ("marque",))
+            for i in range(size)
+        ]
+        print("loading", flush=True)
+        with open_warehouse(path, lock_wait_s=120) as con:
+            Store(con).load_cycle(f"c{offset}-{b}", [source], [SourceOutcome(fetch, "ok", size)],
+                                  mentions, [], now)
+    print("done", flush=True)
+    """
+)
+
+
+def _writer(path: Path, offset: int, batches: int, size: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(offset), str(batches), str(size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _scalar(path: Path, sql: str) -> object:
+    with open_warehouse(path) as con:
+        return con.execute(sql).fetchall()[0][0]
+
+
+def _mention(n: int, **changes: object) -> Mention:
+    base = Mention(
+        mention_id=f"m{n}",
+        source="Le Quotidien",
+        platform="news",
+        tier=1,
+        url=f"https://quotidien.example/a/{n}",
+        title=f"Laiterie Boréale {n}",
+        summary="Résumé",
+        author="Rédaction",
+        published_at=NOW - timedelta(days=n),
+        collected_at=NOW,
+        language="fr",
+        story_id=f"s{n}",
+        topics=("marque",),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _load(path: Path, mentions: list[Mention], quarantined: list[QuarantinedMention] = ()) -> None:  # type: ignore[assignment]
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [], [], mentions, list(quarantined), NOW)
+
+
+def test_retention_erases_old_text_and_keeps_ids_and_aggregates(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(1), _mention(40), _mention(400)])
+    with open_warehouse(path) as con:
+        erased, _ = Store(con).apply_retention(NOW - timedelta(days=30))
+        again, _ = Store(con).apply_retention(NOW - timedelta(days=30))
+        rows = con.execute(
+            "SELECT mention_id, title, summary, author FROM mentions ORDER BY 1"
+        ).fetchall()
+        buckets = con.execute("SELECT sum(mentions) FROM mention_buckets").fetchall()[0][0]
+    assert (erased, again) == (2, 0)
+    assert rows == [
+        ("m1", "Laiterie Boréale 1", "Résumé", "Rédaction"),
+        ("m40", "", "", None),
+        ("m400", "", "", None),
+    ]
+    assert buckets == 3
+    _load(path, [_mention(40)])  # the old item seen again is not counted twice
+    assert _scalar(path, "SELECT sum(mentions) FROM mention_buckets") == 3
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_writes_the_mentions_of_the_period(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(n) for n in (1, 2, 3, 10)])
+    target = tmp_path / f"out.{fmt}"
+    with open_warehouse(path) as con:
+        count = Store(con).export_mentions(
+            target, since=NOW - timedelta(days=5), until=NOW, fmt=fmt
+        )
+    reader = "read_parquet" if fmt == "parquet" else "read_csv_auto"
+    exported = (
+        duckdb.connect()
+        .execute(f"SELECT mention_id, topics FROM {reader}('{target}') ORDER BY mention_id")
+        .fetchall()
+    )
+    assert count == 3
+    assert exported == [("m1", "marque"), ("m2", "marque"), ("m3", "marque")]
+
+
+def test_backup_is_consistent_and_restore_brings_it_back(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(1), _mention(2)])
+    size = backup_warehouse(path, tmp_path / "backups" / "wh-1.duckdb")
+    _load(path, [_mention(3)])
+    assert size > 0
+    restore_warehouse(tmp_path / "backups" / "wh-1.duckdb", path)
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 2
+
+
+def test_restore_refuses_a_file_that_is_not_a_warehouse(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(1)])
+    bogus = tmp_path / "bogus.duckdb"
+    duckdb.connect(str(bogus)).close()
+    with pytest.raises(WarehouseError, match="is not a Vigie warehouse"):
+        restore_warehouse(bogus, path)
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 1
+
+
+def test_a_backup_taken_while_a_writer_runs_is_whole_and_the_writer_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [])
+    writer = _writer(path, 0, batches=15, size=400)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "loading"
+    backups = [backup_warehouse(path, tmp_path / f"b{i}.duckdb") for i in range(3)]
+    _, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    assert all(size > 0 for size in backups)
+    for i in range(3):
+        copy = duckdb.connect(str(tmp_path / f"b{i}.duckdb"), read_only=True)
+        count = copy.execute("SELECT count(*) FROM mentions").fetchall()[0][0]
+        assert count % 400 == 0  # whole batches only: never half a load
+        copy.close()
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 6000
+
+
+def test_two_writers_in_two_processes_both_complete_with_nothing_lost(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    first = _writer(path, 0, batches=10, size=300)
+    second = _writer(path, 100_000, batches=10, size=300)
+    for writer in (first, second):
+        out, err = writer.communicate(timeout=180)
+        assert writer.returncode == 0, err
+        assert out.strip().endswith("done")
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 6000
+    assert _scalar(path, "SELECT sum(mentions) FROM mention_buckets") == 6000
+    assert _scalar(path, "SELECT count(*) FROM source_runs") == 20
+
+
+def test_a_load_killed_mid_way_leaves_the_warehouse_as_before_and_the_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(1, mention_id="before")])
+    writer = _writer(path, 0, batches=1, size=200_000)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "loading"
+    time.sleep(1.0)
+    assert writer.poll() is None, "the load finished before it could be killed"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 1
+    assert _scalar(path, "SELECT sum(mentions) FROM mention_buckets") == 1
+    assert _scalar(path, "SELECT count(*) FROM source_runs") == 0
+    rerun = _writer(path, 0, batches=1, size=200_000)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 200_001
+    assert _scalar(path, "SELECT sum(mentions) FROM mention_buckets") == 200_001
+
+
+def _settings(tmp_path: Path, extra: str = "") -> Settings:
+    config = tmp_path / "vigie.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [organisation]
+            name = "Laiterie Boréale"
+            [[watch]]
+            name = "marque"
+            query = "boreale"
+            [[sources]]
+            name = "Le Quotidien"
+            url = "http://127.0.0.1/feed"
+            [email]
+            sender = "vigie@laiterie-boreale.example"
+            [[cell.members]]
+            name = "Awa Diallo"
+            email = "awa@laiterie-boreale.example"
+            role = "lead"
+            [[cell.members]]
+            name = "Opérateur"
+            email = "ops@laiterie-boreale.example"
+            role = "operator"
+            level = 3
+            """
+        )
+        + extra,
+        encoding="utf-8",
+    )
+    return load_settings(config)
+
+
+def _register_source(path: Path) -> None:
+    fetch = FetchResult("Le Quotidien", "http://127.0.0.1/feed", "ok", NOW, 0.1, 200)
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c0", [_settings_source()], [SourceOutcome(fetch, "ok")], [], [], NOW)
+
+
+def _settings_source():  # type: ignore[no-untyped-def]
+    from vigie.settings import Source
+
+    return Source(name="Le Quotidien", url="http://127.0.0.1/feed")
+
+
+def test_a_mostly_failing_source_is_flagged_once_and_its_recovery_too(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _register_source(path)
+    bad = [QuarantinedMention(_mention(n, url="ftp://x"), ("match_regex(url)",)) for n in (2, 3, 4)]
+    failing = ValidationOutcome([_mention(1)], bad, 4)
+    healthy = ValidationOutcome([_mention(5), _mention(6), _mention(7)], [], 3)
+    with open_warehouse(path) as con:
+        store = Store(con)
+        first = flag_degraded_sources(store, settings, failing, now=NOW)
+        second = flag_degraded_sources(store, settings, failing, now=NOW + timedelta(minutes=10))
+        third = flag_degraded_sources(store, settings, healthy, now=NOW + timedelta(minutes=20))
+        messages = con.execute(
+            "SELECT kind, recipients, subject, html FROM outbox ORDER BY created_at"
+        ).fetchall()
+    assert (first, second, third) == (["Le Quotidien: degraded"], [], ["Le Quotidien: recovered"])
+    assert [m[2] for m in messages] == [
+        "[Vigie][QUALITÉ] Source dégradée : Le Quotidien",
+        "[Vigie][QUALITÉ] Source rétablie : Le Quotidien",
+    ]
+    assert messages[0][1] == ["ops@laiterie-boreale.example"]
+    assert "3 des 4 mentions" in messages[0][3] and "match_regex(url)" in messages[0][3]
+
+
+def test_quality_report_measures_drift_and_duplicates(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(
+        path,
+        [
+            _mention(1),
+            _mention(2, language=None, summary=""),
+            _mention(3, mention_id="dup", url="https://quotidien.example/a/1"),
+        ],
+        [QuarantinedMention(_mention(9, url="ftp://x"), ("match_regex(url)",))],
+    )
+    with open_warehouse(path) as con:
+        report = quality_report(
+            Store(con), since=NOW - timedelta(days=7), now=NOW, settings=settings
+        )
+    assert report.mentions == 3
+    assert report.undetermined_language == round(1 / 3, 4)
+    assert report.empty_summary == round(1 / 3, 4)
+    assert report.duplicate_urls == 1
+    assert report.per_source == [
+        {
+            "source": "Le Quotidien",
+            "loaded": 3,
+            "quarantined": 1,
+            "quarantined_share": 0.25,
+            "degraded_since": None,
+        }
+    ]
+    assert {c.label: c.success for c in report.checks}["expect_column_values_to_match_regex(url)"]
