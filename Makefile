@@ -20,6 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Figures only, printed side by side; the 10 M-mention warehouse takes about a minute to build.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_warehouse.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

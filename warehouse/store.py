@@ -179,72 +179,100 @@ class Store:
         refused: Counter[str],
         now: datetime,
     ) -> None:
-        for source in sources:
-            self.con.execute(
-                "INSERT INTO sources (name, kind, url, platform, tier) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url, "
-                "platform = excluded.platform, tier = excluded.tier",
-                [source.name, source.kind, source.url, source.platform, source.tier],
+        # One statement per table, whatever the number of sources: a thousand feeds would
+        # otherwise cost thousands of round trips.
+        if sources:
+            configured = pd.DataFrame(
+                {
+                    "name": [s.name for s in sources],
+                    "kind": [s.kind for s in sources],
+                    "url": [s.url for s in sources],
+                    "platform": [s.platform for s in sources],
+                    "tier": [s.tier for s in sources],
+                }
             )
-        for outcome in outcomes:
-            fetch = outcome.fetch
+            self.con.register("configured_sources", configured)
+            try:
+                self.con.execute(
+                    "INSERT INTO sources (name, kind, url, platform, tier) "
+                    "SELECT name, kind, url, platform, tier FROM configured_sources "
+                    "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url, "
+                    "platform = excluded.platform, tier = excluded.tier"
+                )
+            finally:
+                self.con.unregister("configured_sources")
+        if not outcomes:
+            return
+        runs = pd.DataFrame(
+            {
+                "source": [o.fetch.source for o in outcomes],
+                "started_at": pd.to_datetime([o.fetch.started_at for o in outcomes], utc=True),
+                "duration_s": [float(o.fetch.duration_s) for o in outcomes],
+                "status": [o.status for o in outcomes],
+                "http_status": pd.array([o.fetch.http_status for o in outcomes], dtype="Int64"),
+                "bytes": [o.fetch.size for o in outcomes],
+                "items": [o.items for o in outcomes],
+                "new_mentions": [new_by_source.get(o.fetch.source, 0) for o in outcomes],
+                "error": [o.error for o in outcomes],
+                "quarantined": [refused.get(o.fetch.source, 0) for o in outcomes],
+                "etag": [o.fetch.etag for o in outcomes],
+                "last_modified": [o.fetch.last_modified for o in outcomes],
+            }
+        )
+        self.con.register("cycle_runs", runs)
+        try:
             self.con.execute(
                 "INSERT INTO source_runs (cycle_id, source, started_at, duration_s, status, "
                 "http_status, bytes, items, new_mentions, error, quarantined) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    cycle_id,
-                    fetch.source,
-                    fetch.started_at,
-                    fetch.duration_s,
-                    outcome.status,
-                    fetch.http_status,
-                    fetch.size,
-                    outcome.items,
-                    new_by_source.get(fetch.source, 0),
-                    outcome.error,
-                    refused.get(fetch.source, 0),
-                ],
+                "SELECT ?, source, started_at, duration_s, status, http_status, bytes, items, "
+                "new_mentions, error, quarantined FROM cycle_runs ON CONFLICT DO NOTHING",
+                [cycle_id],
             )
-            if outcome.status == "error":
-                self.con.execute(
-                    "UPDATE sources SET last_status = 'error', last_error = ?, last_run_at = ?, "
-                    "consecutive_failures = consecutive_failures + 1 WHERE name = ?",
-                    [outcome.error, now, fetch.source],
-                )
-            else:
-                # The validators are kept only once the body was parsed, so a body that failed
-                # to parse is fetched again in full next time.
-                self.con.execute(
-                    "UPDATE sources SET last_status = ?, last_error = NULL, last_run_at = ?, "
-                    "last_ok_at = ?, consecutive_failures = 0, etag = ?, last_modified = ? "
-                    "WHERE name = ?",
-                    [
-                        outcome.status,
-                        now,
-                        now,
-                        fetch.etag,
-                        fetch.last_modified,
-                        fetch.source,
-                    ],
-                )
+            self.con.execute(
+                "UPDATE sources SET last_status = 'error', last_error = r.error, "
+                "last_run_at = ?, consecutive_failures = sources.consecutive_failures + 1 "
+                "FROM cycle_runs r WHERE sources.name = r.source AND r.status = 'error'",
+                [now],
+            )
+            # The validators are kept only once the body was parsed, so a body that failed
+            # to parse is fetched again in full next time.
+            self.con.execute(
+                "UPDATE sources SET last_status = r.status, last_error = NULL, "
+                "last_run_at = ?, last_ok_at = ?, consecutive_failures = 0, etag = r.etag, "
+                "last_modified = r.last_modified "
+                "FROM cycle_runs r WHERE sources.name = r.source AND r.status <> 'error'",
+                [now, now],
+            )
+        finally:
+            self.con.unregister("cycle_runs")
 
     def _quarantine(
         self, cycle_id: str, quarantined: Sequence[QuarantinedMention], now: datetime
     ) -> None:
-        for item in quarantined:
-            record = asdict(item.mention)
-            self.con.execute(
-                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    cycle_id,
-                    item.mention.mention_id,
-                    item.mention.source,
-                    list(item.reasons),
-                    json.dumps(record, default=_json_default, ensure_ascii=False),
-                    now,
+        if not quarantined:
+            return
+        refused = pd.DataFrame(
+            {
+                "mention_id": [q.mention.mention_id for q in quarantined],
+                "source": [q.mention.source for q in quarantined],
+                "reasons": [list(q.reasons) for q in quarantined],
+                "record": [
+                    json.dumps(asdict(q.mention), default=_json_default, ensure_ascii=False)
+                    for q in quarantined
                 ],
+            }
+        )
+        self.con.register("refused_mentions", refused)
+        try:
+            self.con.execute(
+                "INSERT INTO quarantine (cycle_id, mention_id, source, reasons, record, "
+                "quarantined_at) SELECT ?, coalesce(mention_id, 'no-id-' || md5(record)), "
+                "source, reasons::VARCHAR[], record::JSON, ? FROM refused_mentions "
+                "ON CONFLICT DO NOTHING",
+                [cycle_id, now],
             )
+        finally:
+            self.con.unregister("refused_mentions")
 
     def _refresh_stories(self, mentions: Sequence[Mention]) -> None:
         story_ids = sorted({m.story_id for m in mentions})

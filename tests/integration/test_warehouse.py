@@ -307,3 +307,14 @@ def test_a_file_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) -> 
     assert versions == [v for v, _, _ in migrations()]
     assert buckets == [(datetime(2026, 11, 25, 14, 5, tzinfo=UTC), "marque", 1)]
     assert kept == [("Titre", None)]
+
+
+def test_a_quarantined_row_without_an_id_is_kept(tmp_path: Path) -> None:
+    """Validation refuses rows with no id; the quarantine keeps them under a derived key."""
+    path = tmp_path / "wh.duckdb"
+    nameless = QuarantinedMention(_mention(5, mention_id=None), ("not_be_null(mention_id)",))
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [SOURCE], [_outcome()], [], [nameless], NOW)
+        rows = con.execute("SELECT mention_id, record->>'url' FROM quarantine").fetchall()
+    assert len(rows) == 1
+    assert rows[0][0].startswith("no-id-") and rows[0][1] == "https://quotidien.example/a/5"
