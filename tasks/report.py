@@ -104,6 +104,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]
         for source, reason in summary["sources_failed"].items():
             lines.append(f"| {_md_cell(source)} | {_md_cell(reason)} |")
+    for title, key in (("Failed checks", "failed_checks"), ("Source quality", "quality_changes")):
+        if summary.get(key):
+            lines += ["", f"## {title}", ""] + [f"- {_md_cell(item)}" for item in summary[key]]
     lines += ["", f"Duration: {summary['duration_s']:.2f} s"]
     return "\n".join(lines)
 

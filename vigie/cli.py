@@ -112,11 +112,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"quarantined: {counts['quarantine']}"
     )
     print("Sources:")
-    for name, status, _last_run, last_ok, failures, error in health:
+    for name, status, _last_run, last_ok, failures, error, degraded_since in health:
         when = f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never"
         line = f"  {name}: {status or 'not run yet'}, last success {when}"
         if failures:
             line += f", {failures} failure(s) in a row: {error}"
+        if degraded_since:
+            line += f", DEGRADED (most rows quarantined) since {degraded_since:%Y-%m-%d %H:%M}"
         print(line)
     print(f"Open alerts: {len(alerts)}")
     for alert_id, topic, level, status, opened_at, in_window, _ in alerts:

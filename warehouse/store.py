@@ -449,8 +449,8 @@ class Store:
 
     def source_health(self) -> list[tuple[Any, ...]]:
         return self.con.execute(
-            "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error "
-            "FROM sources ORDER BY name"
+            "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error, "
+            "degraded_since FROM sources ORDER BY name"
         ).fetchall()
 
     def open_alerts(self) -> list[tuple[Any, ...]]:

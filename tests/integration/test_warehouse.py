@@ -125,6 +125,7 @@ def test_failures_are_counted_and_reset_by_a_success(tmp_path: Path) -> None:
         healed = store.source_health()[0]
         runs = con.execute("SELECT status, error FROM source_runs ORDER BY cycle_id").fetchall()
     assert failing[1] == "error" and failing[4] == 2 and failing[5] == "timed out"
+    assert failing[6] is None
     assert healed[1] == "ok" and healed[4] == 0
     assert runs == [("error", "HTTP 500"), ("error", "timed out"), ("ok", None)]
 
