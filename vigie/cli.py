@@ -283,6 +283,19 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect_series(args: argparse.Namespace) -> int:
+    from vigie.series import read_series, score_series, write_scores
+
+    timestamps, values = read_series(Path(args.input))
+    scores = score_series(timestamps, values)
+    write_scores(Path(args.output), timestamps, scores)
+    alerts = sum(1 for s in scores if s >= 0.5)
+    print(
+        f"{len(scores)} buckets scored, {alerts} at or above 0.5 -> {args.output}", file=sys.stderr
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -342,6 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("prune", help="apply the retention policy now").set_defaults(
         func=cmd_db_prune
     )
+
+    series = sub.add_parser(
+        "detect-series",
+        help="score a timestamp,value series with the volume detector",
+        epilog="Writes timestamp,anomaly_score; a score >= 0.5 is where Vigie would alert.",
+    )
+    series.add_argument("input", help="CSV with a header timestamp,value (regular buckets)")
+    series.add_argument("output", help="CSV to write: timestamp,anomaly_score")
+    series.set_defaults(func=cmd_detect_series)
 
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")

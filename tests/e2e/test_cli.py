@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -263,3 +263,30 @@ def test_db_commands_export_back_up_and_restore(
     )
     assert backwards.returncode == 2
     assert backwards.stderr.strip() == "vigie: --until must come after --since"
+
+
+def test_detect_series_writes_one_score_per_row(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = ["timestamp,value"]
+    for i in range(10 * 288):
+        value = 500 if i == 9 * 288 + 100 else 20 + (i % 288) // 30
+        rows.append(f"{(start + timedelta(minutes=5 * i)):%Y-%m-%d %H:%M:%S},{value}")
+    series = tmp_path / "in.csv"
+    series.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = _vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "timestamp,anomaly_score"
+    assert len(lines) == len(rows)
+    scores = [float(line.split(",")[1]) for line in lines[1:]]
+    assert [i for i, s in enumerate(scores) if s >= 0.5] == [9 * 288 + 100]
+
+
+def test_detect_series_refuses_a_file_without_its_header(tmp_path: Path) -> None:
+    series = tmp_path / "in.csv"
+    series.write_text("2026-11-01 00:00:00,3\n", encoding="utf-8")
+    result = _vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"vigie: {series}: the first line must be the header timestamp,value"
+    )

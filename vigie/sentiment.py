@@ -1,0 +1,266 @@
+"""Offline sentiment scoring of short French and English texts (tweets, headlines).
+
+PLACEHOLDER DOCSTRING
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Language = Literal["fr", "en"]
+LABELS: Final[tuple[str, str, str]] = ("negative", "neutral", "positive")
+SUPPORTED_LANGUAGES: Final[tuple[Language, Language]] = ("fr", "en")
+MODEL_FORMAT_VERSION: Final = 1
+
+# Below this many characters (URLs and @user removed) language identification is a coin toss.
+MIN_CHARS_FOR_DETECTION: Final = 20
+# py3langid's normalised fr-vs-en probability must reach this to be trusted.
+MIN_LANGUAGE_CONFIDENCE: Final = 0.9
+
+# --------------------------------------------------------------------------------------------
+# Text normalisation and tokenisation (shared by training and scoring: change = retrain).
+# --------------------------------------------------------------------------------------------
+
+_ESCAPED_UNICODE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_URL = re.compile(r"(?:https?://|www\.)\S+|\bhttps?\b(?=\s|$)", re.IGNORECASE)
+_USER = re.compile(r"@\w+")
+_HTML_ENTITIES: Final = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'"}
+_APOSTROPHES = re.compile(r"[’‘`´ʼ]")
+_ELONGATION = re.compile(r"(.)\1{2,}")
+# Western emoticons; the face decides the polarity token, which char n-grams would miss.
+_POSITIVE_EMOTICON = re.compile(r"(?:[:;=8xX][-'^o]?[)\]}dDpP*3]|\^\^|\^_\^|<3+)(?=\s|$|\W)")
+_NEGATIVE_EMOTICON = re.compile(r"(?:[:;=][-'^o]?[(\[{/\\|@]|[:;=]'[-]?\(|</3|D:)(?=\s|$|\W)")
+_TOKEN = re.compile(
+    r"""
+    (?P<url>\x00URL\x00)
+    | (?P<user>\x00USER\x00)
+    | (?P<emopos>\x00EPOS\x00)
+    | (?P<emoneg>\x00ENEG\x00)
+    | (?P<hashtag>\#\w+)
+    | (?P<word>[^\W_]+(?:['-][^\W_]+)*'?)
+    | (?P<punct>[!?]+|\.{2,}|…)
+    | (?P<symbol>[^\w\s])
+    """,
+    re.VERBOSE,
+)
+# French elided clitics: "l'état" is "le état"; "n'" is the negation particle, kept as a cue.
+_ELISION = re.compile(r"^(?:[ldjmtsc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
+_CAMEL_CASE = re.compile(r"(?<=[a-zà-ÿ])(?=[A-Z])")
+
+NEGATION_CUES: Final = frozenset(
+    {
+        # French: "ne ... pas" and friends; "n'" is what an elided "ne" leaves.
+        "ne", "n'", "pas", "jamais", "rien", "aucun", "aucune", "personne", "ni", "sans",
+        "guere", "nullement",
+        # English
+        "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without",
+        "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "werent",
+        "wont", "wouldnt", "shouldnt", "couldnt", "aint", "hasnt", "havent", "hadnt",
+    }
+)  # fmt: skip
+# A negation covers this many following words, or until punctuation.
+NEGATION_SCOPE: Final = 3
+# VADER's damping when a lexicon word is negated ("not good" is mildly negative).
+NEGATION_FACTOR: Final = -0.74
+_INTENSIFIERS: Final = frozenset(
+    {
+        "tres", "trop", "vraiment", "tellement", "super", "hyper", "extremement", "totalement",
+        "very", "really", "so", "too", "extremely", "totally", "absolutely", "incredibly",
+    }
+)  # fmt: skip
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def _is_emoji(char: str) -> bool:
+    code_point = ord(char)
+    return (
+        0x1F300 <= code_point <= 0x1FAFF
+        or 0x2600 <= code_point <= 0x27BF
+        or 0x1F000 <= code_point <= 0x1F2FF
+        or code_point in (0x2764, 0x2B50, 0x2705, 0x274C)
+    )
+
+
+def normalise(text: str) -> str:
+    """Text with URLs, @users and emoticons replaced by markers, entities and quotes unified."""
+    text = _ESCAPED_UNICODE.sub(lambda match: chr(int(match.group(1), 16)), text)
+    for entity, char in _HTML_ENTITIES.items():
+        text = text.replace(entity, char)
+    text = unicodedata.normalize("NFC", text)
+    text = _APOSTROPHES.sub("'", text)
+    text = _URL.sub(" \x00URL\x00 ", text)
+    text = _USER.sub(" \x00USER\x00 ", text)
+    text = _POSITIVE_EMOTICON.sub(" \x00EPOS\x00 ", text)
+    text = _NEGATIVE_EMOTICON.sub(" \x00ENEG\x00 ", text)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One normalised token: `text` is lower-case, accent-free, elongations shortened."""
+
+    text: str
+    kind: str  # url, user, emopos, emoneg, hashtag, word, punct, symbol, emoji
+    shouted: bool = False
+
+
+def tokenise(text: str) -> list[Token]:
+    """Tokens of `text`: words split at elisions, hashtags split into words, emoji kept."""
+    tokens: list[Token] = []
+    for match in _TOKEN.finditer(normalise(text)):
+        kind = match.lastgroup or "symbol"
+        raw = match.group()
+        if kind == "hashtag":
+            # "#ChangementClimatique" carries the words "changement climatique".
+            tokens.append(Token("#", "symbol"))
+            for part in _CAMEL_CASE.sub(" ", raw[1:]).replace("_", " ").split():
+                tokens.extend(_word_tokens(part))
+            continue
+        if kind == "word":
+            tokens.extend(_word_tokens(raw))
+            continue
+        if kind == "symbol":
+            if _is_emoji(raw):
+                tokens.append(Token(raw, "emoji"))
+            continue
+        if kind == "punct":
+            raw = "..." if raw in ("…",) or raw.startswith("..") else raw[:3]
+        tokens.append(Token(raw, kind))
+    return tokens
+
+
+def _word_tokens(raw: str) -> list[Token]:
+    shouted = len(raw) > 2 and raw.isupper()
+    word = _ELONGATION.sub(r"\1\1", _strip_accents(raw.lower()))
+    result: list[Token] = []
+    elision = _ELISION.match(word)
+    if elision:
+        clitic = elision.group()
+        if clitic == "n'":
+            result.append(Token("n'", "word"))
+        word = word[len(clitic) :]
+    if word.endswith("n't"):
+        result.append(Token(word[:-3], "word", shouted))
+        result.append(Token("not", "word"))
+        return result
+    word = word.replace("'", "")
+    if word:
+        result.append(Token(word, "word", shouted))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Features: sparse string features (words, bigrams, char n-grams) and dense lexicon features.
+# --------------------------------------------------------------------------------------------
+
+DENSE_FEATURE_NAMES: Final = (
+    "lex_pos_sum",
+    "lex_neg_sum",
+    "lex_pos_count",
+    "lex_neg_count",
+    "lex_max",
+    "lex_min",
+    "emoticon_pos",
+    "emoticon_neg",
+    "exclamations",
+    "questions",
+    "negations",
+    "shouted",
+)
+CHAR_NGRAM_SIZES: Final = (3, 4, 5)
+
+
+def sparse_features(tokens: Sequence[Token]) -> set[str]:
+    """Binary sparse features: words (negation-marked), word bigrams, char n-grams of words."""
+    features: set[str] = set()
+    add = features.add
+    negation_left = 0
+    previous = "<s>"
+    for token in tokens:
+        text = token.text
+        if token.kind in ("word", "emoji"):
+            if negation_left > 0:
+                add("n:" + text)
+                negation_left -= 1
+            else:
+                add("w:" + text)
+            if text in NEGATION_CUES:
+                negation_left = NEGATION_SCOPE
+            if token.kind == "word" and len(text) > 1:
+                padded = f" {text} "
+                for size in CHAR_NGRAM_SIZES:
+                    for start in range(len(padded) - size + 1):
+                        add("c:" + padded[start : start + size])
+        else:
+            negation_left = 0
+            add("t:" + text if token.kind in ("punct", "emopos", "emoneg") else "t:" + token.kind)
+        add("b:" + previous + " " + text)
+        previous = text
+    return features
+
+
+def dense_features(tokens: Sequence[Token], lexicon: dict[str, float]) -> list[float]:
+    """Lexicon valences summed VADER-style (negation flips, intensifiers boost), and cues."""
+    pos_sum = neg_sum = 0.0
+    pos_count = neg_count = 0
+    valence_max = valence_min = 0.0
+    negation_left = 0
+    boost = 1.0
+    emoticon_pos = emoticon_neg = exclamations = questions = negations = shouted = 0
+    for token in tokens:
+        text = token.text
+        kind = token.kind
+        if kind in ("word", "emoji"):
+            valence = lexicon.get(text, 0.0)
+            if valence:
+                valence *= boost * (1.25 if token.shouted else 1.0)
+                if negation_left > 0:
+                    valence *= NEGATION_FACTOR
+                if valence > 0:
+                    pos_sum += valence
+                    pos_count += 1
+                else:
+                    neg_sum += valence
+                    neg_count += 1
+                valence_max = max(valence_max, valence)
+                valence_min = min(valence_min, valence)
+            boost = 1.3 if text in _INTENSIFIERS else 1.0
+            if negation_left > 0:
+                negation_left -= 1
+            if text in NEGATION_CUES:
+                negation_left = NEGATION_SCOPE
+                negations += 1
+            shouted += token.shouted
+        else:
+            negation_left = 0
+            boost = 1.0
+            if kind == "emopos":
+                emoticon_pos += 1
+            elif kind == "emoneg":
+                emoticon_neg += 1
+            elif kind == "punct":
+                exclamations += text.count("!")
+                questions += text.count("?")
+    return [
+        pos_sum / 4.0,
+        neg_sum / 4.0,
+        math.log1p(pos_count),
+        math.log1p(neg_count),
+        valence_max / 4.0,
+        valence_min / 4.0,
+        min(emoticon_pos, 3) / 3.0,
+        min(emoticon_neg, 3) / 3.0,
+        min(exclamations, 3) / 3.0,
+        min(questions, 3) / 3.0,
+        min(negations, 3) / 3.0,
+        min(shouted, 3) / 3.0,
+    ]
