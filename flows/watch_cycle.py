@@ -21,7 +21,7 @@ import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
 from tasks.load import (
     apply_retention_task,
-    detect_volume_task,
+    detect_task,
     finish_cycle_task,
     load_cycle_task,
     prepare_warehouse,
@@ -84,9 +84,9 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         )
         quality_changes = flag_degraded_sources_task(path, settings, checked, now)
     with clock.step("detect"):
-        signals = detect_volume_task(path, settings.watch, settings, now)
+        assessments = detect_task(path, settings.watch, settings, now)
     with clock.step("alert"):
-        opened = raise_alerts_task(path, settings, signals, now, flow_run.ui_url)
+        changes = raise_alerts_task(path, settings, assessments, now, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, settings, secrets)
     summary = cycle_summary(
@@ -97,7 +97,8 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         matched=len(matched),
         quarantined=len(checked.quarantined),
         new_mentions=loaded.new_mentions,
-        alerts_opened=opened,
+        alerts=changes,
+        assessments=assessments,
         emails_sent=len(delivery.sent),
         emails_failed=delivery.failed,
         failed_checks=[c.label for c in (*checked.checks, *run_checks) if not c.success],

@@ -1,7 +1,9 @@
-"""Alerts: open one alert per topic whose volume triggered, with its email queued in the outbox.
+"""Alerts: the life of an alert per topic, from its severity in each cycle.
 
-One topic never has two open alerts: while one is open, a new trigger only refreshes its
-figures. Opening an alert, logging the `opened` event and queueing its email are one
+A topic whose severity reaches `alerte` (or `crise`) opens an alert, unless one is open: then
+the alert is escalated when the level rises, updated when the evidence grows, and resolved
+after `detection.calm_minutes` without a trigger. One topic never has two open alerts. Every
+transition is a row of `alert_events`; opening an alert, its event and its email are one
 transaction, so a retried cycle either finds the alert (and does nothing) or opens it once.
 """
 
@@ -9,50 +11,80 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from tasks.detect import alert_level, alert_reason
+from tasks.detect import TopicAssessment, alert_reason
 from tasks.notify import alert_message
-from vigie.models import VolumeSignal
 from vigie.settings import Settings
 from warehouse.store import Store
+
+
+@dataclass
+class AlertChanges:
+    opened: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
 def raise_alerts(
     store: Store,
     settings: Settings,
-    signals: Sequence[VolumeSignal],
+    assessments: Sequence[TopicAssessment],
     *,
     now: datetime,
     run_url: str | None,
-) -> list[str]:
-    """Open alerts for triggered signals that have none open; return the new alert ids."""
-    opened: list[str] = []
-    for signal in signals:
-        if not signal.triggered:
-            continue
+) -> AlertChanges:
+    """Open, escalate, update or resolve each topic's alert; return what changed."""
+    changes = AlertChanges()
+    calm = timedelta(minutes=settings.detection.calm_minutes)
+    for assessment in assessments:
+        signal, severity = assessment.signal, assessment.severity
         existing = store.open_alert_for(signal.topic)
         if existing is not None:
-            store.update_alert(existing.alert_id, signal, now)
+            kind = store.update_alert(
+                existing,
+                signal,
+                now,
+                level=severity.level if assessment.alerting else existing.level,
+                severity=severity.score,
+                contributions=severity.contributions,
+                triggered=assessment.alerting,
+            )
+            if kind == "escalated":
+                changes.escalated.append(existing.alert_id)
+            elif kind == "updated":
+                changes.updated.append(existing.alert_id)
+            last = existing.last_triggered_at or existing.opened_at
+            if not assessment.alerting and now - last >= calm:
+                store.resolve_alert(
+                    existing.alert_id, now, f"no trigger for {settings.detection.calm_minutes} min"
+                )
+                changes.resolved.append(existing.alert_id)
+            continue
+        if not assessment.alerting:
             continue
         alert_id = f"al-{now:%Y%m%d%H%M}-{uuid.uuid4().hex[:8]}"
-        level = alert_level(signal, settings.detection)
         top = store.top_mentions(signal.topic, start=signal.window_start, end=signal.window_end)
         message = alert_message(
             settings,
             alert_id=alert_id,
             signal=signal,
-            level=level,
+            level=severity.level,
             top_mentions=top,
             run_url=run_url,
+            severity=severity,
         )
         store.open_alert(
             alert_id,
             signal,
-            level=level,
-            reason=alert_reason(signal),
+            level=severity.level,
+            reason=alert_reason(signal, severity),
             now=now,
             messages=[message],
+            severity=severity.score,
+            contributions=severity.contributions,
         )
-        opened.append(alert_id)
-    return opened
+        changes.opened.append(alert_id)
+    return changes

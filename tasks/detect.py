@@ -18,13 +18,28 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from vigie.models import VolumeSignal
+from tasks.signals import CRISIS_LEXICON, Severity, assess_severity
+from vigie.models import VolumeSignal, WindowMention
+from vigie.query import fold
 from vigie.settings import Detection
 
 MIN_BASELINE_WINDOWS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAssessment:
+    """Everything detection says about one topic in the current window."""
+
+    signal: VolumeSignal
+    volume_score: float
+    severity: Severity
+
+    @property
+    def alerting(self) -> bool:
+        return self.severity.level in ("alerte", "crise")
+
+
 BUCKET = timedelta(minutes=5)
-# A deviation this many times the alert threshold is a crisis rather than an alert.
-CRISIS_FACTOR = 5.0
 
 
 def bucket_ceiling(moment: datetime) -> datetime:
@@ -73,7 +88,9 @@ def assess_volume(
             skip += 1
         history = history[skip:]
     if first_seen is None or len(history) < MIN_BASELINE_WINDOWS:
-        return VolumeSignal(topic, window_start, window_end, current, 0.0, 1.0, 0.0, 0.0, False)
+        return VolumeSignal(
+            topic, window_start, window_end, current, 0.0, 1.0, 0.0, 0.0, False, has_baseline=False
+        )
     median, spread = robust_baseline(history)
     z = (current - median) / spread
     score = 1.0 / (1.0 + math.exp(-(z - detection.threshold)))
@@ -83,17 +100,16 @@ def assess_volume(
     )
 
 
-def alert_level(signal: VolumeSignal, detection: Detection) -> str:
-    """`crise` when the deviation is `CRISIS_FACTOR` times the threshold, `alerte` otherwise."""
-    return "crise" if signal.z >= CRISIS_FACTOR * detection.threshold else "alerte"
-
-
-def alert_reason(signal: VolumeSignal) -> str:
+def alert_reason(signal: VolumeSignal, severity: Severity | None = None) -> str:
     """One line saying why, kept with the alert (language-neutral figures)."""
-    return (
+    line = (
         f"volume: {signal.current} mentions in window vs median {signal.baseline_median:g} "
-        f"(spread {signal.baseline_spread:.2f}, z={signal.z:.1f}, score={signal.score:.2f})"
+        f"(spread {signal.baseline_spread:.2f}, z={signal.z:.1f})"
     )
+    if severity is not None:
+        parts = ", ".join(f"{k} {v:g}" for k, v in severity.contributions.items() if v)
+        line = f"severity {severity.score:g}/100 ({parts}); {line}"
+    return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,3 +198,49 @@ def seasonal_anomaly_scores(
             last_alert = index
         scores.append(score)
     return scores
+
+
+def assess_topic(
+    topic: str,
+    counts: Sequence[int],
+    *,
+    window_end: datetime,
+    window: timedelta,
+    first_seen: datetime | None,
+    mentions: Sequence[WindowMention],
+    baseline_negative_share: float,
+    detection: Detection,
+) -> TopicAssessment:
+    """Volume (seasonal detector over the window counts) and the other signals of one topic.
+
+    The volume score is the seasonal detector's score of the last window; it counts only when
+    the topic has a baseline (`MIN_BASELINE_WINDOWS` windows since it was first seen) and the
+    window holds at least `detection.min_mentions` mentions.
+    """
+    signal = assess_volume(
+        topic,
+        counts,
+        window_end=window_end,
+        window=window,
+        first_seen=first_seen,
+        detection=detection,
+    )
+    per_day = max(1, round(timedelta(days=1) / window))
+    volume_score = 0.0
+    if signal.has_baseline and counts:
+        volume_score = seasonal_anomaly_scores(
+            [float(c) for c in counts],
+            period=per_day,
+            settings=SeasonalSettings(threshold=detection.threshold, refractory_days=0),
+        )[-1]
+    enough = signal.current >= detection.min_mentions
+    lexicon = {**CRISIS_LEXICON, **{fold(k): v for k, v in detection.vocabulary.items()}}
+    severity = assess_severity(
+        mentions,
+        volume_score=volume_score if enough else 0.0,
+        enough_volume=enough,
+        baseline_negative_share=baseline_negative_share,
+        sensitivity=detection.sensitivity,
+        lexicon=lexicon,
+    )
+    return TopicAssessment(signal, volume_score, severity)

@@ -13,15 +13,14 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.alerts import raise_alerts
-from tasks.detect import assess_volume, bucket_ceiling
+from tasks.alerts import AlertChanges, raise_alerts
+from tasks.detect import TopicAssessment, assess_topic, bucket_ceiling
 from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
 from vigie.models import (
     Mention,
     QuarantinedMention,
     SourceOutcome,
     SourceState,
-    VolumeSignal,
 )
 from vigie.settings import Secrets, Settings, Source, Watch
 from warehouse.connection import open_warehouse
@@ -54,45 +53,52 @@ def load_cycle_task(
         return Store(con).load_cycle(cycle_id, sources, outcomes, mentions, quarantined, now)
 
 
-@task(name="detect-volume", cache_policy=NO_CACHE)
-def detect_volume_task(
+@task(name="detect", cache_policy=NO_CACHE)
+def detect_task(
     path: Path, watches: Sequence[Watch], settings: Settings, now: datetime
-) -> list[VolumeSignal]:
-    """Score each watch topic's current window against its trailing baseline."""
+) -> list[TopicAssessment]:
+    """Assess each watch topic's current window: volume against its seasonal baseline,
+    negativity, crisis vocabulary, pick-up by major media and spread."""
     detection = settings.detection
     window = timedelta(minutes=detection.window_minutes)
     end = bucket_ceiling(now)
-    signals = []
+    start = end - window
+    baseline_start = end - window * (detection.baseline_windows + 1)
+    assessments = []
     with open_warehouse(path) as con:
         store = Store(con)
         for watch in watches:
             counts, first_seen = store.window_counts(
                 watch.name, end=end, window=window, windows=detection.baseline_windows + 1
             )
-            signals.append(
-                assess_volume(
+            assessments.append(
+                assess_topic(
                     watch.name,
                     counts,
                     window_end=end,
                     window=window,
                     first_seen=first_seen,
+                    mentions=store.window_mentions(watch.name, start=start, end=end),
+                    baseline_negative_share=store.negative_share(
+                        watch.name, start=baseline_start, end=start
+                    ),
                     detection=detection,
                 )
             )
-    return signals
+    return assessments
 
 
 @task(name="raise-alerts", cache_policy=NO_CACHE)
 def raise_alerts_task(
     path: Path,
     settings: Settings,
-    signals: Sequence[VolumeSignal],
+    assessments: Sequence[TopicAssessment],
     now: datetime,
     run_url: str | None,
-) -> list[str]:
-    """Open an alert (and queue its email) for each triggered topic without an open alert."""
+) -> AlertChanges:
+    """Open, escalate, update or resolve each topic's alert (emails go to the outbox)."""
     with open_warehouse(path) as con:
-        return raise_alerts(Store(con), settings, signals, now=now, run_url=run_url)
+        return raise_alerts(Store(con), settings, assessments, now=now, run_url=run_url)
 
 
 @task(name="send-outbox", cache_policy=NO_CACHE)

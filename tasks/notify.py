@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import yagmail
 
+from tasks.signals import Severity
 from vigie.models import OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
 
@@ -136,6 +137,7 @@ def render_alert_email(
     level: str,
     top_mentions: Sequence[dict[str, Any]],
     run_url: str | None,
+    severity: Severity | None = None,
 ) -> tuple[str, str]:
     """The subject and HTML body of an alert, in the organisation's language."""
     language = settings.organisation.language
@@ -189,6 +191,7 @@ def render_alert_email(
         f"<h2>{html.escape(LEVEL_NAMES[language][level])} — "
         f"{html.escape(text['heading'].format(topic=signal.topic))}</h2>"
         f"<p>{html.escape(settings.organisation.name)}</p>"
+        f"{_severity_html(severity, language)}"
         f"<p>{html.escape(why)}</p>"
         f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
         f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
@@ -200,6 +203,54 @@ def render_alert_email(
     return subject, body
 
 
+SIGNAL_NAMES = {
+    "fr": {
+        "volume": "volume inhabituel",
+        "negativity": "hausse des mentions négatives",
+        "vocabulary": "vocabulaire de crise",
+        "pickup": "reprise par un média majeur",
+        "spread": "propagation entre plateformes et sources",
+        "severity": "Gravité {score:g}/100, dont :",
+        "terms": "Termes de crise relevés : {terms}",
+        "outlets": "Médias majeurs : {outlets}",
+    },
+    "en": {
+        "volume": "unusual volume",
+        "negativity": "rise in negative mentions",
+        "vocabulary": "crisis vocabulary",
+        "pickup": "pick-up by a major outlet",
+        "spread": "spread across platforms and sources",
+        "severity": "Severity {score:g}/100, of which:",
+        "terms": "Crisis terms found: {terms}",
+        "outlets": "Major outlets: {outlets}",
+    },
+}
+
+
+def _severity_html(severity: Severity | None, language: str) -> str:
+    """Each signal's contribution to the severity, largest first, with its evidence."""
+    if severity is None:
+        return ""
+    names = SIGNAL_NAMES[language]
+    items = "".join(
+        f"<li>{html.escape(names[name])} : {value:g}</li>"
+        if language == "fr"
+        else f"<li>{html.escape(names[name])}: {value:g}</li>"
+        for name, value in sorted(severity.contributions.items(), key=lambda kv: -kv[1])
+        if value > 0
+    )
+    extra = ""
+    terms = severity.evidence.get("crisis_terms")
+    if isinstance(terms, dict) and terms:
+        listed = ", ".join(str(t).rstrip("*") for t in terms)
+        extra += f"<p>{html.escape(names['terms'].format(terms=listed))}</p>"
+    outlets = severity.evidence.get("major_outlets")
+    if isinstance(outlets, list) and outlets:
+        extra += f"<p>{html.escape(names['outlets'].format(outlets=', '.join(outlets)))}</p>"
+    heading = html.escape(names["severity"].format(score=severity.score))
+    return f"<p><strong>{heading}</strong></p><ul>{items}</ul>{extra}"
+
+
 def alert_message(
     settings: Settings,
     *,
@@ -208,6 +259,7 @@ def alert_message(
     level: str,
     top_mentions: Sequence[dict[str, Any]],
     run_url: str | None,
+    severity: Severity | None = None,
 ) -> OutboxMessage:
     """The outbox row that tells the first escalation level an alert was opened."""
     subject, body = render_alert_email(
@@ -217,6 +269,7 @@ def alert_message(
         level=level,
         top_mentions=top_mentions,
         run_url=run_url,
+        severity=severity,
     )
     return OutboxMessage(
         message_id=f"{alert_id}.opened",

@@ -11,6 +11,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.alerts import AlertChanges
+from tasks.detect import TopicAssessment
 from tasks.validate import ExpectationCheck, ValidationOutcome
 from vigie.models import QuarantinedMention, SourceOutcome
 
@@ -44,7 +46,8 @@ def cycle_summary(
     matched: int,
     quarantined: int,
     new_mentions: int,
-    alerts_opened: Sequence[str],
+    alerts: AlertChanges,
+    assessments: Sequence[TopicAssessment] = (),
     emails_sent: int,
     emails_failed: dict[str, str],
     failed_checks: Sequence[str] = (),
@@ -64,7 +67,20 @@ def cycle_summary(
         "matched": matched,
         "quarantined": quarantined,
         "new_mentions": new_mentions,
-        "alerts_opened": list(alerts_opened),
+        "alerts_opened": list(alerts.opened),
+        "alerts_escalated": list(alerts.escalated),
+        "alerts_updated": list(alerts.updated),
+        "alerts_resolved": list(alerts.resolved),
+        "topics": {
+            a.signal.topic: {
+                "mentions": a.signal.current,
+                "volume_score": round(a.volume_score, 3),
+                "severity": a.severity.score,
+                "level": a.severity.level,
+                "contributions": a.severity.contributions,
+            }
+            for a in assessments
+        },
         "emails_sent": emails_sent,
         "emails_failed": dict(emails_failed),
         "failed_checks": list(failed_checks),

@@ -107,6 +107,7 @@ class VolumeSignal:
     score: float
     z: float
     triggered: bool
+    has_baseline: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +120,16 @@ class OutboxMessage:
     subject: str
     html: str
     alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowMention:
+    """What the signals need of one mention of the window."""
+
+    source: str
+    platform: str
+    tier: int
+    title: str
+    summary: str
+    sentiment: float | None
+    story_id: str

@@ -167,11 +167,23 @@ class Collection(_Model):
 class Detection(_Model):
     # Whole 5-minute buckets: detection reads the 5-minute aggregates.
     window_minutes: Annotated[int, Field(ge=5, le=1440, multiple_of=5)] = 60
-    baseline_windows: Annotated[int, Field(ge=3, le=2000)] = 48
+    # A week of hourly windows: the volume detector compares the same time of day.
+    baseline_windows: Annotated[int, Field(ge=3, le=5000)] = 168
     min_mentions: Annotated[int, Field(ge=1)] = 5
     threshold: Annotated[float, Field(gt=0)] = 4.0
     future_tolerance_minutes: Annotated[int, Field(ge=0)] = 30
     horizon_days: Annotated[int, Field(ge=1)] = 3650
+    sensitivity: Literal["low", "medium", "high"] = "medium"
+    # An open alert whose topic has not triggered for this long is resolved.
+    calm_minutes: Annotated[int, Field(ge=5)] = 360
+    # Extra crisis vocabulary, term -> weight in [0, 1]; a trailing * is a prefix.
+    vocabulary: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    @model_validator(mode="after")
+    def _whole_day(self) -> Detection:
+        if 1440 % self.window_minutes:
+            raise ValueError("window_minutes must divide a day (5, 10, 15, 20, 30, 60, ...)")
+        return self
 
 
 class Retention(_Model):

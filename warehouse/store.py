@@ -28,6 +28,7 @@ from vigie.models import (
     SourceOutcome,
     SourceState,
     VolumeSignal,
+    WindowMention,
 )
 from vigie.settings import Source
 
@@ -47,6 +48,8 @@ class StoredAlert:
     status: str
     opened_at: datetime
     mentions_in_window: int
+    severity: float | None = None
+    last_triggered_at: datetime | None = None
 
 
 def _json_default(value: Any) -> str:
@@ -327,10 +330,30 @@ class Store:
         keys = ("story_id", "title", "url", "source", "tier", "copies", "published_at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def window_mentions(self, topic: str, *, start: datetime, end: datetime) -> list[WindowMention]:
+        """The topic's mentions published in [start, end), as the signals read them."""
+        rows = self.con.execute(
+            "SELECT source, platform, tier, title, summary, sentiment, story_id FROM mentions "
+            "WHERE list_contains(topics, ?) AND published_at >= ? AND published_at < ?",
+            [topic, start, end],
+        ).fetchall()
+        return [WindowMention(*row) for row in rows]
+
+    def negative_share(self, topic: str, *, start: datetime, end: datetime) -> float:
+        """Share of negative among the topic's scored mentions in [start, end), from the
+        aggregates (0 when nothing was scored)."""
+        negative, scored = self.con.execute(
+            "SELECT coalesce(sum(mentions) FILTER (sentiment = 'negative'), 0), "
+            "coalesce(sum(mentions) FILTER (sentiment <> 'unknown'), 0) FROM mention_buckets "
+            "WHERE topic = ? AND bucket_start >= ? AND bucket_start < ?",
+            [topic, start, end],
+        ).fetchall()[0]
+        return float(negative) / float(scored) if scored else 0.0
+
     def open_alert_for(self, topic: str) -> StoredAlert | None:
         rows = self.con.execute(
-            "SELECT alert_id, topic, level, status, opened_at, mentions_in_window FROM alerts "
-            "WHERE topic = ? AND status IN ('open', 'acknowledged') "
+            "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "
+            "last_triggered_at FROM alerts WHERE topic = ? AND status IN ('open', 'acknowledged') "
             "ORDER BY opened_at DESC LIMIT 1",
             [topic],
         ).fetchall()
@@ -345,11 +368,17 @@ class Store:
         reason: str,
         now: datetime,
         messages: Sequence[OutboxMessage],
+        severity: float = 0.0,
+        contributions: dict[str, Any] | None = None,
     ) -> None:
         """Open an alert, log the event and queue its emails, all or nothing."""
+        detail = {"level": level, "severity": severity, "contributions": contributions or {}}
         with self.transaction():
             self.con.execute(
-                "INSERT INTO alerts VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO alerts (alert_id, topic, level, status, score, reason, opened_at, "
+                "updated_at, window_start, window_end, mentions_in_window, baseline, "
+                "last_triggered_at, severity, contributions) "
+                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     alert_id,
                     signal.topic,
@@ -362,20 +391,77 @@ class Store:
                     signal.window_end,
                     signal.current,
                     signal.baseline_median,
+                    now,
+                    severity,
+                    json.dumps(contributions or {}),
                 ],
             )
-            self.log_alert_event(alert_id, "opened", now, {"level": level, "reason": reason})
+            self.log_alert_event(alert_id, "opened", now, detail)
             for message in messages:
                 self.queue(message, now)
 
-    def update_alert(self, alert_id: str, signal: VolumeSignal, now: datetime) -> None:
-        """Keep an open alert's figures current without opening a second one."""
-        self.con.execute(
-            "UPDATE alerts SET updated_at = ?, score = greatest(score, ?), "
-            "mentions_in_window = greatest(mentions_in_window, ?), window_end = ? "
-            "WHERE alert_id = ?",
-            [now, signal.score, signal.current, signal.window_end, alert_id],
-        )
+    def update_alert(
+        self,
+        alert: StoredAlert,
+        signal: VolumeSignal,
+        now: datetime,
+        *,
+        level: str,
+        severity: float,
+        contributions: dict[str, Any],
+        triggered: bool,
+    ) -> str | None:
+        """Keep an open alert current; return "escalated" or "updated" when that is an event.
+
+        Escalated: the level rose. Updated: the severity rose by 5 points or more.
+        """
+        rank = {"veille": 0, "vigilance": 1, "alerte": 2, "crise": 3}
+        kind: str | None = None
+        if rank.get(level, 0) > rank.get(alert.level, 0):
+            kind = "escalated"
+        elif triggered and severity >= (alert.severity or 0.0) + 5.0:
+            kind = "updated"
+        with self.transaction():
+            self.con.execute(
+                "UPDATE alerts SET updated_at = ?, score = greatest(score, ?), "
+                "mentions_in_window = greatest(mentions_in_window, ?), window_end = ?, "
+                "last_triggered_at = CASE WHEN ? THEN ? ELSE last_triggered_at END, "
+                "level = CASE WHEN ? THEN ? ELSE level END, "
+                "severity = CASE WHEN ? THEN ? ELSE severity END, "
+                "contributions = CASE WHEN ? THEN ? ELSE contributions END WHERE alert_id = ?",
+                [
+                    now,
+                    signal.score,
+                    signal.current,
+                    signal.window_end,
+                    triggered,
+                    now,
+                    kind == "escalated",
+                    level,
+                    kind is not None,
+                    severity,
+                    kind is not None,
+                    json.dumps(contributions),
+                    alert.alert_id,
+                ],
+            )
+            if kind is not None:
+                self.log_alert_event(
+                    alert.alert_id,
+                    kind,
+                    now,
+                    {"level": level, "severity": severity, "contributions": contributions},
+                )
+        return kind
+
+    def resolve_alert(self, alert_id: str, now: datetime, reason: str) -> None:
+        with self.transaction():
+            self.con.execute(
+                "UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ? "
+                "WHERE alert_id = ?",
+                [now, now, alert_id],
+            )
+            self.log_alert_event(alert_id, "resolved", now, {"reason": reason})
 
     def log_alert_event(
         self, alert_id: str, kind: str, at: datetime, detail: dict[str, Any]

@@ -60,8 +60,9 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
         "louis.tremblay@laiterie-boreale.example",
     ]
     assert email["Subject"] == (
-        "[Vigie][ALERTE] Laiterie Boréale : pic de mentions « marque » (16 en 60 min)"
+        "[Vigie][CRISE] Laiterie Boréale : pic de mentions « marque » (16 en 60 min)"
     )
+    assert burst["topics"]["marque"]["level"] == "crise"
     body = email.get_body(("html",)).get_content()  # type: ignore[union-attr]
     # The tier-1 daily's recall story comes first, with its link; forum posts follow.
     first_title = "Rappel de fromages de la Laiterie Boréale : risque de listeria"
@@ -71,6 +72,8 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     assert body.index(html.escape(first_title)) < body.index(forum_post)
     assert "javascript:" not in body
     assert "<script>" not in body
+    assert "Gravité" in body and "vocabulaire de crise" in body
+    assert "Médias majeurs : Le Quotidien du Nord" in body
     assert "sophie.roy" not in body  # level 2 is not on duty for a new alert
 
     from prefect.artifacts import Artifact

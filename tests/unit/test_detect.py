@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tasks.detect import (
-    CRISIS_FACTOR,
     MIN_BASELINE_WINDOWS,
-    alert_level,
     assess_volume,
     robust_baseline,
 )
@@ -218,38 +216,3 @@ def test_score_and_z_are_consistent() -> None:
     expected_z = (20 - 2) / math.sqrt(2)
     assert signal.z == pytest.approx(expected_z)
     assert signal.score == pytest.approx(1 / (1 + math.exp(-(expected_z - 4))))
-
-
-# --- alert_level -----------------------------------------------------------------------------
-
-
-def test_crisis_factor_is_five() -> None:
-    assert CRISIS_FACTOR == 5.0
-
-
-@pytest.mark.parametrize(
-    ("z", "expected"),
-    [
-        pytest.param(4.0, "alerte", id="at-threshold"),
-        pytest.param(19.9, "alerte", id="just-below-crisis"),
-        pytest.param(20.0, "crise", id="at-crisis"),
-        pytest.param(150.0, "crise", id="far-above"),
-    ],
-)
-def test_alert_level_is_crisis_from_crisis_factor_times_threshold(z: float, expected: str) -> None:
-    assert alert_level(signal_with_z(z), DETECTION) == expected
-
-
-def test_alert_level_follows_the_configured_threshold() -> None:
-    assert alert_level(signal_with_z(20.0), Detection(threshold=5.0)) == "alerte"
-
-
-def test_a_large_spike_from_assess_volume_is_a_crisis() -> None:
-    signal = assess([*FLAT, 40])
-    assert signal.triggered
-    assert alert_level(signal, DETECTION) == "crise"
-
-
-def test_a_moderate_spike_from_assess_volume_is_an_alert() -> None:
-    signal = assess([*FLAT, 20])
-    assert alert_level(signal, DETECTION) == "alerte"

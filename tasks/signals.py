@@ -1,0 +1,234 @@
+"""The signals of a crisis beyond raw volume, and the one severity score that combines them.
+
+Each signal is a plain function of the mentions of the current window (and, for negativity, of
+its baseline). `assess_severity` turns them into a score from 0 to 100 with each signal's
+contribution kept, and a level: veille < vigilance < alerte < crise. Volume alone cannot reach
+`alerte`: a popular, positive campaign is busy but is not a crisis. Pick-up by a major outlet
+and spread across platforms weigh only as much as the story is worrying (negative or crisis
+vocabulary), for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vigie.models import WindowMention
+from vigie.query import text_words
+
+Level = Literal["veille", "vigilance", "alerte", "crise"]
+LEVELS: tuple[Level, ...] = ("veille", "vigilance", "alerte", "crise")
+
+# Crisis vocabulary, French and English, weighted by how strongly a word announces a crisis.
+# Entries are folded like queries (no accents, lower case); a trailing * is a prefix.
+CRISIS_LEXICON: dict[str, float] = {
+    # French
+    "boycott*": 1.0,
+    "scandale*": 1.0,
+    "rappel*": 0.8,
+    "rappele*": 0.8,
+    "poursuite*": 0.8,
+    "plainte*": 0.7,
+    "proces": 0.7,
+    "fuite de donnees": 1.0,
+    "piratage": 0.9,
+    "cyberattaque*": 0.9,
+    "intoxication*": 1.0,
+    "contamin*": 0.9,
+    "listeria": 1.0,
+    "salmonelle*": 1.0,
+    "greve*": 0.7,
+    "demission*": 0.7,
+    "enquete*": 0.6,
+    "amende*": 0.7,
+    "accident*": 0.6,
+    "deces": 0.9,
+    "mort": 0.6,
+    "morts": 0.6,
+    "hospitalis*": 0.9,
+    "fraude*": 0.9,
+    "corruption": 0.9,
+    "harcelement": 0.9,
+    "licenciement*": 0.6,
+    "pollution": 0.6,
+    "petition*": 0.6,
+    "polemique*": 0.7,
+    "tolle": 0.8,
+    "indign*": 0.6,
+    "mise en cause": 0.7,
+    "malade*": 0.6,
+    "danger*": 0.5,
+    "alerte": 0.4,
+    # English
+    "recall*": 0.8,
+    "lawsuit*": 0.8,
+    "sued": 0.8,
+    "data breach": 1.0,
+    "breach": 0.8,
+    "hacked": 0.8,
+    "hacker*": 0.7,
+    "hacking": 0.7,
+    "poisoning": 1.0,
+    "contaminat*": 0.9,
+    "strike*": 0.5,
+    "resign*": 0.7,
+    "investigation*": 0.6,
+    "probe": 0.6,
+    "fined": 0.7,
+    "outage*": 0.7,
+    "fraud*": 0.9,
+    "scandal*": 1.0,
+    "backlash": 0.8,
+    "outrage*": 0.8,
+    "layoff*": 0.6,
+    "death*": 0.8,
+    "died": 0.8,
+    "hospitali*": 0.9,
+    "sick": 0.5,
+    "harassment": 0.9,
+}
+
+Sensitivity = Literal["low", "medium", "high"]
+# Score at which each level starts, at medium sensitivity; high lowers them, low raises them.
+LEVEL_STARTS = {"vigilance": 25.0, "alerte": 45.0, "crise": 70.0}
+SENSITIVITY_SHIFT = {"low": 10.0, "medium": 0.0, "high": -10.0}
+WEIGHTS = {"volume": 35.0, "negativity": 25.0, "vocabulary": 20.0, "pickup": 10.0, "spread": 10.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Severity:
+    score: float
+    level: Level
+    contributions: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+def _compile(lexicon: Mapping[str, float]) -> list[tuple[tuple[str, ...], bool, float, str]]:
+    compiled = []
+    for term, weight in lexicon.items():
+        prefix = term.endswith("*")
+        words = text_words(term.rstrip("*"))
+        if words:
+            compiled.append((words, prefix, weight, term))
+    return compiled
+
+
+def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
+    """The lexicon terms found in `text`, with their weights."""
+    words = text_words(text)
+    found: dict[str, float] = {}
+    for terms, prefix, weight, label in _compile(lexicon):
+        n = len(terms)
+        for start in range(len(words) - n + 1):
+            window = words[start : start + n]
+            head_ok = window[:-1] == terms[:-1]
+            last_ok = window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]
+            if head_ok and last_ok:
+                found[label] = weight
+                break
+    return found
+
+
+def vocabulary_signal(
+    mentions: Sequence[WindowMention], lexicon: Mapping[str, float] = CRISIS_LEXICON
+) -> tuple[float, dict[str, int]]:
+    """In [0, 1]: the average crisis weight per mention (the strongest term of each), and how
+    many mentions carry each term."""
+    if not mentions:
+        return 0.0, {}
+    total = 0.0
+    counts: dict[str, int] = {}
+    for mention in mentions:
+        found = crisis_terms(f"{mention.title} {mention.summary}", lexicon)
+        if found:
+            total += max(found.values())
+            for term in found:
+                counts[term] = counts.get(term, 0) + 1
+    return min(1.0, total / len(mentions) * 1.5), counts
+
+
+def negativity_signal(
+    mentions: Sequence[WindowMention], baseline_share: float, *, min_negative: int = 3
+) -> tuple[float, int, float]:
+    """In [0, 1]: how far the share of negative mentions rose above its baseline share.
+
+    Returns (signal, negative count, negative share); fewer than `min_negative` negative
+    mentions give no signal.
+    """
+    scored = [m.sentiment for m in mentions if m.sentiment is not None]
+    if not scored:
+        return 0.0, 0, 0.0
+    negative = sum(1 for s in scored if s <= -0.05)
+    share = negative / len(scored)
+    if negative < min_negative:
+        return 0.0, negative, share
+    rise = (share - baseline_share) / max(0.5, 1.0 - baseline_share)
+    return max(0.0, min(1.0, rise)), negative, share
+
+
+def pickup_signal(mentions: Iterable[WindowMention]) -> tuple[float, list[str]]:
+    """1 when a major (tier-1) outlet carries the topic in the window."""
+    outlets = sorted({m.source for m in mentions if m.tier == 1})
+    return (1.0 if outlets else 0.0), outlets
+
+
+def spread_signal(mentions: Sequence[WindowMention]) -> tuple[float, int, int]:
+    """In [0, 1]: how many platforms and sources carry the topic (3 platforms or 6 sources
+    is full spread). Returns (signal, platforms, sources)."""
+    platforms = len({m.platform for m in mentions})
+    sources = len({m.source for m in mentions})
+    signal = max((platforms - 1) / 2, (sources - 1) / 5, 0.0)
+    return min(1.0, signal), platforms, sources
+
+
+def level_for(score: float, sensitivity: Sensitivity = "medium") -> Level:
+    shift = SENSITIVITY_SHIFT[sensitivity]
+    level: Level = "veille"
+    for name in ("vigilance", "alerte", "crise"):
+        if score >= LEVEL_STARTS[name] + shift:
+            level = name  # type: ignore[assignment]
+    return level
+
+
+def assess_severity(
+    mentions: Sequence[WindowMention],
+    *,
+    volume_score: float,
+    enough_volume: bool,
+    baseline_negative_share: float,
+    sensitivity: Sensitivity = "medium",
+    lexicon: Mapping[str, float] = CRISIS_LEXICON,
+) -> Severity:
+    """Combine the signals of a topic's window into one explained score and its level.
+
+    `volume_score` is the volume detector's score in [0, 1]; `enough_volume` is False when the
+    window holds fewer mentions than the configured minimum (then nothing contributes).
+    """
+    if not enough_volume or not mentions:
+        return Severity(0.0, "veille", dict.fromkeys(WEIGHTS, 0.0), {"mentions": len(mentions)})
+    vocabulary, terms = vocabulary_signal(mentions, lexicon)
+    negativity, negative, share = negativity_signal(mentions, baseline_negative_share)
+    pickup, outlets = pickup_signal(mentions)
+    spread, platforms, sources = spread_signal(mentions)
+    concern = max(vocabulary, negativity)
+    contributions = {
+        "volume": WEIGHTS["volume"] * volume_score,
+        "negativity": WEIGHTS["negativity"] * negativity,
+        "vocabulary": WEIGHTS["vocabulary"] * vocabulary,
+        "pickup": WEIGHTS["pickup"] * pickup * concern,
+        "spread": WEIGHTS["spread"] * spread * concern,
+    }
+    contributions = {k: round(v, 1) for k, v in contributions.items()}
+    score = round(min(100.0, sum(contributions.values())), 1)
+    evidence: dict[str, object] = {
+        "mentions": len(mentions),
+        "negative": negative,
+        "negative_share": round(share, 3),
+        "baseline_negative_share": round(baseline_negative_share, 3),
+        "crisis_terms": dict(sorted(terms.items(), key=lambda kv: -kv[1])[:8]),
+        "major_outlets": outlets,
+        "platforms": platforms,
+        "sources": sources,
+    }
+    return Severity(score, level_for(score, sensitivity), contributions, evidence)
