@@ -1,0 +1,136 @@
+"""The life of an alert on a real warehouse: opened once, escalated, updated, resolved."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tasks.alerts import raise_alerts
+from tasks.detect import TopicAssessment
+from tasks.signals import Severity
+from vigie.models import VolumeSignal
+from vigie.settings import Settings, load_settings
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "vigie.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [organisation]
+            name = "Laiterie Boréale"
+            [[watch]]
+            name = "marque"
+            query = "boreale"
+            [[sources]]
+            name = "Le Quotidien"
+            url = "http://127.0.0.1/feed"
+            [email]
+            sender = "vigie@laiterie-boreale.example"
+            [[cell.members]]
+            name = "Awa Diallo"
+            email = "awa@laiterie-boreale.example"
+            role = "lead"
+            [detection]
+            calm_minutes = 120
+            """
+        ),
+        encoding="utf-8",
+    )
+    return load_settings(config)
+
+
+def _assessment(at: datetime, score: float, level: str, current: int = 12) -> TopicAssessment:
+    signal = VolumeSignal("marque", at - timedelta(hours=1), at, current, 1.0, 1.0, 0.9, 8.0, True)
+    severity = Severity(score, level, {"volume": score}, {})  # type: ignore[arg-type]
+    return TopicAssessment(signal, 0.9, severity)
+
+
+def _run(path: Path, settings: Settings, assessment: TopicAssessment, at: datetime):  # type: ignore[no-untyped-def]
+    with open_warehouse(path) as con:
+        return raise_alerts(Store(con), settings, [assessment], now=at, run_url=None)
+
+
+def _events(path: Path) -> list[str]:
+    with open_warehouse(path) as con:
+        return [
+            k
+            for (k,) in con.execute("SELECT kind FROM alert_events ORDER BY occurred_at").fetchall()
+        ]
+
+
+def test_an_alert_lives_from_opening_to_resolution(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    opened = _run(path, settings, _assessment(NOW, 50, "alerte"), NOW)
+    same = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=10), 52, "alerte"),
+        NOW + timedelta(minutes=10),
+    )
+    grown = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=20), 60, "alerte"),
+        NOW + timedelta(minutes=20),
+    )
+    worse = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=30), 80, "crise"),
+        NOW + timedelta(minutes=30),
+    )
+    quieter = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=60), 20, "vigilance"),
+        NOW + timedelta(minutes=60),
+    )
+    calm = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=160), 5, "veille"),
+        NOW + timedelta(minutes=160),
+    )
+    assert len(opened.opened) == 1
+    alert_id = opened.opened[0]
+    assert same.opened == same.updated == same.escalated == []
+    assert grown.updated == [alert_id]
+    assert worse.escalated == [alert_id]
+    assert quieter.resolved == []  # calm for 30 min only
+    assert calm.resolved == [alert_id]
+    assert _events(path) == ["opened", "updated", "escalated", "resolved"]
+    with open_warehouse(path) as con:
+        level, status, emails = con.execute(
+            "SELECT level, status, (SELECT count(*) FROM outbox) FROM alerts"
+        ).fetchall()[0]
+    assert (level, status, emails) == ("crise", "resolved", 1)
+
+
+def test_a_topic_below_alerte_opens_nothing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    changes = _run(path, settings, _assessment(NOW, 40, "vigilance"), NOW)
+    assert changes.opened == [] and _events(path) == []
+
+
+def test_after_resolution_a_new_trigger_opens_a_new_alert(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    first = _run(path, settings, _assessment(NOW, 50, "alerte"), NOW)
+    _run(
+        path, settings, _assessment(NOW + timedelta(hours=3), 0, "veille"), NOW + timedelta(hours=3)
+    )
+    second = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(hours=4), 55, "alerte"),
+        NOW + timedelta(hours=4),
+    )
+    assert len(second.opened) == 1 and second.opened != first.opened
