@@ -231,7 +231,11 @@ def assess_topic(
         volume_score = seasonal_anomaly_scores(
             [float(c) for c in counts],
             period=per_day,
-            settings=SeasonalSettings(threshold=detection.threshold, refractory_days=0),
+            # The window already sums an hour: no further smoothing, and no refractory period
+            # (the alert lifecycle keeps one alert per topic).
+            settings=SeasonalSettings(
+                threshold=detection.threshold, refractory_days=0, smoothing=1
+            ),
         )[-1]
     enough = signal.current >= detection.min_mentions
     lexicon = {**CRISIS_LEXICON, **{fold(k): v for k, v in detection.vocabulary.items()}}

@@ -3,9 +3,10 @@
 Each signal is a plain function of the mentions of the current window (and, for negativity, of
 its baseline). `assess_severity` turns them into a score from 0 to 100 with each signal's
 contribution kept, and a level: veille < vigilance < alerte < crise. Volume alone cannot reach
-`alerte`: a popular, positive campaign is busy but is not a crisis. Pick-up by a major outlet
-and spread across platforms weigh only as much as the story is worrying (negative or crisis
-vocabulary), for the same reason.
+`alerte`: a popular, positive campaign is busy but is not a crisis; nor can a worrying tone at
+the usual volume (the other signals are damped until the volume moves). Pick-up by a major
+outlet and spread across platforms weigh only as much as the story is worrying (negative or
+crisis vocabulary), for the same reason.
 """
 
 from __future__ import annotations
@@ -212,12 +213,15 @@ def assess_severity(
     pickup, outlets = pickup_signal(mentions)
     spread, platforms, sources = spread_signal(mentions)
     concern = max(vocabulary, negativity)
+    # A worrying tone at the usual volume is a reason for vigilance, not an alert: the other
+    # signals count fully only when the volume moves too.
+    gate = min(1.0, 0.4 + volume_score)
     contributions = {
         "volume": WEIGHTS["volume"] * volume_score,
-        "negativity": WEIGHTS["negativity"] * negativity,
-        "vocabulary": WEIGHTS["vocabulary"] * vocabulary,
-        "pickup": WEIGHTS["pickup"] * pickup * concern,
-        "spread": WEIGHTS["spread"] * spread * concern,
+        "negativity": WEIGHTS["negativity"] * negativity * gate,
+        "vocabulary": WEIGHTS["vocabulary"] * vocabulary * gate,
+        "pickup": WEIGHTS["pickup"] * pickup * concern * gate,
+        "spread": WEIGHTS["spread"] * spread * concern * gate,
     }
     contributions = {k: round(v, 1) for k, v in contributions.items()}
     score = round(min(100.0, sum(contributions.values())), 1)

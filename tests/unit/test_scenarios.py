@@ -1,0 +1,35 @@
+"""Detection on the labelled synthetic scenarios: the clear cases, over several random seeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigie.simulation import Scenario, replay, scenarios
+
+SEEDS = [1, 2, 3]
+
+
+def _scenario(name: str, seed: int) -> Scenario:
+    return next(s for s in scenarios(seed) if s.name == name)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_viral_crisis_alerts_within_its_first_hour(seed: int) -> None:
+    viral = _scenario("viral", seed)
+    result = replay(viral)
+    assert viral.onset is not None
+    assert result.first_alert_after(viral.onset) == viral.onset
+    assert len(result.alerts) == 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ["calm", "outage", "backfill", "positive-campaign"])
+def test_no_alert_without_a_crisis(name: str, seed: int) -> None:
+    result = replay(_scenario(name, seed))
+    assert result.alerts == []
+
+
+def test_the_positive_campaign_is_noticed_without_alerting() -> None:
+    campaign = _scenario("positive-campaign", 1)
+    result = replay(campaign)
+    assert "vigilance" in result.levels
