@@ -39,9 +39,9 @@ def main() -> None:
         # Delay 0: the alert opens at the end of the crisis's first hour.
         shown = f"in hour {statistics.median(delays) + 1:.0f}" if delays else "-"
         missed = sum(1 for d, _ in runs if d is None) if onset else 0
-        false = statistics.mean(f for _, f in runs)
+        false_per_week = statistics.mean(float(f) for _, f in runs)
         label = shown if onset else "no crisis"
-        print(f"  {name:<20} {label:>22} {missed:>4}/{len(runs)} {false:>18.2f}")
+        print(f"  {name:<20} {label:>22} {missed:>4}/{len(runs)} {false_per_week:>18.2f}")
 
 
 if __name__ == "__main__":
