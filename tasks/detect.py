@@ -22,6 +22,7 @@ from tasks.signals import CRISIS_LEXICON, Severity, assess_severity
 from vigie.models import VolumeSignal, WindowMention
 from vigie.query import fold
 from vigie.settings import Detection
+from warehouse.store import Store
 
 MIN_BASELINE_WINDOWS = 6
 
@@ -248,3 +249,34 @@ def assess_topic(
         lexicon=lexicon,
     )
     return TopicAssessment(signal, volume_score, severity)
+
+
+def assess_watches(
+    store: Store, topics: Sequence[str], detection: Detection, now: datetime
+) -> list[TopicAssessment]:
+    """Assess each topic's window ending at the 5-minute boundary after `now`, from the
+    warehouse (aggregates for volume, raw mentions for the other signals)."""
+    window = timedelta(minutes=detection.window_minutes)
+    end = bucket_ceiling(now)
+    start = end - window
+    baseline_start = end - window * (detection.baseline_windows + 1)
+    assessments = []
+    for topic in topics:
+        counts, first_seen = store.window_counts(
+            topic, end=end, window=window, windows=detection.baseline_windows + 1
+        )
+        assessments.append(
+            assess_topic(
+                topic,
+                counts,
+                window_end=end,
+                window=window,
+                first_seen=first_seen,
+                mentions=store.window_mentions(topic, start=start, end=end),
+                baseline_negative_share=store.negative_share(
+                    topic, start=baseline_start, end=start
+                ),
+                detection=detection,
+            )
+        )
+    return assessments

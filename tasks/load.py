@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges, raise_alerts
-from tasks.detect import TopicAssessment, assess_topic, bucket_ceiling
+from tasks.detect import TopicAssessment, assess_watches
 from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
 from vigie.models import (
     Mention,
@@ -59,33 +59,8 @@ def detect_task(
 ) -> list[TopicAssessment]:
     """Assess each watch topic's current window: volume against its seasonal baseline,
     negativity, crisis vocabulary, pick-up by major media and spread."""
-    detection = settings.detection
-    window = timedelta(minutes=detection.window_minutes)
-    end = bucket_ceiling(now)
-    start = end - window
-    baseline_start = end - window * (detection.baseline_windows + 1)
-    assessments = []
     with open_warehouse(path) as con:
-        store = Store(con)
-        for watch in watches:
-            counts, first_seen = store.window_counts(
-                watch.name, end=end, window=window, windows=detection.baseline_windows + 1
-            )
-            assessments.append(
-                assess_topic(
-                    watch.name,
-                    counts,
-                    window_end=end,
-                    window=window,
-                    first_seen=first_seen,
-                    mentions=store.window_mentions(watch.name, start=start, end=end),
-                    baseline_negative_share=store.negative_share(
-                        watch.name, start=baseline_start, end=start
-                    ),
-                    detection=detection,
-                )
-            )
-    return assessments
+        return assess_watches(Store(con), [w.name for w in watches], settings.detection, now)
 
 
 @task(name="raise-alerts", cache_policy=NO_CACHE)

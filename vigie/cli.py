@@ -296,6 +296,55 @@ def cmd_detect_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tasks.replay import replay_history
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    if args.until <= args.since:
+        raise ConfigError("--until must come after --since")
+    step = timedelta(minutes=args.step or settings.detection.window_minutes)
+    topics = [w.name for w in settings.watch]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(
+                f"\r  replaying: {done}/{total} steps ({done / total:.0%})",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    print(
+        f"Replaying detection from {args.since:%Y-%m-%d %H:%M} to {args.until:%Y-%m-%d %H:%M} "
+        f"UTC every {step.total_seconds() / 60:g} min over {len(topics)} topics "
+        f"(sensitivity {settings.detection.sensitivity})",
+        flush=True,
+    )
+    with open_warehouse(settings.warehouse_path, lock_wait_s=10) as con:
+        alerts = replay_history(
+            Store(con),
+            topics,
+            settings.detection,
+            since=args.since,
+            until=args.until,
+            step=step,
+            progress=progress,
+        )
+    print(file=sys.stderr)
+    if not alerts:
+        print("No alert would have opened.")
+    for alert in alerts:
+        parts = ", ".join(f"{k} {v:g}" for k, v in alert.contributions.items() if v)
+        end = f"resolved {alert.resolved_at:%Y-%m-%d %H:%M}" if alert.resolved_at else "still open"
+        print(
+            f"{alert.opened_at:%Y-%m-%d %H:%M} {alert.topic}: {alert.level.upper()} "
+            f"(severity {alert.severity:g}: {parts}), highest {alert.highest_level}, {end}"
+        )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -355,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("prune", help="apply the retention policy now").set_defaults(
         func=cmd_db_prune
     )
+
+    replay = sub.add_parser(
+        "replay",
+        help="rerun detection over stored history and list the alerts it would open",
+        epilog="Example: vigie replay --since 2026-11-01 --until 2026-11-26",
+    )
+    replay.add_argument("--since", type=_day, required=True, help="start (UTC)")
+    replay.add_argument("--until", type=_day, required=True, help="end (UTC)")
+    replay.add_argument("--step", type=int, help="minutes between assessments (default: window)")
+    replay.set_defaults(func=cmd_replay)
 
     series = sub.add_parser(
         "detect-series",

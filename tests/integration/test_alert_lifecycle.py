@@ -134,3 +134,63 @@ def test_after_resolution_a_new_trigger_opens_a_new_alert(tmp_path: Path) -> Non
         NOW + timedelta(hours=4),
     )
     assert len(second.opened) == 1 and second.opened != first.opened
+
+
+def test_replay_over_stored_history_finds_the_burst_and_writes_nothing(tmp_path: Path) -> None:
+    from tasks.replay import replay_history
+    from vigie.models import Mention
+
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    burst_at = NOW - timedelta(days=1)
+    mentions = [
+        Mention(
+            f"calm{h}",
+            "Le Quotidien",
+            "news",
+            2,
+            f"https://q.example/c/{h}",
+            "La Laiterie Boréale ouvre une boutique",
+            "",
+            None,
+            NOW - timedelta(days=3) + timedelta(hours=h, minutes=7),
+            NOW,
+            "fr",
+            f"c{h}",
+            ("marque",),
+        )
+        for h in range(0, 72, 3)
+    ] + [
+        Mention(
+            f"burst{i}",
+            f"source-{i % 4}",
+            ["news", "forum", "social"][i % 3],
+            1 + i % 3,
+            f"https://q.example/b/{i}",
+            "Scandale : rappel des fromages Boréale",
+            "",
+            -0.8,
+            burst_at + timedelta(minutes=2 * i),
+            NOW,
+            "fr",
+            "recall",
+            ("marque",),
+        )
+        for i in range(20)
+    ]
+    with open_warehouse(path) as con:
+        Store(con).load_cycle("c1", [], [], mentions, [], NOW)
+        replayed = replay_history(
+            Store(con),
+            ["marque"],
+            settings.detection,
+            since=NOW - timedelta(days=2),
+            until=NOW,
+            step=timedelta(hours=1),
+        )
+        alerts_table = con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
+    assert len(replayed) == 1
+    assert burst_at < replayed[0].opened_at <= burst_at + timedelta(hours=1)
+    assert replayed[0].level in ("alerte", "crise")
+    assert replayed[0].resolved_at is not None
+    assert alerts_table == 0
