@@ -21,6 +21,7 @@ import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
 from tasks.load import (
     apply_retention_task,
+    cluster_stories_task,
     detect_task,
     finish_cycle_task,
     load_cycle_task,
@@ -70,6 +71,8 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         )
     with clock.step("match"):
         matched = match_mentions_task(collected, settings.watch)
+    with clock.step("stories"):
+        matched, new_stories = cluster_stories_task(path, matched, now)
     with clock.step("validate"):
         checked = validate_mentions_task(
             matched,
@@ -80,7 +83,14 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         run_checks = validate_source_runs_task(outcomes, settings.collection)
     with clock.step("load"):
         loaded = load_cycle_task(
-            path, cycle_id, settings.sources, outcomes, checked.good, checked.quarantined, now
+            path,
+            cycle_id,
+            settings.sources,
+            outcomes,
+            checked.good,
+            checked.quarantined,
+            now,
+            new_stories,
         )
         quality_changes = flag_degraded_sources_task(path, settings, checked, now)
     with clock.step("detect"):

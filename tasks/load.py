@@ -16,15 +16,20 @@ from prefect.cache_policies import NO_CACHE
 from tasks.alerts import AlertChanges, raise_alerts
 from tasks.detect import TopicAssessment, assess_watches
 from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
+from tasks.stories import assign_stories
 from vigie.models import (
     Mention,
     QuarantinedMention,
     SourceOutcome,
     SourceState,
+    StorySignature,
 )
 from vigie.settings import Secrets, Settings, Source, Watch
 from warehouse.connection import open_warehouse
 from warehouse.store import LoadResult, Store
+
+# Copies of a story published more than a week after it start a new story.
+STORY_MEMORY = timedelta(days=7)
 
 
 @task(name="prepare-warehouse", cache_policy=NO_CACHE)
@@ -38,6 +43,16 @@ def prepare_warehouse(
         return store.source_states()
 
 
+@task(name="cluster-stories", cache_policy=NO_CACHE)
+def cluster_stories_task(
+    path: Path, mentions: Sequence[Mention], now: datetime
+) -> tuple[list[Mention], list[StorySignature]]:
+    """Group near-duplicate and syndicated copies with the stories of the last week."""
+    with open_warehouse(path) as con:
+        recent = Store(con).recent_story_signatures(now - STORY_MEMORY)
+    return assign_stories(mentions, recent)
+
+
 @task(name="load-warehouse", cache_policy=NO_CACHE)
 def load_cycle_task(
     path: Path,
@@ -47,10 +62,13 @@ def load_cycle_task(
     mentions: Sequence[Mention],
     quarantined: Sequence[QuarantinedMention],
     now: datetime,
+    signatures: Sequence[StorySignature] = (),
 ) -> LoadResult:
-    """Load the cycle's mentions, quarantine and source runs in one transaction."""
+    """Load the cycle's mentions, quarantine, story signatures and source runs at once."""
     with open_warehouse(path) as con:
-        return Store(con).load_cycle(cycle_id, sources, outcomes, mentions, quarantined, now)
+        return Store(con).load_cycle(
+            cycle_id, sources, outcomes, mentions, quarantined, now, signatures
+        )
 
 
 @task(name="detect", cache_policy=NO_CACHE)

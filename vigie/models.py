@@ -133,3 +133,11 @@ class WindowMention:
     summary: str
     sentiment: float | None
     story_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StorySignature:
+    """The MinHash signature of a story's first mention, to recognise its copies."""
+
+    story_id: str
+    signature: tuple[int, ...]

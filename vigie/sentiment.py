@@ -264,3 +264,169 @@ def dense_features(tokens: Sequence[Token], lexicon: dict[str, float]) -> list[f
         min(negations, 3) / 3.0,
         min(shouted, 3) / 3.0,
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Model: multinomial logistic regression over L2-normalised binary sparse features + dense ones.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentResult:
+    """Sentiment of one text: `score` is P(positive) - P(negative), in [-1, 1]."""
+
+    lang: str  # "fr", "en", or "und" when auto-detection was unsure
+    score: float
+    label: str  # "negative", "neutral" or "positive"
+
+
+@dataclass(frozen=True)
+class SentimentModel:
+    """Weights of one language's classifier, as written by tools/train_sentiment.py."""
+
+    lang: str
+    feature_index: dict[str, int]
+    sparse_weights: npt.NDArray[np.float64]  # (n_features + 1, 3); last row is all zeros
+    dense_weights: npt.NDArray[np.float64]  # (n_dense, 3), already multiplied by dense_scale
+    bias: npt.NDArray[np.float64]  # (3,)
+    lexicon: dict[str, float]
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> SentimentModel:
+        if payload.get("format") != MODEL_FORMAT_VERSION:
+            raise ValueError(f"unsupported sentiment model format: {payload.get('format')!r}")
+        if tuple(payload["dense_feature_names"]) != DENSE_FEATURE_NAMES:
+            raise ValueError("sentiment model was trained with other dense features")
+        vocabulary: list[str] = payload["vocabulary"]
+        # float64: sums are then exact enough that batch and single scoring agree bit for bit.
+        weights = np.asarray(payload["sparse_weights"], dtype=np.float64).reshape(-1, 3)
+        padded = np.vstack([weights, np.zeros((1, 3))])  # row for "no feature at all"
+        return cls(
+            lang=payload["lang"],
+            feature_index={feature: index for index, feature in enumerate(vocabulary)},
+            sparse_weights=padded,
+            dense_weights=np.asarray(payload["dense_weights"], dtype=np.float64).reshape(-1, 3)
+            * float(payload["dense_scale"]),
+            bias=np.asarray(payload["bias"], dtype=np.float64),
+            lexicon={word: float(valence) for word, valence in payload["lexicon"].items()},
+        )
+
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Class probabilities (negative, neutral, positive), one row per text."""
+        if not texts:
+            return np.zeros((0, 3))
+        feature_index = self.feature_index
+        padding_row = len(self.sparse_weights) - 1
+        all_indices: list[int] = []
+        starts: list[int] = []
+        inverse_norms: list[float] = []
+        dense_rows: list[list[float]] = []
+        for text in texts:
+            tokens = tokenise(text)
+            indices = [
+                index
+                for index in map(feature_index.get, sparse_features(tokens))
+                if index is not None
+            ]
+            starts.append(len(all_indices))
+            # Binary features, L2-normalised: each present feature weighs 1/sqrt(count).
+            inverse_norms.append(1.0 / math.sqrt(len(indices)) if indices else 0.0)
+            all_indices.extend(indices or [padding_row])
+            dense_rows.append(dense_features(tokens, self.lexicon))
+        gathered = self.sparse_weights[np.asarray(all_indices, dtype=np.intp)]
+        sparse_logits = np.add.reduceat(gathered, np.asarray(starts, dtype=np.intp), axis=0)
+        logits = (
+            sparse_logits * np.asarray(inverse_norms)[:, None]
+            + np.asarray(dense_rows) @ self.dense_weights
+            + self.bias
+        )
+        logits -= logits.max(axis=1, keepdims=True)
+        exponentials = np.exp(logits)
+        probabilities: npt.NDArray[np.float64] = exponentials / exponentials.sum(
+            axis=1, keepdims=True
+        )
+        return probabilities
+
+
+def model_resource_name(lang: str) -> str:
+    return f"sentiment_{lang}.json.gz"
+
+
+@cache
+def load_model(lang: Language) -> SentimentModel:
+    """The packaged model for `lang`, read once per process from vigie/data (never the network)."""
+    resource = files("vigie") / "data" / model_resource_name(lang)
+    payload = json.loads(gzip.decompress(resource.read_bytes()).decode("utf-8"))
+    return SentimentModel.from_dict(payload)
+
+
+# --------------------------------------------------------------------------------------------
+# Language detection (py3langid, restricted to French and English).
+# --------------------------------------------------------------------------------------------
+
+
+@cache
+def _language_identifier() -> Any:
+    # Imported lazily: loading the identifier's model takes ~0.2 s and most callers pass lang.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    # An identifier of our own: restricting py3langid's module-level one would leak elsewhere.
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(SUPPORTED_LANGUAGES))
+    return identifier
+
+
+def _text_for_detection(text: str) -> str:
+    without_links = _USER.sub(" ", _URL.sub(" ", _ESCAPED_UNICODE.sub(" ", text)))
+    return " ".join(without_links.split())
+
+
+def detect_language(text: str) -> str:
+    """"fr" or "en" when py3langid is confident, else "und" (also for texts under 20 chars)."""
+    cleaned = _text_for_detection(text)
+    if len(cleaned) < MIN_CHARS_FOR_DETECTION:
+        return "und"
+    language, confidence = _language_identifier().classify(cleaned)
+    if language not in SUPPORTED_LANGUAGES or confidence < MIN_LANGUAGE_CONFIDENCE:
+        return "und"
+    return str(language)
+
+
+# --------------------------------------------------------------------------------------------
+# Public scoring API.
+# --------------------------------------------------------------------------------------------
+
+
+def _result(lang: str, probabilities: npt.NDArray[np.float64]) -> SentimentResult:
+    negative, neutral, positive = (float(value) for value in probabilities)
+    score = min(1.0, max(-1.0, positive - negative))
+    return SentimentResult(lang=lang, score=score, label=LABELS[int(np.argmax(probabilities))])
+
+
+def score_texts(texts: Sequence[str], lang: str) -> list[SentimentResult]:
+    """Sentiment of each text; `lang` is "fr", "en" or "auto" (detected per text).
+
+    Texts whose language stays "und" under "auto" are scored by both models, probabilities
+    averaged, so a short "ok 👍" still gets a score.
+    """
+    if lang not in ("fr", "en", "auto"):
+        raise ValueError(f"lang must be 'fr', 'en' or 'auto', not {lang!r}")
+    languages = [detect_language(text) for text in texts] if lang == "auto" else [lang] * len(texts)
+    probabilities = np.zeros((len(texts), 3))
+    for model_lang in SUPPORTED_LANGUAGES:
+        positions = [i for i, text_lang in enumerate(languages) if text_lang == model_lang]
+        if positions:
+            scored = load_model(model_lang).probabilities([texts[i] for i in positions])
+            probabilities[positions] = scored
+    undetermined = [i for i, text_lang in enumerate(languages) if text_lang == "und"]
+    if undetermined:
+        subset = [texts[i] for i in undetermined]
+        probabilities[undetermined] = (
+            load_model("fr").probabilities(subset) + load_model("en").probabilities(subset)
+        ) / 2.0
+    return [_result(text_lang, row) for text_lang, row in zip(languages, probabilities, strict=True)]
+
+
+def score_text(text: str, lang: str) -> SentimentResult:
+    """Sentiment of one text; `lang` is "fr", "en" or "auto". See `score_texts`."""
+    return score_texts([text], lang)[0]

@@ -27,6 +27,7 @@ from vigie.models import (
     QuarantinedMention,
     SourceOutcome,
     SourceState,
+    StorySignature,
     VolumeSignal,
     WindowMention,
 )
@@ -98,6 +99,12 @@ class Store:
             [finished_at, json.dumps(summary, default=_json_default), cycle_id],
         )
 
+    def recent_story_signatures(self, since: datetime) -> list[StorySignature]:
+        rows = self.con.execute(
+            "SELECT story_id, signature FROM story_signatures WHERE created_at >= ?", [since]
+        ).fetchall()
+        return [StorySignature(story_id, tuple(signature)) for story_id, signature in rows]
+
     def load_cycle(
         self,
         cycle_id: str,
@@ -106,10 +113,16 @@ class Store:
         mentions: Sequence[Mention],
         quarantined: Sequence[QuarantinedMention],
         now: datetime,
+        signatures: Sequence[StorySignature] = (),
     ) -> LoadResult:
         """Record source runs and state, new mentions, quarantine and stories in one transaction."""
         try:
             with self.transaction():
+                if signatures:
+                    self.con.executemany(
+                        "INSERT INTO story_signatures VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [[s.story_id, list(s.signature), now] for s in signatures],
+                    )
                 new_by_source = self._insert_mentions(cycle_id, mentions)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
