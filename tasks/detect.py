@@ -265,6 +265,8 @@ def assess_watches(
         counts, first_seen = store.window_counts(
             topic, end=end, window=window, windows=detection.baseline_windows + 1
         )
+        mentions, backfill = store.window_mentions(topic, start=start, end=end)
+        counts[-1] = max(0, counts[-1] - backfill)
         assessments.append(
             assess_topic(
                 topic,
@@ -272,7 +274,7 @@ def assess_watches(
                 window_end=end,
                 window=window,
                 first_seen=first_seen,
-                mentions=store.window_mentions(topic, start=start, end=end),
+                mentions=mentions,
                 baseline_negative_share=store.negative_share(
                     topic, start=baseline_start, end=start
                 ),

@@ -5,12 +5,19 @@ PLACEHOLDER DOCSTRING
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from functools import cache
+from importlib.resources import files
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 Language = Literal["fr", "en"]
 LABELS: Final[tuple[str, str, str]] = ("negative", "neutral", "positive")

@@ -343,14 +343,26 @@ class Store:
         keys = ("story_id", "title", "url", "source", "tier", "copies", "published_at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def window_mentions(self, topic: str, *, start: datetime, end: datetime) -> list[WindowMention]:
-        """The topic's mentions published in [start, end), as the signals read them."""
+    def window_mentions(
+        self, topic: str, *, start: datetime, end: datetime
+    ) -> tuple[list[WindowMention], int]:
+        """The topic's mentions published in [start, end), as the signals read them, and how
+        many more were left out as backfill.
+
+        Backfill: what a source brought in its first successful cycle (a new source's archive,
+        items without a date placed at their collection time) is history, not news.
+        """
         rows = self.con.execute(
-            "SELECT source, platform, tier, title, summary, sentiment, story_id FROM mentions "
-            "WHERE list_contains(topics, ?) AND published_at >= ? AND published_at < ?",
+            "WITH first_cycle AS (SELECT source, arg_min(cycle_id, started_at) AS cycle_id "
+            "FROM source_runs WHERE status = 'ok' GROUP BY source) "
+            "SELECT m.source, m.platform, m.tier, m.title, m.summary, m.sentiment, m.story_id, "
+            "f.cycle_id IS NOT NULL AS backfill FROM mentions m "
+            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id "
+            "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ?",
             [topic, start, end],
         ).fetchall()
-        return [WindowMention(*row) for row in rows]
+        kept = [WindowMention(*row[:7]) for row in rows if not row[7]]
+        return kept, len(rows) - len(kept)
 
     def negative_share(self, topic: str, *, start: datetime, end: datetime) -> float:
         """Share of negative among the topic's scored mentions in [start, end), from the

@@ -194,3 +194,62 @@ def test_replay_over_stored_history_finds_the_burst_and_writes_nothing(tmp_path:
     assert replayed[0].level in ("alerte", "crise")
     assert replayed[0].resolved_at is not None
     assert alerts_table == 0
+
+
+def test_a_new_source_bringing_its_archive_opens_no_alert(tmp_path: Path) -> None:
+    """Items of a source's first cycle (undated ones land at collection time) are backfill."""
+    from tasks.detect import assess_watches
+    from vigie.models import FetchResult, Mention, SourceOutcome
+    from vigie.settings import Source
+
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    old = Source(name="old", url="http://127.0.0.1/old")
+    new = Source(name="new", url="http://127.0.0.1/new")
+
+    def run(source: Source) -> SourceOutcome:
+        return SourceOutcome(FetchResult(source.name, source.url, "ok", NOW, 0.1, 200), "ok")
+
+    calm = [
+        Mention(
+            f"calm{h}",
+            "old",
+            "news",
+            2,
+            f"https://q.example/c/{h}",
+            "Boréale ouvre",
+            "",
+            None,
+            NOW - timedelta(hours=h, minutes=30),
+            NOW,
+            "fr",
+            f"c{h}",
+            ("marque",),
+        )
+        for h in range(1, 72, 4)
+    ]
+    archive = [
+        Mention(
+            f"arch{i}",
+            "new",
+            "forum",
+            3,
+            f"https://n.example/{i}",
+            "Scandale : rappel des fromages Boréale",
+            "",
+            -0.8,
+            NOW - timedelta(minutes=1),
+            NOW,
+            "fr",
+            "recall",
+            ("marque",),
+        )
+        for i in range(30)
+    ]
+    with open_warehouse(path) as con:
+        store = Store(con)
+        store.load_cycle("c1", [old], [run(old)], calm, [], NOW - timedelta(hours=1))
+        store.load_cycle("c2", [old, new], [run(old), run(new)], archive, [], NOW)
+        [assessment] = assess_watches(store, ["marque"], settings.detection, NOW)
+    assert assessment.signal.current == 0
+    assert not assessment.alerting
