@@ -11,8 +11,8 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any, Final, Literal
 
@@ -23,6 +23,7 @@ Language = Literal["fr", "en"]
 LABELS: Final[tuple[str, str, str]] = ("negative", "neutral", "positive")
 SUPPORTED_LANGUAGES: Final[tuple[Language, Language]] = ("fr", "en")
 MODEL_FORMAT_VERSION: Final = 1
+NGRAM_INDEX_CACHE_SIZE: Final = 1 << 17
 
 # Below this many characters (URLs and @user removed) language identification is a coin toss.
 MIN_CHARS_FOR_DETECTION: Final = 20
@@ -56,7 +57,9 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 # French elided clitics: "l'état" is "le état"; "n'" is the negation particle, kept as a cue.
-_ELISION = re.compile(r"^(?:[ldjmtsc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
+_ELISION = re.compile(r"^(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
+# "can't" and "won't" are not "ca" + "not" and "wo" + "not".
+_IRREGULAR_NEGATED_STEMS: Final = {"ca": "can", "wo": "will", "sha": "shall"}
 _CAMEL_CASE = re.compile(r"(?<=[a-zà-ÿ])(?=[A-Z])")
 
 NEGATION_CUES: Final = frozenset(
@@ -145,7 +148,8 @@ def tokenise(text: str) -> list[Token]:
     return tokens
 
 
-def _word_tokens(raw: str) -> list[Token]:
+@lru_cache(maxsize=1 << 16)
+def _word_tokens(raw: str) -> tuple[Token, ...]:
     shouted = len(raw) > 2 and raw.isupper()
     word = _ELONGATION.sub(r"\1\1", _strip_accents(raw.lower()))
     result: list[Token] = []
@@ -156,13 +160,15 @@ def _word_tokens(raw: str) -> list[Token]:
             result.append(Token("n'", "word"))
         word = word[len(clitic) :]
     if word.endswith("n't"):
-        result.append(Token(word[:-3], "word", shouted))
+        stem = _IRREGULAR_NEGATED_STEMS.get(word[:-3], word[:-3])
+        result.append(Token(stem, "word", shouted))
         result.append(Token("not", "word"))
-        return result
+        return tuple(result)
     word = word.replace("'", "")
     if word:
         result.append(Token(word, "word", shouted))
-    return result
+    # A tuple of frozen tokens: safe to share between callers from the cache.
+    return tuple(result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,10 +192,11 @@ DENSE_FEATURE_NAMES: Final = (
 CHAR_NGRAM_SIZES: Final = (3, 4, 5)
 
 
-def sparse_features(tokens: Sequence[Token]) -> set[str]:
-    """Binary sparse features: words (negation-marked), word bigrams, char n-grams of words."""
-    features: set[str] = set()
-    add = features.add
+def word_level_features(tokens: Sequence[Token]) -> tuple[list[str], list[str]]:
+    """Features other than char n-grams, and the words whose char n-grams are features too."""
+    features: list[str] = []
+    add = features.append
+    ngram_words: list[str] = []
     negation_left = 0
     previous = "<s>"
     for token in tokens:
@@ -203,16 +210,33 @@ def sparse_features(tokens: Sequence[Token]) -> set[str]:
             if text in NEGATION_CUES:
                 negation_left = NEGATION_SCOPE
             if token.kind == "word" and len(text) > 1:
-                padded = f" {text} "
-                for size in CHAR_NGRAM_SIZES:
-                    for start in range(len(padded) - size + 1):
-                        add("c:" + padded[start : start + size])
+                ngram_words.append(text)
         else:
             negation_left = 0
             add("t:" + text if token.kind in ("punct", "emopos", "emoneg") else "t:" + token.kind)
         add("b:" + previous + " " + text)
         previous = text
-    return features
+    return features, ngram_words
+
+
+@lru_cache(maxsize=1 << 16)
+def char_ngrams(word: str) -> tuple[str, ...]:
+    """Char n-grams of one word, padded with spaces so prefixes and suffixes stand out."""
+    padded = f" {word} "
+    return tuple(
+        "c:" + padded[start : start + size]
+        for size in CHAR_NGRAM_SIZES
+        for start in range(len(padded) - size + 1)
+    )
+
+
+def sparse_features(tokens: Sequence[Token]) -> set[str]:
+    """Binary sparse features: words (negation-marked), word bigrams, char n-grams of words."""
+    features, ngram_words = word_level_features(tokens)
+    feature_set = set(features)
+    for word in ngram_words:
+        feature_set.update(char_ngrams(word))
+    return feature_set
 
 
 def dense_features(tokens: Sequence[Token], lexicon: dict[str, float]) -> list[float]:
@@ -297,6 +321,8 @@ class SentimentModel:
     dense_weights: npt.NDArray[np.float64]  # (n_dense, 3), already multiplied by dense_scale
     bias: npt.NDArray[np.float64]  # (3,)
     lexicon: dict[str, float]
+    # word -> indices of its known char n-grams; words recur, so this skips most look-ups.
+    ngram_index_cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> SentimentModel:
@@ -318,11 +344,22 @@ class SentimentModel:
             lexicon={word: float(valence) for word, valence in payload["lexicon"].items()},
         )
 
+    def _ngram_indices(self, word: str) -> tuple[int, ...]:
+        feature_index = self.feature_index
+        indices = tuple(
+            index for index in map(feature_index.get, char_ngrams(word)) if index is not None
+        )
+        if len(self.ngram_index_cache) >= NGRAM_INDEX_CACHE_SIZE:
+            self.ngram_index_cache.clear()  # crude bound on memory for endless streams
+        self.ngram_index_cache[word] = indices
+        return indices
+
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Class probabilities (negative, neutral, positive), one row per text."""
         if not texts:
             return np.zeros((0, 3))
         feature_index = self.feature_index
+        ngram_cache = self.ngram_index_cache
         padding_row = len(self.sparse_weights) - 1
         all_indices: list[int] = []
         starts: list[int] = []
@@ -330,11 +367,14 @@ class SentimentModel:
         dense_rows: list[list[float]] = []
         for text in texts:
             tokens = tokenise(text)
-            indices = [
-                index
-                for index in map(feature_index.get, sparse_features(tokens))
-                if index is not None
-            ]
+            features, ngram_words = word_level_features(tokens)
+            index_set = {index for index in map(feature_index.get, features) if index is not None}
+            for word in ngram_words:
+                word_indices = ngram_cache.get(word)
+                if word_indices is None:
+                    word_indices = self._ngram_indices(word)
+                index_set.update(word_indices)
+            indices = sorted(index_set)  # a fixed order keeps sums reproducible
             starts.append(len(all_indices))
             # Binary features, L2-normalised: each present feature weighs 1/sqrt(count).
             inverse_norms.append(1.0 / math.sqrt(len(indices)) if indices else 0.0)
@@ -344,7 +384,8 @@ class SentimentModel:
         sparse_logits = np.add.reduceat(gathered, np.asarray(starts, dtype=np.intp), axis=0)
         logits = (
             sparse_logits * np.asarray(inverse_norms)[:, None]
-            + np.asarray(dense_rows) @ self.dense_weights
+            # Multiply-and-sum, not matmul: BLAS may round a 1-row product differently.
+            + (np.asarray(dense_rows)[:, :, None] * self.dense_weights[None, :, :]).sum(axis=1)
             + self.bias
         )
         logits -= logits.max(axis=1, keepdims=True)
@@ -389,7 +430,7 @@ def _text_for_detection(text: str) -> str:
 
 
 def detect_language(text: str) -> str:
-    """"fr" or "en" when py3langid is confident, else "und" (also for texts under 20 chars)."""
+    """Return "fr" or "en" when py3langid is confident, else "und" (also under 20 chars)."""
     cleaned = _text_for_detection(text)
     if len(cleaned) < MIN_CHARS_FOR_DETECTION:
         return "und"
@@ -405,7 +446,7 @@ def detect_language(text: str) -> str:
 
 
 def _result(lang: str, probabilities: npt.NDArray[np.float64]) -> SentimentResult:
-    negative, neutral, positive = (float(value) for value in probabilities)
+    negative, _, positive = (float(value) for value in probabilities)
     score = min(1.0, max(-1.0, positive - negative))
     return SentimentResult(lang=lang, score=score, label=LABELS[int(np.argmax(probabilities))])
 
@@ -431,7 +472,9 @@ def score_texts(texts: Sequence[str], lang: str) -> list[SentimentResult]:
         probabilities[undetermined] = (
             load_model("fr").probabilities(subset) + load_model("en").probabilities(subset)
         ) / 2.0
-    return [_result(text_lang, row) for text_lang, row in zip(languages, probabilities, strict=True)]
+    return [
+        _result(text_lang, row) for text_lang, row in zip(languages, probabilities, strict=True)
+    ]
 
 
 def score_text(text: str, lang: str) -> SentimentResult:
