@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
+from tasks.enrich import enrich_mentions_task
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
@@ -71,6 +72,8 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         )
     with clock.step("match"):
         matched = match_mentions_task(collected, settings.watch)
+    with clock.step("enrich"):
+        matched = enrich_mentions_task(matched)
     with clock.step("stories"):
         matched, new_stories = cluster_stories_task(path, matched, now)
     with clock.step("validate"):

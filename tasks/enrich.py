@@ -1,0 +1,50 @@
+"""Enrichment: the language and sentiment of each matched mention, offline.
+
+Language comes from the source's configuration, else from py3langid (model inside the wheel);
+text under about 20 characters is "undetermined". Sentiment comes from the bundled French and
+English models (`vigie.sentiment`), on the title and the start of the summary; undetermined text
+gets the average of both models. The score in [-1, 1] goes to `mentions.sentiment` and, as a
+label, to the aggregates negativity is measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from vigie.models import Mention
+from vigie.sentiment import detect_language, score_texts
+
+SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise and time
+
+
+def enrich_mentions(mentions: Sequence[Mention]) -> list[Mention]:
+    """Mentions with a language (when it can be told) and a sentiment score."""
+    if not mentions:
+        return []
+    texts = [f"{m.title}. {m.summary[:SUMMARY_CHARS]}".strip() for m in mentions]
+    languages = [
+        m.language or detect_language(text) for m, text in zip(mentions, texts, strict=True)
+    ]
+    enriched = list(mentions)
+    for lang in ("fr", "en", "und"):
+        indices = [i for i, found in enumerate(languages) if found == lang]
+        if not indices:
+            continue
+        results = score_texts([texts[i] for i in indices], "auto" if lang == "und" else lang)
+        for i, result in zip(indices, results, strict=True):
+            enriched[i] = replace(
+                mentions[i],
+                language=lang if lang in ("fr", "en") else None,
+                sentiment=round(result.score, 4),
+            )
+    return enriched
+
+
+@task(name="enrich", cache_policy=NO_CACHE)
+def enrich_mentions_task(mentions: Sequence[Mention]) -> list[Mention]:
+    """Detect each mention's language and score its sentiment, offline."""
+    return enrich_mentions(mentions)
