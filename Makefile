@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_detection.py
 	$(BIN)/python bench/bench_scenarios.py
+	$(BIN)/python bench/bench_sentiment.py
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_warehouse.py
 

@@ -345,6 +345,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score_text(args: argparse.Namespace) -> int:
+    from vigie.sentiment import score_texts
+
+    batch: list[str] = []
+
+    def flush() -> None:
+        for result in score_texts(batch, args.lang):
+            print(
+                json.dumps(
+                    {"lang": result.lang, "score": round(result.score, 4), "label": result.label}
+                ),
+                flush=False,
+            )
+        sys.stdout.flush()
+        batch.clear()
+
+    # One JSON line out per line in, in order; scored in batches (much faster than one by one).
+    for line in sys.stdin:
+        batch.append(line.rstrip("\n"))
+        if len(batch) >= 1000:
+            flush()
+    if batch:
+        flush()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -414,6 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", type=_day, required=True, help="end (UTC)")
     replay.add_argument("--step", type=int, help="minutes between assessments (default: window)")
     replay.set_defaults(func=cmd_replay)
+
+    score = sub.add_parser(
+        "score-text",
+        help="score the sentiment of each line of stdin (French and English, offline)",
+        epilog='Example: echo "Quel scandale !" | vigie score-text --lang auto',
+    )
+    score.add_argument("--lang", choices=["fr", "en", "auto"], default="auto")
+    score.set_defaults(func=cmd_score_text)
 
     series = sub.add_parser(
         "detect-series",

@@ -290,3 +290,19 @@ def test_detect_series_refuses_a_file_without_its_header(tmp_path: Path) -> None
     assert result.stderr.strip() == (
         f"vigie: {series}: the first line must be the header timestamp,value"
     )
+
+
+def test_score_text_writes_one_json_line_per_line_in() -> None:
+    lines = ["Quel scandale, la Laiterie Boréale nous ment !", "Great cheese, I love it", "ok"]
+    result = subprocess.run(
+        [*VIGIE, "score-text", "--lang", "auto"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    scored = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["lang"] for s in scored] == ["fr", "en", "und"]
+    assert [s["label"] for s in scored[:2]] == ["negative", "positive"]
+    assert all(-1 <= s["score"] <= 1 for s in scored)
