@@ -371,6 +371,23 @@ def cmd_score_text(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    by = " ".join(args.by.split())[:120]
+    if not by:
+        raise ConfigError("--by needs the name of the person who takes charge")
+    with open_warehouse(settings.warehouse_path) as con:
+        before = Store(con).acknowledge_alert(args.alert_id, by, datetime.now(UTC))
+    if before == "open":
+        print(f"{args.alert_id} acknowledged by {by}")
+    else:
+        print(f"{args.alert_id} was already {before}; nothing changed")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -440,6 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", type=_day, required=True, help="end (UTC)")
     replay.add_argument("--step", type=int, help="minutes between assessments (default: window)")
     replay.set_defaults(func=cmd_replay)
+
+    ack = sub.add_parser(
+        "ack",
+        help="acknowledge an alert: someone of the cell takes charge of it",
+        epilog='Example: vigie ack al-202611251410-1a2b3c4d --by "Awa Diallo"',
+    )
+    ack.add_argument("alert_id")
+    ack.add_argument("--by", required=True, help="who takes charge")
+    ack.set_defaults(func=cmd_ack)
 
     score = sub.add_parser(
         "score-text",

@@ -479,6 +479,24 @@ class Store:
                 )
         return kind
 
+    def acknowledge_alert(self, alert_id: str, by: str, now: datetime) -> str:
+        """Record who took charge of an alert; return its status before (an alert already
+        acknowledged or resolved is left as it is, and says so)."""
+        rows = self.con.execute(
+            "SELECT status FROM alerts WHERE alert_id = ?", [alert_id]
+        ).fetchall()
+        if not rows:
+            raise WarehouseError(f"there is no alert {alert_id} (vigie status lists open alerts)")
+        status = str(rows[0][0])
+        if status == "open":
+            with self.transaction():
+                self.con.execute(
+                    "UPDATE alerts SET status = 'acknowledged', updated_at = ? WHERE alert_id = ?",
+                    [now, alert_id],
+                )
+                self.log_alert_event(alert_id, "acknowledged", now, {"by": by})
+        return status
+
     def resolve_alert(self, alert_id: str, now: datetime, reason: str) -> None:
         with self.transaction():
             self.con.execute(

@@ -306,3 +306,14 @@ def test_score_text_writes_one_json_line_per_line_in() -> None:
     assert [s["lang"] for s in scored] == ["fr", "en", "und"]
     assert [s["label"] for s in scored[:2]] == ["negative", "positive"]
     assert all(-1 <= s["score"] <= 1 for s in scored)
+
+
+def test_ack_of_an_unknown_alert_is_one_clear_line(
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+) -> None:
+    config = _scenario_config(feed_server, mail_sink, write_config)
+    result = _vigie("--config", str(config), "ack", "al-nope", "--by", "Awa Diallo")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == "vigie: there is no alert al-nope (vigie status lists open alerts)"
+    )

@@ -253,3 +253,29 @@ def test_a_new_source_bringing_its_archive_opens_no_alert(tmp_path: Path) -> Non
         [assessment] = assess_watches(store, ["marque"], settings.detection, NOW)
     assert assessment.signal.current == 0
     assert not assessment.alerting
+
+
+def test_acknowledging_an_alert_is_an_event_and_keeps_it_open_for_updates(tmp_path: Path) -> None:
+    from vigie.errors import WarehouseError
+
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    [alert_id] = _run(path, settings, _assessment(NOW, 50, "alerte"), NOW).opened
+    with open_warehouse(path) as con:
+        first = Store(con).acknowledge_alert(alert_id, "Awa Diallo", NOW + timedelta(minutes=5))
+        again = Store(con).acknowledge_alert(alert_id, "Louis", NOW + timedelta(minutes=6))
+        try:
+            Store(con).acknowledge_alert("al-nope", "Awa", NOW)
+            missing = ""
+        except WarehouseError as err:
+            missing = str(err)
+    worse = _run(
+        path,
+        settings,
+        _assessment(NOW + timedelta(minutes=20), 80, "crise"),
+        NOW + timedelta(minutes=20),
+    )
+    assert (first, again) == ("open", "acknowledged")
+    assert missing == "there is no alert al-nope (vigie status lists open alerts)"
+    assert worse.escalated == [alert_id] and worse.opened == []
+    assert _events(path) == ["opened", "acknowledged", "escalated"]
