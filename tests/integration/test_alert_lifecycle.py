@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.alerts import raise_alerts
 from tasks.detect import TopicAssessment
 from tasks.signals import Severity
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import VolumeSignal
-from vigie.settings import Settings, load_settings
+from vigie.settings import Settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -18,31 +18,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def _settings(tmp_path: Path) -> Settings:
-    config = tmp_path / "vigie.toml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            [organisation]
-            name = "Laiterie Boréale"
-            [[watch]]
-            name = "marque"
-            query = "boreale"
-            [[sources]]
-            name = "Le Quotidien"
-            url = "http://127.0.0.1/feed"
-            [email]
-            sender = "vigie@laiterie-boreale.example"
-            [[cell.members]]
-            name = "Awa Diallo"
-            email = "awa@laiterie-boreale.example"
-            role = "lead"
-            [detection]
-            calm_minutes = 120
-            """
-        ),
-        encoding="utf-8",
-    )
-    return load_settings(config)
+    return settings_from(tmp_path, MINIMAL_TOML + CELL_TOML + "\n[detection]\ncalm_minutes = 120\n")
 
 
 def _assessment(at: datetime, score: float, level: str, current: int = 12) -> TopicAssessment:

@@ -17,9 +17,10 @@ import pytest
 
 from tasks.quality import flag_degraded_sources, quality_report
 from tasks.validate import ValidationOutcome
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.errors import WarehouseError
 from vigie.models import FetchResult, Mention, QuarantinedMention, SourceOutcome
-from vigie.settings import Settings, load_settings
+from vigie.settings import Settings
 from warehouse.backup import backup_warehouse, restore_warehouse
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
@@ -211,36 +212,17 @@ def test_a_load_killed_mid_way_leaves_the_warehouse_as_before_and_the_rerun_comp
     assert _scalar(path, "SELECT sum(mentions) FROM mention_buckets") == 200_001
 
 
-def _settings(tmp_path: Path, extra: str = "") -> Settings:
-    config = tmp_path / "vigie.toml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            [organisation]
-            name = "Laiterie Boréale"
-            [[watch]]
-            name = "marque"
-            query = "boreale"
-            [[sources]]
-            name = "Le Quotidien"
-            url = "http://127.0.0.1/feed"
-            [email]
-            sender = "vigie@laiterie-boreale.example"
-            [[cell.members]]
-            name = "Awa Diallo"
-            email = "awa@laiterie-boreale.example"
-            role = "lead"
-            [[cell.members]]
-            name = "Opérateur"
-            email = "ops@laiterie-boreale.example"
-            role = "operator"
-            level = 3
-            """
-        )
-        + extra,
-        encoding="utf-8",
-    )
-    return load_settings(config)
+OPERATOR_TOML = """
+[[cell.members]]
+name = "Opérateur"
+email = "ops@laiterie-boreale.example"
+role = "operator"
+level = 3
+"""
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return settings_from(tmp_path, MINIMAL_TOML + CELL_TOML + OPERATOR_TOML)
 
 
 def _register_source(path: Path) -> None:

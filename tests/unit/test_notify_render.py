@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tasks.notify import MAX_SUBJECT_CHARS, alert_message, header_safe, render_alert_email
-from tests.unit.configs import CELL_TOML, MINIMAL_TOML, settings_from
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import VolumeSignal
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.configs import CELL_TOML, MINIMAL_TOML, settings_from, write_toml
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from, write_toml
 from vigie.errors import ConfigError
 from vigie.query import text_words
 from vigie.settings import load_secrets, load_settings, resolve_config_path

@@ -1,4 +1,4 @@
-"""Small TOML configurations for unit tests, written into a test's tmp_path."""
+"""Small TOML configurations for tests, written into a test's tmp_path."""
 
 from __future__ import annotations
 
