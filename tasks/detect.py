@@ -247,6 +247,7 @@ def assess_topic(
         baseline_negative_share=baseline_negative_share,
         sensitivity=detection.sensitivity,
         lexicon=lexicon,
+        window_hours=window / timedelta(hours=1),
     )
     return TopicAssessment(signal, volume_score, severity)
 

@@ -200,6 +200,7 @@ def assess_severity(
     baseline_negative_share: float,
     sensitivity: Sensitivity = "medium",
     lexicon: Mapping[str, float] = CRISIS_LEXICON,
+    window_hours: float = 1.0,
 ) -> Severity:
     """Combine the signals of a topic's window into one explained score and its level.
 
@@ -234,5 +235,7 @@ def assess_severity(
         "major_outlets": outlets,
         "platforms": platforms,
         "sources": sources,
+        # The speed of the spread: distinct sources carrying the topic per hour of window.
+        "sources_per_hour": round(sources / window_hours, 2),
     }
     return Severity(score, level_for(score, sensitivity), contributions, evidence)

@@ -107,6 +107,7 @@ def test_a_negative_viral_story_picked_up_by_a_major_outlet_is_a_crisis() -> Non
     assert severity.level == "crise"
     assert severity.score == pytest.approx(sum(severity.contributions.values()), abs=0.5)
     assert severity.evidence["major_outlets"] == ["s0"]
+    assert severity.evidence["sources_per_hour"] == 12.0
 
 
 def test_too_few_mentions_never_raise_the_level() -> None:
