@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import vigie  # noqa: F401  (telemetry off before Prefect is imported)
+from tests.configs import CELL_TOML
 from vigie.localservers import FeedServer, MailSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,26 +71,7 @@ port = {smtp_port}
 sender = "vigie@laiterie-boreale.example"
 security = "none"
 timeout_s = 10
-
-[[cell.members]]
-name = "Awa Diallo"
-email = "awa.diallo@laiterie-boreale.example"
-role = "lead"
-level = 1
-platforms = ["facebook", "x"]
-
-[[cell.members]]
-name = "Louis Tremblay"
-email = "louis.tremblay@laiterie-boreale.example"
-role = "spokesperson"
-level = 1
-
-[[cell.members]]
-name = "Sophie Roy"
-email = "sophie.roy@laiterie-boreale.example"
-role = "legal"
-level = 2
-
+{CELL_TOML}
 [collection]
 connect_timeout_s = 2
 read_timeout_s = 2
