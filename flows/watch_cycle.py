@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, fetch_sources_task
 from tasks.enrich import enrich_mentions_task
+from tasks.health import check_source_health_task
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
@@ -96,6 +97,7 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
             new_stories,
         )
         quality_changes = flag_degraded_sources_task(path, settings, checked, now)
+        health_changes = check_source_health_task(path, settings, collected, now)
     with clock.step("detect"):
         assessments = detect_task(path, settings.watch, settings, now)
     with clock.step("alert"):
@@ -116,6 +118,7 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         emails_failed=delivery.failed,
         failed_checks=[c.label for c in (*checked.checks, *run_checks) if not c.success],
         quality_changes=quality_changes,
+        health_changes=health_changes,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)

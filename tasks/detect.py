@@ -34,6 +34,9 @@ class TopicAssessment:
     signal: VolumeSignal
     volume_score: float
     severity: Severity
+    # Share of the topic's usual volume whose sources were collected in this window; below
+    # `health.min_coverage` the volume is not judged (a gap in collection is not calm).
+    coverage: float = 1.0
 
     @property
     def alerting(self) -> bool:
@@ -41,6 +44,9 @@ class TopicAssessment:
 
 
 BUCKET = timedelta(minutes=5)
+# The cycle's clock is read before its fetches start: runs this close after a window's end
+# are the ones judging it.
+RUN_SLACK = timedelta(minutes=10)
 
 
 def bucket_ceiling(moment: datetime) -> datetime:
@@ -72,11 +78,13 @@ def assess_volume(
     window: timedelta,
     first_seen: datetime | None,
     detection: Detection,
+    gaps: Sequence[bool] = (),
 ) -> VolumeSignal:
     """Score the last window of `counts` (oldest first) against the windows before it.
 
     The score is in [0, 1]: 0.5 when the deviation equals `detection.threshold` spreads.
-    `triggered` also needs at least `detection.min_mentions` mentions in the window.
+    `triggered` also needs at least `detection.min_mentions` mentions in the window. Windows
+    flagged in `gaps` (collection was incomplete) are left out of the baseline.
     """
     window_start = window_end - window
     current = counts[-1] if counts else 0
@@ -88,6 +96,8 @@ def assess_volume(
         while skip < len(history) and first_window_end + window * skip <= first_seen:
             skip += 1
         history = history[skip:]
+        if gaps:
+            history = [c for c, gap in zip(history, gaps[skip:-1], strict=True) if not gap]
     if first_seen is None or len(history) < MIN_BASELINE_WINDOWS:
         return VolumeSignal(
             topic, window_start, window_end, current, 0.0, 1.0, 0.0, 0.0, False, has_baseline=False
@@ -201,6 +211,39 @@ def seasonal_anomaly_scores(
     return scores
 
 
+def window_coverage(
+    runs: Sequence[tuple[str, datetime]],
+    weights: dict[str, float],
+    *,
+    end: datetime,
+    window: timedelta,
+    windows: int,
+    first_run: datetime | None,
+) -> list[float]:
+    """Share of a topic's usual volume whose sources were collected, for each window.
+
+    Args:
+        runs: (source, started_at) of every successful fetch (ok or not modified).
+        weights: each source's share of the topic's volume (summing to 1).
+        first_run: the first fetch ever recorded; windows before it are not judged (1.0),
+            so history loaded from elsewhere is not read as a gap.
+    """
+    start = end - window * windows
+    seen: list[set[str]] = [set() for _ in range(windows)]
+    for source, moment in runs:
+        if start <= moment < end + RUN_SLACK:
+            # A fetch that began just after `end` belongs to the cycle judging that window.
+            seen[min(int((moment - start) / window), windows - 1)].add(source)
+    coverage = []
+    for index, sources in enumerate(seen):
+        window_end = start + window * (index + 1)
+        if first_run is None or window_end <= first_run:
+            coverage.append(1.0)
+        else:
+            coverage.append(min(1.0, sum(weights.get(s, 0.0) for s in sources)))
+    return coverage
+
+
 def assess_topic(
     topic: str,
     counts: Sequence[int],
@@ -211,13 +254,19 @@ def assess_topic(
     mentions: Sequence[WindowMention],
     baseline_negative_share: float,
     detection: Detection,
+    coverage: Sequence[float] = (),
+    min_coverage: float = 0.5,
 ) -> TopicAssessment:
     """Volume (seasonal detector over the window counts) and the other signals of one topic.
 
     The volume score is the seasonal detector's score of the last window; it counts only when
-    the topic has a baseline (`MIN_BASELINE_WINDOWS` windows since it was first seen) and the
-    window holds at least `detection.min_mentions` mentions.
+    the topic has a baseline (`MIN_BASELINE_WINDOWS` windows since it was first seen), the
+    window holds at least `detection.min_mentions` mentions, and collection covered at least
+    `min_coverage` of the topic's usual sources in it. `coverage` (one share per window of
+    `counts`) also keeps windows where collection was down out of the baseline.
     """
+    gaps = [share < min_coverage for share in coverage] if coverage else []
+    current_coverage = coverage[-1] if coverage else 1.0
     signal = assess_volume(
         topic,
         counts,
@@ -225,12 +274,16 @@ def assess_topic(
         window=window,
         first_seen=first_seen,
         detection=detection,
+        gaps=gaps,
     )
     per_day = max(1, round(timedelta(days=1) / window))
     volume_score = 0.0
-    if signal.has_baseline and counts:
+    if signal.has_baseline and counts and current_coverage >= min_coverage:
         volume_score = seasonal_anomaly_scores(
-            [float(c) for c in counts],
+            [
+                math.nan if gaps and gaps[index] else float(count)
+                for index, count in enumerate(counts)
+            ],
             period=per_day,
             # The window already sums an hour: no further smoothing, and no refractory period
             # (the alert lifecycle keeps one alert per topic).
@@ -249,20 +302,43 @@ def assess_topic(
         lexicon=lexicon,
         window_hours=window / timedelta(hours=1),
     )
-    return TopicAssessment(signal, volume_score, severity)
+    return TopicAssessment(signal, volume_score, severity, current_coverage)
 
 
 def assess_watches(
-    store: Store, topics: Sequence[str], detection: Detection, now: datetime
+    store: Store,
+    topics: Sequence[str],
+    detection: Detection,
+    now: datetime,
+    *,
+    sources: Sequence[str] = (),
+    min_coverage: float = 0.5,
 ) -> list[TopicAssessment]:
     """Assess each topic's window ending at the 5-minute boundary after `now`, from the
-    warehouse (aggregates for volume, raw mentions for the other signals)."""
+    warehouse (aggregates for volume, raw mentions for the other signals).
+
+    With the configured `sources`, each window's collection coverage is read from
+    `source_runs`, so windows where the topic's sources were down are not read as calm.
+    """
     window = timedelta(minutes=detection.window_minutes)
     end = bucket_ceiling(now)
     start = end - window
     baseline_start = end - window * (detection.baseline_windows + 1)
+    runs, first_run = (
+        store.collection_runs(start=baseline_start, end=end + RUN_SLACK) if sources else ([], None)
+    )
     assessments = []
     for topic in topics:
+        coverage: list[float] = []
+        if sources:
+            coverage = window_coverage(
+                runs,
+                store.topic_source_shares(topic, start=baseline_start, end=end, sources=sources),
+                end=end,
+                window=window,
+                windows=detection.baseline_windows + 1,
+                first_run=first_run,
+            )
         counts, first_seen = store.window_counts(
             topic, end=end, window=window, windows=detection.baseline_windows + 1
         )
@@ -280,6 +356,8 @@ def assess_watches(
                     topic, start=baseline_start, end=start
                 ),
                 detection=detection,
+                coverage=coverage,
+                min_coverage=min_coverage,
             )
         )
     return assessments

@@ -78,7 +78,14 @@ def detect_task(
     """Assess each watch topic's current window: volume against its seasonal baseline,
     negativity, crisis vocabulary, pick-up by major media and spread."""
     with open_warehouse(path) as con:
-        return assess_watches(Store(con), [w.name for w in watches], settings.detection, now)
+        return assess_watches(
+            Store(con),
+            [w.name for w in watches],
+            settings.detection,
+            now,
+            sources=[s.name for s in settings.sources],
+            min_coverage=settings.health.min_coverage,
+        )
 
 
 @task(name="raise-alerts", cache_policy=NO_CACHE)

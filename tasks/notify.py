@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import yagmail
 
 from tasks.signals import Severity
-from vigie.models import OutboxMessage, VolumeSignal
+from vigie.models import HealthChange, OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
 
 MAX_SUBJECT_CHARS = 200
@@ -435,4 +435,83 @@ def quality_notice(
         recipients=tuple(m.email for m in settings.operators),
         subject=subject,
         html=f'<html><body style="font-family:sans-serif"><p>{body}</p>{listing}</body></html>',
+    )
+
+
+HEALTH_TEXT: dict[str, dict[str, Any]] = {
+    "fr": {
+        "subject": {
+            "failing": "[Vigie][SOURCE] Source en panne : {source}",
+            "not_a_feed": "[Vigie][SOURCE] La source ne renvoie plus de flux : {source}",
+            "silent": "[Vigie][SOURCE] Source muette : {source}",
+            "ok": "[Vigie][SOURCE] Source rétablie : {source}",
+        },
+        "intro": {
+            "failing": "La source « {source} » n’est plus collectée.",
+            "not_a_feed": (
+                "La source « {source} » renvoie une page HTML au lieu d’un flux : l’adresse a "
+                "probablement changé."
+            ),
+            "silent": "La source « {source} » ne publie plus rien de neuf.",
+            "ok": "La source « {source} » est de nouveau collectée normalement.",
+        },
+        "reason": "Constat",
+        "gap": (
+            "Tant qu’elle ne l’est pas, la veille a un angle mort : la détection ne prend pas "
+            "ce trou pour du calme. Vous ne recevrez pas d’autre avis avant son rétablissement."
+        ),
+        "since": "Depuis",
+    },
+    "en": {
+        "subject": {
+            "failing": "[Vigie][SOURCE] Source down: {source}",
+            "not_a_feed": "[Vigie][SOURCE] Source no longer returns a feed: {source}",
+            "silent": "[Vigie][SOURCE] Source silent: {source}",
+            "ok": "[Vigie][SOURCE] Source recovered: {source}",
+        },
+        "intro": {
+            "failing": "The source “{source}” is no longer being collected.",
+            "not_a_feed": (
+                "The source “{source}” answers with an HTML page instead of a feed: its address "
+                "has probably changed."
+            ),
+            "silent": "The source “{source}” has stopped publishing anything new.",
+            "ok": "The source “{source}” is collected normally again.",
+        },
+        "reason": "Finding",
+        "gap": (
+            "Until it is, the watch has a blind spot: detection does not read this gap as calm. "
+            "You will not be told again until it recovers."
+        ),
+        "since": "Since",
+    },
+}
+
+
+def source_health_notice(
+    settings: Settings, change: HealthChange, *, now: datetime
+) -> OutboxMessage:
+    """The operators' notice that a source stopped watching, or recovered (once per change).
+
+    The message id names the source, the new state and the moment, so a rerun of the same
+    cycle queues nothing new.
+    """
+    language = settings.organisation.language
+    text = HEALTH_TEXT[language]
+    state = change.verdict.state
+    subject = header_safe(text["subject"][state].format(source=change.source))
+    intro = html.escape(text["intro"][state].format(source=change.source))
+    reason = html.escape(change.verdict.reason)
+    gap = f"<p>{html.escape(text['gap'])}</p>" if state != "ok" else ""
+    key = hashlib.sha256(change.source.encode("utf-8")).hexdigest()[:12]
+    return OutboxMessage(
+        message_id=f"health.{state}.{key}.{now:%Y%m%dT%H%M%S}",
+        kind="source_health",
+        recipients=tuple(m.email for m in settings.operators),
+        subject=subject,
+        html=(
+            '<html><body style="font-family:sans-serif">'
+            f"<p>{intro}</p><p><strong>{html.escape(text['reason'])}</strong> : {reason}</p>"
+            f"<p>{html.escape(text['since'])} {now:%Y-%m-%d %H:%M} UTC</p>{gap}</body></html>"
+        ),
     )

@@ -55,8 +55,13 @@ def replay_history(
     until: datetime,
     step: timedelta,
     progress: Callable[[int, int], None] | None = None,
+    sources: Sequence[str] = (),
+    min_coverage: float = 0.5,
 ) -> list[ReplayedAlert]:
-    """Which alerts would have opened between `since` and `until`, assessed every `step`."""
+    """Which alerts would have opened between `since` and `until`, assessed every `step`.
+
+    With the configured `sources`, windows where collection was down are judged as the watch
+    cycle judges them (not calm, not baseline)."""
     rank = {"veille": 0, "vigilance": 1, "alerte": 2, "crise": 3}
     calm = timedelta(minutes=detection.calm_minutes)
     steps = max(1, int((until - since) / step))
@@ -64,7 +69,10 @@ def replay_history(
     replayed: list[ReplayedAlert] = []
     for index in range(steps):
         now = since + step * (index + 1)
-        for assessment in assess_watches(store, topics, detection, now):
+        assessed = assess_watches(
+            store, topics, detection, now, sources=sources, min_coverage=min_coverage
+        )
+        for assessment in assessed:
             topic, severity = assessment.signal.topic, assessment.severity
             alert = open_alerts.get(topic)
             if assessment.alerting:

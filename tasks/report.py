@@ -52,6 +52,7 @@ def cycle_summary(
     emails_failed: dict[str, str],
     failed_checks: Sequence[str] = (),
     quality_changes: Sequence[str] = (),
+    health_changes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources)."""
     failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
@@ -85,6 +86,7 @@ def cycle_summary(
         "emails_failed": dict(emails_failed),
         "failed_checks": list(failed_checks),
         "quality_changes": list(quality_changes),
+        "health_changes": list(health_changes),
     }
 
 
@@ -120,7 +122,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]
         for source, reason in summary["sources_failed"].items():
             lines.append(f"| {_md_cell(source)} | {_md_cell(reason)} |")
-    for title, key in (("Failed checks", "failed_checks"), ("Source quality", "quality_changes")):
+    for title, key in (
+        ("Failed checks", "failed_checks"),
+        ("Source quality", "quality_changes"),
+        ("Source health", "health_changes"),
+    ):
         if summary.get(key):
             lines += ["", f"## {title}", ""] + [f"- {_md_cell(item)}" for item in summary[key]]
     lines += ["", f"Duration: {summary['duration_s']:.2f} s"]

@@ -113,10 +113,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"quarantined: {counts['quarantine']}"
     )
     print("Sources:")
-    for name, status, _last_run, last_ok, failures, error, degraded_since in health:
+    for row in health:
+        name, status, _last_run, last_ok, failures, error, degraded_since = row[:7]
+        state, state_since, state_reason = row[7:]
         when = f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never"
         line = f"  {name}: {status or 'not run yet'}, last success {when}"
-        if failures:
+        if state != "ok":
+            line += f", {state.upper().replace('_', ' ')} since {state_since:%Y-%m-%d %H:%M}"
+            line += f" ({state_reason})"
+        elif failures:
             line += f", {failures} failure(s) in a row: {error}"
         if degraded_since:
             line += f", DEGRADED (most rows quarantined) since {degraded_since:%Y-%m-%d %H:%M}"
@@ -332,6 +337,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             until=args.until,
             step=step,
             progress=progress,
+            sources=[s.name for s in settings.sources],
+            min_coverage=settings.health.min_coverage,
         )
     print(file=sys.stderr)
     if not alerts:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 SourceStatus = Literal["ok", "not_modified", "error"]
+HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +142,38 @@ class StorySignature:
 
     story_id: str
     signature: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFreshness:
+    """How fresh one source's entries were in this cycle."""
+
+    source: str
+    newest_at: datetime
+    gap_s: float | None  # median seconds between consecutive entries; None under 3 entries
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCondition:
+    """What `sources` remembers of one source, as the health verdict needs it."""
+
+    name: str
+    consecutive_failures: int
+    last_error: str | None
+    newest_entry_at: datetime | None
+    entry_gap_s: float | None
+    health: HealthState
+    health_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthVerdict:
+    state: HealthState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    source: str
+    previous: HealthState
+    verdict: HealthVerdict

@@ -199,6 +199,19 @@ class Quality(_Model):
     min_rows: Annotated[int, Field(ge=1)] = 3
 
 
+class Health(_Model):
+    # A source is reported to the operators (once, and again when it recovers) when it failed
+    # this many cycles in a row, at once when it answers with an HTML page instead of a feed,
+    # or when its newest entry is older than `silence_factor` times its usual gap between
+    # entries (and at least `min_silence_hours`).
+    failures_before_notice: Annotated[int, Field(ge=1, le=1000)] = 3
+    silence_factor: Annotated[float, Field(ge=2, le=1000)] = 10.0
+    min_silence_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
+    # Detection ignores windows where sources carrying less than this share of a topic's
+    # usual volume were collected: a gap in collection is not calm, nor a baseline.
+    min_coverage: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
 class Settings(_Model):
     organisation: Organisation
     warehouse: Warehouse = Warehouse()
@@ -212,6 +225,7 @@ class Settings(_Model):
     detection: Detection = Detection()
     retention: Retention = Retention()
     quality: Quality = Quality()
+    health: Health = Health()
     config_path: Path = Path(DEFAULT_CONFIG)
 
     @model_validator(mode="after")

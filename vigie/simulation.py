@@ -31,6 +31,8 @@ class Scenario:
     mentions_at: Callable[[int, int], list[WindowMention]]
     onset: int | None = None  # hour the crisis starts, None when there is none
     notes: str = ""
+    # Share of the sources collected in each hour (None: all of them, always).
+    coverage: list[float] | None = None
 
 
 @dataclass
@@ -152,8 +154,10 @@ def scenarios(seed: int = 7) -> list[Scenario]:
     )
 
     outage = list(calm)
+    outage_coverage = [1.0] * len(calm)
     for k in range(8):
         outage[onset + k] = 0  # the sources were down: nothing was collected
+        outage_coverage[onset + k] = 0.0
     found.append(
         Scenario(
             "outage",
@@ -161,6 +165,25 @@ def scenarios(seed: int = 7) -> list[Scenario]:
             lambda h, c: _calm_mentions(c, h),
             None,
             "eight hours without collection, then normal volume",
+            outage_coverage,
+        )
+    )
+
+    # Four days down out of the week the baseline reads: a detector that took the gap for
+    # calm would see the return of normal volume as a surge.
+    long_outage = list(calm)
+    long_coverage = [1.0] * len(calm)
+    for k in range(96):
+        long_outage[onset - 96 + k] = 0
+        long_coverage[onset - 96 + k] = 0.0
+    found.append(
+        Scenario(
+            "long-outage",
+            long_outage,
+            lambda h, c: _calm_mentions(c, h),
+            None,
+            "four days without collection, then normal volume",
+            long_coverage,
         )
     )
 
@@ -195,10 +218,16 @@ def scenarios(seed: int = 7) -> list[Scenario]:
 
 
 def replay(
-    scenario: Scenario, detection: Detection | None = None, *, from_hour: int | None = None
+    scenario: Scenario,
+    detection: Detection | None = None,
+    *,
+    from_hour: int | None = None,
+    use_coverage: bool = True,
 ) -> ReplayResult:
     """Assess every hour from `from_hour` (default: the last week) as the watch cycle would,
-    with one open alert per topic (resolved after `detection.calm_minutes` of calm)."""
+    with one open alert per topic (resolved after `detection.calm_minutes` of calm).
+
+    `use_coverage=False` hides the collection gaps from detection, to show what they cost."""
     detection = detection or Detection()
     windows = detection.baseline_windows + 1
     start = from_hour if from_hour is not None else len(scenario.counts) - 7 * 24
@@ -208,6 +237,10 @@ def replay(
     for hour in range(start, len(scenario.counts)):
         counts = scenario.counts[max(0, hour + 1 - windows) : hour + 1]
         counts = [0] * (windows - len(counts)) + counts
+        coverage: list[float] = []
+        if scenario.coverage is not None and use_coverage:
+            coverage = scenario.coverage[max(0, hour + 1 - windows) : hour + 1]
+            coverage = [1.0] * (windows - len(coverage)) + coverage
         end = START + HOUR * (hour + 1)
         assessment = assess_topic(
             "marque",
@@ -218,6 +251,7 @@ def replay(
             mentions=scenario.mentions_at(hour, scenario.counts[hour]),
             baseline_negative_share=0.2,
             detection=detection,
+            coverage=coverage,
         )
         result.levels.append(assessment.severity.level)
         if assessment.alerting:

@@ -22,9 +22,11 @@ import pandas as pd
 
 from vigie.errors import WarehouseError
 from vigie.models import (
+    EntryFreshness,
     Mention,
     OutboxMessage,
     QuarantinedMention,
+    SourceCondition,
     SourceOutcome,
     SourceState,
     StorySignature,
@@ -579,7 +581,8 @@ class Store:
     def source_health(self) -> list[tuple[Any, ...]]:
         return self.con.execute(
             "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error, "
-            "degraded_since FROM sources ORDER BY name"
+            "degraded_since, coalesce(health, 'ok'), health_since, health_reason "
+            "FROM sources ORDER BY name"
         ).fetchall()
 
     def open_alerts(self) -> list[tuple[Any, ...]]:
@@ -608,6 +611,61 @@ class Store:
             [now if degraded else None, source],
         )
         return "degraded" if degraded else "recovered"
+
+    def record_freshness(self, freshness: Sequence[EntryFreshness]) -> None:
+        """Keep each source's newest entry date (never moving back) and its usual gap."""
+        if not freshness:
+            return
+        self.con.executemany(
+            "UPDATE sources SET newest_entry_at = greatest(coalesce(newest_entry_at, ?), ?), "
+            "entry_gap_s = coalesce(?, entry_gap_s) WHERE name = ?",
+            [[f.newest_at, f.newest_at, f.gap_s, f.source] for f in freshness],
+        )
+
+    def source_conditions(self, names: Sequence[str]) -> list[SourceCondition]:
+        """What the health verdict needs of each named source that has been run."""
+        rows = self.con.execute(
+            "SELECT name, consecutive_failures, last_error, newest_entry_at, entry_gap_s, "
+            "coalesce(health, 'ok'), health_since FROM sources "
+            "WHERE name IN (SELECT unnest(?::VARCHAR[])) AND last_run_at IS NOT NULL "
+            "ORDER BY name",
+            [list(names)],
+        ).fetchall()
+        return [SourceCondition(*row) for row in rows]
+
+    def set_health(self, source: str, state: str, reason: str, now: datetime) -> None:
+        self.con.execute(
+            "UPDATE sources SET health = ?, health_since = ?, health_reason = ? WHERE name = ?",
+            [state, now, reason, source],
+        )
+
+    def collection_runs(
+        self, *, start: datetime, end: datetime
+    ) -> tuple[list[tuple[str, datetime]], datetime | None]:
+        """Successful fetches (ok or not modified) in [start, end), and the first fetch ever."""
+        runs = self.con.execute(
+            "SELECT source, started_at FROM source_runs WHERE status <> 'error' "
+            "AND started_at >= ? AND started_at < ?",
+            [start, end],
+        ).fetchall()
+        first = self.con.execute("SELECT min(started_at) FROM source_runs").fetchall()[0][0]
+        return [(source, moment) for source, moment in runs], first
+
+    def topic_source_shares(
+        self, topic: str, *, start: datetime, end: datetime, sources: Sequence[str]
+    ) -> dict[str, float]:
+        """Each configured source's share of the topic's mentions in [start, end); equal
+        shares when the topic has none yet, so that a gap still counts."""
+        rows = self.con.execute(
+            "SELECT source, count(*) FROM mentions WHERE list_contains(topics, ?) "
+            "AND published_at >= ? AND published_at < ? "
+            "AND source IN (SELECT unnest(?::VARCHAR[])) GROUP BY source",
+            [topic, start, end, list(sources)],
+        ).fetchall()
+        total = sum(count for _, count in rows)
+        if not total:
+            return {name: 1.0 / len(sources) for name in sources} if sources else {}
+        return {source: count / total for source, count in rows}
 
     def apply_retention(self, cutoff: datetime) -> tuple[int, int]:
         """Erase raw text published before `cutoff`; return (mentions erased, quarantine rows).

@@ -145,7 +145,8 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
     assert status.returncode == 0, status.stderr
     assert f"Last cycle: {summary['cycle_id']}" in status.stdout
     assert "Blogue du terroir: error" in status.stdout
-    assert "1 failure(s) in a row: not a feed: an HTML page" in status.stdout
+    assert "NOT A FEED since" in status.stdout
+    assert "(answers with an HTML page instead of a feed)" in status.stdout
     assert "Open alerts: 0" in status.stdout
 
 

@@ -43,18 +43,25 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     warehouse = config.parent / "wh" / "vigie.duckdb"
 
     calm = watch_cycle(str(config))
-    assert calm["alerts_opened"] == [] and calm["emails_sent"] == 0
+    assert calm["alerts_opened"] == []
     assert calm["new_mentions"] == 6
-    assert mail_sink.messages() == []
+    # The moved blog is reported to the operators (here level 1) once, at once.
+    assert calm["health_changes"] == ["Blogue du terroir: ok -> not_a_feed"]
+    assert calm["emails_sent"] == 1
+    [notice] = mail_sink.messages()
+    assert notice["Subject"] == (
+        "[Vigie][SOURCE] La source ne renvoie plus de flux : Blogue du terroir"
+    )
 
     scenario.publish(feed_server, "burst", anchor)
     burst = watch_cycle(str(config))
     assert len(burst["alerts_opened"]) == 1
     assert burst["emails_sent"] == 1
+    assert burst["health_changes"] == []
     assert burst["new_mentions"] == 16
     assert burst["quarantined"] == 1
 
-    [email] = mail_sink.messages()
+    [_, email] = mail_sink.messages()
     assert [a.addr_spec for a in email["To"].addresses] == [
         "awa.diallo@laiterie-boreale.example",
         "louis.tremblay@laiterie-boreale.example",
@@ -87,12 +94,12 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     assert rerun["new_mentions"] == 0
     assert rerun["alerts_opened"] == [] and rerun["emails_sent"] == 0
     assert rerun["sources_not_modified"] == 3
-    assert len(mail_sink.messages()) == 1
+    assert len(mail_sink.messages()) == 2
 
     assert _rows(warehouse, "SELECT count(*) FROM mentions") == [(22,)]
     assert _rows(warehouse, "SELECT count(*) FROM alerts WHERE status = 'open'") == [(1,)]
     assert _rows(warehouse, "SELECT kind FROM alert_events") == [("opened",)]
-    assert _rows(warehouse, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == [(1,)]
+    assert _rows(warehouse, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == [(2,)]
     failures = _rows(
         warehouse,
         "SELECT DISTINCT source, error FROM source_runs WHERE status = 'error'",
