@@ -25,6 +25,7 @@ from vigie.settings import Detection
 from warehouse.store import Store
 
 MIN_BASELINE_WINDOWS = 6
+SMOOTHING_SPANS = (1, 6)  # windows averaged by the volume detector: a surge, a slow burn
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,18 +280,22 @@ def assess_topic(
     per_day = max(1, round(timedelta(days=1) / window))
     volume_score = 0.0
     if signal.has_baseline and counts and current_coverage >= min_coverage:
-        volume_score = seasonal_anomaly_scores(
-            [
-                math.nan if gaps and gaps[index] else float(count)
-                for index, count in enumerate(counts)
-            ],
-            period=per_day,
-            # The window already sums an hour: no further smoothing, and no refractory period
-            # (the alert lifecycle keeps one alert per topic).
-            settings=SeasonalSettings(
-                threshold=detection.threshold, refractory_days=0, smoothing=1
-            ),
-        )[-1]
+        masked = [
+            math.nan if gaps and gaps[index] else float(count) for index, count in enumerate(counts)
+        ]
+        # The last window alone sees a sudden surge; the mean of the last few (in log space)
+        # sees a slow burn whose hours are each within the noise. No refractory period: the
+        # alert lifecycle keeps one alert per topic.
+        volume_score = max(
+            seasonal_anomaly_scores(
+                masked,
+                period=per_day,
+                settings=SeasonalSettings(
+                    threshold=detection.threshold, refractory_days=0, smoothing=span
+                ),
+            )[-1]
+            for span in SMOOTHING_SPANS
+        )
     enough = signal.current >= detection.min_mentions
     lexicon = {**CRISIS_LEXICON, **{fold(k): v for k, v in detection.vocabulary.items()}}
     severity = assess_severity(

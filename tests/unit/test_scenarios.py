@@ -23,7 +23,7 @@ def test_a_viral_crisis_alerts_within_its_first_hour(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", ["calm", "outage", "backfill", "positive-campaign"])
+@pytest.mark.parametrize("name", ["calm", "outage", "long-outage", "backfill", "positive-campaign"])
 def test_no_alert_without_a_crisis(name: str, seed: int) -> None:
     result = replay(_scenario(name, seed))
     assert result.alerts == []
@@ -33,3 +33,10 @@ def test_the_positive_campaign_is_noticed_without_alerting() -> None:
     campaign = _scenario("positive-campaign", 1)
     result = replay(campaign)
     assert "vigilance" in result.levels
+
+
+def test_a_slow_burn_is_caught_within_its_day_and_a_half() -> None:
+    slow = _scenario("slow-burn", 7)
+    assert slow.onset is not None
+    caught = replay(slow).first_alert_after(slow.onset)
+    assert caught is not None and caught < slow.onset + 36
