@@ -121,7 +121,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
             "NOT recrutement'",
             "NOT (recrutement'",
             "watch[0].query",
-            "not closed",
+            "position 49: expected a closing parenthesis for the one at position 37",
             id="unclosed-parenthesis-in-query",
         ),
         pytest.param(
