@@ -36,7 +36,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"Warehouse: {settings.warehouse_path}")
     print(f"Watch queries ({len(settings.watch)}):")
     for watch in settings.watch:
-        print(f"  {watch.name}: {watch.query}")
+        languages = f" (languages: {', '.join(watch.languages)})" if watch.languages else ""
+        print(f"  {watch.name}: {watch.query}{languages}")
     print(f"Sources ({len(settings.sources)}):")
     for source in settings.sources:
         print(
