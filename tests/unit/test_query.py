@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from vigie.cli import main
 from vigie.errors import QueryError
 from vigie.query import And, Near, Not, Or, Term, fold, parse_query, render_query, text_words
 
@@ -579,3 +582,31 @@ def test_folding_twice_changes_nothing_even_for_compatibility_capitals() -> None
 def test_ligatures_and_soft_hyphens_fold_to_plain_letters() -> None:
     query = parse_query("coeur boreale")
     assert query.matches(text_words("Le Cœur de la Bo\u00adréale"))
+
+
+# --- vigie query (the command line) ------------------------------------------------------------
+
+
+def test_vigie_query_shows_the_normalised_query_and_the_matching_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = "La Laiterie Boréale rappelle ses fromages\nRappel : la boréale\nMétéo\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["query", "Boréale NEAR/2 rappel*"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "query: boreale NEAR/2 rappel*",
+        "match La Laiterie Boréale rappelle ses fromages",
+        "match Rappel : la boréale",
+        "-     Météo",
+    ]
+
+
+def test_vigie_query_shows_a_syntax_error_with_a_caret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["query", "(lait OR fromage"]) == 2
+    assert capsys.readouterr().err == (
+        "vigie: position 17: expected a closing parenthesis for the one at position 1\n"
+        "  (lait OR fromage\n"
+        "                  ^\n"
+    )
