@@ -23,6 +23,7 @@ test: $(STAMP)
 # Figures only, printed side by side; the 10 M-mention warehouse takes about a minute to build.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_detection.py
+	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/bench_scenarios.py
 	$(BIN)/python bench/bench_sentiment.py
 	$(BIN)/python bench/bench_validation.py

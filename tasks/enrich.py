@@ -21,11 +21,16 @@ from vigie.sentiment import detect_language, score_texts
 SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise and time
 
 
+def language_text(mention: Mention) -> str:
+    """What language and sentiment are read from: the title and the lead of the summary."""
+    return f"{mention.title}. {mention.summary[:SUMMARY_CHARS]}".strip()
+
+
 def enrich_mentions(mentions: Sequence[Mention]) -> list[Mention]:
     """Mentions with a language (when it can be told) and a sentiment score."""
     if not mentions:
         return []
-    texts = [f"{m.title}. {m.summary[:SUMMARY_CHARS]}".strip() for m in mentions]
+    texts = [language_text(m) for m in mentions]
     languages = [
         m.language or detect_language(text) for m, text in zip(mentions, texts, strict=True)
     ]

@@ -36,7 +36,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"Warehouse: {settings.warehouse_path}")
     print(f"Watch queries ({len(settings.watch)}):")
     for watch in settings.watch:
-        print(f"  {watch.name}: {watch.query}")
+        languages = f" (languages: {', '.join(watch.languages)})" if watch.languages else ""
+        print(f"  {watch.name}: {watch.query}{languages}")
     print(f"Sources ({len(settings.sources)}):")
     for source in settings.sources:
         print(
@@ -353,6 +354,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from vigie.errors import QueryError
+    from vigie.query import parse_query, render_query, text_words
+
+    try:
+        node = parse_query(args.query)
+    except QueryError as err:
+        # Not a configuration file, so the query itself can be shown with a caret under the fault.
+        print(f"vigie: {err.caret()}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"query: {render_query(node)}")
+    if sys.stdin.isatty():
+        return 0
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        print(f"{'match' if node.matches(text_words(text)) else '-':<6}{text}")
+    return 0
+
+
 def cmd_score_text(args: argparse.Namespace) -> int:
     from vigie.sentiment import score_texts
 
@@ -474,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("alert_id")
     ack.add_argument("--by", required=True, help="who takes charge")
     ack.set_defaults(func=cmd_ack)
+
+    query = sub.add_parser(
+        "query",
+        help="check a watch query and show which lines of stdin it matches",
+        epilog="Example: echo 'La Laiterie Boréale rappelle ses fromages' | "
+        "vigie query 'boreale NEAR/3 rappel*'",
+    )
+    query.add_argument("query", help="the query, quoted for the shell")
+    query.set_defaults(func=cmd_query)
 
     score = sub.add_parser(
         "score-text",

@@ -6,6 +6,8 @@ exits non-zero without a traceback. Anything else is a programming error and is 
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class VigieError(Exception):
     """Base of every error Vigie expects and reports to the user."""
@@ -37,7 +39,34 @@ class ParseError(SourceError):
 
 
 class QueryError(VigieError):
-    """A watch query cannot be parsed."""
+    """A watch query cannot be parsed; `position` (1-based, in characters) says where.
+
+    `str(err)` stays on one line ("position 14: expected a closing parenthesis ...") so a
+    configuration error is still one line per key; `caret()` adds the query with a `^` under
+    the position, for places that can show several lines.
+    """
+
+    def __init__(self, reason: str, *, query: str | None = None, position: int | None = None):
+        super().__init__(reason if position is None else f"position {position}: {reason}")
+        self.reason = reason
+        self.query = query
+        self.position = position
+
+    def caret(self) -> str:
+        """The message, then the query on one line with a `^` under the faulty character."""
+        if self.query is None or self.position is None:
+            return str(self)
+        shown = "".join(" " if ch.isspace() else ch for ch in self.query)
+        before = shown[: self.position - 1]
+        return f"{self}\n  {shown}\n  {' ' * _columns(before)}^"
+
+
+def _columns(text: str) -> int:
+    """Terminal columns `text` takes: wide (CJK) characters count two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
 
 
 class ValidationFailed(VigieError):

@@ -64,9 +64,22 @@ class Warehouse(_Model):
     path: Path = Path("data/vigie.duckdb")
 
 
+Language = Literal["fr", "en"]
+
+
 class Watch(_Model):
     name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[\w .'-]+$")]
     query: Annotated[str, Field(min_length=1, max_length=2000)]
+    # None: every language. Otherwise a mention in another known language does not match;
+    # one whose language cannot be told still does (a short post may be about us).
+    languages: tuple[Language, ...] | None = None
+
+    @field_validator("languages")
+    @classmethod
+    def _some_languages(cls, value: tuple[Language, ...] | None) -> tuple[Language, ...] | None:
+        if value is not None and not value:
+            raise ValueError("lists no language: leave it out to match every language")
+        return value
 
     @field_validator("query")
     @classmethod

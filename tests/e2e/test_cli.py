@@ -68,7 +68,12 @@ def test_the_config_file_can_come_from_the_environment(
     [
         ("tier = 1 ", "tier = 9 ", "sources[0].tier: Input should be less than or equal to 3"),
         ('kind = "rss"', 'kind = "reddit"', "sources[0].kind: kind 'reddit' is not supported"),
-        ("NOT recrutement'", "NOT (recrutement'", "watch[0].query: a parenthesis is not closed"),
+        (
+            "NOT recrutement'",
+            "NOT (recrutement'",
+            "watch[0].query: position 49: expected a closing parenthesis for the one at "
+            "position 37",
+        ),
         ('timezone = "America/Toronto"', 'timezone = "Mars/Olympus"', "organisation.timezone"),
         ("[email]", "[emial]", "emial: unknown key"),
         ('name = "Laiterie Boréale"', 'name = "Laiterie', "invalid TOML"),

@@ -66,6 +66,33 @@ def test_the_watch_query_is_available_parsed(tmp_path: Path) -> None:
     assert settings.watch[0].parsed.matches(text_words("La Laiterie Boréale"))
 
 
+def test_a_watch_matches_every_language_unless_it_lists_some(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, MINIMAL_TOML)
+    assert settings.watch[0].languages is None
+    text = MINIMAL_TOML.replace(
+        "NOT recrutement'\n", 'NOT recrutement\'\nlanguages = ["fr", "en"]\n'
+    )
+    assert settings_from(tmp_path, text).watch[0].languages == ("fr", "en")
+
+
+@pytest.mark.parametrize(
+    ("languages", "message_part"),
+    [
+        pytest.param("[]", "lists no language: leave it out", id="empty"),
+        pytest.param('["de"]', "Input should be 'fr' or 'en'", id="unsupported"),
+        pytest.param('"fr"', "tuple", id="not-a-list"),
+    ],
+)
+def test_watch_languages_are_checked(tmp_path: Path, languages: str, message_part: str) -> None:
+    text = MINIMAL_TOML.replace(
+        "NOT recrutement'\n", f"NOT recrutement'\nlanguages = {languages}\n"
+    )
+    path, message = config_error(tmp_path, text)
+    assert message.startswith(f"{path}: watch[0].languages")
+    assert message_part in message
+    assert "\n" not in message
+
+
 def test_first_level_is_the_lowest_escalation_level(tmp_path: Path) -> None:
     settings = settings_from(tmp_path, MINIMAL_TOML + CELL_TOML)
     assert [m.name for m in settings.first_level] == ["Awa Diallo", "Louis Tremblay"]
@@ -121,7 +148,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
             "NOT recrutement'",
             "NOT (recrutement'",
             "watch[0].query",
-            "not closed",
+            "position 49: expected a closing parenthesis for the one at position 37",
             id="unclosed-parenthesis-in-query",
         ),
         pytest.param(
