@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tests.configs import MINIMAL_TOML, settings_from
 from vigie.errors import ConfigError
 from vigie.search import derived_search_query, positive_terms, split_or
-from vigie.settings import Source
+from vigie.settings import SUPPORTED_KINDS, Source
 
 WATCHES = """
 [[watch]]
@@ -181,3 +182,17 @@ def test_source_built_in_code_gets_the_derived_query(tmp_path: Path) -> None:
         {**settings.model_dump(), "sources": [*settings.sources, source]}
     )
     assert rebuilt.sources[1].query == '"laiterie boréale" OR boréale'
+
+
+def test_the_commented_examples_of_every_kind_load(tmp_path: Path) -> None:
+    """vigie.example.toml's commented source blocks stay valid when uncommented."""
+    text = (Path(__file__).parents[2] / "vigie.example.toml").read_text(encoding="utf-8")
+    start, end = text.index("# Other kinds"), text.index("[email]")
+    block = re.sub(
+        r"^# (\[\[sources\]\]|\[sources\.mapping\].*|[a-z_]+ = .*)$",
+        r"\1",
+        text[start:end],
+        flags=re.MULTILINE,
+    )
+    settings = settings_from(tmp_path, text[:start] + block + text[end:])
+    assert {s.kind for s in settings.sources} == set(SUPPORTED_KINDS)
