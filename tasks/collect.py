@@ -162,6 +162,21 @@ def fetch_source(
                 )
 
 
+def fetch_any_source(
+    source: Source,
+    state: SourceState | None,
+    *,
+    collection: Collection,
+) -> FetchResult:
+    """Fetch a source of any kind: RSS in one request, the other kinds page by page through
+    `tasks.sources` (which calls `fetch_source` for every request, so every guard applies)."""
+    if source.kind == "rss":
+        return fetch_source(source, state, collection=collection)
+    from tasks.sources import fetch_api_source  # tasks.sources builds on this module
+
+    return fetch_api_source(source, state, collection=collection)
+
+
 def fetch_sources(
     sources: Sequence[Source],
     states: Mapping[str, SourceState],
@@ -173,7 +188,9 @@ def fetch_sources(
         return []
     with ThreadPoolExecutor(max_workers=min(collection.concurrency, len(sources))) as pool:
         return list(
-            pool.map(lambda s: fetch_source(s, states.get(s.name), collection=collection), sources)
+            pool.map(
+                lambda s: fetch_any_source(s, states.get(s.name), collection=collection), sources
+            )
         )
 
 
@@ -393,6 +410,7 @@ def normalise_entries(
                 collected_at=collected_at,
                 language=language if language in {"fr", "en"} else None,
                 story_id=story_key(title),
+                reach=entry.reach,
             )
         )
     return mentions
@@ -420,18 +438,21 @@ def collect_sources(
     mentions: list[Mention] = []
     outcomes: list[SourceOutcome] = []
     for result in fetched:
-        if result.status != "ok" or result.body is None:
+        if result.status != "ok" or (result.body is None and result.entries is None):
             outcomes.append(SourceOutcome(result, result.status, error=result.error))
             continue
         source = by_name[result.source]
         try:
-            entries, _ = parse_feed(
-                result.body,
-                source=source.name,
-                url=result.final_url or source.url,
-                headers=result.headers,
-                max_entries=max_entries,
-            )
+            if result.entries is not None:  # API kinds: parsed page by page as they came
+                entries = list(result.entries[:max_entries])
+            else:
+                entries, _ = parse_feed(
+                    result.body or b"",
+                    source=source.name,
+                    url=result.final_url or source.url,
+                    headers=result.headers,
+                    max_entries=max_entries,
+                )
         except SourceError as err:
             outcomes.append(SourceOutcome(result, "error", error=err.reason))
             continue
@@ -442,7 +463,7 @@ def collect_sources(
             outcomes.append(SourceOutcome(result, "error", error=reason))
             continue
         mentions.extend(found)
-        outcomes.append(SourceOutcome(result, "ok", items=len(found)))
+        outcomes.append(SourceOutcome(result, "ok", items=len(found), error=result.error))
     return merge_duplicates(mentions), outcomes
 
 

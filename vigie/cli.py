@@ -43,6 +43,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(
             f"  {source.name} [{source.kind}, {source.platform}, tier {source.tier}] {source.url}"
         )
+        if source.hashtag:
+            print(f"    tag: #{source.hashtag}")
+        if source.query:
+            print(f"    searches: {source.query}")
     email = settings.email
     login = f"as {email.username}" if email.username else "without login"
     print(f"Email: {email.sender} via {email.host}:{email.port} ({email.security}, {login})")

@@ -2,6 +2,9 @@
 
 `FeedServer` serves documents from memory on 127.0.0.1 (a free port), with ETag and
 Last-Modified and 304 answers to conditional requests, optional per-path status codes and delays.
+A route is found by the exact path with its query string, else by the path and some query
+parameters (`set(..., query={"page": "1"})`, for paginated APIs), else by the path alone; every
+request is recorded with its query string (`query_params`).
 `MailSink` is an aiosmtpd server that writes every message it receives to a folder as `.eml`.
 Both bind port 0 so they never collide with what else runs on the machine.
 """
@@ -22,6 +25,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 
 @dataclass
@@ -41,6 +45,8 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
+        # path -> [(query parameters that must be present, route)], most specific first
+        self.query_routes: dict[str, list[tuple[dict[str, str], Route]]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
         server = self
@@ -51,7 +57,7 @@ class FeedServer:
 
             def do_GET(self) -> None:
                 with server._lock:
-                    route = server.routes.get(self.path)
+                    route = server._route(self.path)
                     server.requests.append((self.path, dict(self.headers.items())))
                 if route is None:
                     self.send_error(404, "Not Found")
@@ -87,6 +93,30 @@ class FeedServer:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def _route(self, target: str) -> Route | None:
+        """The exact route, else the most specific one whose parameters the query has, else
+        the route of the path alone (call with the lock held)."""
+        exact = self.routes.get(target)
+        if exact is not None:
+            return exact
+        path, _, query = target.partition("?")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        for wanted, route in self.query_routes.get(path, []):
+            if all(params.get(k) == v for k, v in wanted.items()):
+                return route
+        return self.routes.get(path)
+
+    def query_params(self, path: str) -> list[dict[str, str]]:
+        """The query parameters of every request made so far to `path`, oldest first."""
+        with self._lock:
+            targets = [target for target, _ in self.requests]
+        found = []
+        for target in targets:
+            requested, _, query = target.partition("?")
+            if requested == path:
+                found.append(dict(parse_qsl(query, keep_blank_values=True)))
+        return found
+
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
@@ -104,25 +134,36 @@ class FeedServer:
         delay_s: float = 0.0,
         location: str | None = None,
         headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
     ) -> str:
         """Serve `body` at `path` (new ETag when it changes); return the full URL.
 
         `location` is sent as a `Location` header (with a 3xx `status`, a redirect);
-        `headers` are sent as they are (for example `Content-Encoding`).
+        `headers` are sent as they are (for example `Content-Encoding`). With `query`, the
+        route answers requests to `path` whose query string has these parameters (others may
+        come along), whatever their order; the URL returned carries them.
         """
         data = body.encode("utf-8") if isinstance(body, str) else body
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         with self._lock:
-            old = self.routes.get(path)
+            if query:
+                variants = self.query_routes.setdefault(path, [])
+                old = next((r for wanted, r in variants if wanted == query), None)
+            else:
+                old = self.routes.get(path)
             modified = (
                 old.last_modified
                 if old is not None and old.etag == etag
                 else email.utils.formatdate(usegmt=True)
             )
-            self.routes[path] = Route(
-                data, content_type, status, delay_s, modified, etag, location, headers
-            )
-        return self.url(path)
+            route = Route(data, content_type, status, delay_s, modified, etag, location, headers)
+            if query:
+                variants[:] = [(w, r) for w, r in variants if w != query]
+                variants.append((dict(query), route))
+                variants.sort(key=lambda item: -len(item[0]))
+            else:
+                self.routes[path] = route
+        return self.url(f"{path}?{urlencode(query)}" if query else path)
 
     def start(self) -> FeedServer:
         self._thread.start()

@@ -17,11 +17,13 @@ HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
-    """What is remembered of a source between cycles, for conditional GET."""
+    """What is remembered of a source between cycles: HTTP validators for conditional GET, and
+    for paginated APIs the marker of the newest item seen (an id, a timestamp)."""
 
     name: str
     etag: str | None = None
     last_modified: str | None = None
+    marker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +42,18 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     error: str | None = None
+    # API kinds (tasks/sources.py) read several pages and parse each as it comes, since the next
+    # page depends on it: they carry their entries, the marker to remember, and the bytes read.
+    entries: tuple[FeedEntry, ...] | None = None
+    marker: str | None = None
+    pages: int = 0
+    bytes_read: int = 0
 
     @property
     def size(self) -> int:
-        return len(self.body) if self.body is not None else 0
+        if self.body is None:
+            return self.bytes_read
+        return len(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,7 @@ class FeedEntry:
     author: str | None
     published_at: datetime | None
     language: str | None
+    reach: int | None = None  # followers, score, points or likes, where the API gives them
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,7 @@ class Mention:
     story_id: str
     topics: tuple[str, ...] = ()
     sentiment: float | None = None
+    reach: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from pydantic import (
 
 from vigie.errors import ConfigError, QueryError
 from vigie.query import Node, parse_query
+from vigie.search import derived_search_query
 
 DEFAULT_CONFIG = "vigie.toml"
 CONFIG_ENV = "VIGIE_CONFIG"
@@ -36,8 +37,42 @@ Platform = Literal["news", "blog", "social", "forum", "video", "other"]
 Role = Literal[
     "lead", "spokesperson", "legal", "communications", "social_media", "executive", "operator"
 ]
-# Kinds of DESIGN.md that this version collects; the others arrive with the collection issue.
-SUPPORTED_KINDS = ("rss",)
+# Kinds of DESIGN.md that this version collects (tasks/sources.py reads all but rss).
+SUPPORTED_KINDS = (
+    "rss",
+    "jsonfeed",
+    "news_search",
+    "reddit",
+    "mastodon",
+    "bluesky",
+    "hackernews",
+    "json_api",
+)
+# Kinds that search for a query; without `query`, it is derived from the watch queries.
+SEARCH_KINDS = ("news_search", "reddit", "mastodon", "bluesky", "hackernews")
+# The public service a kind talks to when `url` is not given (tests point `url` elsewhere).
+DEFAULT_BASE_URLS = {
+    "news_search": "https://news.google.com",
+    "reddit": "https://www.reddit.com",
+    "bluesky": "https://public.api.bsky.app",
+    "hackernews": "https://hn.algolia.com",
+}
+DEFAULT_PLATFORMS = {
+    "reddit": "forum",
+    "hackernews": "forum",
+    "mastodon": "social",
+    "bluesky": "social",
+}
+# Keys that only some kinds read: a key given to another kind is an error, not ignored.
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "query": SEARCH_KINDS,
+    "region": ("news_search",),
+    "instance": ("mastodon",),
+    "tag": ("mastodon",),
+    "subreddit": ("reddit",),
+    "mapping": ("json_api",),
+}
+_DOTTED_PATH = r"^[^.\s]+(\.[^.\s]+)*$"
 
 
 class _Model(BaseModel):
@@ -95,13 +130,92 @@ class Watch(_Model):
         return parse_query(self.query)
 
 
+JsonPath = Annotated[str, Field(min_length=1, max_length=200, pattern=_DOTTED_PATH)]
+
+
+class JsonMapping(_Model):
+    """Where a `json_api` source keeps each mention field: dotted paths (`data.items`,
+    `by.name`, `authors.0.name`); `items` leads to the list, the others are read in each item.
+    `items = "."` means the document itself is the list; `next` leads to the next page's URL."""
+
+    items: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=r"^(\.|[^.\s]+(\.[^.\s]+)*)$")
+    ]
+    title: JsonPath
+    url: JsonPath
+    id: JsonPath | None = None
+    summary: JsonPath | None = None
+    author: JsonPath | None = None
+    published_at: JsonPath | None = None
+    reach: JsonPath | None = None
+    next: JsonPath | None = None
+
+
 class Source(_Model):
     name: Annotated[str, Field(min_length=1, max_length=120)]
     kind: str = "rss"
+    # For API kinds, the base URL of the service (`https://public.api.bsky.app`); defaults to
+    # the public service of the kind (DEFAULT_BASE_URLS), or to `instance` for mastodon.
     url: Annotated[str, Field(max_length=2000)]
     platform: Platform = "news"
     tier: Annotated[int, Field(ge=1, le=3)] = 3
     language: Literal["fr", "en"] | None = None
+    query: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    instance: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    tag: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?[^\W]+$")] | None = None
+    subreddit: Annotated[str, Field(pattern=r"^(r/)?[A-Za-z0-9_]{2,21}$")] | None = None
+    mapping: JsonMapping | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "rss")
+        data = dict(data)
+        if kind == "mastodon" and data.get("instance") is None:
+            raise ValueError(
+                "instance: is required for kind 'mastodon' (for example \"https://mastodon.social\")"
+            )
+        if kind == "mastodon" and isinstance(data.get("instance"), str):
+            if "url" in data:
+                raise ValueError("url: a mastodon source names its server with instance, not url")
+            instance = data["instance"].strip().rstrip("/")
+            if "://" not in instance:
+                instance = f"https://{instance}"
+            data["url"] = instance
+        if isinstance(kind, str) and kind in DEFAULT_BASE_URLS:
+            data.setdefault("url", DEFAULT_BASE_URLS[kind])
+        if isinstance(kind, str) and kind in DEFAULT_PLATFORMS:
+            data.setdefault("platform", DEFAULT_PLATFORMS[kind])
+        return data
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> Source:
+        for key, kinds in _KIND_KEYS.items():
+            if getattr(self, key) is not None and self.kind not in kinds:
+                raise ValueError(
+                    f"{key}: is not read by kind {self.kind!r} (only by " + ", ".join(kinds) + ")"
+                )
+        if self.kind == "news_search" and (self.language is None or self.region is None):
+            raise ValueError(
+                "language and region: are required for kind 'news_search' "
+                '(for example language = "fr" and region = "CA")'
+            )
+        if self.kind == "mastodon" and self.instance is None:
+            raise ValueError(
+                "instance: is required for kind 'mastodon' (for example \"https://mastodon.social\")"
+            )
+        if self.kind == "json_api" and self.mapping is None:
+            raise ValueError(
+                "mapping: is required for kind 'json_api' (at least items, title and url paths)"
+            )
+        return self
+
+    @property
+    def hashtag(self) -> str | None:
+        return self.tag.lstrip("#") if self.tag else None
 
     @field_validator("kind")
     @classmethod
@@ -174,6 +288,9 @@ class Collection(_Model):
     concurrency: Annotated[int, Field(ge=1, le=64)] = 8
     retries: Annotated[int, Field(ge=0, le=5)] = 1
     deadline_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # Pages an API source may read per cycle (each search of it), newest first; the entries
+    # of all its pages are also bounded by max_entries and their bytes by max_bytes.
+    max_pages: Annotated[int, Field(ge=1, le=50)] = 5
     user_agent: str = "Vigie/0.1 (+crisis early-warning; self-hosted)"
 
 
@@ -240,6 +357,40 @@ class Settings(_Model):
     quality: Quality = Quality()
     health: Health = Health()
     config_path: Path = Path(DEFAULT_CONFIG)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_queries(cls, data: Any) -> Any:
+        """A search source without `query` searches the positive terms of the watch queries
+        (a mastodon source with a `tag` reads only its tag timeline unless given a query)."""
+        if not isinstance(data, dict):
+            return data
+        watches = data.get("watch")
+        sources = data.get("sources")
+        if not isinstance(watches, list | tuple) or not isinstance(sources, list | tuple):
+            return data
+        queries = [
+            w.query if isinstance(w, Watch) else w.get("query")
+            for w in watches
+            if isinstance(w, Watch | dict)
+        ]
+        derived = derived_search_query(q for q in queries if isinstance(q, str))
+        if not derived:
+            return data
+        filled: list[Any] = []
+        for source in sources:
+            if isinstance(source, Source):
+                if source.kind in SEARCH_KINDS and source.query is None and not source.tag:
+                    source = source.model_copy(update={"query": derived})
+            elif (
+                isinstance(source, dict)
+                and source.get("kind") in SEARCH_KINDS
+                and source.get("query") is None
+                and not (source.get("kind") == "mastodon" and source.get("tag"))
+            ):
+                source = {**source, "query": derived}
+            filled.append(source)
+        return {**data, "sources": filled}
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

@@ -85,8 +85,10 @@ class Store:
         self.con.execute("COMMIT")
 
     def source_states(self) -> dict[str, SourceState]:
-        rows = self.con.execute("SELECT name, etag, last_modified FROM sources").fetchall()
-        return {name: SourceState(name, etag, modified) for name, etag, modified in rows}
+        rows = self.con.execute("SELECT name, etag, last_modified, marker FROM sources").fetchall()
+        return {
+            name: SourceState(name, etag, modified, marker) for name, etag, modified, marker in rows
+        }
 
     def begin_cycle(self, cycle_id: str, started_at: datetime, flow_run_id: str | None) -> None:
         self.con.execute(
@@ -154,6 +156,7 @@ class Store:
                 "topics": [list(m.topics) for m in mentions],
                 "cycle_id": cycle_id,
                 "sentiment": pd.array([m.sentiment for m in mentions], dtype="Float64"),
+                "reach": pd.array([m.reach for m in mentions], dtype="Int64"),
             }
         )
         self.con.register("mention_batch", batch)
@@ -179,9 +182,9 @@ class Store:
             self.con.execute(
                 "INSERT INTO mentions (mention_id, source, platform, tier, url, title, summary, "
                 "author, published_at, collected_at, language, story_id, topics, cycle_id, "
-                "sentiment) SELECT mention_id, source, platform, tier, url, title, summary, "
-                "author, published_at, collected_at, language, story_id, topics::VARCHAR[], "
-                "cycle_id, sentiment FROM new_mentions"
+                "sentiment, reach) SELECT mention_id, source, platform, tier, url, title, "
+                "summary, author, published_at, collected_at, language, story_id, "
+                "topics::VARCHAR[], cycle_id, sentiment, reach FROM new_mentions"
             )
             self.con.execute("DROP TABLE new_mentions")
         finally:
@@ -235,6 +238,7 @@ class Store:
                 "quarantined": [refused.get(o.fetch.source, 0) for o in outcomes],
                 "etag": [o.fetch.etag for o in outcomes],
                 "last_modified": [o.fetch.last_modified for o in outcomes],
+                "marker": pd.array([o.fetch.marker for o in outcomes], dtype="object"),
             }
         )
         self.con.register("cycle_runs", runs)
@@ -257,7 +261,8 @@ class Store:
             self.con.execute(
                 "UPDATE sources SET last_status = r.status, last_error = NULL, "
                 "last_run_at = ?, last_ok_at = ?, consecutive_failures = 0, etag = r.etag, "
-                "last_modified = r.last_modified "
+                "last_modified = r.last_modified, "
+                "marker = coalesce(r.marker::VARCHAR, sources.marker) "
                 "FROM cycle_runs r WHERE sources.name = r.source AND r.status <> 'error'",
                 [now, now],
             )

@@ -132,7 +132,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         ),
         pytest.param(
             SOURCE_URL,
-            SOURCE_URL + '\nkind = "reddit"',
+            SOURCE_URL + '\nkind = "twitter"',
             "sources[0].kind",
             "not supported",
             id="unsupported-kind",
