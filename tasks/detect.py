@@ -117,13 +117,14 @@ def alert_reason(signal: VolumeSignal, severity: Severity | None = None) -> str:
 class SeasonalSettings:
     """The volume detector's settings for a series of counts; the same for every series.
 
-    Chosen on the NAB realTweets dev series (five companies) by a small grid around values that
-    make sense for mention counts, preferring a plateau over a peak: scores change little for
-    `threshold` 4-4.5 and `refractory_days` 1-2 (see `make bench`).
+    Chosen on the NAB realTweets dev series (five companies) from ideas that hold for any mention
+    counts, preferring a plateau over a peak: every setting can move by 20% and the scores change
+    by a point or two (see `make bench` and the commit messages).
     """
 
     history_days: int = 7  # same time of day over the last week
     slot_tolerance: int = 2  # +/- buckets around the same time of day
+    spread_slot_tolerance: int = 6  # +/- buckets for the time-of-day spread (30 min of 5 min)
     smoothing: int = 2  # mean of the last buckets, so one noisy bucket does not fire
     threshold: float = 4.0  # robust z at which the score is 0.5
     gain: float = 1.5  # slope of the score around the threshold
@@ -139,6 +140,62 @@ def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
     return shifted
 
 
+def _same_time_median(values: np.ndarray, *, period: int, days: int, tolerance: int) -> np.ndarray:
+    """Median of `values` at the same time of day (+/- `tolerance` buckets) over the past days."""
+    lags = [
+        day * period + offset
+        for day in range(1, days + 1)
+        for offset in range(-tolerance, tolerance + 1)
+        if day * period + offset > 0
+    ]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices before a day of data
+        median: np.ndarray = np.nanmedian(np.vstack([_lagged(values, lag) for lag in lags]), axis=0)
+    return median
+
+
+def _robust_z(
+    logged: np.ndarray, *, period: int, smoothing: int, settings: SeasonalSettings
+) -> np.ndarray:
+    """Residual of the smoothed log counts against the same time of day, in robust spreads.
+
+    The spread is the larger of the week's scaled MAD and the MAD at this time of day: log counts
+    are noisier when counts are low (nights, weekends), and one spread for the whole day would
+    make every quiet hour look like a burst. NaN before a day of history.
+    """
+    import pandas as pd
+
+    smoothed = pd.Series(logged).rolling(smoothing, min_periods=1).mean().to_numpy()
+    seasonal = _same_time_median(
+        smoothed, period=period, days=settings.history_days, tolerance=settings.slot_tolerance
+    )
+    recent = (
+        pd.Series(smoothed).shift(1).rolling(settings.level_buckets, min_periods=1).median()
+    ).to_numpy()
+    expected = np.where(np.isnan(seasonal), recent, seasonal)
+    residual = smoothed - expected
+    deviation = np.abs(residual)
+    overall = (
+        pd.Series(deviation)
+        .shift(1)
+        .rolling(settings.history_days * period, min_periods=period)
+        .median()
+        .to_numpy()
+    )
+    at_this_time = _same_time_median(
+        deviation,
+        period=period,
+        days=settings.history_days,
+        tolerance=settings.spread_slot_tolerance,
+    )
+    spread = 1.4826 * np.fmax(overall, at_this_time) + settings.spread_floor
+    # np.fmax keeps the overall spread where the time of day has no history yet; NaN stays
+    # NaN before a day of data.
+    spread = np.where(np.isnan(overall), np.nan, spread)
+    z: np.ndarray = residual / spread
+    return z
+
+
 def seasonal_anomaly_scores(
     counts: Sequence[float], *, period: int, settings: SeasonalSettings | None = None
 ) -> list[float]:
@@ -146,45 +203,19 @@ def seasonal_anomaly_scores(
 
     Counts are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
-    (scaled median absolute deviation) of past residuals. A score of 0.5 or more means Vigie
-    would alert there; after that, scores are damped for `refractory_days` so that one event
-    is one alert. The score at bucket t uses only buckets up to t.
+    of past residuals (see `_robust_z`). A score of 0.5 or more means Vigie would alert there;
+    after that, scores are damped for `refractory_days` so that one event is one alert. The
+    score at bucket t uses only buckets up to t.
 
     Args:
         counts: mentions per bucket, oldest first, regular buckets without gaps.
         period: buckets per day (288 for 5-minute buckets, 24 for hourly).
     """
-    import pandas as pd
-
     settings = settings or SeasonalSettings()
     if period < 1:
         raise ValueError("period must be at least one bucket per day")
     logged = np.log1p(np.maximum(np.asarray(counts, dtype=float), 0.0))
-    smoothed = pd.Series(logged).rolling(settings.smoothing, min_periods=1).mean().to_numpy()
-    lags = [
-        day * period + offset
-        for day in range(1, settings.history_days + 1)
-        for offset in range(-settings.slot_tolerance, settings.slot_tolerance + 1)
-        if day * period + offset > 0
-    ]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices before a day of data
-        seasonal = np.nanmedian(np.vstack([_lagged(smoothed, lag) for lag in lags]), axis=0)
-    recent = (
-        pd.Series(smoothed).shift(1).rolling(settings.level_buckets, min_periods=1).median()
-    ).to_numpy()
-    expected = np.where(np.isnan(seasonal), recent, seasonal)
-    residual = smoothed - expected
-    spread = (
-        pd.Series(np.abs(residual))
-        .shift(1)
-        .rolling(settings.history_days * period, min_periods=period)
-        .median()
-        .to_numpy()
-        * 1.4826
-        + settings.spread_floor
-    )
-    z = residual / spread
+    z = _robust_z(logged, period=period, smoothing=settings.smoothing, settings=settings)
     refractory = int(settings.refractory_days * period)
     scores: list[float] = []
     last_alert = -(10**9)
