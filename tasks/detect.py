@@ -129,7 +129,9 @@ class SeasonalSettings:
     threshold: float = 4.0  # robust z at which the score is 0.5
     gain: float = 1.5  # slope of the score around the threshold
     spread_floor: float = 0.05  # in log1p units; keeps a flat history from dividing by zero
-    refractory_days: float = 1.0  # after a score >= 0.5, scores are damped for this long
+    refractory_days: float = 1.0  # after a score >= 0.5, scores are damped at least this long
+    event_buckets: int = 36  # ... and until the mean of this many buckets (3 h) has stayed
+    calm_z: float = 1.0  # below this robust z for as long: the event is over
     level_buckets: int = 12  # fallback before a day of history: the recent median
 
 
@@ -204,8 +206,9 @@ def seasonal_anomaly_scores(
     Counts are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
     of past residuals (see `_robust_z`). A score of 0.5 or more means Vigie would alert there;
-    after that, scores are damped for `refractory_days` so that one event is one alert. The
-    score at bucket t uses only buckets up to t.
+    after that, scores are damped so that one event is one alert: for at least
+    `refractory_days`, and until the volume is back near its usual level (`_calm`). The score
+    at bucket t uses only buckets up to t.
 
     Args:
         counts: mentions per bucket, oldest first, regular buckets without gaps.
@@ -216,20 +219,39 @@ def seasonal_anomaly_scores(
         raise ValueError("period must be at least one bucket per day")
     logged = np.log1p(np.maximum(np.asarray(counts, dtype=float), 0.0))
     z = _robust_z(logged, period=period, smoothing=settings.smoothing, settings=settings)
+    calm = _calm(logged, period=period, settings=settings)
     refractory = int(settings.refractory_days * period)
     scores: list[float] = []
-    last_alert = -(10**9)
+    last_alert: int | None = None
     for index, value in enumerate(z):
         if math.isnan(value):
             scores.append(0.0)
             continue
+        if last_alert is not None and index - last_alert >= refractory and calm[index]:
+            last_alert = None  # the event is over: the next burst is a new one
         score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - settings.threshold)))
-        if index - last_alert < refractory:
+        if last_alert is not None:
             score *= 0.1
-        elif score >= 0.5:
+        elif score >= 0.5 and refractory > 0:
             last_alert = index
         scores.append(score)
     return scores
+
+
+def _calm(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
+    """Whether the series has been back near its usual level for the last `event_buckets`.
+
+    An event is over only then: a burst that rises again after a day of still-high volume is
+    the same event, not a new alert. Measured on `event_buckets`-bucket means, so isolated
+    noisy buckets neither prolong nor end it.
+    """
+    import pandas as pd
+
+    level = _robust_z(logged, period=period, smoothing=settings.event_buckets, settings=settings)
+    above = pd.Series(np.nan_to_num(level, nan=0.0) >= settings.calm_z, dtype=float)
+    recent_high = above.rolling(settings.event_buckets, min_periods=1).max().to_numpy()
+    calm: np.ndarray = recent_high == 0.0
+    return calm
 
 
 def assess_topic(
