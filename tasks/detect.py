@@ -128,6 +128,8 @@ class SeasonalSettings:
     smoothing: int = 2  # mean of the last buckets, so one noisy bucket does not fire
     threshold: float = 4.0  # robust z at which the score is 0.5
     gain: float = 1.5  # slope of the score around the threshold
+    tail_share: float = 0.005  # the threshold rises to the z exceeded by this share of the
+    # past `history_days` (0.5%: about 50 minutes of a week of 5-minute buckets); 0 disables
     spread_floor: float = 0.05  # in log1p units; keeps a flat history from dividing by zero
     refractory_days: float = 1.0  # after a score >= 0.5, scores are damped at least this long
     event_buckets: int = 36  # ... and until the mean of this many buckets (3 h) has stayed
@@ -205,7 +207,8 @@ def seasonal_anomaly_scores(
 
     Counts are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
-    of past residuals (see `_robust_z`). A score of 0.5 or more means Vigie would alert there;
+    of past residuals (see `_robust_z`). The score is 0.5 at `threshold`, or higher when the
+    series often bursts (`_adaptive_threshold`); 0.5 or more means Vigie would alert there;
     after that, scores are damped so that one event is one alert: for at least
     `refractory_days`, and until the volume is back near its usual level (`_calm`). The score
     at bucket t uses only buckets up to t.
@@ -219,6 +222,7 @@ def seasonal_anomaly_scores(
         raise ValueError("period must be at least one bucket per day")
     logged = np.log1p(np.maximum(np.asarray(counts, dtype=float), 0.0))
     z = _robust_z(logged, period=period, smoothing=settings.smoothing, settings=settings)
+    threshold = _adaptive_threshold(z, period=period, settings=settings)
     calm = _calm(logged, period=period, settings=settings)
     refractory = int(settings.refractory_days * period)
     scores: list[float] = []
@@ -229,13 +233,35 @@ def seasonal_anomaly_scores(
             continue
         if last_alert is not None and index - last_alert >= refractory and calm[index]:
             last_alert = None  # the event is over: the next burst is a new one
-        score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - settings.threshold)))
+        score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - threshold[index])))
         if last_alert is not None:
             score *= 0.1
         elif score >= 0.5 and refractory > 0:
             last_alert = index
         scores.append(score)
     return scores
+
+
+def _adaptive_threshold(z: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
+    """`settings.threshold`, raised to the z that only `tail_share` of the past week exceeded.
+
+    A series that often bursts (a ticker that spam campaigns hit several times a week) then
+    needs more than its usual bursts to alert, while a quiet series keeps the fixed threshold.
+    """
+    import pandas as pd
+
+    fixed = np.full(len(z), settings.threshold)
+    if settings.tail_share <= 0:
+        return fixed
+    tail = (
+        pd.Series(z)
+        .shift(1)
+        .rolling(settings.history_days * period, min_periods=period)
+        .quantile(1.0 - settings.tail_share)
+        .to_numpy()
+    )
+    threshold: np.ndarray = np.fmax(fixed, tail)
+    return threshold
 
 
 def _calm(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
@@ -285,10 +311,11 @@ def assess_topic(
         volume_score = seasonal_anomaly_scores(
             [float(c) for c in counts],
             period=per_day,
-            # The window already sums an hour: no further smoothing, and no refractory period
-            # (the alert lifecycle keeps one alert per topic).
+            # The window already sums an hour: no further smoothing. No refractory period and
+            # no adaptive threshold: the alert lifecycle keeps one alert per topic, and the
+            # tail of a week of hourly windows would be its single largest one.
             settings=SeasonalSettings(
-                threshold=detection.threshold, refractory_days=0, smoothing=1
+                threshold=detection.threshold, refractory_days=0, smoothing=1, tail_share=0.0
             ),
         )[-1]
     enough = signal.current >= detection.min_mentions
