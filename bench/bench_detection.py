@@ -2,7 +2,8 @@
 
 Runs `vigie detect-series`'s scoring over every series of the data folder, side by side with a
 plain median/MAD z-score of the last day (the classic baseline), and prints the three NAB
-profiles with the threshold optimised (as NAB does) and at Vigie's fixed threshold 0.5.
+profiles with the threshold optimised (as NAB does) and at Vigie's fixed threshold 0.5. TP and FP
+count rows at 0.5 (as NAB does); `windows` counts the labelled windows with at least one of them.
 
     python bench/bench_detection.py [--nab ../shared/bench]
 """
@@ -63,7 +64,7 @@ def main() -> None:
     )
     print(
         f"  {'detector':<28} {'profile':<20} {'optimised':>9} {'(thr)':>7} {'at 0.5':>7}"
-        f" {'TP':>3} {'FP':>4}"
+        f" {'TP':>3} {'FP':>4} {'windows':>8}"
     )
     detectors: list[tuple[str, Detector]] = [
         ("vigie detect-series", score_series),
@@ -78,6 +79,15 @@ def main() -> None:
             for key, (ts, values) in data.items()
         ]
         elapsed = time.perf_counter() - started
+        detected = sum(
+            1
+            for s in series
+            for w in s.scored_windows
+            if any(
+                s.scores[i] >= 0.5 and s.row_window[i] == w for i in range(s.first_scored_row, s.n)
+            )
+        )
+        scored = sum(len(s.scored_windows) for s in series)
         optimised = nab_score.nab_scores(series, profiles)
         fixed = nab_score.nab_scores(
             series, profiles, fixed_thresholds=dict.fromkeys(profiles, 0.5)
@@ -86,7 +96,7 @@ def main() -> None:
             o, f = optimised[profile], fixed[profile]
             print(
                 f"  {name:<28} {profile:<20} {o['normalized']:>9.1f} {o['threshold']:>7.3f}"
-                f" {f['normalized']:>7.1f} {f['tp']:>3} {f['fp']:>4}"
+                f" {f['normalized']:>7.1f} {f['tp']:>3} {f['fp']:>4} {detected:>5}/{scored}"
             )
         buckets = sum(len(v) for _, v in data.values())
         print(f"  {name:<28} {buckets / elapsed:,.0f} buckets/s")

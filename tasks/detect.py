@@ -128,18 +128,23 @@ def alert_reason(signal: VolumeSignal, severity: Severity | None = None) -> str:
 class SeasonalSettings:
     """The volume detector's settings for a series of counts; the same for every series.
 
-    Chosen on the NAB realTweets dev series (five companies) by a small grid around values that
-    make sense for mention counts, preferring a plateau over a peak: scores change little for
-    `threshold` 4-4.5 and `refractory_days` 1-2 (see `make bench`).
+    Chosen on the NAB realTweets dev series (five companies) from ideas that hold for any mention
+    counts, preferring a plateau over a peak: every setting can move by 20% and the scores change
+    by a point or two (see `make bench` and the commit messages).
     """
 
     history_days: int = 7  # same time of day over the last week
     slot_tolerance: int = 2  # +/- buckets around the same time of day
+    spread_slot_tolerance: int = 6  # +/- buckets for the time-of-day spread (30 min of 5 min)
     smoothing: int = 2  # mean of the last buckets, so one noisy bucket does not fire
     threshold: float = 4.0  # robust z at which the score is 0.5
     gain: float = 1.5  # slope of the score around the threshold
+    tail_share: float = 0.005  # the threshold rises to the z exceeded by this share of the
+    # past `history_days` (0.5%: about 50 minutes of a week of 5-minute buckets); 0 disables
     spread_floor: float = 0.05  # in log1p units; keeps a flat history from dividing by zero
-    refractory_days: float = 1.0  # after a score >= 0.5, scores are damped for this long
+    refractory_days: float = 1.0  # after a score >= 0.5, scores are damped at least this long
+    event_buckets: int = 36  # ... and until the mean of this many buckets (3 h) has stayed
+    calm_z: float = 1.0  # below this robust z for as long: the event is over
     level_buckets: int = 12  # fallback before a day of history: the recent median
 
 
@@ -150,6 +155,62 @@ def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
     return shifted
 
 
+def _same_time_median(values: np.ndarray, *, period: int, days: int, tolerance: int) -> np.ndarray:
+    """Median of `values` at the same time of day (+/- `tolerance` buckets) over the past days."""
+    lags = [
+        day * period + offset
+        for day in range(1, days + 1)
+        for offset in range(-tolerance, tolerance + 1)
+        if day * period + offset > 0
+    ]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices before a day of data
+        median: np.ndarray = np.nanmedian(np.vstack([_lagged(values, lag) for lag in lags]), axis=0)
+    return median
+
+
+def _robust_z(
+    logged: np.ndarray, *, period: int, smoothing: int, settings: SeasonalSettings
+) -> np.ndarray:
+    """Residual of the smoothed log counts against the same time of day, in robust spreads.
+
+    The spread is the larger of the week's scaled MAD and the MAD at this time of day: log counts
+    are noisier when counts are low (nights, weekends), and one spread for the whole day would
+    make every quiet hour look like a burst. NaN before a day of history.
+    """
+    import pandas as pd
+
+    smoothed = pd.Series(logged).rolling(smoothing, min_periods=1).mean().to_numpy()
+    seasonal = _same_time_median(
+        smoothed, period=period, days=settings.history_days, tolerance=settings.slot_tolerance
+    )
+    recent = (
+        pd.Series(smoothed).shift(1).rolling(settings.level_buckets, min_periods=1).median()
+    ).to_numpy()
+    expected = np.where(np.isnan(seasonal), recent, seasonal)
+    residual = smoothed - expected
+    deviation = np.abs(residual)
+    overall = (
+        pd.Series(deviation)
+        .shift(1)
+        .rolling(settings.history_days * period, min_periods=period)
+        .median()
+        .to_numpy()
+    )
+    at_this_time = _same_time_median(
+        deviation,
+        period=period,
+        days=settings.history_days,
+        tolerance=settings.spread_slot_tolerance,
+    )
+    spread = 1.4826 * np.fmax(overall, at_this_time) + settings.spread_floor
+    # np.fmax keeps the overall spread where the time of day has no history yet; NaN stays
+    # NaN before a day of data.
+    spread = np.where(np.isnan(overall), np.nan, spread)
+    z: np.ndarray = residual / spread
+    return z
+
+
 def seasonal_anomaly_scores(
     counts: Sequence[float], *, period: int, settings: SeasonalSettings | None = None
 ) -> list[float]:
@@ -157,59 +218,77 @@ def seasonal_anomaly_scores(
 
     Counts are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
-    (scaled median absolute deviation) of past residuals. A score of 0.5 or more means Vigie
-    would alert there; after that, scores are damped for `refractory_days` so that one event
-    is one alert. The score at bucket t uses only buckets up to t.
+    of past residuals (see `_robust_z`). The score is 0.5 at `threshold`, or higher when the
+    series often bursts (`_adaptive_threshold`); 0.5 or more means Vigie would alert there;
+    after that, scores are damped so that one event is one alert: for at least
+    `refractory_days`, and until the volume is back near its usual level (`_calm`). The score
+    at bucket t uses only buckets up to t.
 
     Args:
         counts: mentions per bucket, oldest first, regular buckets without gaps.
         period: buckets per day (288 for 5-minute buckets, 24 for hourly).
     """
-    import pandas as pd
-
     settings = settings or SeasonalSettings()
     if period < 1:
         raise ValueError("period must be at least one bucket per day")
     logged = np.log1p(np.maximum(np.asarray(counts, dtype=float), 0.0))
-    smoothed = pd.Series(logged).rolling(settings.smoothing, min_periods=1).mean().to_numpy()
-    lags = [
-        day * period + offset
-        for day in range(1, settings.history_days + 1)
-        for offset in range(-settings.slot_tolerance, settings.slot_tolerance + 1)
-        if day * period + offset > 0
-    ]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices before a day of data
-        seasonal = np.nanmedian(np.vstack([_lagged(smoothed, lag) for lag in lags]), axis=0)
-    recent = (
-        pd.Series(smoothed).shift(1).rolling(settings.level_buckets, min_periods=1).median()
-    ).to_numpy()
-    expected = np.where(np.isnan(seasonal), recent, seasonal)
-    residual = smoothed - expected
-    spread = (
-        pd.Series(np.abs(residual))
-        .shift(1)
-        .rolling(settings.history_days * period, min_periods=period)
-        .median()
-        .to_numpy()
-        * 1.4826
-        + settings.spread_floor
-    )
-    z = residual / spread
+    z = _robust_z(logged, period=period, smoothing=settings.smoothing, settings=settings)
+    threshold = _adaptive_threshold(z, period=period, settings=settings)
+    calm = _calm(logged, period=period, settings=settings)
     refractory = int(settings.refractory_days * period)
     scores: list[float] = []
-    last_alert = -(10**9)
+    last_alert: int | None = None
     for index, value in enumerate(z):
         if math.isnan(value):
             scores.append(0.0)
             continue
-        score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - settings.threshold)))
-        if index - last_alert < refractory:
+        if last_alert is not None and index - last_alert >= refractory and calm[index]:
+            last_alert = None  # the event is over: the next burst is a new one
+        score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - threshold[index])))
+        if last_alert is not None:
             score *= 0.1
-        elif score >= 0.5:
+        elif score >= 0.5 and refractory > 0:
             last_alert = index
         scores.append(score)
     return scores
+
+
+def _adaptive_threshold(z: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
+    """`settings.threshold`, raised to the z that only `tail_share` of the past week exceeded.
+
+    A series that often bursts (a ticker that spam campaigns hit several times a week) then
+    needs more than its usual bursts to alert, while a quiet series keeps the fixed threshold.
+    """
+    import pandas as pd
+
+    fixed = np.full(len(z), settings.threshold)
+    if settings.tail_share <= 0:
+        return fixed
+    tail = (
+        pd.Series(z)
+        .shift(1)
+        .rolling(settings.history_days * period, min_periods=period)
+        .quantile(1.0 - settings.tail_share)
+        .to_numpy()
+    )
+    threshold: np.ndarray = np.fmax(fixed, tail)
+    return threshold
+
+
+def _calm(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
+    """Whether the series has been back near its usual level for the last `event_buckets`.
+
+    An event is over only then: a burst that rises again after a day of still-high volume is
+    the same event, not a new alert. Measured on `event_buckets`-bucket means, so isolated
+    noisy buckets neither prolong nor end it.
+    """
+    import pandas as pd
+
+    level = _robust_z(logged, period=period, smoothing=settings.event_buckets, settings=settings)
+    above = pd.Series(np.nan_to_num(level, nan=0.0) >= settings.calm_z, dtype=float)
+    recent_high = above.rolling(settings.event_buckets, min_periods=1).max().to_numpy()
+    calm: np.ndarray = recent_high == 0.0
+    return calm
 
 
 def window_coverage(
@@ -284,14 +363,18 @@ def assess_topic(
             math.nan if gaps and gaps[index] else float(count) for index, count in enumerate(counts)
         ]
         # The last window alone sees a sudden surge; the mean of the last few (in log space)
-        # sees a slow burn whose hours are each within the noise. No refractory period: the
-        # alert lifecycle keeps one alert per topic.
+        # sees a slow burn whose hours are each within the noise. No refractory period and no
+        # adaptive threshold: the alert lifecycle keeps one alert per topic, and the tail of a
+        # week of hourly windows would be its single largest one.
         volume_score = max(
             seasonal_anomaly_scores(
                 masked,
                 period=per_day,
                 settings=SeasonalSettings(
-                    threshold=detection.threshold, refractory_days=0, smoothing=span
+                    threshold=detection.threshold,
+                    refractory_days=0,
+                    smoothing=span,
+                    tail_share=0.0,
                 ),
             )[-1]
             for span in SMOOTHING_SPANS

@@ -76,3 +76,76 @@ def test_settings_change_the_sensitivity() -> None:
         series, period=PERIOD, settings=SeasonalSettings(threshold=8.0)
     )[9 * PERIOD + 2]
     assert strict < default
+
+
+def test_appending_future_data_leaves_past_scores_unchanged() -> None:
+    """Causality with every part of the detector at work: a burst, its event and a second one."""
+    series = _daily_wave(12, seed=3)
+    for hour in range(8 * PERIOD + 2, 8 * PERIOD + 6):
+        series[hour] = 400.0
+    series[10 * PERIOD + 3] = 500.0
+    full = seasonal_anomaly_scores(series, period=PERIOD)
+    for cut in (3 * PERIOD, 8 * PERIOD + 3, 9 * PERIOD + 20, 11 * PERIOD + 1):
+        prefix = seasonal_anomaly_scores(series[: cut + 1], period=PERIOD)
+        assert prefix == pytest.approx(full[: cut + 1])
+
+
+def test_flat_and_noisy_series_never_alert() -> None:
+    flat = seasonal_anomaly_scores([10.0] * (10 * PERIOD), period=PERIOD)
+    rng = np.random.default_rng(7)
+    noisy = seasonal_anomaly_scores([float(v) for v in rng.poisson(30, 10 * PERIOD)], period=PERIOD)
+    assert max(flat) < 0.5
+    assert max(noisy) < 0.5
+
+
+def test_quiet_hours_are_judged_by_their_own_noise() -> None:
+    """A few mentions more in a quiet, irregular night are not a burst (with a few days of
+    history: the noise of each time of day is learnt from the past days)."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(14 * PERIOD)
+    night = (hours % PERIOD) < 6
+    series = [
+        float(v)
+        for v in np.where(night, rng.poisson(1.5, len(hours)), rng.poisson(200, len(hours)))
+    ]
+    scores = seasonal_anomaly_scores(series, period=PERIOD)
+    assert max(scores[4 * PERIOD :]) < 0.5
+
+
+def test_the_event_lasts_while_volume_stays_high() -> None:
+    """A second burst a day later, with the volume still high in between, is the same event."""
+    series = _daily_wave(14)
+    start = 8 * PERIOD + 3
+    for hour in range(start + 1, start + 2 * PERIOD):
+        series[hour] = series[hour] * 3 + 60
+    series[start] = 600.0
+    series[start + PERIOD + 4] = 900.0
+    scores = seasonal_anomaly_scores(series, period=PERIOD)
+    assert scores[start] >= 0.5
+    assert max(scores[start + 1 : start + 2 * PERIOD]) < 0.5
+
+
+def test_a_burst_after_the_calm_returns_alerts_again() -> None:
+    series = _daily_wave(14)
+    first, second = 6 * PERIOD + 3, 8 * PERIOD + 2
+    series[first] = series[second] = 500.0
+    scores = seasonal_anomaly_scores(series, period=PERIOD)
+    assert scores[first] >= 0.5 and scores[second] >= 0.5
+
+
+def test_a_series_that_often_bursts_needs_more_to_alert() -> None:
+    """The adaptive threshold: the usual size of burst of a spiky series stops alerting."""
+    series = _daily_wave(14)
+    for day in range(2, 13):
+        series[day * PERIOD + 2] = 300.0  # a burst every night
+    series[13 * PERIOD + 2] = 300.0
+    # No refractory period, to compare the thresholds alone.
+    adaptive = seasonal_anomaly_scores(
+        series, period=PERIOD, settings=SeasonalSettings(refractory_days=0)
+    )
+    fixed = seasonal_anomaly_scores(
+        series, period=PERIOD, settings=SeasonalSettings(refractory_days=0, tail_share=0)
+    )
+    nights = [day * PERIOD + 2 for day in range(5, 14)]
+    assert sum(adaptive[i] >= 0.5 for i in nights) < sum(fixed[i] >= 0.5 for i in nights)
+    assert adaptive[13 * PERIOD + 2] < fixed[13 * PERIOD + 2]
