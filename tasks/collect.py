@@ -16,6 +16,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -417,13 +418,23 @@ def normalise_entries(
 
 
 def merge_duplicates(mentions: Iterable[Mention]) -> list[Mention]:
-    """One mention per id; the copy with the longest text wins (the richest)."""
+    """One mention per id: the copy with the longest text wins (the richest), and it keeps the
+    names of the other sources that carried it (`seen_in`), so no place it appeared is lost."""
     best: dict[str, Mention] = {}
+    places: dict[str, dict[str, None]] = {}
     for mention in mentions:
         kept = best.get(mention.mention_id)
+        seen = places.setdefault(mention.mention_id, {})
+        seen[mention.source] = None
+        seen.update(dict.fromkeys(mention.seen_in))
         if kept is None or len(mention.summary) > len(kept.summary):
             best[mention.mention_id] = mention
-    return list(best.values())
+    return [
+        replace(m, seen_in=tuple(s for s in places[key] if s != m.source))
+        if len(places[key]) > 1
+        else m
+        for key, m in best.items()
+    ]
 
 
 def collect_sources(

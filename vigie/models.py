@@ -89,6 +89,8 @@ class Mention:
     topics: tuple[str, ...] = ()
     sentiment: float | None = None
     reach: int | None = None
+    # The other sources that carried the same item in this batch (merged duplicates).
+    seen_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

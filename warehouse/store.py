@@ -187,6 +187,20 @@ class Store:
                 "topics::VARCHAR[], cycle_id, sentiment, reach FROM new_mentions"
             )
             self.con.execute("DROP TABLE new_mentions")
+            sightings = pd.DataFrame(
+                [(m.mention_id, s) for m in mentions for s in (m.source, *m.seen_in)],
+                columns=["mention_id", "source"],
+            )
+            self.con.register("sighting_batch", sightings)
+            try:
+                # A mention already stored, now carried by another source, is one more place.
+                self.con.execute(
+                    "INSERT INTO mention_sightings SELECT DISTINCT mention_id, source, ? "
+                    "FROM sighting_batch ON CONFLICT DO NOTHING",
+                    [mentions[0].collected_at],
+                )
+            finally:
+                self.con.unregister("sighting_batch")
         finally:
             self.con.unregister("mention_batch")
         return {source: count for source, count in rows}

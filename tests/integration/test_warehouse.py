@@ -319,3 +319,26 @@ def test_a_quarantined_row_without_an_id_is_kept(tmp_path: Path) -> None:
         rows = con.execute("SELECT mention_id, record->>'url' FROM quarantine").fetchall()
     assert len(rows) == 1
     assert rows[0][0].startswith("no-id-") and rows[0][1] == "https://quotidien.example/a/5"
+
+
+def test_every_source_that_carried_a_mention_is_a_sighting(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    first = _mention(1, seen_in=("Radio Boréale",))
+    with open_warehouse(path) as con:
+        store = Store(con)
+        store.load_cycle("c1", [SOURCE], [_outcome()], [first], [], NOW)
+        # The next cycle, a third source carries the same article: one mention, three places.
+        later = replace(
+            first, source="Le Devoir", seen_in=(), collected_at=NOW + timedelta(hours=1)
+        )
+        result = store.load_cycle(
+            "c2", [SOURCE], [_outcome()], [later], [], NOW + timedelta(hours=1)
+        )
+        sightings = con.execute(
+            "SELECT source, first_seen_at FROM mention_sightings WHERE mention_id = 'm1' "
+            "ORDER BY first_seen_at, source"
+        ).fetchall()
+    assert result.new_mentions == 0
+    assert _count(path, "mentions") == 1
+    assert [s for s, _ in sightings] == ["Le Quotidien", "Radio Boréale", "Le Devoir"]
+    assert sightings[-1][1] == NOW + timedelta(hours=1)

@@ -453,14 +453,21 @@ def test_merge_keeps_one_mention_per_id_with_the_longest_summary() -> None:
     short = replace(base, summary="court", source="A")
     longest = replace(base, summary="le résumé le plus long", source="B")
     medium = replace(base, summary="moyen long", source="C")
-    assert merge_duplicates([short, longest, medium]) == [longest]
+    assert merge_duplicates([short, longest, medium]) == [replace(longest, seen_in=("A", "C"))]
 
 
 def test_merge_keeps_the_first_copy_on_equal_summaries() -> None:
     base = normalise_one(entry())
     first = replace(base, source="A")
     second = replace(base, source="B")
-    assert merge_duplicates([first, second]) == [first]
+    assert merge_duplicates([first, second]) == [replace(first, seen_in=("B",))]
+
+
+def test_merge_keeps_every_place_once_even_when_merged_twice() -> None:
+    base = normalise_one(entry())
+    merged = merge_duplicates([replace(base, source="A"), replace(base, source="B")])
+    again = merge_duplicates([*merged, replace(base, source="A"), replace(base, source="C")])
+    assert [(m.source, m.seen_in) for m in again] == [("A", ("B", "C"))]
 
 
 def test_merge_keeps_mentions_with_different_ids_in_order() -> None:
