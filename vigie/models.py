@@ -126,8 +126,20 @@ class VolumeSignal:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """An image shown inside an email's HTML as `<img src="cid:{cid}">` (never a remote URL)."""
+
+    cid: str
+    png: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """An email waiting in the outbox; `message_id` is deterministic so a rerun cannot dupe it."""
+    """An email waiting in the outbox; `message_id` is deterministic so a rerun cannot dupe it.
+
+    `text` is the plain-text alternative of `html`; `critical` mail (alerts, escalations) passes
+    quiet hours and the per-recipient cap; `drill` mail belongs to an exercise.
+    """
 
     message_id: str
     kind: str
@@ -135,6 +147,10 @@ class OutboxMessage:
     subject: str
     html: str
     alert_id: str | None = None
+    text: str = ""
+    images: tuple[InlineImage, ...] = ()
+    critical: bool = False
+    drill: bool = False
 
 
 @dataclass(frozen=True, slots=True)

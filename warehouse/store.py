@@ -23,6 +23,7 @@ import pandas as pd
 from vigie.errors import WarehouseError
 from vigie.models import (
     EntryFreshness,
+    InlineImage,
     Mention,
     OutboxMessage,
     QuarantinedMention,
@@ -536,9 +537,11 @@ class Store:
         )
 
     def queue(self, message: OutboxMessage, now: datetime) -> None:
-        self.con.execute(
+        """Add a message to the outbox once: a second queue of the same id does nothing."""
+        inserted = self.con.execute(
             "INSERT INTO outbox (message_id, kind, alert_id, recipients, subject, html, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "created_at, text, critical, drill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [
                 message.message_id,
                 message.kind,
@@ -547,18 +550,46 @@ class Store:
                 message.subject,
                 message.html,
                 now,
+                message.text,
+                message.critical,
+                message.drill,
             ],
-        )
+        ).fetchall()[0][0]
+        if inserted and message.images:
+            self.con.executemany(
+                "INSERT INTO outbox_images VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [[message.message_id, image.cid, image.png] for image in message.images],
+            )
 
     def pending_messages(self, max_attempts: int) -> list[OutboxMessage]:
         rows = self.con.execute(
-            "SELECT message_id, kind, recipients, subject, html, alert_id FROM outbox "
-            "WHERE sent_at IS NULL AND attempts < ? ORDER BY created_at, message_id",
+            "SELECT message_id, kind, recipients, subject, html, alert_id, text, critical, "
+            "drill FROM outbox WHERE sent_at IS NULL AND attempts < ? "
+            "ORDER BY created_at, message_id",
             [max_attempts],
         ).fetchall()
+        images: dict[str, list[InlineImage]] = {}
+        if rows:
+            for message_id, cid, png in self.con.execute(
+                "SELECT message_id, cid, png FROM outbox_images "
+                "WHERE message_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY message_id, cid",
+                [[row[0] for row in rows]],
+            ).fetchall():
+                images.setdefault(message_id, []).append(InlineImage(cid, bytes(png)))
         return [
-            OutboxMessage(mid, kind, tuple(recipients), subject, body, alert_id)
-            for mid, kind, recipients, subject, body, alert_id in rows
+            OutboxMessage(
+                mid,
+                kind,
+                tuple(recipients),
+                subject,
+                body,
+                alert_id,
+                text or "",
+                tuple(images.get(mid, ())),
+                bool(critical),
+                bool(drill),
+            )
+            for mid, kind, recipients, subject, body, alert_id, text, critical, drill in rows
         ]
 
     def mark_sent(self, message_id: str, at: datetime) -> None:
