@@ -5,7 +5,8 @@ Short connections keep DuckDB's cross-process file lock free between steps (STAC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges, raise_alerts
+from tasks.delivery import DeliveryReport, deliver
 from tasks.detect import TopicAssessment, assess_watches
-from tasks.notify import MAX_ATTEMPTS, DeliveryReport, deliver_outbox
 from tasks.stories import assign_stories
 from vigie.models import (
     Mention,
@@ -101,31 +102,34 @@ def raise_alerts_task(
         return raise_alerts(Store(con), settings, assessments, now=now, run_url=run_url)
 
 
-@task(name="send-outbox", cache_policy=NO_CACHE)
-def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
-    """Send every pending email with yagmail, marking each sent (or failed) as it goes.
-
-    The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly to
-    read the outbox, then once per message to record what happened to it.
-    """
+@contextmanager
+def _store_at(path: Path) -> Iterator[Store]:
     with open_warehouse(path) as con:
-        pending = Store(con).pending_messages(MAX_ATTEMPTS)
+        yield Store(con)
 
-    def mark_sent(message_id: str) -> None:
-        with open_warehouse(path) as con:
-            Store(con).mark_sent(message_id, datetime.now(UTC))
 
-    def mark_failed(message_id: str, reason: str) -> None:
-        with open_warehouse(path) as con:
-            Store(con).mark_failed(message_id, reason, datetime.now(UTC))
+def send_pending(
+    path: Path, settings: Settings, secrets: Secrets, *, now: datetime | None = None
+) -> DeliveryReport:
+    """Send the outbox as it may go now (see `tasks.delivery`), each message exactly once.
 
-    return deliver_outbox(
-        pending,
+    The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly
+    around each step.
+    """
+    return deliver(
         email=settings.email,
         secrets=secrets,
-        mark_sent=mark_sent,
-        mark_failed=mark_failed,
+        now=now or datetime.now(UTC),
+        language=settings.organisation.language,
+        timezone=settings.organisation.timezone,
+        open_store=lambda: _store_at(path),
     )
+
+
+@task(name="send-outbox", cache_policy=NO_CACHE)
+def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+    """Send every email that may go now; the rest waits in the outbox with its reason."""
+    return send_pending(path, settings, secrets)
 
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)

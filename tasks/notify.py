@@ -1,15 +1,14 @@
 """Notification: render emails into the outbox, then hand the outbox to SMTP with yagmail.
 
 Emails are never sent straight from detection. They are rendered into the `outbox` table in the
-same transaction that opens the alert, with a deterministic id; `deliver_outbox` sends each
-pending row and marks it sent at once, so a retried or repeated cycle cannot send it twice, and a
-message the SMTP server refused stays pending (with its error) for the next cycle.
+same transaction that opens the alert, with a deterministic id; `tasks.delivery` sends each
+pending row exactly once (claimed before SMTP, marked sent at once), holds what may wait and
+retries what the server refused.
 Everything that came from a feed is HTML-escaped; headers are stripped of control characters.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import smtplib
@@ -17,7 +16,6 @@ import socket
 import ssl
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +27,6 @@ from vigie.models import HealthChange, OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
 
 MAX_SUBJECT_CHARS = 200
-MAX_ATTEMPTS = 10
 
 LEVEL_NAMES = {
     "fr": {"veille": "VEILLE", "vigilance": "VIGILANCE", "alerte": "ALERTE", "crise": "CRISE"},
@@ -278,13 +275,8 @@ def alert_message(
         subject=subject,
         html=body,
         alert_id=alert_id,
+        critical=True,  # an alert never waits for quiet hours or a cap
     )
-
-
-@dataclass
-class DeliveryReport:
-    sent: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
 
 
 SmtpFactory = Callable[[Email, Secrets], Any]
@@ -326,59 +318,6 @@ def _describe_smtp_error(err: BaseException) -> str:
 
 
 _SMTP_ERRORS = (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError)
-
-
-def deliver_outbox(
-    pending: Sequence[OutboxMessage],
-    *,
-    email: Email,
-    secrets: Secrets,
-    mark_sent: Callable[[str], None],
-    mark_failed: Callable[[str, str], None],
-    smtp_factory: SmtpFactory = smtp_client,
-) -> DeliveryReport:
-    """Send each pending message over one SMTP session, marking each as soon as it is known.
-
-    A connection that cannot be opened marks every message failed (they stay pending).
-    """
-    report = DeliveryReport()
-    if not pending:
-        return report
-    client = smtp_factory(email, secrets)
-    try:
-        for message in pending:
-            if not message.recipients:
-                # yagmail would send a message without recipients to the sender itself.
-                reason = "no recipients (is the crisis cell configured?)"
-                report.failed[message.message_id] = reason
-                mark_failed(message.message_id, reason)
-                continue
-            try:
-                result = client.send(
-                    to=list(message.recipients),
-                    subject=header_safe(message.subject),
-                    contents=[message.html],
-                    prettify_html=False,  # premailer drops content (STACK.md gotcha 16)
-                    message_id=f"<{message.message_id}@vigie>",
-                    headers={"X-Vigie-Message-Id": message.message_id},
-                )
-            except _SMTP_ERRORS as err:
-                reason = _describe_smtp_error(err)
-                report.failed[message.message_id] = reason
-                mark_failed(message.message_id, reason)
-                continue
-            if result is False:
-                # yagmail returns False (and queues internally) when the server hung up.
-                reason = "the SMTP server closed the connection"
-                report.failed[message.message_id] = reason
-                mark_failed(message.message_id, reason)
-                continue
-            mark_sent(message.message_id)
-            report.sent.append(message.message_id)
-    finally:
-        with contextlib.suppress(*_SMTP_ERRORS):
-            client.close()
-    return report
 
 
 QUALITY_TEXT = {

@@ -106,6 +106,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         health = store.source_health()
         alerts = store.open_alerts()
         unsent = store.unsent_count()
+        undelivered = store.undelivered()
         counts = store.counts()
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
@@ -138,6 +139,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{in_window} mentions in window"
         )
     print(f"Emails waiting in the outbox: {unsent}")
+    for message_id, kind, subject, uncertain_at, attempts, error in undelivered:
+        why = "delivery uncertain" if uncertain_at else f"given up after {attempts}: {error}"
+        print(f"  {message_id} [{kind}] {subject[:80]}: {why} (vigie outbox resend)")
     return 0
 
 
@@ -420,6 +424,45 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+
+    settings = _settings(args)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
+        rows = con.execute(
+            "SELECT message_id, kind, subject, attempts, not_before, held_reason, uncertain_at, "
+            "last_error FROM outbox WHERE sent_at IS NULL ORDER BY created_at, message_id"
+        ).fetchall()
+    if not rows:
+        print("The outbox is empty: every email was sent.")
+    for message_id, kind, subject, attempts, not_before, held, uncertain, error in rows:
+        if uncertain is not None:
+            state = "UNCERTAIN (the process died while sending; check, then `vigie outbox resend`)"
+        elif attempts >= 10:
+            state = f"GIVEN UP after {attempts} attempts: {error}"
+        elif held:
+            state = f"held ({held}) until {not_before:%Y-%m-%d %H:%M %Z}"
+        elif error:
+            state = f"retry after {not_before:%Y-%m-%d %H:%M %Z} ({attempts} attempts): {error}"
+        else:
+            state = "pending"
+        print(f"{message_id} [{kind}] {subject[:80]}: {state}")
+    return 0
+
+
+def cmd_outbox_resend(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
+        again = Store(con).resend(args.message_id)
+    if not again:
+        raise VigieError(f"{args.message_id}: no unsent message with this id in the outbox")
+    print(f"{args.message_id} will be sent by the next cycle")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
@@ -479,6 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("prune", help="apply the retention policy now").set_defaults(
         func=cmd_db_prune
     )
+
+    outbox = sub.add_parser("outbox", help="emails not sent yet: held, retrying, uncertain")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_sub.add_parser("list", help="every unsent email and why").set_defaults(
+        func=cmd_outbox_list
+    )
+    resend = outbox_sub.add_parser(
+        "resend",
+        help="send an uncertain or given-up email again (after checking it did not arrive)",
+    )
+    resend.add_argument("message_id")
+    resend.set_defaults(func=cmd_outbox_resend)
 
     replay = sub.add_parser(
         "replay",

@@ -201,11 +201,15 @@ class MailSink:
         from aiosmtpd.controller import Controller
 
         self.folder = folder
+        # Set to an SMTP reply (e.g. "451 4.3.0 Try again later") to refuse the next messages.
+        self.refuse_with: str | None = None
         folder.mkdir(parents=True, exist_ok=True)
         sink = self
 
         class Save:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                if sink.refuse_with is not None:
+                    return sink.refuse_with
                 data = envelope.original_content or envelope.content
                 name = f"{time.time_ns()}.eml"
                 (sink.folder / name).write_bytes(data)

@@ -9,6 +9,7 @@ comes from the environment variable named by `email.password_env` (default
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -246,6 +247,24 @@ class Email(_Model):
     ca_file: Path | None = None
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
     password_env: str = "VIGIE_SMTP_PASSWORD"
+    # Non-critical mail (digests, reminders, notices) waits out these hours, in the
+    # organisation's time zone ("21:00-07:00"); alerts and escalations never wait.
+    quiet_hours: str | None = None
+    # Non-critical messages per recipient per hour; more wait, with one note saying so.
+    hourly_cap: Annotated[int, Field(ge=1, le=1000)] = 10
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_span(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match:
+            raise ValueError("must look like 21:00-07:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if max(h1, h2) > 23 or max(m1, m2) > 59 or (h1, m1) == (h2, m2):
+            raise ValueError("must be two different times of day between 00:00 and 23:59")
+        return value
 
     @model_validator(mode="after")
     def _login_as_sender(self) -> Email:

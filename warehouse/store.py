@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -595,7 +595,8 @@ class Store:
     def mark_sent(self, message_id: str, at: datetime) -> None:
         self.con.execute(
             "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, "
-            "last_error = NULL WHERE message_id = ? AND sent_at IS NULL",
+            "last_error = NULL, sending_at = NULL, held_reason = NULL "
+            "WHERE message_id = ? AND sent_at IS NULL",
             [at, at, message_id],
         )
 
@@ -605,6 +606,102 @@ class Store:
             "WHERE message_id = ?",
             [at, error[:500], message_id],
         )
+
+    def mark_uncertain_claims(self, now: datetime) -> list[str]:
+        """Claims left by a process that died while talking to SMTP: never resent by itself."""
+        rows = self.con.execute(
+            "UPDATE outbox SET uncertain_at = ? WHERE sending_at IS NOT NULL AND sent_at IS NULL "
+            "AND uncertain_at IS NULL RETURNING message_id",
+            [now],
+        ).fetchall()
+        return sorted(row[0] for row in rows)
+
+    def due_messages(self, max_attempts: int, now: datetime) -> list[tuple[OutboxMessage, int]]:
+        """Unsent, unclaimed, certain messages whose hold or back-off is over, with attempts."""
+        ids = [
+            row[0]
+            for row in self.con.execute(
+                "SELECT message_id FROM outbox WHERE sent_at IS NULL AND sending_at IS NULL "
+                "AND uncertain_at IS NULL AND attempts < ? "
+                "AND (not_before IS NULL OR not_before <= ?)",
+                [max_attempts, now],
+            ).fetchall()
+        ]
+        attempts = dict(
+            self.con.execute(
+                "SELECT message_id, attempts FROM outbox "
+                "WHERE message_id IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            ).fetchall()
+        )
+        return [
+            (m, int(attempts[m.message_id]))
+            for m in self.pending_messages(max_attempts)
+            if m.message_id in attempts
+        ]
+
+    def recent_sends(self, since: datetime) -> dict[str, list[datetime]]:
+        """When non-critical mail went to each recipient since `since` (the hourly cap)."""
+        rows = self.con.execute(
+            "SELECT recipient, sent_at FROM (SELECT unnest(recipients) AS recipient, sent_at "
+            "FROM outbox WHERE sent_at >= ? AND NOT critical AND kind <> 'held_note')",
+            [since],
+        ).fetchall()
+        sends: dict[str, list[datetime]] = {}
+        for recipient, sent_at in rows:
+            sends.setdefault(recipient, []).append(sent_at)
+        return sends
+
+    def hold_message(self, message_id: str, until: datetime, reason: str) -> None:
+        self.con.execute(
+            "UPDATE outbox SET not_before = ?, held_reason = ? WHERE message_id = ?",
+            [until, reason, message_id],
+        )
+
+    def claim(self, message_id: str, now: datetime) -> bool:
+        """Take a message for SMTP; False when it is already taken or sent."""
+        rows = self.con.execute(
+            "UPDATE outbox SET sending_at = ? WHERE message_id = ? AND sent_at IS NULL "
+            "AND sending_at IS NULL AND uncertain_at IS NULL RETURNING message_id",
+            [now, message_id],
+        ).fetchall()
+        return bool(rows)
+
+    def release_claim(
+        self,
+        message_id: str,
+        error: str,
+        now: datetime,
+        backoff: Callable[[int], timedelta] | None,
+    ) -> None:
+        """The server refused or could not be reached: count the attempt, wait before the next."""
+        rows = self.con.execute(
+            "UPDATE outbox SET sending_at = NULL, attempts = attempts + 1, last_attempt_at = ?, "
+            "last_error = ? WHERE message_id = ? RETURNING attempts",
+            [now, error[:500], message_id],
+        ).fetchall()
+        if rows and backoff is not None:
+            self.con.execute(
+                "UPDATE outbox SET not_before = ?, held_reason = NULL WHERE message_id = ?",
+                [now + backoff(int(rows[0][0])), message_id],
+            )
+
+    def resend(self, message_id: str) -> bool:
+        """Make an uncertain (or given-up) message pending again, once someone has checked."""
+        rows = self.con.execute(
+            "UPDATE outbox SET uncertain_at = NULL, sending_at = NULL, not_before = NULL, "
+            "attempts = 0 WHERE message_id = ? AND sent_at IS NULL RETURNING message_id",
+            [message_id],
+        ).fetchall()
+        return bool(rows)
+
+    def undelivered(self) -> list[tuple[Any, ...]]:
+        """Messages that need a person: uncertain, or given up after every attempt."""
+        return self.con.execute(
+            "SELECT message_id, kind, subject, uncertain_at, attempts, last_error FROM outbox "
+            "WHERE sent_at IS NULL AND (uncertain_at IS NOT NULL OR attempts >= 10) "
+            "ORDER BY created_at"
+        ).fetchall()
 
     def counts(self) -> dict[str, int]:
         tables = (

@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tasks.notify import deliver_outbox
+from tasks.delivery import DeliveryReport, deliver
 from vigie.localservers import MailSink, free_port
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets
@@ -44,19 +49,22 @@ def _message(n: int = 1, subject: str = "[Vigie][ALERTE] Laiterie Boréale : pic
         subject=subject,
         html="<html><body><p>Rappel de fromages</p></body></html>",
         alert_id=f"al-{n}",
+        critical=True,
     )
 
 
-def _deliver(path: Path, email: Email, secrets: Secrets | None = None):  # type: ignore[no-untyped-def]
+@contextmanager
+def _store(path: Path) -> Iterator[Store]:
     with open_warehouse(path) as con:
-        store = Store(con)
-        return deliver_outbox(
-            store.pending_messages(10),
-            email=email,
-            secrets=secrets or Secrets(),
-            mark_sent=lambda mid: store.mark_sent(mid, NOW),
-            mark_failed=lambda mid, why: store.mark_failed(mid, why, NOW),
-        )
+        yield Store(con)
+
+
+def _deliver(
+    path: Path, email: Email, secrets: Secrets | None = None, *, now: dt.datetime = NOW
+) -> DeliveryReport:
+    return deliver(
+        email=email, secrets=secrets or Secrets(), now=now, open_store=lambda: _store(path)
+    )
 
 
 def _queue(path: Path, *messages: OutboxMessage) -> None:
@@ -103,7 +111,9 @@ def test_a_server_that_is_down_keeps_the_message_for_the_next_cycle(
         ).fetchall()[0]
     assert down.sent == [] and "al-1.opened" in down.failed
     assert attempts == 1 and sent_at is None and "ConnectionRefusedError" in error
-    later = _deliver(path, _email(mail_sink.port))
+    too_soon = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(seconds=30))
+    assert too_soon.sent == []  # the back-off after one failure is a minute
+    later = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=2))
     assert later.sent == ["al-1.opened"]
     assert len(mail_sink.messages()) == 1
 
@@ -184,10 +194,100 @@ def test_starttls_with_login_verifies_the_certificate(
             path,
             _email(sink.port, security="starttls", username=sender),
             Secrets(smtp_password="s3cret"),
+            now=NOW + dt.timedelta(minutes=2),
         )
-        right = _deliver(path, _email(sink.port, **secure), Secrets(smtp_password="s3cret"))
+        right = _deliver(
+            path,
+            _email(sink.port, **secure),
+            Secrets(smtp_password="s3cret"),
+            now=NOW + dt.timedelta(minutes=10),
+        )
         received = sink.messages()
     assert "SMTP 535" in wrong.failed["al-1.opened"]
     assert "SSLCertVerificationError" in untrusted.failed["al-1.opened"]
     assert right.sent == ["al-1.opened"]
     assert len(received) == 1
+
+
+def test_a_451_answer_keeps_the_message_and_it_arrives_once_later(
+    tmp_path: Path, mail_sink: MailSink
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    _queue(path, _message())
+    mail_sink.refuse_with = "451 4.3.0 Mailbox busy, try again later"
+    refused = _deliver(path, _email(mail_sink.port))
+    assert "SMTP 451" in refused.failed["al-1.opened"]
+    mail_sink.refuse_with = None
+    later = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=2))
+    again = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=5))
+    assert later.sent == ["al-1.opened"] and again.sent == []
+    assert len(mail_sink.messages()) == 1
+
+
+KILLED_AFTER_ACCEPT = """
+import os, sys
+from pathlib import Path
+from contextlib import contextmanager
+from datetime import datetime, UTC
+from tasks.delivery import deliver
+from vigie.settings import Email, Secrets
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+@contextmanager
+def store():
+    with open_warehouse(Path(sys.argv[1])) as con:
+        yield Store(con)
+
+email = Email(host="127.0.0.1", port=int(sys.argv[2]), sender="vigie@laiterie-boreale.example",
+              security="none", timeout_s=5)
+# The server has accepted the message; the process dies before it is marked sent.
+deliver(email=email, secrets=Secrets(), now=datetime.now(UTC), open_store=store,
+        on_accepted=lambda message_id: os._exit(9))
+"""
+
+
+def test_a_process_killed_right_after_sending_never_sends_a_second_copy(
+    tmp_path: Path, mail_sink: MailSink
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    _queue(path, _message())
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_AFTER_ACCEPT, encoding="utf-8")
+    died = subprocess.run(
+        [sys.executable, str(script), str(path), str(mail_sink.port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr[-2000:]
+    assert len(mail_sink.messages()) == 1
+    after = _deliver(path, _email(mail_sink.port), now=dt.datetime.now(dt.UTC))
+    assert after.uncertain == ["al-1.opened"] and after.sent == []
+    assert len(mail_sink.messages()) == 1  # never a second copy
+    with open_warehouse(path) as con:
+        store = Store(con)
+        [(message_id, *_)] = store.undelivered()
+        assert message_id == "al-1.opened"
+        # Once someone has checked it did not arrive, it can be sent again on purpose.
+        assert store.resend("al-1.opened")
+
+
+def test_quiet_hours_hold_a_digest_and_release_it_after(
+    tmp_path: Path, mail_sink: MailSink
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    digest = replace(_message(2), message_id="digest.daily.1", kind="digest", critical=False)
+    _queue(path, digest, _message(1))
+    email = _email(mail_sink.port, quiet_hours="22:00-07:00")
+    night = dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.UTC)  # UTC is the zone here
+    held = _deliver(path, email, now=night)
+    assert held.sent == ["al-1.opened"]  # the alert passes
+    assert held.held == {"digest.daily.1": "quiet hours"}
+    assert _deliver(path, email, now=night + dt.timedelta(hours=7)).sent == []  # 06:30
+    morning = _deliver(path, email, now=night + dt.timedelta(hours=7, minutes=31))
+    assert morning.sent == ["digest.daily.1"]
+    assert [m["Message-ID"] for m in mail_sink.messages()] == [
+        "<al-1.opened@vigie>",
+        "<digest.daily.1@vigie>",
+    ]
