@@ -25,6 +25,7 @@ from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
     detect_task,
+    escalate_task,
     finish_cycle_task,
     load_cycle_task,
     prepare_warehouse,
@@ -102,6 +103,7 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         assessments = detect_task(path, settings.watch, settings, now)
     with clock.step("alert"):
         changes = raise_alerts_task(path, settings, assessments, now, flow_run.ui_url)
+        escalations = escalate_task(path, settings, now)
     with clock.step("send"):
         delivery = send_outbox_task(path, settings, secrets)
     summary = cycle_summary(
@@ -119,6 +121,7 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         failed_checks=[c.label for c in (*checked.checks, *run_checks) if not c.success],
         quality_changes=quality_changes,
         health_changes=health_changes,
+        escalations=escalations,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)

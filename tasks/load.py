@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.alerts import AlertChanges, raise_alerts
 from tasks.delivery import DeliveryReport, deliver
 from tasks.detect import TopicAssessment, assess_watches
+from tasks.escalation import escalate_unacknowledged
 from tasks.stories import assign_stories
 from vigie.models import (
     Mention,
@@ -124,6 +125,13 @@ def send_pending(
         timezone=settings.organisation.timezone,
         open_store=lambda: _store_at(path),
     )
+
+
+@task(name="escalate", cache_policy=NO_CACHE)
+def escalate_task(path: Path, settings: Settings, now: datetime) -> list[str]:
+    """Pass every alert nobody acknowledged in time to the next level of the cell."""
+    with open_warehouse(path) as con:
+        return escalate_unacknowledged(Store(con), settings, now=now)
 
 
 @task(name="send-outbox", cache_policy=NO_CACHE)

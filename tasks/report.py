@@ -53,6 +53,7 @@ def cycle_summary(
     failed_checks: Sequence[str] = (),
     quality_changes: Sequence[str] = (),
     health_changes: Sequence[str] = (),
+    escalations: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources)."""
     failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
@@ -87,6 +88,7 @@ def cycle_summary(
         "failed_checks": list(failed_checks),
         "quality_changes": list(quality_changes),
         "health_changes": list(health_changes),
+        "escalations": list(escalations),
     }
 
 
@@ -126,6 +128,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         ("Failed checks", "failed_checks"),
         ("Source quality", "quality_changes"),
         ("Source health", "health_changes"),
+        ("Escalations", "escalations"),
     ):
         if summary.get(key):
             lines += ["", f"## {title}", ""] + [f"- {_md_cell(item)}" for item in summary[key]]

@@ -424,6 +424,24 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_escalate(args: argparse.Namespace) -> int:
+    from tasks.escalation import escalate_unacknowledged
+    from tasks.load import send_pending
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    secrets = load_secrets(settings)
+    now = datetime.now(UTC)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        paged = escalate_unacknowledged(Store(con), settings, now=now)
+    report = send_pending(settings.warehouse_path, settings, secrets, now=now)
+    for line in paged or ["no alert waits for escalation"]:
+        print(line)
+    print(f"emails sent {len(report.sent)}, failed {len(report.failed)}, held {len(report.held)}")
+    return 0
+
+
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from warehouse.connection import open_warehouse
 
@@ -523,6 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_db_prune
     )
 
+    sub.add_parser(
+        "escalate",
+        help="pass unacknowledged alerts to the next level of the cell, then send the outbox",
+        epilog="Run it from cron every few minutes where no Prefect deployment does.",
+    ).set_defaults(func=cmd_escalate)
     outbox = sub.add_parser("outbox", help="emails not sent yet: held, retrying, uncertain")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_sub.add_parser("list", help="every unsent email and why").set_defaults(

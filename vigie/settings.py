@@ -361,6 +361,12 @@ class Health(_Model):
     min_coverage: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 
+class Escalation(_Model):
+    # An open alert nobody acknowledged for this long goes to the next level of the cell, and
+    # so on up the levels; an acknowledgement stops it.
+    delay_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 30
+
+
 class Settings(_Model):
     organisation: Organisation
     warehouse: Warehouse = Warehouse()
@@ -375,6 +381,7 @@ class Settings(_Model):
     retention: Retention = Retention()
     quality: Quality = Quality()
     health: Health = Health()
+    escalation: Escalation = Escalation()
     config_path: Path = Path(DEFAULT_CONFIG)
 
     @model_validator(mode="before")

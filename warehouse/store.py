@@ -519,6 +519,27 @@ class Store:
                 self.log_alert_event(alert_id, "acknowledged", now, {"by": by})
         return status
 
+    def unacknowledged_alerts(self) -> list[tuple[StoredAlert, int | None, datetime]]:
+        """Open alerts nobody took charge of, with the cell level last told and when."""
+        rows = self.con.execute(
+            "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "
+            "last_triggered_at, cell_level, coalesce(paged_at, opened_at) FROM alerts "
+            "WHERE status = 'open' ORDER BY opened_at"
+        ).fetchall()
+        return [(StoredAlert(*row[:8]), row[8], row[9]) for row in rows]
+
+    def alert_reason(self, alert_id: str) -> str:
+        rows = self.con.execute(
+            "SELECT reason FROM alerts WHERE alert_id = ?", [alert_id]
+        ).fetchall()
+        return str(rows[0][0]) if rows else ""
+
+    def record_paging(self, alert_id: str, cell_level: int, at: datetime) -> None:
+        self.con.execute(
+            "UPDATE alerts SET cell_level = ?, paged_at = ? WHERE alert_id = ?",
+            [cell_level, at, alert_id],
+        )
+
     def resolve_alert(self, alert_id: str, now: datetime, reason: str) -> None:
         with self.transaction():
             self.con.execute(
