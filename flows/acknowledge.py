@@ -1,0 +1,51 @@
+"""Acknowledge an alert from the Prefect UI: the run waits, paused, for a name in a form.
+
+The alert email links to this run. Whoever takes charge opens it, clicks "Resume", types their
+name; the acknowledgement is recorded in `alert_events` like `vigie ack`, and escalation stops.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
+from vigie.settings import load_settings
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+
+class Acknowledgement(RunInput):
+    """Who takes charge of the alert."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=120,
+        description="Your name: you take charge of this alert (escalation stops).",
+    )
+
+
+def record_acknowledgement(config_path: str, alert_id: str, name: str, now: datetime) -> str:
+    """Record the acknowledgement; say what it changed (an alert already taken stays so)."""
+    by = " ".join(name.split())[:120]
+    settings = load_settings(config_path)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        before = Store(con).acknowledge_alert(alert_id, by, now)
+    if before == "open":
+        return f"{alert_id} acknowledged by {by}"
+    return f"{alert_id} was already {before}; nothing changed"
+
+
+@flow(name="acknowledge-alert", flow_run_name="acknowledge {alert_id}")
+def acknowledge_alert(
+    alert_id: str, config_path: str = "vigie.toml", wait_hours: float = 24
+) -> str:
+    """Wait (paused) for someone of the cell to take charge of `alert_id`, then record it."""
+    answer = pause_flow_run(
+        wait_for_input=Acknowledgement, timeout=int(wait_hours * 3600), poll_interval=2
+    )
+    return record_acknowledgement(config_path, alert_id, answer.name, datetime.now(UTC))

@@ -1,0 +1,81 @@
+"""Acknowledging an alert through a paused Prefect run, on a real (temporary) Prefect server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from warehouse.connection import open_warehouse
+
+pytestmark = pytest.mark.prefect
+
+
+def _open_alert(config: Path) -> str:
+    from tasks.alerts import raise_alerts
+    from tasks.detect import TopicAssessment
+    from tasks.signals import Severity
+    from vigie.models import VolumeSignal
+    from vigie.settings import load_settings
+    from warehouse.store import Store
+
+    settings = load_settings(config)
+    now = datetime.now(UTC)
+    signal = VolumeSignal("marque", now - timedelta(hours=1), now, 40, 3.0, 1.0, 0.99, 9.0, True)
+    severity = Severity(72.0, "crise", {"volume": 35.0}, {})  # type: ignore[arg-type]
+    with open_warehouse(settings.warehouse_path) as con:
+        changes = raise_alerts(
+            Store(con), settings, [TopicAssessment(signal, 0.99, severity)], now=now, run_url=None
+        )
+    return changes.opened[0]
+
+
+def test_a_name_entered_in_the_paused_run_acknowledges_the_alert(
+    prefect_harness: str, write_config: ConfigWriter
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.acknowledge import acknowledge_alert
+
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}], smtp_port=25
+    )
+    alert_id = _open_alert(config)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = acknowledge_alert(alert_id, str(config), 0.1)
+        except BaseException as err:  # reported by the assertion below
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    run_name = f"acknowledge {alert_id}"
+    paused = None
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while paused is None and time.monotonic() < deadline and worker.is_alive():
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))
+            )
+            paused = next((r for r in runs if r.state and r.state.is_paused()), None)
+            time.sleep(0.5)
+    assert paused is not None, f"the run never paused: {outcome}"
+    resume_flow_run(paused.id, run_input={"name": "  Awa   Diallo "})
+    worker.join(timeout=120)
+    assert outcome.get("result") == f"{alert_id} acknowledged by Awa Diallo", outcome
+    with open_warehouse(config.parent / "wh" / "vigie.duckdb") as con:
+        events = con.execute(
+            "SELECT kind, detail->>'by' FROM alert_events WHERE alert_id = ? ORDER BY occurred_at",
+            [alert_id],
+        ).fetchall()
+        status = con.execute("SELECT status FROM alerts WHERE alert_id = ?", [alert_id]).fetchall()
+    assert events == [("opened", None), ("acknowledged", "Awa Diallo")]
+    assert status == [("acknowledged",)]
