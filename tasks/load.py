@@ -101,8 +101,7 @@ def raise_alerts_task(
         return raise_alerts(Store(con), settings, assessments, now=now, run_url=run_url)
 
 
-@task(name="send-outbox", cache_policy=NO_CACHE)
-def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+def send_pending(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
     """Send every pending email with yagmail, marking each sent (or failed) as it goes.
 
     The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly to
@@ -126,6 +125,12 @@ def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> Delive
         mark_sent=mark_sent,
         mark_failed=mark_failed,
     )
+
+
+@task(name="send-outbox", cache_policy=NO_CACHE)
+def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+    """Send every pending email (`send_pending`)."""
+    return send_pending(path, settings, secrets)
 
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)
