@@ -117,6 +117,31 @@ def cmd_cell_check(args: argparse.Namespace) -> int:
     return EXIT_ERROR
 
 
+def cmd_readiness(args: argparse.Namespace) -> int:
+    from tasks.readiness import send_readiness
+
+    settings = _settings(args)
+    secrets = load_secrets(settings)
+    if not settings.teams:
+        print("No team to remind: add [[teams]] to the configuration.")
+        return 0
+    now = args.now or datetime.now(UTC)
+    outcomes = send_readiness(
+        settings.warehouse_path, settings, secrets, now=now, team=args.team, force=args.force
+    )
+    words = {
+        "sent": "sent",
+        "failed": "FAILED",
+        "queued": "queued",
+        "already_sent": "already sent this period",
+        "already_queued": "already queued this period",
+    }
+    for outcome in outcomes:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{outcome.team}: {words[outcome.outcome]}{detail}")
+    return EXIT_ERROR if any(o.outcome == "failed" for o in outcomes) else 0
+
+
 def _run_cycle(config_path: Path) -> dict[str, object]:
     from flows.watch_cycle import watch_cycle
     from warehouse.connection import open_warehouse
@@ -592,6 +617,21 @@ def build_parser() -> argparse.ArgumentParser:
     cell_sub.add_parser("show", help="the cell by level, its charter, the teams").set_defaults(
         func=cmd_cell_show
     )
+
+    readiness = sub.add_parser(
+        "readiness",
+        help="send the readiness reminders that are due (who is in the cell, what to do)",
+        epilog="Each team gets one reminder per occurrence of its cron (teams.cron, else "
+        "schedule.readiness_cron); a second run in the same period sends nothing.\n"
+        'Example: vigie readiness --team "Service à la clientèle" --force',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    readiness.add_argument("--team", help="only this team (its name in the configuration)")
+    readiness.add_argument(
+        "--force", action="store_true", help="remind now even if this period's reminder went out"
+    )
+    readiness.add_argument("--now", type=_day, help="the moment to act as (ISO, UTC by default)")
+    readiness.set_defaults(func=cmd_readiness)
 
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")
