@@ -400,7 +400,7 @@ def send_readiness(
                         candidate.name,
                         "already_sent",
                         last[0],
-                        f"this period's reminder was sent {last[2]:%Y-%m-%d %H:%M} UTC",
+                        f"sent {last[2]:%Y-%m-%d %H:%M} UTC",
                     )
                 )
             else:
@@ -409,7 +409,7 @@ def send_readiness(
                         candidate.name,
                         "already_queued",
                         last[0] if last else None,
-                        "this period's reminder is queued, not sent yet",
+                        "waiting in the outbox",
                     )
                 )
         elif mid in report.sent:
