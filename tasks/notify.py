@@ -72,6 +72,7 @@ TEXT = {
             "Rappel : ne répondez au nom de l’organisation que si vous y êtes autorisé·e ; "
             "transmettez tout élément nouveau à la cellule."
         ),
+        "rules": "Charte d’engagement",
         "run": "Voir le cycle de veille dans Prefect",
         "footer": "Alerte {alert_id} envoyée par Vigie.",
     },
@@ -94,6 +95,7 @@ TEXT = {
             "Reminder: only answer in the organisation's name if you are authorised to; "
             "forward anything new to the cell."
         ),
+        "rules": "Rules of engagement (charter)",
         "run": "See the watch cycle in Prefect",
         "footer": "Alert {alert_id} sent by Vigie.",
     },
@@ -169,6 +171,8 @@ def render_alert_email(
             f"{html.escape(local(mention['published_at']))}{copies}</small></li>"
         )
     members = "".join(_member_line(m, language) for m in settings.first_level)
+    rules = "".join(f"<li>{html.escape(rule)}</li>" for rule in settings.cell.charter)
+    charter = f"<h3>{html.escape(text['rules'])}</h3><ol>{rules}</ol>" if rules else ""
     run_link = (
         f'<p><a href="{_safe_href(run_url)}">{html.escape(text["run"])}</a></p>'
         if run_url and _safe_href(run_url)
@@ -193,6 +197,7 @@ def render_alert_email(
         f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
         f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
         f"<p><em>{html.escape(text['charter'])}</em></p>"
+        f"{charter}"
         f"{run_link}"
         f"<p><small>{html.escape(text['footer'].format(alert_id=alert_id))}</small></p>"
         f"</body></html>"

@@ -61,6 +61,87 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_cell(settings: Settings) -> None:
+    """The cell by escalation level, where to reach it, its charter and the teams reminded."""
+    from tasks.notify import ROLE_NAMES
+
+    cell = settings.cell
+    print(f"Crisis cell of {settings.organisation.name} ({settings.config_path})")
+    for level in sorted({m.level for m in cell.members}):
+        print(f"  Level {level}:")
+        for member in settings.level_members(level):
+            details = [ROLE_NAMES["en"].get(member.role, member.role), member.email]
+            if member.phone:
+                details.append(member.phone)
+            details.append("speaks " + ", ".join(settings.member_languages(member)))
+            if member.backup:
+                details.append(f"backup: {member.backup}")
+            if member.platforms:
+                details.append("answers on " + ", ".join(member.platforms))
+            print(f"    {member.name} — {' · '.join(details)}")
+    if not cell.members:
+        print("  (no members)")
+    reach = cell.address or ", ".join(m.email for m in settings.first_level) or "nobody"
+    print(f"Things seen are forwarded to: {reach}")
+    print(f"Charter: {len(cell.charter)} rule{'s' if len(cell.charter) != 1 else ''}")
+    for number, rule in enumerate(cell.charter, 1):
+        print(f"  {number}. {rule}")
+    print(f"Teams reminded ({len(settings.teams)}):")
+    for team in settings.teams:
+        print(
+            f"  {team.name} [{settings.team_language(team)}, cron "
+            f"{settings.team_cron(team)!r}]: {', '.join(team.emails)}"
+        )
+
+
+def cmd_cell_show(args: argparse.Namespace) -> int:
+    _print_cell(load_settings(resolve_config_path(args.config), lenient_cell=True))
+    return 0
+
+
+def cmd_cell_check(args: argparse.Namespace) -> int:
+    from tasks.cell import check_cell
+
+    settings = load_settings(resolve_config_path(args.config), lenient_cell=True)
+    report = check_cell(settings)
+    _print_cell(settings)
+    print()
+    for finding in report.findings:
+        print(f"{finding.severity.upper():<8} {finding.message}")
+    missing, warnings = len(report.missing), len(report.warnings)
+    plural = "s" if warnings != 1 else ""
+    if report.ready:
+        print(f"The cell is ready ({warnings} warning{plural}).")
+        return 0
+    print(f"The cell is NOT ready: {missing} missing, {warnings} warning{plural}.")
+    return EXIT_ERROR
+
+
+def cmd_readiness(args: argparse.Namespace) -> int:
+    from tasks.readiness import send_readiness
+
+    settings = _settings(args)
+    secrets = load_secrets(settings)
+    if not settings.teams:
+        print("No team to remind: add [[teams]] to the configuration.")
+        return 0
+    now = args.now or datetime.now(UTC)
+    outcomes = send_readiness(
+        settings.warehouse_path, settings, secrets, now=now, team=args.team, force=args.force
+    )
+    words = {
+        "sent": "sent",
+        "failed": "FAILED",
+        "queued": "queued",
+        "already_sent": "already sent this period",
+        "already_queued": "already queued this period",
+    }
+    for outcome in outcomes:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{outcome.team}: {words[outcome.outcome]}{detail}")
+    return EXIT_ERROR if any(o.outcome == "failed" for o in outcomes) else 0
+
+
 def _run_cycle(config_path: Path) -> dict[str, object]:
     from flows.watch_cycle import watch_cycle
     from warehouse.connection import open_warehouse
@@ -602,6 +683,33 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_argument("input", help="CSV with a header timestamp,value (regular buckets)")
     series.add_argument("output", help="CSV to write: timestamp,anomaly_score")
     series.set_defaults(func=cmd_detect_series)
+
+    cell = sub.add_parser("cell", help="the crisis cell: check that it is ready, show it")
+    cell_sub = cell.add_subparsers(dest="cell_command", required=True)
+    cell_sub.add_parser(
+        "check",
+        help="say what the cell lacks (exit 1 when it is not ready)",
+        epilog="Missing: no lead, spokesperson or legal counsel, a key role without backup, an "
+        "invalid address, an escalation level with nobody. Warnings do not fail the check.",
+    ).set_defaults(func=cmd_cell_check)
+    cell_sub.add_parser("show", help="the cell by level, its charter, the teams").set_defaults(
+        func=cmd_cell_show
+    )
+
+    readiness = sub.add_parser(
+        "readiness",
+        help="send the readiness reminders that are due (who is in the cell, what to do)",
+        epilog="Each team gets one reminder per occurrence of its cron (teams.cron, else "
+        "schedule.readiness_cron); a second run in the same period sends nothing.\n"
+        'Example: vigie readiness --team "Service à la clientèle" --force',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    readiness.add_argument("--team", help="only this team (its name in the configuration)")
+    readiness.add_argument(
+        "--force", action="store_true", help="remind now even if this period's reminder went out"
+    )
+    readiness.add_argument("--now", type=_day, help="the moment to act as (ISO, UTC by default)")
+    readiness.set_defaults(func=cmd_readiness)
 
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")

@@ -12,10 +12,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import email_validator
+from cronsim import CronSim, CronSimError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,9 +26,11 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.networks import validate_email
 
 from vigie.errors import ConfigError, QueryError
 from vigie.query import Node, parse_query
@@ -274,29 +279,151 @@ class Email(_Model):
         return self
 
 
+# `load_settings(..., lenient_cell=True)` validates with this context: the cell's addresses and
+# backups are kept as written, for `vigie cell check` to report with everything else missing.
+LENIENT_CELL = "lenient_cell"
+MAX_CHARTER_RULES = 12
+MAX_CHARTER_RULE_CHARS = 300
+
+
+def address_problem(value: str) -> str | None:
+    """Why `value` is not a usable email address (syntax only, no DNS), or None."""
+    if "\r" in value or "\n" in value:
+        return "contains a line break"
+    try:
+        email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as err:
+        return str(err)
+    return None
+
+
+def _lenient(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(LENIENT_CELL))
+
+
+def _address(value: str, info: ValidationInfo) -> str:
+    """An email address as EmailStr checks it (normalised), or as written when lenient."""
+    if _lenient(info):
+        return value.strip()
+    return validate_email(value)[1]
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why a five-field cron expression cannot be read, or None."""
+    if len(expression.split()) != 5:
+        return "must have five fields (minute hour day-of-month month day-of-week)"
+    try:
+        CronSim(expression, datetime(2026, 1, 1, tzinfo=UTC))
+    except CronSimError as err:
+        return f"is not a valid cron expression ({err})"
+    return None
+
+
+def _cron(value: str) -> str:
+    problem = cron_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class Member(_Model):
     name: Annotated[str, Field(min_length=1, max_length=120)]
-    email: EmailStr
+    email: str
     role: Role
     level: Annotated[int, Field(ge=1, le=9)] = 1
-    platforms: tuple[str, ...] = ()
-    phone: str | None = None
+    # Where this person is trained and authorised to answer in the organisation's name.
+    platforms: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = ()
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    # The member who stands in when this one cannot be reached (a `name` of the cell).
+    backup: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    # Languages this member works in; None: the organisation's (`Settings.member_languages`).
+    languages: tuple[Language, ...] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str, info: ValidationInfo) -> str:
+        return _address(value, info)
+
+    @field_validator("languages")
+    @classmethod
+    def _some_languages(cls, value: tuple[Language, ...] | None) -> tuple[Language, ...] | None:
+        if value is not None and not value:
+            raise ValueError("lists no language: leave it out for the organisation's")
+        return value
+
+
+CharterRule = Annotated[str, Field(min_length=1, max_length=MAX_CHARTER_RULE_CHARS)]
 
 
 class Cell(_Model):
     members: tuple[Member, ...] = ()
+    # Short rules of engagement (step 5), quoted in alerts and readiness reminders.
+    charter: Annotated[tuple[CharterRule, ...], Field(max_length=MAX_CHARTER_RULES)] = ()
+    # A shared address of the cell to forward things to; None: the first level's addresses.
+    address: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _address(value, info)
+
+    @field_validator("charter")
+    @classmethod
+    def _no_blank_rule(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, rule in enumerate(value):
+            if not rule.strip():
+                raise ValueError(f"rule {index + 1} is blank")
+        return tuple(" ".join(rule.split()) for rule in value)
+
+    @model_validator(mode="after")
+    def _known_backups(self, info: ValidationInfo) -> Cell:
+        names = [m.name for m in self.members]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"members[{index}].name: {name!r} is used twice")
+        if _lenient(info):
+            return self
+        for index, member in enumerate(self.members):
+            if member.backup is None:
+                continue
+            if member.backup == member.name:
+                raise ValueError(f"members[{index}].backup: {member.name!r} cannot back up itself")
+            if member.backup not in names:
+                raise ValueError(
+                    f"members[{index}].backup: {member.backup!r} is not a member of the cell "
+                    "(use a member's name)"
+                )
+        return self
 
 
 class Team(_Model):
-    name: str
-    emails: tuple[EmailStr, ...]
-    language: Literal["fr", "en"] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    emails: Annotated[tuple[str, ...], Field(min_length=1)]
+    # The reminder's language; None: the organisation's (`Settings.team_language`).
+    language: Language | None = None
+    # When the team gets its readiness reminder; None: `schedule.readiness_cron`.
+    cron: str | None = None
+
+    @field_validator("emails")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return tuple(_address(address, info) for address in value)
+
+    @field_validator("cron")
+    @classmethod
+    def _readable_cron(cls, value: str | None) -> str | None:
+        return None if value is None else _cron(value)
 
 
 class Schedule(_Model):
     watch_every_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
     digest_cron: str = "30 7 * * 1-5"
     readiness_cron: str = "0 9 1 * *"
+
+    @field_validator("readiness_cron")
+    @classmethod
+    def _readable_cron(cls, value: str) -> str:
+        return _cron(value)
 
 
 class Collection(_Model):
@@ -423,6 +550,7 @@ class Settings(_Model):
         for label, names in (
             ("watch", [w.name for w in self.watch]),
             ("sources", [s.name for s in self.sources]),
+            ("teams", [t.name for t in self.teams]),
         ):
             seen: set[str] = set()
             for index, name in enumerate(names):
@@ -430,6 +558,18 @@ class Settings(_Model):
                     raise ValueError(f"{label}[{index}].name: {name!r} is used twice")
                 seen.add(name)
         return self
+
+    def team_language(self, team: Team) -> Language:
+        return team.language or self.organisation.language
+
+    def team_cron(self, team: Team) -> str:
+        return team.cron or self.schedule.readiness_cron
+
+    def member_languages(self, member: Member) -> tuple[Language, ...]:
+        return member.languages or (self.organisation.language,)
+
+    def member(self, name: str) -> Member | None:
+        return next((m for m in self.cell.members if m.name == name), None)
 
     @property
     def warehouse_path(self) -> Path:
@@ -500,8 +640,11 @@ def _describe(err: ValidationError, path: Path) -> str:
     return f"{path}: {key}: {message}{suffix}"
 
 
-def load_settings(path: str | os.PathLike[str]) -> Settings:
+def load_settings(path: str | os.PathLike[str], *, lenient_cell: bool = False) -> Settings:
     """Read and validate a configuration file.
+
+    With `lenient_cell`, the crisis cell's addresses and backups are kept as written (for
+    `vigie cell check` to report them with the rest); every other key is checked as usual.
 
     Raises:
         ConfigError: the file is missing, not TOML, or a key is invalid; the message names it.
@@ -524,7 +667,7 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(f"{path}: invalid TOML: {err}") from err
     data["config_path"] = path
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={LENIENT_CELL: lenient_cell})
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from err
 

@@ -557,8 +557,11 @@ class Store:
             [alert_id, at, kind, json.dumps(detail, ensure_ascii=False)],
         )
 
-    def queue(self, message: OutboxMessage, now: datetime) -> None:
-        """Add a message to the outbox once: a second queue of the same id does nothing."""
+    def queue(self, message: OutboxMessage, now: datetime) -> bool:
+        """Add a message to the outbox once: a second queue of the same id does nothing.
+
+        Returns whether the message was added.
+        """
         inserted = self.con.execute(
             "INSERT INTO outbox (message_id, kind, alert_id, recipients, subject, html, "
             "created_at, text, critical, drill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -581,6 +584,16 @@ class Store:
                 "INSERT INTO outbox_images VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [[message.message_id, image.cid, image.png] for image in message.images],
             )
+        return bool(inserted)
+
+    def outbox_log(self, kind: str) -> list[tuple[str, datetime, datetime | None]]:
+        """Every message of a kind ever queued: (message_id, created_at, sent_at), oldest first."""
+        rows = self.con.execute(
+            "SELECT message_id, created_at, sent_at FROM outbox WHERE kind = ? "
+            "ORDER BY created_at, message_id",
+            [kind],
+        ).fetchall()
+        return [(str(mid), created, sent) for mid, created, sent in rows]
 
     def pending_messages(self, max_attempts: int) -> list[OutboxMessage]:
         rows = self.con.execute(

@@ -67,7 +67,7 @@ def test_the_config_file_can_come_from_the_environment(
     ("replace", "by", "expected"),
     [
         ("tier = 1 ", "tier = 9 ", "sources[0].tier: Input should be less than or equal to 3"),
-        ('kind = "rss"', 'kind = "reddit"', "sources[0].kind: kind 'reddit' is not supported"),
+        ('kind = "rss"', 'kind = "twitter"', "sources[0].kind: kind 'twitter' is not supported"),
         (
             "NOT recrutement'",
             "NOT (recrutement'",

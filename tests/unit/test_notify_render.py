@@ -277,3 +277,19 @@ def test_the_alert_message_goes_to_first_level_only(settings_fr: Settings) -> No
         "louis.tremblay@laiterie-boreale.example",
     )
     assert (message.message_id, message.kind, message.alert_id) == ("al-1.opened", "alert", "al-1")
+
+
+def test_the_charter_is_quoted_escaped(tmp_path: Path) -> None:
+    cell = (
+        '[cell]\ncharter = ["Nous répondons en moins d’une heure.", '
+        '"Jamais de <b>suppression</b>."]\n'
+    )
+    settings = settings_from(tmp_path, MINIMAL_TOML + cell + CELL_TOML)
+    _, body = render(settings)
+    assert "<h3>Charte d’engagement</h3><ol><li>Nous répondons en moins d’une heure.</li>" in body
+    assert "<li>Jamais de &lt;b&gt;suppression&lt;/b&gt;.</li></ol>" in body
+
+
+def test_no_charter_no_charter_heading(settings_fr: Settings) -> None:
+    _, body = render(settings_fr)
+    assert "Charte d’engagement" not in body

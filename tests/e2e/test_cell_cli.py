@@ -1,0 +1,69 @@
+"""`vigie cell check` and `vigie cell show` as a user runs them: real processes, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.configs import CELL_TOML, MINIMAL_TOML, READY_CELL_TOML, write_toml
+
+VIGIE = [sys.executable, "-m", "vigie.cli"]
+
+
+def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VIGIE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def test_a_ready_cell_passes_the_check(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, MINIMAL_TOML + READY_CELL_TOML)
+    result = _vigie("--config", str(config), "cell", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The cell is ready (0 warnings)." in result.stdout
+    assert "  Level 3:\n    Jean Gagnon — executive" in result.stdout
+    assert "Things seen are forwarded to: cellule@laiterie-boreale.example" in result.stdout
+
+
+def test_a_cell_missing_things_fails_the_check_with_one_line_each(tmp_path: Path) -> None:
+    text = (MINIMAL_TOML + CELL_TOML).replace(
+        'email = "sophie.roy@laiterie-boreale.example"', 'email = "sophie.roy@"'
+    )
+    config = write_toml(tmp_path, text)
+    result = _vigie("--config", str(config), "cell", "check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    missing = [line for line in lines if line.startswith("MISSING ")]
+    assert len(missing) == 4
+    assert any(
+        "cell.members[2].email (Sophie Roy): 'sophie.roy@' is not valid" in m for m in missing
+    )
+    assert lines[-1] == "The cell is NOT ready: 4 missing, 3 warnings."
+    # The same file is refused by every other command, naming the key.
+    check = _vigie("--config", str(config), "check")
+    assert check.returncode == 2
+    assert "cell.members[2].email: value is not a valid email address" in check.stderr
+
+
+def test_a_configuration_error_still_exits_2(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, MINIMAL_TOML + READY_CELL_TOML.replace("level = 3", "level = 0"))
+    result = _vigie("--config", str(config), "cell", "check")
+    assert result.returncode == 2
+    assert "cell.members[4].level" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cell_show_lists_the_charter_and_teams(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, MINIMAL_TOML + READY_CELL_TOML)
+    result = _vigie("--config", str(config), "cell", "show")
+    assert result.returncode == 0, result.stderr
+    assert "  2. Nous ne supprimons jamais un commentaire critique." in result.stdout
+    assert (
+        "  Ontario sales [en, cron '0 8 * * 1']: sales-on@laiterie-boreale.example" in result.stdout
+    )
