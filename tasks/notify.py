@@ -10,15 +10,19 @@ Everything that came from a feed is HTML-escaped; headers are stripped of contro
 from __future__ import annotations
 
 import contextlib
+import email.policy
+import email.utils
 import hashlib
 import html
+import re
 import smtplib
 import socket
 import ssl
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -379,6 +383,52 @@ def deliver_outbox(
         with contextlib.suppress(*_SMTP_ERRORS):
             client.close()
     return report
+
+
+# --- MIME building (kept apart: delivery is being rewritten on main to send what this builds) ---
+
+
+def _text_from_html(body: str) -> str:
+    """A rough plain-text version of an HTML body, for messages queued without one."""
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", body)
+    body = re.sub(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|tr|table|ul|ol)>", "\n", body)
+    lines = (
+        " ".join(line.split()) for line in html.unescape(re.sub(r"<[^>]*>", "", body)).split("\n")
+    )
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def build_mime(message: OutboxMessage, sender: str, *, now: datetime | None = None) -> EmailMessage:
+    """The email of an outbox message, as the standard library builds it:
+
+    multipart/alternative[text/plain, multipart/related[text/html, image/png ...]] (no related
+    part without images). UTF-8 throughout, bodies quoted-printable (safe over any relay),
+    the subject stripped of control characters, `Message-ID: <{message_id}@vigie>`.
+    """
+    mime = EmailMessage(policy=email.policy.SMTP)
+    mime["Subject"] = header_safe(message.subject)
+    mime["From"] = header_safe(sender, 300)
+    mime["To"] = ", ".join(header_safe(r, 300) for r in message.recipients)
+    mime["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
+    mime["Message-ID"] = f"<{header_safe(message.message_id, 300)}@vigie>"
+    mime["X-Vigie-Message-Id"] = header_safe(message.message_id, 300)
+    text = message.text or _text_from_html(message.html)
+    mime.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    mime.add_alternative(message.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if message.images:
+        # The HTML part becomes multipart/related[text/html, images] in place.
+        html_part = mime.get_body(preferencelist=("html",))
+        assert html_part is not None  # added just above
+        for image in message.images:
+            html_part.add_related(
+                image.png,
+                maintype="image",
+                subtype="png",
+                cid=f"<{image.cid}>",
+                disposition="inline",
+                filename=f"{image.cid}.png",
+            )
+    return mime
 
 
 QUALITY_TEXT = {
