@@ -101,12 +101,12 @@ def raise_alerts_task(
         return raise_alerts(Store(con), settings, assessments, now=now, run_url=run_url)
 
 
-@task(name="send-outbox", cache_policy=NO_CACHE)
-def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+def send_pending(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
     """Send every pending email with yagmail, marking each sent (or failed) as it goes.
 
     The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly to
-    read the outbox, then once per message to record what happened to it.
+    read the outbox, then once per message to record what happened to it. Plain code, so that
+    the command line (`vigie digest`) sends the same way as the watch cycle.
     """
     with open_warehouse(path) as con:
         pending = Store(con).pending_messages(MAX_ATTEMPTS)
@@ -126,6 +126,12 @@ def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> Delive
         mark_sent=mark_sent,
         mark_failed=mark_failed,
     )
+
+
+@task(name="send-outbox", cache_policy=NO_CACHE)
+def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> DeliveryReport:
+    """Send every pending email (`send_pending`)."""
+    return send_pending(path, settings, secrets)
 
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)
