@@ -142,7 +142,9 @@ def build_digest(store: Store, settings: Settings, *, period: Period, end: datet
     )
     language = settings.organisation.language
     volumes = []
-    charted = sorted(topics, key=lambda t: -now_counts[t][0])[:MAX_CHARTS]
+    # A chart for each topic with mentions in the period (the busiest first, a few at most).
+    busy = [t for t in topics if now_counts[t][0]]
+    charted = sorted(busy, key=lambda t: -now_counts[t][0])[:MAX_CHARTS]
     for topic in topics:
         mentions, negative, scored = now_counts[topic]
         previous, previous_negative, previous_scored = before_counts[topic]
