@@ -159,11 +159,12 @@ def volume_chart_png(
         if count <= 0:
             continue
         left, right = x_of(moment), x_of(moment + step)
-        top = y1 - (y1 - y0) * count / peak
+        # At least one pixel high: a small count beside a large peak still shows.
+        top = min(round(y1 - (y1 - y0) * count / peak), y1 - 1)
         marked = marker is not None and moment <= marker < moment + step
         gap = 1 if right - left > 3 else 0
         draw.rectangle(
-            [round(left) + gap, round(top), max(round(left) + gap, round(right) - 1), y1 - 1],
+            [round(left) + gap, top, max(round(left) + gap, round(right) - 1), y1 - 1],
             fill=MARKED_BAR if marked else BAR,
         )
     ticks, spacing = _ticks(start, end, zone)

@@ -88,3 +88,18 @@ def test_a_topic_chart_id_is_stable_and_header_safe() -> None:
     cid = chart_cid("marque boréale")
     assert cid == chart_cid("marque boréale") != chart_cid("autre")
     assert cid.startswith("volume-") and cid.isascii() and " " not in cid
+
+
+def test_small_counts_beside_a_large_peak_and_many_bars_still_draw() -> None:
+    def bottom_row(small: int) -> list[tuple[int, ...]]:
+        points = [(START + timedelta(hours=i), small if i % 2 else 5000) for i in range(168)]
+        png = volume_chart_png(
+            points, marker=START + timedelta(hours=100), title="t", language="en"
+        )
+        assert len(png) < 30_000
+        image = _image(png)
+        return [image.getpixel((x, 220 - 28 - 1)) for x in range(44, 588)]  # type: ignore[misc]
+
+    white = (255, 255, 255)
+    # The bars of 1 mention are one pixel high above the axis, not missing.
+    assert bottom_row(1).count(white) < bottom_row(0).count(white) - 100
