@@ -22,10 +22,9 @@ import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from tasks.notify import (
@@ -43,7 +42,6 @@ MAX_ATTEMPTS = 10
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 HELD_NOTE_KIND = "held_note"
-_TAGS = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,28 +177,50 @@ def plan_delivery(
     return plan
 
 
-def compose_email(message: OutboxMessage, *, sender: str, sender_name: str) -> EmailMessage:
-    """The MIME message: alternative[text/plain, related[text/html, image/png…]], UTF-8.
+def text_from_html(body: str) -> str:
+    """A rough plain-text version of an HTML body, for messages queued without one."""
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", body)
+    body = re.sub(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|tr|table|ul|ol)>", "\n", body)
+    lines = (
+        " ".join(line.split()) for line in html.unescape(re.sub(r"<[^>]*>", "", body)).split("\n")
+    )
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def compose_email(
+    message: OutboxMessage, *, sender: str, sender_name: str, now: datetime | None = None
+) -> EmailMessage:
+    """The MIME message: alternative[text/plain, related[text/html, image/png…]] (no related
+    part without images), UTF-8, bodies quoted-printable (safe over any relay).
 
     The plain text is the message's own, or the HTML's text when it has none; headers are
     single-line; the Message-ID is derived from the outbox id, so a copy would be recognisable.
     """
     mime = EmailMessage(policy=SMTP)
     mime["From"] = email.utils.formataddr((header_safe(sender_name, 80), sender))
-    mime["To"] = ", ".join(message.recipients)
+    mime["To"] = ", ".join(header_safe(r, 300) for r in message.recipients)
     mime["Subject"] = header_safe(message.subject)
-    mime["Date"] = email.utils.formatdate(localtime=False)
-    mime["Message-ID"] = f"<{message.message_id}@vigie>"
-    mime["X-Vigie-Message-Id"] = message.message_id
+    mime["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
+    mime["Message-ID"] = f"<{header_safe(message.message_id, 300)}@vigie>"
+    mime["X-Vigie-Message-Id"] = header_safe(message.message_id, 300)
     if message.drill:
         mime["X-Vigie-Drill"] = "yes"
-    text = message.text or html.unescape(_TAGS.sub(" ", message.html))
-    mime.set_content(text, subtype="plain", charset="utf-8")
-    mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    text = message.text or text_from_html(message.html)
+    mime.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    mime.add_alternative(message.html, subtype="html", charset="utf-8", cte="quoted-printable")
     if message.images:
-        html_part = cast(EmailMessage, list(mime.iter_parts())[1])
+        # The HTML part becomes multipart/related[text/html, images] in place.
+        html_part = mime.get_body(preferencelist=("html",))
+        assert html_part is not None  # added just above
         for image in message.images:
-            html_part.add_related(image.png, "image", "png", cid=f"<{image.cid}>")
+            html_part.add_related(
+                image.png,
+                maintype="image",
+                subtype="png",
+                cid=f"<{image.cid}>",
+                disposition="inline",
+                filename=f"{image.cid}.png",
+            )
     return mime
 
 
@@ -268,7 +288,10 @@ def deliver(
                 if not store.claim(message.message_id, now):
                     continue  # another sender took it, or it was sent meanwhile
             mime = compose_email(
-                message, sender=email_settings.sender, sender_name=email_settings.sender_name
+                message,
+                sender=email_settings.sender,
+                sender_name=email_settings.sender_name,
+                now=now,
             )
             try:
                 client.smtp.sendmail(

@@ -505,6 +505,49 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from tasks.digest import build_digest, default_end, render_digest
+    from tasks.load import send_pending
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    # The password is needed only to send; --no-send works without it.
+    secrets = None if args.no_send else load_secrets(settings)
+    now = datetime.now(UTC)
+    end = args.end or default_end(now, settings.organisation.timezone)
+    if end > now:
+        raise ConfigError("--end is in the future: a digest covers a period that is over")
+    with open_warehouse(settings.warehouse_path) as con:
+        store = Store(con)
+        digest = build_digest(store, settings, period=args.period, end=end)
+        message = render_digest(digest, settings)
+        already = store.outbox_has(message.message_id)
+        if not already:
+            store.queue(message, now)
+    mentions = ", ".join(f"{t.topic} {t.mentions} (before {t.previous})" for t in digest.topics)
+    print(
+        f"Digest {digest.period} from {digest.start:%Y-%m-%d %H:%M} to "
+        f"{digest.end:%Y-%m-%d %H:%M} UTC: mentions {mentions}; {len(digest.stories)} top "
+        f"stories, {len(digest.failed_sources)} failed sources, {len(digest.alerts)} alerts"
+    )
+    state = "already in the outbox, not queued again" if already else "queued"
+    print(
+        f"{message.message_id}: {state}: {message.subject} "
+        f"(to {len(message.recipients)} recipients, {len(message.images)} charts)"
+    )
+    if not message.recipients:
+        print("Warning: the crisis cell has no members; the digest reaches nobody.")
+    if secrets is None:
+        print("Not sent (--no-send); the next watch cycle or `vigie digest` sends the outbox.")
+        return 0
+    report = send_pending(settings.warehouse_path, settings, secrets)
+    print(f"Outbox: {len(report.sent)} sent, {len(report.failed)} failed")
+    for message_id, reason in report.failed.items():
+        print(f"  {message_id}: {reason}")
+    return EXIT_ERROR if report.failed else 0
+
+
 def cmd_escalate(args: argparse.Namespace) -> int:
     from tasks.escalation import escalate_unacknowledged
     from tasks.load import send_pending
@@ -627,6 +670,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass unacknowledged alerts to the next level of the cell, then send the outbox",
         epilog="Run it from cron every few minutes where no Prefect deployment does.",
     ).set_defaults(func=cmd_escalate)
+    digest = sub.add_parser(
+        "digest",
+        help="build the cell's digest of the period, queue it and send the outbox",
+        epilog="Example: vigie digest --period daily --end 2026-11-25T07:00-05:00 --no-send",
+    )
+    digest.add_argument("--period", choices=["daily", "weekly"], required=True)
+    digest.add_argument(
+        "--end",
+        type=_day,
+        help="end of the period (ISO, UTC unless it says otherwise; default: the last whole "
+        "hour in the organisation's time zone)",
+    )
+    digest.add_argument(
+        "--no-send", action="store_true", help="queue the digest but do not send the outbox"
+    )
+    digest.set_defaults(func=cmd_digest)
     outbox = sub.add_parser("outbox", help="emails not sent yet: held, retrying, uncertain")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_sub.add_parser("list", help="every unsent email and why").set_defaults(

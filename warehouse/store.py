@@ -397,6 +397,122 @@ class Store:
         ).fetchall()[0]
         return float(negative) / float(scored) if scored else 0.0
 
+    # The reads of the digest (tasks/digest.py): one period [start, end) at a time.
+
+    def topic_period_counts(
+        self, topics: Sequence[str], *, start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int, int]]:
+        """Per topic: (mentions, negative, scored) published in [start, end), from the
+        aggregates; a topic without any is (0, 0, 0)."""
+        rows = self.con.execute(
+            "SELECT topic, coalesce(sum(mentions), 0), "
+            "coalesce(sum(mentions) FILTER (sentiment = 'negative'), 0), "
+            "coalesce(sum(mentions) FILTER (sentiment <> 'unknown'), 0) FROM mention_buckets "
+            "WHERE topic IN (SELECT unnest(?::VARCHAR[])) AND bucket_start >= ? "
+            "AND bucket_start < ? GROUP BY topic",
+            [list(topics), start, end],
+        ).fetchall()
+        found = {topic: (int(a), int(b), int(c)) for topic, a, b, c in rows}
+        return {topic: found.get(topic, (0, 0, 0)) for topic in topics}
+
+    def top_stories(
+        self, *, start: datetime, end: datetime, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """The stories with mentions published in [start, end): major outlets first, then
+        those carried by more sources, then more mentions; each with the title and link of its
+        best-tier (then earliest) mention and how many sources carried it."""
+        rows = self.con.execute(
+            "WITH period AS (SELECT * FROM mentions WHERE published_at >= ? "
+            "AND published_at < ? AND title <> ''), "
+            "carried AS (SELECT p.story_id, count(DISTINCT coalesce(s.source, p.source)) AS n "
+            "FROM period p LEFT JOIN mention_sightings s ON s.mention_id = p.mention_id "
+            "GROUP BY p.story_id) "
+            "SELECT p.story_id, arg_min(p.title, (p.tier, p.published_at, p.mention_id)), "
+            "arg_min(p.url, (p.tier, p.published_at, p.mention_id)), "
+            "arg_min(p.source, (p.tier, p.published_at, p.mention_id)), min(p.tier), "
+            "count(*), any_value(c.n), min(p.published_at), "
+            "list_sort(list_distinct(flatten(list(p.topics)))) "
+            "FROM period p JOIN carried c ON c.story_id = p.story_id GROUP BY p.story_id "
+            "ORDER BY min(p.tier), any_value(c.n) DESC, count(*) DESC, min(p.published_at), "
+            "p.story_id LIMIT ?",
+            [start, end, limit],
+        ).fetchall()
+        keys = (
+            "story_id",
+            "title",
+            "url",
+            "source",
+            "tier",
+            "mentions",
+            "sources",
+            "first_published_at",
+            "topics",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def failed_sources(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Sources with failed runs in [start, end): failures, runs, the last error, whether
+        the last run of the period failed too; also sources whose health is not ok now."""
+        rows = self.con.execute(
+            "WITH runs AS (SELECT source, count(*) FILTER (status = 'error') AS failures, "
+            "count(*) AS runs, arg_max(error, started_at) FILTER (status = 'error') AS error, "
+            "max(started_at) FILTER (status = 'error') AS last_failure_at, "
+            "arg_max(status, started_at) = 'error' AS still_failing FROM source_runs "
+            "WHERE started_at >= ? AND started_at < ? GROUP BY source) "
+            "SELECT coalesce(r.source, s.name), coalesce(r.failures, 0), coalesce(r.runs, 0), "
+            "coalesce(r.error, s.health_reason, s.last_error), r.last_failure_at, "
+            "coalesce(r.still_failing, false), coalesce(s.health, 'ok') "
+            "FROM runs r FULL JOIN sources s ON s.name = r.source "
+            "WHERE coalesce(r.failures, 0) > 0 OR coalesce(s.health, 'ok') <> 'ok' "
+            "ORDER BY coalesce(r.failures, 0) DESC, 1",
+            [start, end],
+        ).fetchall()
+        keys = (
+            "source",
+            "failures",
+            "runs",
+            "last_error",
+            "last_failure_at",
+            "still_failing",
+            "health",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def period_alerts(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Alerts opened before `end` and not resolved before `start`, oldest first, with who
+        acknowledged them and when (from `alert_events`)."""
+        rows = self.con.execute(
+            "WITH ack AS (SELECT alert_id, arg_min(detail->>'by', occurred_at) AS by, "
+            "min(occurred_at) AS at FROM alert_events WHERE kind = 'acknowledged' "
+            "GROUP BY alert_id) "
+            "SELECT a.alert_id, a.topic, a.level, a.status, a.opened_at, a.resolved_at, "
+            "a.severity, a.mentions_in_window, ack.by, ack.at FROM alerts a "
+            "LEFT JOIN ack ON ack.alert_id = a.alert_id "
+            "WHERE a.opened_at < ? AND (a.resolved_at IS NULL OR a.resolved_at >= ?) "
+            "ORDER BY a.opened_at, a.alert_id",
+            [end, start],
+        ).fetchall()
+        keys = (
+            "alert_id",
+            "topic",
+            "level",
+            "status",
+            "opened_at",
+            "resolved_at",
+            "severity",
+            "mentions_in_window",
+            "acknowledged_by",
+            "acknowledged_at",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def outbox_has(self, message_id: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM outbox WHERE message_id = ?", [message_id]
+            ).fetchall()[0][0]
+        )
+
     def open_alert_for(self, topic: str) -> StoredAlert | None:
         rows = self.con.execute(
             "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "

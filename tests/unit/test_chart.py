@@ -1,0 +1,105 @@
+"""Volume charts: valid, small, deterministic PNG files, with the alert's moment marked."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+from PIL import Image
+
+from tasks.chart import MARKER, ascii_label, chart_cid, volume_chart_png
+
+START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _series(hours: int = 48) -> list[tuple[datetime, int]]:
+    return [
+        (START + timedelta(hours=i), (i * 7) % 5 + (30 if 40 <= i <= 43 else 0))
+        for i in range(hours)
+    ]
+
+
+def _image(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def _red_columns(image: Image.Image) -> set[int]:
+    width, height = image.size
+    return {
+        x for x in range(width) for y in range(30, height - 28) if image.getpixel((x, y)) == MARKER
+    }
+
+
+def test_a_chart_is_a_small_png_of_the_expected_size() -> None:
+    png = volume_chart_png(
+        _series(), marker=None, title="marque : mentions par heure", language="fr"
+    )
+    assert png.startswith(PNG_SIGNATURE)
+    assert _image(png).size == (600, 220)
+    assert len(png) < 30_000
+
+
+def test_the_same_series_gives_the_same_bytes() -> None:
+    options = {"marker": START + timedelta(hours=41), "title": "Boréale", "language": "fr"}
+    first = volume_chart_png(_series(), **options)  # type: ignore[arg-type]
+    second = volume_chart_png(list(reversed(_series())), **options)  # type: ignore[arg-type]
+    assert first == second
+
+
+def test_the_alert_moment_is_drawn_in_red_where_it_falls() -> None:
+    marker = START + timedelta(hours=41, minutes=30)
+    marked = _image(volume_chart_png(_series(), marker=marker, title="t", language="en"))
+    plain = _image(volume_chart_png(_series(), marker=None, title="t", language="en"))
+    assert not _red_columns(plain)
+    columns = _red_columns(marked)
+    # The plot spans x 44..588 for 48 hours: hour 41.5 is near x = 44 + 544 * 41.5 / 48.
+    expected = 44 + 544 * 41.5 / 48
+    assert columns and min(abs(x - expected) for x in columns) <= 2
+    assert max(columns) < 600 - 12 and min(columns) > 44 + 544 * 40 / 48 - 2
+
+
+def test_a_marker_outside_the_series_draws_no_line() -> None:
+    png = volume_chart_png(_series(), marker=START - timedelta(days=3), title="t", language="fr")
+    assert not _red_columns(_image(png))
+
+
+def test_an_empty_series_gives_a_valid_chart_that_differs_from_a_full_one() -> None:
+    empty = volume_chart_png([], marker=None, title="marque", language="fr")
+    zeros = volume_chart_png(
+        [(START + timedelta(hours=i), 0) for i in range(24)],
+        marker=None,
+        title="marque",
+        language="fr",
+    )
+    full = volume_chart_png(_series(), marker=None, title="marque", language="fr")
+    for png in (empty, zeros):
+        assert png.startswith(PNG_SIGNATURE)
+        assert _image(png).size == (600, 220)
+    assert empty != full
+
+
+def test_labels_are_folded_to_what_the_builtin_font_can_draw() -> None:
+    assert ascii_label("Laiterie Boréale — « rappel »") == 'Laiterie Boreale - " rappel "'
+    assert ascii_label("x" * 100, max_chars=10) == "xxxxxxx..."
+
+
+def test_a_topic_chart_id_is_stable_and_header_safe() -> None:
+    cid = chart_cid("marque boréale")
+    assert cid == chart_cid("marque boréale") != chart_cid("autre")
+    assert cid.startswith("volume-") and cid.isascii() and " " not in cid
+
+
+def test_small_counts_beside_a_large_peak_and_many_bars_still_draw() -> None:
+    def bottom_row(small: int) -> list[tuple[int, ...]]:
+        points = [(START + timedelta(hours=i), small if i % 2 else 5000) for i in range(168)]
+        png = volume_chart_png(
+            points, marker=START + timedelta(hours=100), title="t", language="en"
+        )
+        assert len(png) < 30_000
+        image = _image(png)
+        return [image.getpixel((x, 220 - 28 - 1)) for x in range(44, 588)]  # type: ignore[misc]
+
+    white = (255, 255, 255)
+    # The bars of 1 mention are one pixel high above the axis, not missing.
+    assert bottom_row(1).count(white) < bottom_row(0).count(white) - 100
