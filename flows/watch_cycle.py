@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -102,7 +103,9 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
     with clock.step("detect"):
         assessments = detect_task(path, settings.watch, settings, now)
     with clock.step("alert"):
-        changes = raise_alerts_task(path, settings, assessments, now, flow_run.ui_url)
+        changes = raise_alerts_task(
+            path, settings, assessments, now, flow_run.ui_url, str(Path(config_path).resolve())
+        )
         escalations = escalate_task(path, settings, now)
     with clock.step("send"):
         delivery = send_outbox_task(path, settings, secrets)

@@ -10,10 +10,11 @@ transaction, so a retried cycle either finds the alert (and does nothing) or ope
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tasks.chart import alert_chart
 from tasks.detect import TopicAssessment, alert_reason
 from tasks.notify import alert_message
 from vigie.settings import Settings
@@ -35,8 +36,13 @@ def raise_alerts(
     *,
     now: datetime,
     run_url: str | None,
+    ack_link: Callable[[str], str | None] | None = None,
 ) -> AlertChanges:
-    """Open, escalate, update or resolve each topic's alert; return what changed."""
+    """Open, escalate, update or resolve each topic's alert; return what changed.
+
+    `ack_link(alert_id)` may start a run waiting for an acknowledgement and return its page,
+    which the alert email links to (without it, the email gives `vigie ack`).
+    """
     changes = AlertChanges()
     calm = timedelta(minutes=settings.detection.calm_minutes)
     for assessment in assessments:
@@ -67,6 +73,14 @@ def raise_alerts(
             continue
         alert_id = f"al-{now:%Y%m%d%H%M}-{uuid.uuid4().hex[:8]}"
         top = store.top_mentions(signal.topic, start=signal.window_start, end=signal.window_end)
+        chart = alert_chart(
+            store,
+            signal.topic,
+            end=signal.window_end,
+            marker=now,
+            language=settings.organisation.language,
+            tz=settings.organisation.timezone,
+        )
         message = alert_message(
             settings,
             alert_id=alert_id,
@@ -75,6 +89,8 @@ def raise_alerts(
             top_mentions=top,
             run_url=run_url,
             severity=severity,
+            chart=chart,
+            ack_url=ack_link(alert_id) if ack_link else None,
         )
         store.open_alert(
             alert_id,

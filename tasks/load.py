@@ -5,7 +5,7 @@ Short connections keep DuckDB's cross-process file lock free between steps (STAC
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +90,35 @@ def detect_task(
         )
 
 
+ACK_DEPLOYMENT = "acknowledge-alert/acknowledge-alert"
+
+
+def prefect_ack_link(config_path: str) -> Callable[[str], str | None]:
+    """Start, for each new alert, a run of the `acknowledge-alert` deployment that waits for
+    a name, and give its page in the Prefect UI; None where that deployment is not served
+    (then the email gives `vigie ack`)."""
+
+    def link(alert_id: str) -> str | None:
+        from prefect.deployments import run_deployment
+        from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+        from prefect.settings import PREFECT_UI_URL
+
+        try:
+            run = run_deployment(
+                ACK_DEPLOYMENT,
+                parameters={"alert_id": alert_id, "config_path": config_path},
+                timeout=0,
+                as_subflow=False,
+            )
+        except (ObjectNotFound, PrefectHTTPStatusError, OSError):
+            return None
+        ui = PREFECT_UI_URL.value()
+        run_id = getattr(run, "id", None)  # the sync call returns the FlowRun itself
+        return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
+
+    return link
+
+
 @task(name="raise-alerts", cache_policy=NO_CACHE)
 def raise_alerts_task(
     path: Path,
@@ -97,10 +126,18 @@ def raise_alerts_task(
     assessments: Sequence[TopicAssessment],
     now: datetime,
     run_url: str | None,
+    config_path: str | None = None,
 ) -> AlertChanges:
     """Open, escalate, update or resolve each topic's alert (emails go to the outbox)."""
     with open_warehouse(path) as con:
-        return raise_alerts(Store(con), settings, assessments, now=now, run_url=run_url)
+        return raise_alerts(
+            Store(con),
+            settings,
+            assessments,
+            now=now,
+            run_url=run_url,
+            ack_link=prefect_ack_link(config_path) if config_path else None,
+        )
 
 
 @contextmanager

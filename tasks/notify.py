@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import yagmail
 
 from tasks.signals import Severity
-from vigie.models import HealthChange, OutboxMessage, VolumeSignal
+from vigie.models import HealthChange, InlineImage, OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
 
 MAX_SUBJECT_CHARS = 200
@@ -75,6 +75,11 @@ TEXT = {
         "rules": "Charte d’engagement",
         "run": "Voir le cycle de veille dans Prefect",
         "footer": "Alerte {alert_id} envoyée par Vigie.",
+        "ack": ('Prendre en charge (arrête l’escalade) : vigie ack {alert_id} --by "Votre nom"'),
+        "ack_link": "Prendre en charge dans Prefect (votre nom dans le formulaire)",
+        "chart": "Mentions par heure sur 48 h ; le trait rouge marque l’alerte",
+        "drill": "EXERCICE — ceci n’est pas une vraie crise. Répondez comme si c’en était une.",
+        "drill_tag": "[EXERCICE]",
     },
     "en": {
         "subject": (
@@ -98,6 +103,11 @@ TEXT = {
         "rules": "Rules of engagement (charter)",
         "run": "See the watch cycle in Prefect",
         "footer": "Alert {alert_id} sent by Vigie.",
+        "ack": 'Take charge (stops the escalation): vigie ack {alert_id} --by "Your name"',
+        "ack_link": "Take charge in Prefect (your name in the form)",
+        "chart": "Mentions per hour over 48 h; the red line marks the alert",
+        "drill": "DRILL — this is not a real crisis. Respond as if it were.",
+        "drill_tag": "[DRILL]",
     },
 }
 
@@ -137,8 +147,15 @@ def render_alert_email(
     top_mentions: Sequence[dict[str, Any]],
     run_url: str | None,
     severity: Severity | None = None,
+    chart_cid: str | None = None,
+    ack_url: str | None = None,
+    drill: bool = False,
 ) -> tuple[str, str]:
-    """The subject and HTML body of an alert, in the organisation's language."""
+    """The subject and HTML body of an alert, in the organisation's language.
+
+    `chart_cid` names the inline volume chart, `ack_url` the Prefect run waiting for an
+    acknowledgement; a `drill` is marked as an exercise in the subject and at the top.
+    """
     language = settings.organisation.language
     text = TEXT[language]
     zone = ZoneInfo(settings.organisation.timezone)
@@ -148,7 +165,8 @@ def render_alert_email(
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
     subject = header_safe(
-        text["subject"].format(
+        (text["drill_tag"] + " " if drill else "")
+        + text["subject"].format(
             level=LEVEL_NAMES[language][level],
             org=settings.organisation.name,
             topic=signal.topic,
@@ -187,13 +205,31 @@ def render_alert_email(
         z=signal.z,
         score=signal.score,
     )
+    chart = (
+        f'<p><img src="cid:{html.escape(chart_cid)}" width="600" height="220" '
+        f'alt="{html.escape(text["chart"])}"><br><small>{html.escape(text["chart"])}</small></p>'
+        if chart_cid
+        else ""
+    )
+    banner = (
+        '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
+        f"{html.escape(text['drill'])}</p>"
+        if drill
+        else ""
+    )
+    ack_href = _safe_href(ack_url) if ack_url else None
+    ack = (
+        f'<p style="font-weight:bold">{html.escape(text["ack"].format(alert_id=alert_id))}'
+        + (f'<br><a href="{ack_href}">{html.escape(text["ack_link"])}</a>' if ack_href else "")
+        + "</p>"
+    )
     body = (
-        f'<html><body style="font-family:sans-serif">'
+        f'<html><body style="font-family:sans-serif">{banner}'
         f"<h2>{html.escape(LEVEL_NAMES[language][level])} — "
         f"{html.escape(text['heading'].format(topic=signal.topic))}</h2>"
         f"<p>{html.escape(settings.organisation.name)}</p>"
         f"{_severity_html(severity, language)}"
-        f"<p>{html.escape(why)}</p>"
+        f"<p>{html.escape(why)}</p>{chart}{ack}"
         f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
         f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
         f"<p><em>{html.escape(text['charter'])}</em></p>"
@@ -262,6 +298,9 @@ def alert_message(
     top_mentions: Sequence[dict[str, Any]],
     run_url: str | None,
     severity: Severity | None = None,
+    chart: InlineImage | None = None,
+    ack_url: str | None = None,
+    drill: bool = False,
 ) -> OutboxMessage:
     """The outbox row that tells the first escalation level an alert was opened."""
     subject, body = render_alert_email(
@@ -272,6 +311,9 @@ def alert_message(
         top_mentions=top_mentions,
         run_url=run_url,
         severity=severity,
+        chart_cid=chart.cid if chart else None,
+        ack_url=ack_url,
+        drill=drill,
     )
     return OutboxMessage(
         message_id=f"{alert_id}.opened",
@@ -280,7 +322,9 @@ def alert_message(
         subject=subject,
         html=body,
         alert_id=alert_id,
+        images=(chart,) if chart else (),
         critical=True,  # an alert never waits for quiet hours or a cap
+        drill=drill,
     )
 
 

@@ -79,3 +79,25 @@ def test_a_name_entered_in_the_paused_run_acknowledges_the_alert(
         status = con.execute("SELECT status FROM alerts WHERE alert_id = ?", [alert_id]).fetchall()
     assert events == [("opened", None), ("acknowledged", "Awa Diallo")]
     assert status == [("acknowledged",)]
+
+
+def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(
+    prefect_harness: str, write_config: ConfigWriter
+) -> None:
+    from prefect import get_client
+
+    from flows.acknowledge import acknowledge_alert
+    from tasks.load import prefect_ack_link
+
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}], smtp_port=25
+    )
+    # Without the deployment, the email keeps `vigie ack` only.
+    assert prefect_ack_link(str(config))("al-missing") is None
+    acknowledge_alert.to_deployment(name="acknowledge-alert").apply()
+    link = prefect_ack_link(str(config))("al-test")
+    assert link is not None and "/runs/flow-run/" in link
+    run_id = link.rsplit("/", 1)[1]
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)  # type: ignore[arg-type]
+    assert run.parameters == {"alert_id": "al-test", "config_path": str(config)}

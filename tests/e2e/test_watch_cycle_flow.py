@@ -82,6 +82,12 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     assert "Gravité" in body and "vocabulaire de crise" in body
     assert "Médias majeurs : Le Quotidien du Nord" in body
     assert "sophie.roy" not in body  # level 2 is not on duty for a new alert
+    # A real plain-text alternative, and the volume chart inline (no remote image).
+    parts = [part.get_content_type() for part in email.walk()]
+    assert parts[:3] == ["multipart/alternative", "text/plain", "multipart/related"]
+    assert "image/png" in parts and 'src="cid:volume-' in body
+    plain = email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "<" not in plain and "Rappel de fromages" in plain
 
     from prefect.artifacts import Artifact
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ import pytest
 
 from tasks.notify import MAX_SUBJECT_CHARS, alert_message, header_safe, render_alert_email
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
-from vigie.models import VolumeSignal
+from vigie.models import InlineImage, VolumeSignal
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -293,3 +294,40 @@ def test_the_charter_is_quoted_escaped(tmp_path: Path) -> None:
 def test_no_charter_no_charter_heading(settings_fr: Settings) -> None:
     _, body = render(settings_fr)
     assert "Charte d’engagement" not in body
+
+
+# --- chart, acknowledgement, drills ----------------------------------------------------------
+
+
+def _alert(settings: Settings, **options: Any) -> Any:
+    return alert_message(
+        settings,
+        alert_id="al-7",
+        signal=SIGNAL,
+        level="alerte",
+        top_mentions=top_mentions(),
+        run_url=None,
+        **options,
+    )
+
+
+def test_the_alert_shows_its_chart_inline_and_says_how_to_take_charge(
+    settings_fr: Settings,
+) -> None:
+    chart = InlineImage("volume-abc", b"\x89PNG\r\n\x1a\n")
+    message = _alert(settings_fr, chart=chart, ack_url="http://127.0.0.1:4200/runs/flow-run/9")
+    assert message.images == (chart,) and message.critical
+    assert 'src="cid:volume-abc"' in message.html
+    assert 'vigie ack al-7 --by "Votre nom"' in html.unescape(message.html)
+    assert "http://127.0.0.1:4200/runs/flow-run/9" in hrefs(message.html)
+    assert "javascript:" not in _alert(settings_fr, ack_url="javascript:alert(1)").html
+
+
+def test_a_drill_is_marked_as_an_exercise_everywhere(
+    settings_fr: Settings, settings_en: Settings
+) -> None:
+    drill = _alert(settings_fr, drill=True)
+    assert drill.drill and drill.subject.startswith("[EXERCICE] [Vigie][ALERTE]")
+    assert "EXERCICE — ceci n’est pas une vraie crise" in drill.html
+    assert _alert(settings_en, drill=True).subject.startswith("[DRILL] [Vigie][ALERT]")
+    assert "EXERCICE" not in _alert(settings_fr).html
