@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
-from tasks.collect import collect_sources_task, fetch_sources_task
+from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
 from tasks.enrich import enrich_mentions_task
 from tasks.load import (
     apply_retention_task,
@@ -65,7 +65,11 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
     with clock.step("prepare"):
         states = prepare_warehouse(path, cycle_id, now, run_id)
     with clock.step("fetch"):
-        fetched = fetch_sources_task(settings.sources, states, settings.collection)
+        # Sources with a longer poll interval, or backing off after failures, wait their turn.
+        due, skipped = due_sources(
+            settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
+        )
+        fetched = fetch_sources_task(due, states, settings.collection)
     with clock.step("parse"):
         collected, outcomes = collect_sources_task(
             settings.sources, fetched, now, settings.collection.max_entries
@@ -106,6 +110,7 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
         cycle_id=cycle_id,
         clock=clock,
         outcomes=outcomes,
+        skipped=skipped,
         collected=len(collected),
         matched=len(matched),
         quarantined=len(checked.quarantined),

@@ -16,11 +16,15 @@ SourceStatus = Literal["ok", "not_modified", "error"]
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
-    """What is remembered of a source between cycles, for conditional GET."""
+    """What is remembered of a source between cycles: HTTP validators for conditional GET,
+    and the last run and failure streak that decide whether it is due (poll interval, back-off).
+    """
 
     name: str
     etag: str | None = None
     last_modified: str | None = None
+    last_run_at: datetime | None = None
+    consecutive_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,8 +83,13 @@ class Store:
         self.con.execute("COMMIT")
 
     def source_states(self) -> dict[str, SourceState]:
-        rows = self.con.execute("SELECT name, etag, last_modified FROM sources").fetchall()
-        return {name: SourceState(name, etag, modified) for name, etag, modified in rows}
+        rows = self.con.execute(
+            "SELECT name, etag, last_modified, last_run_at, consecutive_failures FROM sources"
+        ).fetchall()
+        return {
+            name: SourceState(name, etag, modified, last_run, failures or 0)
+            for name, etag, modified, last_run, failures in rows
+        }
 
     def begin_cycle(self, cycle_id: str, started_at: datetime, flow_run_id: str | None) -> None:
         self.con.execute(
