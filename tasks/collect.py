@@ -27,6 +27,7 @@ import requests.adapters
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.fastfeed import parse_fast
 from vigie.errors import FetchError, ParseError, SourceError
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
 from vigie.query import text_words
@@ -38,7 +39,8 @@ _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER_S = 30.0
 _TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_SPACES = re.compile(r"\s+")
+# An http(s) URL that canonical_url would leave as it is (lower-case host, no port, no query).
+_PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#\s\\]*)?")
 # A source failing this many cycles in a row is polled less and less often (`due_sources`).
 BACKOFF_AFTER = 3
 MAX_BACKOFF_CYCLES = 32
@@ -326,9 +328,19 @@ def _struct_to_utc(value: time.struct_time | None) -> datetime | None:
 
 
 def parse_feed(
-    body: bytes, *, source: str, url: str, headers: Mapping[str, str], max_entries: int
+    body: bytes,
+    *,
+    source: str,
+    url: str,
+    headers: Mapping[str, str],
+    max_entries: int,
+    fast: bool = True,
 ) -> tuple[list[FeedEntry], str | None]:
     """Parse an RSS, Atom or RDF document from bytes; return its entries and its language.
+
+    Well-formed feeds take the fast path (`tasks.fastfeed`, the C XML parser); anything it is
+    not sure of, and every document when `fast` is False, goes to feedparser, which recovers
+    broken documents. Both give the same entries once normalised.
 
     Raises:
         ParseError: empty body, entity declarations, or not a feed (an HTML page, garbage).
@@ -339,6 +351,15 @@ def parse_feed(
         raise ParseError(source, "document declares XML entities (refused: expansion attack)")
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
+    if fast:
+        quick = parse_fast(
+            body,
+            url=response_headers["content-location"],
+            headers=response_headers,
+            max_entries=max_entries,
+        )
+        if quick is not None:
+            return quick
     parsed = feedparser.parse(body, response_headers=response_headers)
     if not parsed.get("version") and not parsed.entries:
         head = body[:2048].lower()
@@ -444,19 +465,79 @@ def _visible(ch: str) -> str:
     return ch
 
 
+# Characters outside these ranges may be control, format or separator characters (checked
+# against the whole Unicode database by the tests); text without any skips `_visible`.
+_MAYBE_INVISIBLE = re.compile(
+    "[^\x20-\x7e\xa0-\xac\xae-\u05ff\u0606-\u061b\u061d-\u06dc\u06de-\u070e"
+    "\u0710-\u088f\u0892-\u08e1\u08e3-\u180d\u180f-\u200a\u2010-\u2027\u202f-\u205f"
+    "\u2070-\ufefe\uff00-\ufff8]"
+)
+# What `_visible` makes of each character seen so far (bounded: text comes from the network).
+_VISIBLE: dict[str, str] = {}
+# A tag as HTMLParser reads it, in the plain shape feeds use: name, attributes, quoted values.
+_SIMPLE_TAG = re.compile(
+    r"<(?:/([a-zA-Z][a-zA-Z0-9]*)\s*|([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*\s*/?)>"
+)
+_RAW_TEXT_TAGS = frozenset({"script", "style"})
+
+
+def _simple_html_text(value: str) -> str | None:
+    """The text `_TextExtractor` would give, for HTML made only of simple tags; else None.
+
+    Every `<` must open a well-formed tag (no comments, no stray `<`) and no script or style
+    element may appear: then tags split the text into runs that HTMLParser unescapes as they
+    are, and block tags separate words. Anything else is left to HTMLParser.
+    """
+    # split() gives [text, end tag name, start tag name, text, ...]: a text run every third.
+    pieces = _SIMPLE_TAG.split(value)
+    texts = pieces[::3]
+    if any("<" in text for text in texts):
+        return None
+    names = [(end or start).lower() for end, start in zip(pieces[1::3], pieces[2::3], strict=True)]
+    if not _RAW_TEXT_TAGS.isdisjoint(names):
+        return None
+    parts = [html.unescape(text) if "&" in text else text for text in texts]
+    out = [parts[0]]
+    for name, text in zip(names, parts[1:], strict=True):
+        out.append(" " if name in _BLOCK_TAGS else "")
+        out.append(text)
+    return "".join(out)
+
+
+def _html_text(value: str) -> str:
+    """Text content of an HTML fragment (character references decoded)."""
+    simple = _simple_html_text(value)
+    if simple is not None:
+        return simple
+    extractor = _TextExtractor()  # decodes character references itself
+    extractor.feed(value)
+    extractor.close()
+    return "".join(extractor.parts)
+
+
 def clean_text(value: str | None, max_chars: int) -> str:
     """Plain text from untrusted HTML: tags and control characters gone, spaces collapsed."""
     if not value:
         return ""
     if "<" in value:
-        extractor = _TextExtractor()  # decodes character references itself
-        extractor.feed(value)
-        extractor.close()
-        value = "".join(extractor.parts)
-    else:
+        value = _html_text(value)
+    elif "&" in value:
         value = html.unescape(value)
-    value = "".join(_visible(ch) for ch in value)
-    value = _SPACES.sub(" ", value).strip()
+    if _MAYBE_INVISIBLE.search(value) is not None:
+        # Each distinct character is looked up once, not each occurrence.
+        changes: dict[int, str] = {}
+        for ch in set(value):
+            seen = _VISIBLE.get(ch)
+            if seen is None:
+                seen = _visible(ch)
+                if len(_VISIBLE) < 100_000:
+                    _VISIBLE[ch] = seen
+            if seen != ch:
+                changes[ord(ch)] = seen
+        if changes:
+            value = value.translate(changes)
+    value = " ".join(value.split())  # str.split and regex \s agree on what a space is
     if len(value) > max_chars:
         value = value[: max_chars - 1].rstrip() + "…"
     return value
@@ -468,7 +549,10 @@ def canonical_url(url: str) -> str:
     Raises:
         ValueError: the URL cannot be split (bad port, unclosed IPv6 bracket).
     """
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    if _PLAIN_URL.fullmatch(url):
+        return url if "/" in url[8:] else url + "/"  # already in canonical form
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:

@@ -29,8 +29,14 @@ _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "\u00ad": ""})
 def fold(text: str) -> str:
     """Lower-case `text`, remove its accents and open ligatures ("Cœur Boréale" -> "coeur
     boreale")."""
+    if text.isascii():
+        return text.lower()  # nothing to decompose: the same answer, much sooner
     decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if decomposed.isascii():
+        return decomposed
+    # Each distinct character is looked up once, not each occurrence.
+    marks = {ord(ch): None for ch in set(decomposed) if unicodedata.combining(ch)}
+    return decomposed.translate(marks) if marks else decomposed
 
 
 def text_words(text: str) -> tuple[str, ...]:
