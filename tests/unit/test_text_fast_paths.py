@@ -191,3 +191,13 @@ def reference_fold(text: str) -> str:
 )
 def test_fold_quick_paths_match_the_reference(text: str) -> None:
     assert fold(text) == reference_fold(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Northwind_Foundation 2024: l'ONU", "ℌello Wörld", "a-b c.d", "x\u00ady", "plain"],
+)
+def test_text_words_quick_path_matches_the_reference(text: str) -> None:
+    from vigie.query import text_words
+
+    assert text_words(text) == tuple(re.findall(r"[^\W_]+", reference_fold(text)))
