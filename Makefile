@@ -22,6 +22,8 @@ test: $(STAMP)
 
 # Figures only, printed side by side; the 10 M-mention warehouse takes about a minute to build.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/bench_collection.py
 	$(BIN)/python bench/bench_detection.py
 	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/bench_scenarios.py

@@ -12,20 +12,23 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
 import requests
+import requests.adapters
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.fastfeed import parse_fast
 from vigie.errors import FetchError, ParseError, SourceError
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
 from vigie.query import text_words
@@ -37,7 +40,11 @@ _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER_S = 30.0
 _TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_SPACES = re.compile(r"\s+")
+# An http(s) URL that canonical_url would leave as it is (lower-case host, no port, no query).
+_PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#\s\\]*)?")
+# A source failing this many cycles in a row is polled less and less often (`due_sources`).
+BACKOFF_AFTER = 3
+MAX_BACKOFF_CYCLES = 32
 
 
 def _retry_after(response: requests.Response, attempt: int) -> float:
@@ -61,17 +68,32 @@ def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float
     return b"".join(chunks)
 
 
+def _new_session(pool_size: int = 1) -> requests.Session:
+    """A Session whose connection pools keep `pool_size` connections per host."""
+    session = requests.Session()
+    session.max_redirects = 5
+    adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def fetch_source(
     source: Source,
     state: SourceState | None,
     *,
     collection: Collection,
     now: datetime | None = None,
+    session: requests.Session | None = None,
 ) -> FetchResult:
     """Fetch one source with conditional GET, timeouts, a size cap and bounded retries.
 
-    Never raises for a source problem: the result carries `status="error"` and the reason.
+    `session` is reused when given (keep-alive connections); otherwise one is made for this
+    fetch. Never raises for a source problem: the result carries `status="error"` and the reason.
     """
+    if session is None:
+        with _new_session() as own:
+            return fetch_source(source, state, collection=collection, now=now, session=own)
     started_at = now or datetime.now(UTC)
     t0 = time.monotonic()
     deadline = t0 + collection.deadline_s
@@ -93,74 +115,120 @@ def fetch_source(
         )
 
     attempt = 0
-    with requests.Session() as session:
-        session.max_redirects = 5
-        while True:
-            try:
-                response = session.get(
-                    source.url,
-                    headers=headers,
-                    timeout=(collection.connect_timeout_s, collection.read_timeout_s),
-                    stream=True,
-                )
-            except requests.exceptions.InvalidSchema:
-                return failed("redirected to a non-HTTP URL (refused)")
-            except requests.exceptions.TooManyRedirects:
-                return failed("too many redirects")
-            except requests.exceptions.Timeout:
-                reason = "timed out"
-                if attempt < collection.retries and time.monotonic() < deadline:
+    while True:
+        try:
+            response = session.get(
+                source.url,
+                headers=headers,
+                timeout=(collection.connect_timeout_s, collection.read_timeout_s),
+                stream=True,
+            )
+        except requests.exceptions.InvalidSchema:
+            return failed("redirected to a non-HTTP URL (refused)")
+        except requests.exceptions.TooManyRedirects:
+            return failed("too many redirects")
+        except requests.exceptions.Timeout:
+            reason = "timed out"
+            if attempt < collection.retries and time.monotonic() < deadline:
+                attempt += 1
+                continue
+            return failed(reason)
+        except requests.exceptions.ConnectionError as err:
+            if attempt < collection.retries and time.monotonic() < deadline:
+                attempt += 1
+                time.sleep(0.5 * attempt)
+                continue
+            return failed(f"connection failed: {type(err).__name__}")
+        except requests.RequestException as err:
+            return failed(f"request failed: {type(err).__name__}")
+        with response:
+            status = response.status_code
+            if status in _RETRYABLE_STATUS and attempt < collection.retries:
+                wait = _retry_after(response, attempt)
+                if time.monotonic() + wait < deadline:
                     attempt += 1
+                    time.sleep(wait)
                     continue
-                return failed(reason)
-            except requests.exceptions.ConnectionError as err:
-                if attempt < collection.retries and time.monotonic() < deadline:
-                    attempt += 1
-                    time.sleep(0.5 * attempt)
-                    continue
-                return failed(f"connection failed: {type(err).__name__}")
-            except requests.RequestException as err:
-                return failed(f"request failed: {type(err).__name__}")
-            with response:
-                status = response.status_code
-                if status in _RETRYABLE_STATUS and attempt < collection.retries:
-                    wait = _retry_after(response, attempt)
-                    if time.monotonic() + wait < deadline:
-                        attempt += 1
-                        time.sleep(wait)
-                        continue
-                if status == 304:
-                    return FetchResult(
-                        source=source.name,
-                        url=source.url,
-                        status="not_modified",
-                        started_at=started_at,
-                        duration_s=time.monotonic() - t0,
-                        http_status=304,
-                        etag=state.etag if state else None,
-                        last_modified=state.last_modified if state else None,
-                    )
-                if status >= 400:
-                    return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
-                try:
-                    body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
-                except FetchError as err:
-                    return failed(err.reason, status)
-                except requests.RequestException as err:
-                    return failed(f"body could not be read: {type(err).__name__}", status)
+            if status == 304:
                 return FetchResult(
                     source=source.name,
                     url=source.url,
-                    status="ok",
+                    status="not_modified",
                     started_at=started_at,
                     duration_s=time.monotonic() - t0,
-                    http_status=status,
-                    body=body,
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    final_url=response.url,
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
+                    http_status=304,
+                    etag=state.etag if state else None,
+                    last_modified=state.last_modified if state else None,
                 )
+            if status >= 400:
+                return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
+            try:
+                body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
+            except FetchError as err:
+                return failed(err.reason, status)
+            except requests.RequestException as err:
+                return failed(f"body could not be read: {type(err).__name__}", status)
+            return FetchResult(
+                source=source.name,
+                url=source.url,
+                status="ok",
+                started_at=started_at,
+                duration_s=time.monotonic() - t0,
+                http_status=status,
+                body=body,
+                headers={k.lower(): v for k, v in response.headers.items()},
+                final_url=response.url,
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            )
+
+
+def host_of(url: str) -> str:
+    """The host a URL is fetched from (lower case, with its port), for the per-host bound."""
+    try:
+        return urlsplit(url).netloc.lower().rpartition("@")[2]
+    except ValueError:
+        return url
+
+
+class _HostScheduler:
+    """Hands out sources so that at most `per_host` of one host are in flight at once.
+
+    Workers never wait on a busy host while another host has work: the next source is taken
+    from the first host, in round-robin order, that is under its bound.
+    """
+
+    def __init__(self, indexed: Iterable[tuple[int, Source]], per_host: int) -> None:
+        self._queues: dict[str, deque[tuple[int, Source]]] = {}
+        for item in indexed:
+            self._queues.setdefault(host_of(item[1].url), deque()).append(item)
+        self._hosts: deque[str] = deque(self._queues)
+        self._active: dict[str, int] = dict.fromkeys(self._queues, 0)
+        self._per_host = per_host
+        self._cond = threading.Condition()
+
+    def take(self) -> tuple[str, int, Source] | None:
+        with self._cond:
+            while True:
+                if not self._hosts:
+                    return None
+                for _ in range(len(self._hosts)):
+                    host = self._hosts[0]
+                    self._hosts.rotate(-1)
+                    if self._active[host] < self._per_host:
+                        queue = self._queues[host]
+                        index, source = queue.popleft()
+                        if not queue:
+                            self._hosts.remove(host)
+                        self._active[host] += 1
+                        return host, index, source
+                self._cond.wait()
+
+    def done(self, host: str) -> None:
+        with self._cond:
+            self._active[host] -= 1
+            # Every waiter looks again: a host has room, or there is nothing left to take.
+            self._cond.notify_all()
 
 
 def fetch_any_source(
@@ -168,11 +236,12 @@ def fetch_any_source(
     state: SourceState | None,
     *,
     collection: Collection,
+    session: requests.Session | None = None,
 ) -> FetchResult:
     """Fetch a source of any kind: RSS in one request, the other kinds page by page through
     `tasks.sources` (which calls `fetch_source` for every request, so every guard applies)."""
     if source.kind == "rss":
-        return fetch_source(source, state, collection=collection)
+        return fetch_source(source, state, collection=collection, session=session)
     from tasks.sources import fetch_api_source  # tasks.sources builds on this module
 
     return fetch_api_source(source, state, collection=collection)
@@ -184,15 +253,86 @@ def fetch_sources(
     *,
     collection: Collection,
 ) -> list[FetchResult]:
-    """Fetch every source concurrently (bounded by `collection.concurrency`), in config order."""
+    """Fetch every source concurrently, in config order.
+
+    At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
+    to one host. Each worker thread keeps one Session, so connections are reused (keep-alive).
+    """
     if not sources:
         return []
-    with ThreadPoolExecutor(max_workers=min(collection.concurrency, len(sources))) as pool:
-        return list(
-            pool.map(
-                lambda s: fetch_any_source(s, states.get(s.name), collection=collection), sources
-            )
+    results: list[FetchResult | None] = [None] * len(sources)
+    scheduler = _HostScheduler(enumerate(sources), collection.per_host)
+
+    def work() -> None:
+        with _new_session() as session:
+            while (taken := scheduler.take()) is not None:
+                host, index, source = taken
+                try:
+                    results[index] = fetch_any_source(
+                        source, states.get(source.name), collection=collection, session=session
+                    )
+                finally:
+                    scheduler.done(host)
+
+    workers = [
+        threading.Thread(target=work, name=f"fetch-{n}", daemon=True)
+        for n in range(min(collection.concurrency, len(sources)))
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    missing = [i for i, r in enumerate(results) if r is None]
+    for index in missing:  # a worker died on an unexpected error: record it, never hide it
+        results[index] = FetchResult(
+            source=sources[index].name,
+            url=sources[index].url,
+            status="error",
+            started_at=datetime.now(UTC),
+            duration_s=0.0,
+            error="fetch crashed (internal error)",
         )
+    return [r for r in results if r is not None]
+
+
+def due_sources(
+    sources: Sequence[Source],
+    states: Mapping[str, SourceState],
+    now: datetime,
+    *,
+    cycle_minutes: float,
+) -> tuple[list[Source], dict[str, str]]:
+    """Split sources into those to fetch this cycle and those skipped, with the reason.
+
+    A source with `poll_minutes` is skipped until that long after its last run. A source that
+    failed `BACKOFF_AFTER` cycles in a row or more is skipped for 2^(failures - 3) cycles,
+    at most `MAX_BACKOFF_CYCLES`, after its last run. Half a cycle of slack absorbs the jitter
+    of the schedule. Sources never run are always due.
+    """
+    due: list[Source] = []
+    skipped: dict[str, str] = {}
+    slack = timedelta(minutes=cycle_minutes / 2)
+    for source in sources:
+        state = states.get(source.name)
+        if state is None or state.last_run_at is None:
+            due.append(source)
+            continue
+        since = now - state.last_run_at
+        failures = state.consecutive_failures
+        if failures >= BACKOFF_AFTER:
+            cycles = min(2 ** (failures - BACKOFF_AFTER), MAX_BACKOFF_CYCLES)
+            if since + slack < timedelta(minutes=cycle_minutes * (cycles + 1)):
+                skipped[source.name] = (
+                    f"backing off for {cycles} cycle(s) after {failures} failures in a row"
+                )
+                continue
+        if source.poll_minutes is not None and since + slack < timedelta(
+            minutes=source.poll_minutes
+        ):
+            skipped[source.name] = f"polled every {source.poll_minutes} min"
+            continue
+        due.append(source)
+    return due, skipped
 
 
 def _struct_to_utc(value: time.struct_time | None) -> datetime | None:
@@ -205,9 +345,19 @@ def _struct_to_utc(value: time.struct_time | None) -> datetime | None:
 
 
 def parse_feed(
-    body: bytes, *, source: str, url: str, headers: Mapping[str, str], max_entries: int
+    body: bytes,
+    *,
+    source: str,
+    url: str,
+    headers: Mapping[str, str],
+    max_entries: int,
+    fast: bool = True,
 ) -> tuple[list[FeedEntry], str | None]:
     """Parse an RSS, Atom or RDF document from bytes; return its entries and its language.
+
+    Well-formed feeds take the fast path (`tasks.fastfeed`, the C XML parser); anything it is
+    not sure of, and every document when `fast` is False, goes to feedparser, which recovers
+    broken documents. Both give the same entries once normalised.
 
     Raises:
         ParseError: empty body, entity declarations, or not a feed (an HTML page, garbage).
@@ -218,6 +368,15 @@ def parse_feed(
         raise ParseError(source, "document declares XML entities (refused: expansion attack)")
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
+    if fast:
+        quick = parse_fast(
+            body,
+            url=response_headers["content-location"],
+            headers=response_headers,
+            max_entries=max_entries,
+        )
+        if quick is not None:
+            return quick
     parsed = feedparser.parse(body, response_headers=response_headers)
     if not parsed.get("version") and not parsed.entries:
         head = body[:2048].lower()
@@ -323,19 +482,79 @@ def _visible(ch: str) -> str:
     return ch
 
 
+# Characters outside these ranges may be control, format or separator characters (checked
+# against the whole Unicode database by the tests); text without any skips `_visible`.
+_MAYBE_INVISIBLE = re.compile(
+    "[^\x20-\x7e\xa0-\xac\xae-\u05ff\u0606-\u061b\u061d-\u06dc\u06de-\u070e"
+    "\u0710-\u088f\u0892-\u08e1\u08e3-\u180d\u180f-\u200a\u2010-\u2027\u202f-\u205f"
+    "\u2070-\ufefe\uff00-\ufff8]"
+)
+# What `_visible` makes of each character seen so far (bounded: text comes from the network).
+_VISIBLE: dict[str, str] = {}
+# A tag as HTMLParser reads it, in the plain shape feeds use: name, attributes, quoted values.
+_SIMPLE_TAG = re.compile(
+    r"<(?:/([a-zA-Z][a-zA-Z0-9]*)\s*|([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*\s*/?)>"
+)
+_RAW_TEXT_TAGS = frozenset({"script", "style"})
+
+
+def _simple_html_text(value: str) -> str | None:
+    """The text `_TextExtractor` would give, for HTML made only of simple tags; else None.
+
+    Every `<` must open a well-formed tag (no comments, no stray `<`) and no script or style
+    element may appear: then tags split the text into runs that HTMLParser unescapes as they
+    are, and block tags separate words. Anything else is left to HTMLParser.
+    """
+    # split() gives [text, end tag name, start tag name, text, ...]: a text run every third.
+    pieces = _SIMPLE_TAG.split(value)
+    texts = pieces[::3]
+    if any("<" in text for text in texts):
+        return None
+    names = [(end or start).lower() for end, start in zip(pieces[1::3], pieces[2::3], strict=True)]
+    if not _RAW_TEXT_TAGS.isdisjoint(names):
+        return None
+    parts = [html.unescape(text) if "&" in text else text for text in texts]
+    out = [parts[0]]
+    for name, text in zip(names, parts[1:], strict=True):
+        out.append(" " if name in _BLOCK_TAGS else "")
+        out.append(text)
+    return "".join(out)
+
+
+def _html_text(value: str) -> str:
+    """Text content of an HTML fragment (character references decoded)."""
+    simple = _simple_html_text(value)
+    if simple is not None:
+        return simple
+    extractor = _TextExtractor()  # decodes character references itself
+    extractor.feed(value)
+    extractor.close()
+    return "".join(extractor.parts)
+
+
 def clean_text(value: str | None, max_chars: int) -> str:
     """Plain text from untrusted HTML: tags and control characters gone, spaces collapsed."""
     if not value:
         return ""
     if "<" in value:
-        extractor = _TextExtractor()  # decodes character references itself
-        extractor.feed(value)
-        extractor.close()
-        value = "".join(extractor.parts)
-    else:
+        value = _html_text(value)
+    elif "&" in value:
         value = html.unescape(value)
-    value = "".join(_visible(ch) for ch in value)
-    value = _SPACES.sub(" ", value).strip()
+    if _MAYBE_INVISIBLE.search(value) is not None:
+        # Each distinct character is looked up once, not each occurrence.
+        changes: dict[int, str] = {}
+        for ch in set(value):
+            seen = _VISIBLE.get(ch)
+            if seen is None:
+                seen = _visible(ch)
+                if len(_VISIBLE) < 100_000:
+                    _VISIBLE[ch] = seen
+            if seen != ch:
+                changes[ord(ch)] = seen
+        if changes:
+            value = value.translate(changes)
+    value = " ".join(value.split())  # str.split and regex \s agree on what a space is
     if len(value) > max_chars:
         value = value[: max_chars - 1].rstrip() + "…"
     return value
@@ -347,7 +566,10 @@ def canonical_url(url: str) -> str:
     Raises:
         ValueError: the URL cannot be split (bad port, unclosed IPv6 bracket).
     """
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    if _PLAIN_URL.fullmatch(url):
+        return url if "/" in url[8:] else url + "/"  # already in canonical form
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:

@@ -9,6 +9,7 @@ label, to the aggregates negativity is measured on.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vigie.models import Mention
-from vigie.sentiment import detect_language, score_texts
+from vigie.sentiment import _language_identifier, detect_language, load_model, score_texts
 
 SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise and time
 
@@ -24,6 +25,23 @@ SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise
 def language_text(mention: Mention) -> str:
     """What language and sentiment are read from: the title and the lead of the summary."""
     return f"{mention.title}. {mention.summary[:SUMMARY_CHARS]}".strip()
+
+
+def warm_up() -> threading.Thread:
+    """Load the sentiment models and the language identifier in a thread (a cycle starts this
+    while it fetches); errors are left for enrichment to raise."""
+
+    def load() -> None:
+        try:
+            load_model("fr")
+            load_model("en")
+            _language_identifier()
+        except Exception:  # raised again by the enrichment itself
+            return
+
+    thread = threading.Thread(target=load, name="sentiment-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def enrich_mentions(mentions: Sequence[Mention]) -> list[Mention]:

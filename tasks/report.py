@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,6 +42,7 @@ def cycle_summary(
     cycle_id: str,
     clock: StepClock,
     outcomes: Sequence[SourceOutcome],
+    skipped: Mapping[str, str] | None = None,
     collected: int,
     matched: int,
     quarantined: int,
@@ -55,16 +56,24 @@ def cycle_summary(
     health_changes: Sequence[str] = (),
     escalations: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources)."""
+    """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources).
+
+    `sources_skipped` names the sources not polled this cycle (poll interval or back-off) and
+    why; they are not failures. `entries_parsed` counts entries read from the fetched documents
+    before duplicates merged (`collected`) and watch queries kept (`matched`).
+    """
     failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
+    skipped = dict(skipped or {})
     return {
         "cycle_id": cycle_id,
         "duration_s": clock.elapsed,
         "steps": dict(clock.steps),
-        "sources": len(outcomes),
+        "sources": len(outcomes) + len(skipped),
         "sources_ok": sum(1 for o in outcomes if o.status == "ok"),
         "sources_not_modified": sum(1 for o in outcomes if o.status == "not_modified"),
         "sources_failed": failed,
+        "sources_skipped": skipped,
+        "entries_parsed": sum(o.items for o in outcomes),
         "collected": collected,
         "matched": matched,
         "quarantined": quarantined,
@@ -112,6 +121,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "sources",
         "sources_ok",
         "sources_not_modified",
+        "entries_parsed",
         "collected",
         "matched",
         "quarantined",
@@ -119,6 +129,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "emails_sent",
     ):
         lines.append(f"| {key} | {summary[key]} |")
+    lines.append(f"| sources_skipped | {len(summary.get('sources_skipped') or {})} |")
     lines.append(f"| alerts_opened | {len(summary['alerts_opened'])} |")
     if summary["sources_failed"]:
         lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]

@@ -87,6 +87,27 @@ def _validation_definition(suite_name: str) -> ValidationDefinition:
     )
 
 
+def warm_up(suite_names: tuple[str, ...] = ("mentions", "source_runs")) -> threading.Thread:
+    """Import Great Expectations and build the suites' validation definitions in a thread.
+
+    Importing GX and building an ephemeral context take seconds of CPU; a cycle starts this
+    while it fetches (network-bound), so validation later finds everything ready. Errors are
+    left for the real validation to raise.
+    """
+
+    def build() -> None:
+        with _GX_LOCK:
+            for name in suite_names:
+                try:
+                    _validation_definition(name)
+                except Exception:  # raised again, with its message, when validation runs
+                    return
+
+    thread = threading.Thread(target=build, name="gx-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _raised(info: dict[str, Any]) -> str | None:
     # GX gives either one exception record or a record per metric.
     records = [info] if "raised_exception" in info else list(info.values())

@@ -48,17 +48,35 @@ class FeedServer:
         # path -> [(query parameters that must be present, route)], most specific first
         self.query_routes: dict[str, list[tuple[dict[str, str], Route]]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # The client (address, port) of each request: one port per TCP connection.
+        self.clients: list[tuple[str, int]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as real feed servers do (every answer carries a Content-Length).
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def do_GET(self) -> None:
                 with server._lock:
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    self._get()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _get(self) -> None:
+                with server._lock:
                     route = server._route(self.path)
                     server.requests.append((self.path, dict(self.headers.items())))
+                    server.clients.append(self.client_address[:2])
                 if route is None:
                     self.send_error(404, "Not Found")
                     return
@@ -73,6 +91,7 @@ class FeedServer:
                 ):
                     self.send_response(304)
                     self.send_header("ETag", route.etag)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 self.send_response(route.status)

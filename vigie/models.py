@@ -17,13 +17,16 @@ HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
-    """What is remembered of a source between cycles: HTTP validators for conditional GET, and
-    for paginated APIs the marker of the newest item seen (an id, a timestamp)."""
+    """What is remembered of a source between cycles: HTTP validators for conditional GET, for
+    paginated APIs the marker of the newest item seen (an id, a timestamp), and the last run and
+    failure streak that decide whether it is due (poll interval, back-off)."""
 
     name: str
     etag: str | None = None
     last_modified: str | None = None
     marker: str | None = None
+    last_run_at: datetime | None = None
+    consecutive_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)

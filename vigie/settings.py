@@ -166,6 +166,8 @@ class Source(_Model):
     platform: Platform = "news"
     tier: Annotated[int, Field(ge=1, le=3)] = 3
     language: Literal["fr", "en"] | None = None
+    # Poll this source at most every `poll_minutes` (None: every watch cycle).
+    poll_minutes: Annotated[int, Field(ge=1, le=10080)] | None = None
     query: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     instance: Annotated[str, Field(min_length=1, max_length=300)] | None = None
@@ -431,7 +433,9 @@ class Collection(_Model):
     read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 20.0
     max_bytes: Annotated[int, Field(ge=1024, le=200_000_000)] = 10_000_000
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 2000
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    # Requests in flight at once, over all hosts and per host (politeness towards one site).
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 32
+    per_host: Annotated[int, Field(ge=1, le=256)] = 8
     retries: Annotated[int, Field(ge=0, le=5)] = 1
     deadline_s: Annotated[float, Field(gt=0, le=600)] = 60.0
     # Pages an API source may read per cycle (each search of it), newest first; the entries

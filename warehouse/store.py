@@ -86,9 +86,13 @@ class Store:
         self.con.execute("COMMIT")
 
     def source_states(self) -> dict[str, SourceState]:
-        rows = self.con.execute("SELECT name, etag, last_modified, marker FROM sources").fetchall()
+        rows = self.con.execute(
+            "SELECT name, etag, last_modified, marker, last_run_at, consecutive_failures "
+            "FROM sources"
+        ).fetchall()
         return {
-            name: SourceState(name, etag, modified, marker) for name, etag, modified, marker in rows
+            name: SourceState(name, etag, modified, marker, last_run, failures or 0)
+            for name, etag, modified, marker, last_run, failures in rows
         }
 
     def begin_cycle(self, cycle_id: str, started_at: datetime, flow_run_id: str | None) -> None:
@@ -124,10 +128,7 @@ class Store:
         try:
             with self.transaction():
                 if signatures:
-                    self.con.executemany(
-                        "INSERT INTO story_signatures VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        [[s.story_id, list(s.signature), now] for s in signatures],
-                    )
+                    self._insert_signatures(signatures, now)
                 new_by_source = self._insert_mentions(cycle_id, mentions)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
@@ -136,6 +137,24 @@ class Store:
         except duckdb.Error as err:
             raise WarehouseError(f"loading cycle {cycle_id} failed: {err}") from err
         return LoadResult(sum(new_by_source.values()), new_by_source, len(quarantined))
+
+    def _insert_signatures(self, signatures: Sequence[StorySignature], now: datetime) -> None:
+        # One statement from a registered frame: executemany costs about 0.7 ms a row.
+        batch = pd.DataFrame(
+            {
+                "story_id": [s.story_id for s in signatures],
+                "signature": [list(s.signature) for s in signatures],
+            }
+        )
+        self.con.register("signature_batch", batch)
+        try:
+            self.con.execute(
+                "INSERT INTO story_signatures SELECT story_id, signature::UBIGINT[], ? "
+                "FROM signature_batch ON CONFLICT DO NOTHING",
+                [now],
+            )
+        finally:
+            self.con.unregister("signature_batch")
 
     def _insert_mentions(self, cycle_id: str, mentions: Sequence[Mention]) -> dict[str, int]:
         if not mentions:

@@ -169,3 +169,47 @@ def test_one_bad_source_does_not_stop_the_others(feed_server: FeedServer) -> Non
     assert by_name["missing"].error is not None and "404" in by_name["missing"].error
     assert {m.source for m in mentions} == {"good"}
     assert mentions[0].url == "https://quotidien.example/a/1"
+
+
+def test_fetch_sources_bounds_requests_in_flight_per_host(feed_server: FeedServer) -> None:
+    """Every source is on one host: per_host caps the requests in flight, not concurrency."""
+    sources = [_source(feed_server.set(f"/f{i}.xml", RSS, delay_s=0.2), f"s{i}") for i in range(8)]
+    bounded = Collection(connect_timeout_s=2, read_timeout_s=5, concurrency=8, per_host=2)
+    fetched = fetch_sources(sources, {}, collection=bounded)
+    assert [r.status for r in fetched] == ["ok"] * 8
+    assert [r.source for r in fetched] == [s.name for s in sources]  # config order
+    assert 1 <= feed_server.peak_in_flight <= 2
+
+
+def test_fetch_sources_runs_requests_concurrently_up_to_the_global_bound(
+    feed_server: FeedServer,
+) -> None:
+    sources = [_source(feed_server.set(f"/f{i}.xml", RSS, delay_s=0.3), f"s{i}") for i in range(12)]
+    wide = Collection(connect_timeout_s=2, read_timeout_s=5, concurrency=4, per_host=64)
+    fetched = fetch_sources(sources, {}, collection=wide)
+    assert all(r.status == "ok" for r in fetched)
+    assert 2 <= feed_server.peak_in_flight <= 4
+
+
+def test_fetch_sources_reuses_connections(feed_server: FeedServer) -> None:
+    """Keep-alive: twenty fetches by two workers use a handful of connections, not twenty."""
+    sources = [_source(feed_server.set(f"/f{i}.xml", RSS), f"s{i}") for i in range(20)]
+    pair = Collection(connect_timeout_s=2, read_timeout_s=5, concurrency=2, per_host=2)
+    fetched = fetch_sources(sources, {}, collection=pair)
+    assert all(r.status == "ok" for r in fetched)
+    assert len(feed_server.clients) == 20
+    assert len(set(feed_server.clients)) <= 4
+
+
+def test_a_429_is_retried_after_the_time_it_asks_for(feed_server: FeedServer) -> None:
+    url = feed_server.set(
+        "/busy.xml",
+        "slow down",
+        status=429,
+        content_type="text/plain",
+        headers={"Retry-After": "1"},
+    )
+    result = fetch_source(_source(url), None, collection=FAST)
+    assert result.status == "error"
+    assert result.http_status == 429
+    assert len([p for p, _ in feed_server.requests if p == "/busy.xml"]) == 2
