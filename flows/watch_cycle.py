@@ -43,7 +43,7 @@ from tasks.report import (
     publish_summary_task,
     publish_validation_task,
 )
-from tasks.validate import validate_mentions_task, validate_source_runs_task
+from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
 from vigie.settings import Secrets, Settings, load_secrets, load_settings
 
@@ -102,7 +102,8 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
     with clock.step("stories"):
         matched, new_stories = cluster_stories_task(path, _q(matched), now)
     with clock.step("validate"):
-        validation_ready.join()
+        if has_new_content(outcomes):
+            validation_ready.join()
         checked = validate_mentions_task(
             _q(matched),
             now,

@@ -205,15 +205,22 @@ def validate_mentions(
     return ValidationOutcome(good, quarantined, len(mentions), tuple(checks))
 
 
+def has_new_content(outcomes: Sequence[SourceOutcome]) -> bool:
+    """Whether any source returned a document this cycle (something for validation to read)."""
+    return any(o.status == "ok" for o in outcomes)
+
+
 def validate_source_runs(
     outcomes: Sequence[SourceOutcome], collection: Collection
 ) -> list[ExpectationCheck]:
     """Check the cycle's source runs against `expectations/source_runs.json`.
 
     A failure says the collector misbehaved; the runs are recorded anyway (they are the health
-    history), and the failed checks are reported in the cycle summary.
+    history), and the failed checks are reported in the cycle summary. A cycle where no source
+    returned a document (all unchanged or failed) has nothing new to check: Great Expectations
+    is not even loaded, which keeps an unchanged re-poll fast.
     """
-    if not outcomes:
+    if not has_new_content(outcomes):
         return []
     import pandas as pd
 

@@ -112,7 +112,13 @@ def _run(source: str, duration: float, size: int, items: int) -> SourceOutcome:
 
 def test_source_runs_within_the_collection_limits_pass() -> None:
     checks = validate_source_runs([_run("a", 0.4, 10, 5), _run("b", 2.0, 100, 50)], Collection())
-    assert all(c.success for c in checks)
+    assert checks and all(c.success for c in checks)
+
+
+def test_a_cycle_where_nothing_changed_has_no_source_run_to_check() -> None:
+    unchanged = FetchResult("a", "http://127.0.0.1/f", "not_modified", NOW, 30.0, 304)
+    # Even a run beyond the limits: without a document there is nothing new to validate.
+    assert validate_source_runs([SourceOutcome(unchanged, "not_modified")], Collection()) == []
 
 
 def test_a_source_run_beyond_the_limits_fails_its_checks() -> None:
