@@ -323,3 +323,12 @@ def test_ack_of_an_unknown_alert_is_one_clear_line(
     assert (
         result.stderr.strip() == "vigie: there is no alert al-nope (vigie status lists open alerts)"
     )
+
+
+@pytest.mark.prefect
+def test_the_demo_runs_its_three_cycles_and_says_it_went_as_expected(tmp_path: Path) -> None:
+    result = _vigie("demo", "--workdir", str(tmp_path / "demo"), timeout=400)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "did not go as expected" not in result.stdout
+    assert "Received emails (2)" in result.stdout
+    assert "[Vigie][CRISE]" in result.stdout
