@@ -78,6 +78,26 @@ def _new_session(pool_size: int = 1) -> requests.Session:
     return session
 
 
+def failed_fetch(
+    source: Source,
+    reason: str,
+    *,
+    started_at: datetime,
+    t0: float,
+    http_status: int | None = None,
+) -> FetchResult:
+    """The result of a fetch that failed: the reason recorded, never raised."""
+    return FetchResult(
+        source=source.name,
+        url=source.url,
+        status="error",
+        started_at=started_at,
+        duration_s=time.monotonic() - t0,
+        http_status=http_status,
+        error=reason,
+    )
+
+
 def fetch_source(
     source: Source,
     state: SourceState | None,
@@ -104,15 +124,7 @@ def fetch_source(
         headers["If-Modified-Since"] = state.last_modified
 
     def failed(reason: str, http_status: int | None = None) -> FetchResult:
-        return FetchResult(
-            source=source.name,
-            url=source.url,
-            status="error",
-            started_at=started_at,
-            duration_s=time.monotonic() - t0,
-            http_status=http_status,
-            error=reason,
-        )
+        return failed_fetch(source, reason, started_at=started_at, t0=t0, http_status=http_status)
 
     attempt = 0
     while True:

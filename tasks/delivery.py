@@ -35,7 +35,7 @@ from tasks.notify import (
     smtp_client,
 )
 from vigie.models import OutboxMessage
-from vigie.settings import Email, Secrets
+from vigie.settings import Email, Secrets, parse_quiet_hours
 from warehouse.store import Store
 
 MAX_ATTEMPTS = 10
@@ -70,17 +70,6 @@ class DeliveryReport:
     failed: dict[str, str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     uncertain: list[str] = field(default_factory=list)
-
-
-def parse_quiet_hours(value: str) -> tuple[time, time]:
-    """`"21:30-07:00"` -> (21:30, 07:00); the span may cross midnight."""
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
-    if not match:
-        raise ValueError("quiet hours must look like 21:00-07:00")
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
-        raise ValueError("quiet hours must be two different times of day, 00:00 to 23:59")
-    return time(h1, m1), time(h2, m2)
 
 
 def quiet_until(quiet: tuple[time, time] | None, now: datetime, zone: ZoneInfo) -> datetime | None:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from tasks.collect import clean_text, fetch_source, parse_feed
+from tasks.collect import clean_text, failed_fetch, fetch_source, parse_feed
 from vigie.errors import ParseError
 from vigie.models import FeedEntry, FetchResult, SourceState
 from vigie.search import MAX_TERMS, split_or
@@ -717,15 +717,7 @@ def fetch_api_source(
     marker = state.marker if state is not None else None
 
     def failed(reason: str, http_status: int | None = None) -> FetchResult:
-        return FetchResult(
-            source=source.name,
-            url=source.url,
-            status="error",
-            started_at=started_at,
-            duration_s=time.monotonic() - t0,
-            http_status=http_status,
-            error=reason,
-        )
+        return failed_fetch(source, reason, started_at=started_at, t0=t0, http_status=http_status)
 
     try:
         chains = plan_requests(source, state)

@@ -177,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from tasks.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -187,7 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         health = store.source_health()
         alerts = store.open_alerts()
         unsent = store.unsent_count()
-        undelivered = store.undelivered()
+        undelivered = store.undelivered(MAX_ATTEMPTS)
         counts = store.counts()
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
@@ -567,6 +568,7 @@ def cmd_escalate(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from tasks.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
 
     settings = _settings(args)
@@ -580,7 +582,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     for message_id, kind, subject, attempts, not_before, held, uncertain, error in rows:
         if uncertain is not None:
             state = "UNCERTAIN (the process died while sending; check, then `vigie outbox resend`)"
-        elif attempts >= 10:
+        elif attempts >= MAX_ATTEMPTS:
             state = f"GIVEN UP after {attempts} attempts: {error}"
         elif held:
             state = f"held ({held}) until {not_before:%Y-%m-%d %H:%M %Z}"

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -244,6 +244,17 @@ class Source(_Model):
         return value
 
 
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """`"21:30-07:00"` -> (21:30, 07:00); the span may cross midnight."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    if not match:
+        raise ValueError("must look like 21:00-07:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if max(h1, h2) > 23 or max(m1, m2) > 59 or (h1, m1) == (h2, m2):
+        raise ValueError("must be two different times of day between 00:00 and 23:59")
+    return time(h1, m1), time(h2, m2)
+
+
 class Email(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 587
@@ -263,14 +274,8 @@ class Email(_Model):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours_span(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
-        if not match:
-            raise ValueError("must look like 21:00-07:00")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if max(h1, h2) > 23 or max(m1, m2) > 59 or (h1, m1) == (h2, m2):
-            raise ValueError("must be two different times of day between 00:00 and 23:59")
+        if value is not None:
+            parse_quiet_hours(value)
         return value
 
     @model_validator(mode="after")

@@ -730,12 +730,14 @@ class Store:
         ).fetchall()
         return [(str(mid), created, sent) for mid, created, sent in rows]
 
-    def pending_messages(self, max_attempts: int) -> list[OutboxMessage]:
+    def _outbox_rows(self, where: str, params: list[Any]) -> list[tuple[OutboxMessage, int]]:
+        """Unsent messages matching `where`, oldest first, with their inline images and the
+        number of attempts made so far."""
         rows = self.con.execute(
             "SELECT message_id, kind, recipients, subject, html, alert_id, text, critical, "
-            "drill FROM outbox WHERE sent_at IS NULL AND attempts < ? "
+            f"drill, attempts FROM outbox WHERE sent_at IS NULL AND {where} "
             "ORDER BY created_at, message_id",
-            [max_attempts],
+            params,
         ).fetchall()
         images: dict[str, list[InlineImage]] = {}
         if rows:
@@ -745,8 +747,9 @@ class Store:
                 [[row[0] for row in rows]],
             ).fetchall():
                 images.setdefault(message_id, []).append(InlineImage(cid, bytes(png)))
-        return [
-            OutboxMessage(
+        found = []
+        for mid, kind, recipients, subject, body, alert_id, text, critical, drill, tries in rows:
+            message = OutboxMessage(
                 mid,
                 kind,
                 tuple(recipients),
@@ -758,8 +761,12 @@ class Store:
                 bool(critical),
                 bool(drill),
             )
-            for mid, kind, recipients, subject, body, alert_id, text, critical, drill in rows
-        ]
+            found.append((message, int(tries)))
+        return found
+
+    def pending_messages(self, max_attempts: int) -> list[OutboxMessage]:
+        """Every unsent message not given up yet, whatever holds it."""
+        return [m for m, _ in self._outbox_rows("attempts < ?", [max_attempts])]
 
     def mark_sent(self, message_id: str, at: datetime) -> None:
         self.con.execute(
@@ -767,13 +774,6 @@ class Store:
             "last_error = NULL, sending_at = NULL, held_reason = NULL "
             "WHERE message_id = ? AND sent_at IS NULL",
             [at, at, message_id],
-        )
-
-    def mark_failed(self, message_id: str, error: str, at: datetime) -> None:
-        self.con.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ? "
-            "WHERE message_id = ?",
-            [at, error[:500], message_id],
         )
 
     def mark_uncertain_claims(self, now: datetime) -> list[str]:
@@ -787,27 +787,11 @@ class Store:
 
     def due_messages(self, max_attempts: int, now: datetime) -> list[tuple[OutboxMessage, int]]:
         """Unsent, unclaimed, certain messages whose hold or back-off is over, with attempts."""
-        ids = [
-            row[0]
-            for row in self.con.execute(
-                "SELECT message_id FROM outbox WHERE sent_at IS NULL AND sending_at IS NULL "
-                "AND uncertain_at IS NULL AND attempts < ? "
-                "AND (not_before IS NULL OR not_before <= ?)",
-                [max_attempts, now],
-            ).fetchall()
-        ]
-        attempts = dict(
-            self.con.execute(
-                "SELECT message_id, attempts FROM outbox "
-                "WHERE message_id IN (SELECT unnest(?::VARCHAR[]))",
-                [ids],
-            ).fetchall()
+        return self._outbox_rows(
+            "sending_at IS NULL AND uncertain_at IS NULL AND attempts < ? "
+            "AND (not_before IS NULL OR not_before <= ?)",
+            [max_attempts, now],
         )
-        return [
-            (m, int(attempts[m.message_id]))
-            for m in self.pending_messages(max_attempts)
-            if m.message_id in attempts
-        ]
 
     def recent_sends(self, since: datetime) -> dict[str, list[datetime]]:
         """When non-critical mail went to each recipient since `since` (the hourly cap)."""
@@ -864,12 +848,13 @@ class Store:
         ).fetchall()
         return bool(rows)
 
-    def undelivered(self) -> list[tuple[Any, ...]]:
+    def undelivered(self, max_attempts: int) -> list[tuple[Any, ...]]:
         """Messages that need a person: uncertain, or given up after every attempt."""
         return self.con.execute(
             "SELECT message_id, kind, subject, uncertain_at, attempts, last_error FROM outbox "
-            "WHERE sent_at IS NULL AND (uncertain_at IS NOT NULL OR attempts >= 10) "
-            "ORDER BY created_at"
+            "WHERE sent_at IS NULL AND (uncertain_at IS NOT NULL OR attempts >= ?) "
+            "ORDER BY created_at",
+            [max_attempts],
         ).fetchall()
 
     def counts(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tasks.delivery import DeliveryReport, deliver
+from tasks.delivery import MAX_ATTEMPTS, DeliveryReport, deliver
 from vigie.localservers import MailSink, free_port
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets
@@ -267,7 +267,7 @@ def test_a_process_killed_right_after_sending_never_sends_a_second_copy(
     assert len(mail_sink.messages()) == 1  # never a second copy
     with open_warehouse(path) as con:
         store = Store(con)
-        [(message_id, *_)] = store.undelivered()
+        [(message_id, *_)] = store.undelivered(MAX_ATTEMPTS)
         assert message_id == "al-1.opened"
         # Once someone has checked it did not arrive, it can be sent again on purpose.
         assert store.resend("al-1.opened")
