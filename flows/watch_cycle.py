@@ -12,18 +12,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
+from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
 from tasks.health import check_source_health_task
+from tasks.incident import with_extra_watches
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
@@ -45,7 +47,7 @@ from tasks.report import (
 )
 from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
-from vigie.settings import Secrets, Settings, load_secrets, load_settings
+from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
 T = TypeVar("T")
 
@@ -72,13 +74,22 @@ def _run_name() -> str:
 
 
 @flow(name="watch-cycle", flow_run_name=_run_name)
-def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) -> dict[str, Any]:
+def watch_cycle(
+    config_path: str = "vigie.toml",
+    now: datetime | None = None,
+    extra_watches: Annotated[
+        list[Watch] | None,
+        Field(description="Topics watched in this run only, beside vigie.toml's (incident mode)"),
+    ] = None,
+) -> dict[str, Any]:
     """Run one complete watch cycle and return its summary."""
     clock = StepClock()
     now = now or datetime.now(UTC)
     run_id: str | None = flow_run.id
     cycle_id = f"{now:%Y%m%dT%H%M%S}-{(run_id or uuid.uuid4().hex)[:8]}"
     settings, secrets = load_config_task(config_path)
+    if extra_watches:
+        settings = with_extra_watches(settings, extra_watches)
     # GX's import and contexts are built while the sources are fetched (STACK.md: 2-2.5 s).
     validation_ready = warm_up_validation()
     warm_up_enrichment()

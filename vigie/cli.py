@@ -613,6 +613,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir))
 
 
+def cmd_incident_list(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import IncidentStore
+
+    settings = _settings(args)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        incidents = IncidentStore(con).incidents()
+    if not incidents:
+        print("No incident yet (start incident mode from the Prefect UI: incident-mode).")
+    for incident in incidents:
+        end = incident.ended_at or incident.ends_at
+        stop = f", stop asked by {incident.stop_requested_by}" if incident.stop_requested_at else ""
+        print(
+            f"{incident.incident_id} {incident.name!r} {incident.status}{stop}: "
+            f"{incident.started_at:%Y-%m-%d %H:%M %Z} -> {end:%Y-%m-%d %H:%M %Z}, "
+            f"{incident.sitreps} situation report(s)"
+        )
+    return 0
+
+
+def cmd_incident_stop(args: argparse.Namespace) -> int:
+    from warehouse.connection import open_warehouse
+    from warehouse.store import IncidentStore
+
+    settings = _settings(args)
+    by = " ".join(args.by.split())[:120] or "vigie incident stop"
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        incident = IncidentStore(con).request_incident_stop(args.name, by, datetime.now(UTC))
+    if incident is None:
+        raise VigieError(f"no incident named {args.name!r} is running (vigie incident list)")
+    print(
+        f"{incident.incident_id} will stop after its current cycle and send its report "
+        f"(asked by {by})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigie",
@@ -775,6 +812,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")
     demo.set_defaults(func=cmd_demo)
+
+    incident = sub.add_parser("incident", help="incident mode: list incidents, stop one")
+    incident_sub = incident.add_subparsers(dest="incident_command", required=True)
+    incident_sub.add_parser("list", help="every incident, newest first").set_defaults(
+        func=cmd_incident_list
+    )
+    stop = incident_sub.add_parser(
+        "stop", help="stop a running incident: it ends after its cycle and sends its report"
+    )
+    stop.add_argument("name", help="the incident's name (its run is 'incident <name>')")
+    stop.add_argument("--by", default=os.environ.get("USER", ""), help="who asks (your name)")
+    stop.set_defaults(func=cmd_incident_stop)
     return parser
 
 

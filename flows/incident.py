@@ -1,0 +1,171 @@
+"""Incident mode, started by hand from the Prefect UI (or by the crisis-level trigger of
+prefect.yaml): tight-cadence watch cycles with extra queries, situation reports, a final report.
+
+Deployment: `incident-mode` (manual, no schedule). Parameters: see `incident_mode` (the UI shows
+them as a form with their bounds). Each cycle is a `watch-cycle` subflow named
+"incident <name> H+<elapsed>"; a situation report goes to the cell and the extra recipients
+every `sitrep_every_minutes`; at the end (duration passed, `vigie incident stop NAME`, or the
+run cancelled from the UI) the incident report is stored in `incidents`, emailed and published.
+A second run for an incident already running does nothing (two triggers, one crisis).
+Requires: `VIGIE_SMTP_PASSWORD` when `email.username` is set.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from prefect import flow, runtime
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.flows import Flow
+from pydantic import EmailStr, Field
+
+import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
+from flows.watch_cycle import load_config_task, watch_cycle
+from tasks.incident import (
+    MAX_NAME,
+    MAX_QUERIES,
+    MAX_RECIPIENTS,
+    NAME_PATTERN,
+    IncidentPlan,
+    begin_incident_task,
+    check_recipients,
+    extra_watches,
+    finish_incident,
+    finish_incident_task,
+    incident_parameters,
+    incident_recipients,
+    send_sitrep_task,
+    stop_requested,
+    wait_until,
+)
+from vigie.settings import load_secrets, load_settings
+from warehouse.connection import open_warehouse
+from warehouse.store import IncidentStore
+
+# Bounds here, descriptions in the flow's docstring (Prefect builds the UI form from both).
+IncidentName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+ExtraQueries = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=MAX_QUERIES)
+]
+# Small lower bounds let tests run incident mode in seconds; the defaults suit a real crisis.
+CadenceMinutes = Annotated[float, Field(ge=0.02, le=60)]
+DurationHours = Annotated[float, Field(gt=0, le=168)]
+SitrepMinutes = Annotated[float, Field(ge=0.02, le=1440)]
+ExtraRecipients = Annotated[list[EmailStr], Field(max_length=MAX_RECIPIENTS)]
+
+
+def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+    """on_cancellation / on_crashed: the run stopped from outside still ends its incident
+    (status stopped, report stored and sent). It runs where Prefect runs the hooks (the
+    runner or worker, after the flow's process is gone)."""
+    config_path = str(flow_run.parameters.get("config_path") or "vigie.toml")
+    settings = load_settings(config_path)
+    with open_warehouse(settings.warehouse_path) as con:
+        incident = IncidentStore(con).incident_of_run(str(flow_run.id))
+    if incident is None or incident.status != "running":
+        return
+    extra = [str(a) for a in incident.parameters.get("extra_recipients") or []]
+    finish_incident(
+        settings,
+        load_secrets(settings),
+        incident,
+        status="stopped",
+        ended_at=datetime.now(UTC),
+        recipients=incident_recipients(settings, extra),
+    )
+
+
+@flow(
+    name="incident-mode",
+    flow_run_name="incident {name}",
+    on_cancellation=[close_incident_of_run],
+    on_crashed=[close_incident_of_run],
+)
+def incident_mode(
+    name: IncidentName,
+    extra_queries: ExtraQueries | None = None,
+    cadence_minutes: CadenceMinutes = 5.0,
+    duration_hours: DurationHours = 24.0,
+    sitrep_every_minutes: SitrepMinutes = 60.0,
+    extra_recipients: ExtraRecipients | None = None,
+    config_path: str = "vigie.toml",
+) -> dict[str, Any]:
+    """Run incident mode until its duration passes or someone stops it; return its outcome.
+
+    Args:
+        name: The incident's name (letters, digits, spaces, . ' -), for example the topic.
+        extra_queries: Extra queries to watch during the incident, in Vigie's query syntax
+            (for example: rappel* NEAR/5 "lait cru"); at most 10.
+        cadence_minutes: Minutes between two watch cycles of the incident.
+        duration_hours: How long incident mode lasts, in hours; it can be stopped any time.
+        sitrep_every_minutes: Minutes between two situation reports (H+1, H+2, ...).
+        extra_recipients: Addresses that get the reports besides the crisis cell.
+        config_path: The configuration file (vigie.toml).
+    """
+    queries = list(extra_queries or [])
+    watches = extra_watches(name, queries)  # a malformed query fails the run here, at once
+    addresses = check_recipients([str(a) for a in extra_recipients or []])
+    settings, secrets = load_config_task(config_path)
+    path = settings.warehouse_path
+    plan = IncidentPlan.of(
+        datetime.now(UTC),
+        cadence_minutes=cadence_minutes,
+        duration_hours=duration_hours,
+        sitrep_every_minutes=sitrep_every_minutes,
+    )
+    parameters = incident_parameters(
+        name=name,
+        extra_queries=queries,
+        cadence_minutes=cadence_minutes,
+        duration_hours=duration_hours,
+        sitrep_every_minutes=sitrep_every_minutes,
+        extra_recipients=addresses,
+        config_path=config_path,
+    )
+    incident, duplicate = begin_incident_task(path, name, parameters, plan, runtime.flow_run.id)
+    if duplicate:
+        return {"incident_id": incident.incident_id, "status": "duplicate", "cycles": 0}
+    if incident.started_at != plan.started_at:  # a rerun of this run: keep the first plan
+        plan = IncidentPlan.of(
+            incident.started_at,
+            cadence_minutes=cadence_minutes,
+            duration_hours=duration_hours,
+            sitrep_every_minutes=sitrep_every_minutes,
+        )
+    recipients = incident_recipients(settings, addresses)
+    extra_topics = [w.name for w in watches]
+    sent, cycles, stopped = incident.sitreps, 0, False
+    while not stopped and datetime.now(UTC) < plan.ends_at:
+        cycle_run = watch_cycle.with_options(
+            flow_run_name=f"incident {name} {plan.cycle_label(cycles)}"
+        )
+        # A failed cycle (a source server down, the warehouse busy too long) is in the UI;
+        # incident mode goes on with the next one.
+        cycle_run(config_path=config_path, extra_watches=list(watches), return_state=True)
+        cycles += 1
+        due = plan.sitrep_due(datetime.now(UTC))
+        if due > sent:
+            send_sitrep_task(
+                path,
+                settings,
+                secrets,
+                incident,
+                due,
+                plan.sitrep_at(sent),
+                plan.sitrep_at(due),
+                extra_topics,
+                recipients,
+            )
+            sent = due
+        next_at = min(plan.next_cycle(cycles, datetime.now(UTC)), plan.ends_at)
+        stopped = wait_until(next_at, lambda: stop_requested(path, incident.incident_id))
+    status = "stopped" if stopped else "ended"
+    report = finish_incident_task(settings, secrets, incident, status, recipients)
+    return {
+        "incident_id": incident.incident_id,
+        "status": status,
+        "cycles": cycles,
+        "sitreps": sent,
+        "report": report,
+    }
