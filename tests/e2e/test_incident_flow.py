@@ -1,0 +1,309 @@
+"""Incident mode as a Prefect flow on a real (temporary) Prefect server, against the bundled
+scenario served over HTTP on 127.0.0.1 and a real SMTP server: short cycles, situation reports,
+the final report, a stop request from another process while a scheduled cycle runs beside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.incident import (
+    IncidentPlan,
+    begin_incident,
+    finish_incident,
+    queue_sitrep,
+    report_message_id,
+    sitrep_message_id,
+)
+from tests.conftest import ConfigWriter
+from vigie import scenario
+from vigie.errors import QueryError
+from vigie.localservers import FeedServer, MailSink
+from vigie.settings import load_secrets, load_settings
+from warehouse.connection import open_warehouse
+from warehouse.store import IncidentStore
+
+pytestmark = pytest.mark.prefect
+
+PRESS = "presse@agence-conseil.example"
+
+
+def _sources(urls: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
+        for s in scenario.SOURCES
+    ]
+
+
+def _rows(path: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with open_warehouse(path) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def _subjects(sink: MailSink) -> list[str]:
+    return [str(m["Subject"]) for m in sink.messages()]
+
+
+def test_incident_mode_reports_and_a_rerun_sends_nothing(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    from flows.incident import incident_mode
+    from flows.watch_cycle import watch_cycle
+
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
+    warehouse = config.parent / "wh" / "vigie.duckdb"
+    watch_cycle(str(config))  # the scheduled cycle saw the calm before the storm
+    scenario.publish(feed_server, "burst", anchor)
+    before = len(mail_sink.messages())
+
+    started = time.monotonic()
+    outcome = incident_mode(
+        name="rappel",
+        extra_queries=["listeria", "rappel* NEAR/3 fromages"],
+        cadence_minutes=0.02,
+        duration_hours=25 / 3600,
+        sitrep_every_minutes=0.1,
+        extra_recipients=[PRESS],
+        config_path=str(config),
+    )
+    elapsed = time.monotonic() - started
+    assert outcome["status"] == "ended"
+    assert outcome["cycles"] >= 2 and outcome["sitreps"] >= 1
+    print(
+        f"incident of 25 s: {outcome['cycles']} cycles, {outcome['sitreps']} sitreps, {elapsed:.1f} s"
+    )
+
+    incident_id = outcome["incident_id"]
+    [row] = _rows(
+        warehouse,
+        "SELECT name, status, sitreps, report, ended_at >= started_at, parameters->>'cadence_minutes' "
+        "FROM incidents",
+    )
+    assert row[:3] == ("rappel", "ended", outcome["sitreps"])
+    assert row[3] == outcome["report"] and row[4] is True and row[5] == "0.02"
+
+    # The extra queries are topics of their own, with mentions.
+    [(listeria,)] = _rows(
+        warehouse, "SELECT count(*) FROM mentions WHERE list_contains(topics, 'incident rappel 1')"
+    )
+    assert listeria >= 4
+
+    emails = mail_sink.messages()[before:]
+    subjects = [str(m["Subject"]) for m in emails]
+    assert "[Vigie][INCIDENT] rappel — point de situation n° 1 (H+0)" in subjects
+    assert subjects[-1] == "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)"
+    assert any(s.startswith("[Vigie][CRISE]") for s in subjects)  # the storm's alert
+    report = emails[-1]
+    to = [a.addr_spec for a in report["To"].addresses]
+    assert to[-1] == PRESS and "awa.diallo@laiterie-boreale.example" in to
+    body = report.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "incident rappel 1" in body and "Chronologie des alertes" in body
+    assert "[CRISE] marque — ouverte" in body
+    assert "<script>" not in body and "javascript:" not in body
+    first = next(m for m in emails if "n° 1" in str(m["Subject"]))
+    sitrep = first.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "incident rappel 1 (requête de l’incident)" in sitrep
+    assert "Rappel de fromages de la Laiterie Boréale : risque de listeria" in sitrep
+
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get(f"{incident_id}-report".lower())
+    assert artifact is not None and "Rapport d" in str(artifact.data)
+    assert Artifact.get(f"{incident_id}-sitrep-1".lower()) is not None
+
+    # A rerun of a report or of the end sends nothing more.
+    settings = load_settings(config)
+    sent = len(mail_sink.messages())
+    with open_warehouse(warehouse) as con:
+        store = IncidentStore(con)
+        incident = store.incident(incident_id)
+        assert incident is not None
+        queued, _ = queue_sitrep(
+            store,
+            settings,
+            incident,
+            number=1,
+            start=incident.started_at,
+            end=incident.started_at + timedelta(minutes=0.1),
+            extra_topics=[],
+            recipients=["awa.diallo@laiterie-boreale.example"],
+            now=datetime.now(UTC),
+        )
+        assert not queued
+    finish_incident(
+        settings,
+        load_secrets(settings),
+        incident,
+        status="stopped",
+        ended_at=datetime.now(UTC),
+        recipients=[PRESS],
+    )
+    assert len(mail_sink.messages()) == sent
+    assert _rows(warehouse, "SELECT status FROM incidents") == [("ended",)]
+    ids = {r[0] for r in _rows(warehouse, "SELECT message_id FROM outbox WHERE kind = 'incident'")}
+    assert sitrep_message_id(incident_id, 1) in ids and report_message_id(incident_id) in ids
+
+
+def test_a_second_run_for_a_running_incident_does_nothing(
+    prefect_harness: str, mail_sink: MailSink, write_config: ConfigWriter, feed_server: FeedServer
+) -> None:
+    from flows.incident import incident_mode
+
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
+    settings = load_settings(config)
+    plan = IncidentPlan.of(
+        datetime.now(UTC), cadence_minutes=5, duration_hours=1, sitrep_every_minutes=60
+    )
+    with open_warehouse(settings.warehouse_path) as con:
+        first, _ = begin_incident(IncidentStore(con), "doublon", {}, plan, "another-run")
+    outcome = incident_mode(name="doublon", config_path=str(config))
+    assert outcome == {"incident_id": first.incident_id, "status": "duplicate", "cycles": 0}
+    assert mail_sink.messages() == []
+    assert _rows(settings.warehouse_path, "SELECT count(*) FROM cycles") == [(0,)]
+
+
+def test_a_malformed_extra_query_fails_the_run_at_once(
+    prefect_harness: str, mail_sink: MailSink, write_config: ConfigWriter
+) -> None:
+    from flows.incident import incident_mode
+
+    config = write_config(sources=[{"name": "x", "url": "http://127.0.0.1:9/x"}], smtp_port=1)
+    started = time.monotonic()
+    state = incident_mode(
+        name="rappel",
+        extra_queries=["listeria", "rappel NEAR/3 (lait"],
+        config_path=str(config),
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert state.message is not None and "extra query 2" in state.message
+    with pytest.raises(QueryError, match=r"extra query 2 .*position \d+"):
+        state.result()
+    assert time.monotonic() - started < 30
+    assert not (config.parent / "wh" / "vigie.duckdb").exists()
+
+
+def _prefect_env(api_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_API_URL=api_url,
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        GX_ANALYTICS_ENABLED="false",
+    )
+    return env
+
+
+SCHEDULED_CYCLES = """
+import sys
+from flows.watch_cycle import watch_cycle
+for _ in range(2):
+    summary = watch_cycle(sys.argv[1])
+    print("cycle", summary["cycle_id"], flush=True)
+"""
+
+
+def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    from flows.incident import incident_mode
+
+    urls = scenario.publish(feed_server, "burst", datetime.now(UTC))
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
+    warehouse = config.parent / "wh" / "vigie.duckdb"
+    results: dict[str, Any] = {}
+
+    def run_incident() -> None:
+        results["outcome"] = incident_mode(
+            name="boycott",
+            extra_queries=["boycott*"],
+            cadence_minutes=0.02,
+            duration_hours=1,
+            sitrep_every_minutes=0.05,
+            config_path=str(config),
+        )
+
+    incident = threading.Thread(target=run_incident, daemon=True)
+    incident.start()
+    # The scheduled watch cycle, in its own process, on the same warehouse at the same time.
+    scheduled = subprocess.Popen(
+        [sys.executable, "-c", SCHEDULED_CYCLES, str(config)],
+        env=_prefect_env(prefect_harness),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not any(
+        "point de situation n° 1" in s for s in _subjects(mail_sink)
+    ):
+        assert incident.is_alive(), results
+        time.sleep(0.5)
+    out, err = scheduled.communicate(timeout=180)
+    assert scheduled.returncode == 0, err[-2000:]
+    assert out.count("cycle ") == 2
+
+    stop = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vigie.cli",
+            "--config",
+            str(config),
+            "incident",
+            "stop",
+            "boycott",
+            "--by",
+            "Awa Diallo",
+        ],
+        env=_prefect_env(prefect_harness),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stop.returncode == 0, stop.stderr
+    assert "will stop after its current cycle" in stop.stdout
+    asked = time.monotonic()
+    incident.join(timeout=120)
+    assert not incident.is_alive()
+    print(f"stopped {time.monotonic() - asked:.1f} s after the request")
+    outcome = results["outcome"]
+    assert outcome["status"] == "stopped" and outcome["cycles"] >= 1
+
+    [(status, by, report)] = _rows(
+        warehouse, "SELECT status, stop_requested_by, report FROM incidents"
+    )
+    assert status == "stopped" and by == "Awa Diallo" and "Awa Diallo" in report
+    final = mail_sink.messages()[-1]
+    assert final["Subject"] == "[Vigie][INCIDENT] boycott — rapport d’incident (arrêté)"
+    text = final.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Arrêté à la demande de Awa Diallo." in text
+    # Both processes' cycles are in the warehouse: 2 scheduled, the incident's own.
+    [(cycles,)] = _rows(warehouse, "SELECT count(*) FROM cycles WHERE finished_at IS NOT NULL")
+    assert cycles >= 2 + outcome["cycles"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "vigie.cli", "--config", str(config), "incident", "list"],
+        env=_prefect_env(prefect_harness),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "'boycott' stopped, stop asked by Awa Diallo" in listed.stdout
