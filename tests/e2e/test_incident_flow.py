@@ -89,8 +89,8 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
     incident_id = outcome["incident_id"]
     [row] = _rows(
         warehouse,
-        "SELECT name, status, sitreps, report, ended_at >= started_at, parameters->>'cadence_minutes' "
-        "FROM incidents",
+        "SELECT name, status, sitreps, report, ended_at >= started_at, "
+        "parameters->>'cadence_minutes' FROM incidents",
     )
     assert row[:3] == ("rappel", "ended", outcome["sitreps"])
     assert row[3] == outcome["report"] and row[4] is True and row[5] == "0.02"
