@@ -82,9 +82,8 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
     elapsed = time.monotonic() - started
     assert outcome["status"] == "ended"
     assert outcome["cycles"] >= 2 and outcome["sitreps"] >= 1
-    print(
-        f"incident of 25 s: {outcome['cycles']} cycles, {outcome['sitreps']} sitreps, {elapsed:.1f} s"
-    )
+    cycles, reports = outcome["cycles"], outcome["sitreps"]
+    print(f"incident of 25 s: {cycles} cycles, {reports} reports, {elapsed:.0f} s")
 
     incident_id = outcome["incident_id"]
     [row] = _rows(
