@@ -306,3 +306,123 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
         timeout=60,
     )
     assert "'boycott' stopped, stop asked by Awa Diallo" in listed.stdout
+
+
+def _prefect(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_crisis_alert_event_starts_incident_mode_and_cancelling_it_still_reports(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+    tmp_path: Path,
+) -> None:
+    """prefect.yaml's trigger, deployed as is: a crisis-level alert event (not a drill) starts
+    incident-mode named after the topic; cancelling that run (as the UI's Cancel button does)
+    ends the incident as stopped, with its report stored and sent, by the on_cancellation hook
+    that the worker runs."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.events import emit_event
+    from prefect.states import Cancelling
+
+    root = Path(__file__).resolve().parents[2]
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
+    assert config.parent == tmp_path
+    # The project as deployed: prefect.yaml (its config_path pointing at the test's vigie.toml)
+    # and the entrypoint.
+    project = (root / "prefect.yaml").read_text(encoding="utf-8")
+    assert project.count("config_path: vigie.toml") >= 2
+    (tmp_path / "prefect.yaml").write_text(
+        project.replace("config_path: vigie.toml", f"config_path: {config}"), encoding="utf-8"
+    )
+    (tmp_path / "flows").symlink_to(root / "flows")
+    env = _prefect_env(prefect_harness)
+    _prefect(
+        ["work-pool", "create", "vigie-pool", "--type", "process", "--overwrite"], tmp_path, env
+    )
+    _prefect(["--no-prompt", "deploy", "--name", "incident-mode"], tmp_path, env)
+    worker = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("prefect")),
+            "worker",
+            "start",
+            "--pool",
+            "vigie-pool",
+            "--name",
+            "incident-test-worker",
+        ],
+        cwd=tmp_path,
+        env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        resource = {
+            "prefect.resource.id": "vigie.alert.al-1",
+            "prefect.resource.name": "marque",
+            "vigie.alert.level": "crise",
+            "vigie.alert.topic": "marque",
+        }
+        # Neither a drill nor a lower level starts anything.
+        emit_event("vigie.alert.opened", resource={**resource, "vigie.drill": "true"})
+        emit_event(
+            "vigie.alert.opened",
+            resource={**resource, "vigie.alert.level": "alerte", "vigie.drill": "false"},
+        )
+        emitted = time.monotonic()
+        emit_event("vigie.alert.escalated", resource={**resource, "vigie.drill": "false"})
+        only_deployment = DeploymentFilter(name=DeploymentFilterName(any_=["incident-mode"]))
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 120
+            runs = []
+            while not runs and time.monotonic() < deadline:
+                runs = client.read_flow_runs(deployment_filter=only_deployment)
+                time.sleep(0.5)
+            print(f"run created {time.monotonic() - emitted:.1f} s after the event")
+            time.sleep(5)  # time for a wrong trigger to fire too
+            runs = client.read_flow_runs(deployment_filter=only_deployment)
+            [run] = runs
+            assert run.parameters["name"] == "marque"
+            # Wait for the incident to be running (its first cycle started), then cancel it.
+            deadline = time.monotonic() + 180
+            started: list[tuple[Any, ...]] = []
+            while not started and time.monotonic() < deadline:
+                current = client.read_flow_run(run.id).state
+                assert current is None or not current.is_final(), current
+                if (tmp_path / "wh" / "vigie.duckdb").exists():
+                    started = _rows(
+                        tmp_path / "wh" / "vigie.duckdb",
+                        "SELECT incident_id FROM incidents WHERE status = 'running'",
+                    )
+                time.sleep(1)
+            assert started, client.read_flow_run(run.id).state
+            client.set_flow_run_state(run.id, Cancelling(), force=True)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                "rapport d’incident" in s for s in _subjects(mail_sink)
+            ):
+                time.sleep(1)
+            state = client.read_flow_run(run.id).state
+        assert "[Vigie][INCIDENT] marque — rapport d’incident (arrêté)" in _subjects(mail_sink)
+        assert state is not None and state.name in {"Cancelled", "Cancelling"}
+        [(status, report)] = _rows(
+            tmp_path / "wh" / "vigie.duckdb", "SELECT status, report FROM incidents"
+        )
+        assert status == "stopped" and "marque" in report
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
