@@ -639,6 +639,7 @@ def render_sitrep(
         subject=subject,
         html=body,
         text=plain,
+        critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
     )
     return message, markdown
 
@@ -710,6 +711,7 @@ def render_report(
         subject=subject,
         html=body,
         text=plain,
+        critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
     )
     return message, markdown
 

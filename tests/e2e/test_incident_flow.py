@@ -117,7 +117,17 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
     assert "incident rappel 1 (requête de l’incident)" in sitrep
     assert "Rappel de fromages de la Laiterie Boréale : risque de listeria" in sitrep
 
+    from prefect import get_client
     from prefect.artifacts import Artifact
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        named = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="incident rappel"))
+        )
+    names = sorted(run.name for run in named)
+    assert names[0] == "incident rappel"
+    assert "incident rappel H+0" in names and len(names) == 1 + outcome["cycles"]
 
     artifact = Artifact.get(f"{incident_id}-report".lower())
     assert artifact is not None and "Rapport d" in str(artifact.data)

@@ -170,7 +170,7 @@ def test_a_situation_report_escapes_hostile_text(tmp_path: Path, language: str) 
     settings = _settings(tmp_path, language)
     message, markdown = render_sitrep(_sitrep(), settings, ["cell@example.org"])
     assert message.message_id == sitrep_message_id("inc-1", 2) == "incident.inc-1.sitrep.2"
-    assert message.kind == "incident"
+    assert message.kind == "incident" and message.critical
     if language == "fr":
         assert message.subject == "[Vigie][INCIDENT] rappel — point de situation n° 2 (H+2)"
         assert "Nouveaux sujets" in message.html and "Volumes par sujet" in message.text
