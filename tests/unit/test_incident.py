@@ -296,3 +296,84 @@ def test_the_incidents_table_starts_stops_and_closes_once(tmp_path: Path) -> Non
             report_message_id(fresh.incident_id),
             sitrep_message_id(fresh.incident_id, 1),
         ]
+
+
+def test_the_report_reads_what_was_collected_and_done_during_the_incident(
+    tmp_path: Path,
+) -> None:
+    from tasks.incident import build_report, build_sitrep
+    from vigie.models import Mention, VolumeSignal
+
+    settings = _settings(tmp_path)
+    plan = IncidentPlan.of(T0, cadence_minutes=5, duration_hours=2, sitrep_every_minutes=60)
+
+    def mention(n: int, collected: datetime, title: str, topics: tuple[str, ...]) -> Mention:
+        return Mention(
+            f"m{n}",
+            "Le Quotidien du Nord",
+            "news",
+            1,
+            f"https://quotidien.example/{n}",
+            title,
+            "",
+            None,
+            collected - timedelta(minutes=5),
+            collected,
+            "fr",
+            f"story-{n}",
+            topics,
+        )
+
+    mentions = [
+        mention(1, T0 - timedelta(minutes=10), "Avant l'incident", ("marque",)),
+        mention(2, T0 + timedelta(minutes=20), HOSTILE, ("marque", "incident rappel 1")),
+        mention(3, T0 + timedelta(minutes=70), "Rappel de fromages", ("marque",)),
+    ]
+    signal = VolumeSignal("marque", T0, T0 + timedelta(hours=1), 12, 2.0, 1.0, 6.0, 5.0, True)
+    with open_warehouse(settings.warehouse_path) as con:
+        store = IncidentStore(con)
+        store.load_cycle("c1", settings.sources, [], mentions, [], T0 + timedelta(minutes=70))
+        incident, _ = begin_incident(
+            store, "rappel", {"extra_queries": ["listeria"]}, plan, "run-1"
+        )
+        store.open_alert(
+            "al-1", signal, level="crise", reason="r", now=T0 + timedelta(minutes=30), messages=[]
+        )
+        store.acknowledge_alert("al-1", "Awa <b>Diallo</b>", T0 + timedelta(minutes=40))
+        sitrep = build_sitrep(
+            store,
+            settings,
+            incident,
+            number=1,
+            start=T0,
+            end=plan.sitrep_at(1),
+            extra_topics=["incident rappel 1"],
+        )
+        report = build_report(
+            store,
+            settings,
+            incident,
+            status="ended",
+            ended_at=T0 + timedelta(hours=2),
+            extra_topics=["incident rappel 1"],
+            interval=timedelta(hours=1),
+        )
+    assert [(t.topic, t.period, t.total, t.extra) for t in sitrep.topics] == [
+        ("marque", 1, 1, False),
+        ("incident rappel 1", 1, 1, True),
+    ]
+    assert [s.story_id for s in sitrep.stories] == ["story-2"]
+    assert [(e.kind, e.by) for e in sitrep.events] == [
+        ("opened", None),
+        ("acknowledged", "Awa <b>Diallo</b>"),
+    ]
+    assert [(a.alert_id, a.acknowledged_by) for a in sitrep.open_alerts] == [
+        ("al-1", "Awa <b>Diallo</b>")
+    ]
+    assert [(t.topic, t.total) for t in report.topics] == [("marque", 2), ("incident rappel 1", 1)]
+    assert report.intervals == (("H+0", (1, 1)), ("H+1", (1, 0)))
+    assert report.queries == ("listeria",)
+    message, markdown = render_report(report, settings, ["cell@example.org"])
+    assert "prise en charge par Awa &lt;b&gt;Diallo&lt;/b&gt;" in message.html
+    assert "| H\\+1 | 1 | 0 |" in markdown or "| H+1 | 1 | 0 |" in markdown
+    assert "<b>" not in markdown and "<script>" not in message.html
