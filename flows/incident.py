@@ -56,11 +56,14 @@ ExtraRecipients = Annotated[list[EmailStr], Field(max_length=MAX_RECIPIENTS)]
 
 
 def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-    """on_cancellation / on_crashed: the run stopped from outside still ends its incident
-    (status stopped, report stored and sent). It runs where Prefect runs the hooks (the
-    runner or worker, after the flow's process is gone)."""
+    """on_cancellation / on_crashed / on_failure: a run that ends early still ends its incident
+    with its report stored and sent (status `stopped` when cancelled, `crashed` otherwise).
+    On cancellation Prefect runs it where the run was started (the worker or `serve`), after
+    the flow's process is gone."""
     config_path = str(flow_run.parameters.get("config_path") or "vigie.toml")
     settings = load_settings(config_path)
+    if not settings.warehouse_path.exists():
+        return  # the run failed before starting anything (a malformed query, say)
     with open_warehouse(settings.warehouse_path) as con:
         incident = IncidentStore(con).incident_of_run(str(flow_run.id))
     if incident is None or incident.status != "running":
@@ -70,7 +73,7 @@ def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State)
         settings,
         load_secrets(settings),
         incident,
-        status="stopped",
+        status="stopped" if state.is_cancelling() or state.is_cancelled() else "crashed",
         ended_at=datetime.now(UTC),
         recipients=incident_recipients(settings, extra),
     )
@@ -81,6 +84,7 @@ def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State)
     flow_run_name="incident {name}",
     on_cancellation=[close_incident_of_run],
     on_crashed=[close_incident_of_run],
+    on_failure=[close_incident_of_run],
 )
 def incident_mode(
     name: IncidentName,

@@ -40,7 +40,7 @@ from tasks.digest import (
 from tasks.load import send_pending
 from tasks.notify import LEVEL_NAMES, _safe_href, header_safe
 from tasks.report import _md_cell
-from vigie.errors import QueryError, VigieError
+from vigie.errors import QueryError, VigieError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.query import parse_query
 from vigie.search import derived_search_query
@@ -861,15 +861,20 @@ def begin_incident_task(
 
 
 def stop_requested(path: Path, incident_id: str) -> bool:
-    """Whether someone asked the incident to stop (`vigie incident stop`)."""
-    with open_warehouse(path) as con:
-        incident = IncidentStore(con).incident(incident_id)
+    """Whether someone asked the incident to stop (`vigie incident stop`); a warehouse busy
+    for long (a big load beside us) is asked again at the next poll."""
+    try:
+        with open_warehouse(path, lock_wait_s=10) as con:
+            incident = IncidentStore(con).incident(incident_id)
+    except WarehouseError:
+        return False
     return (
         incident is None or incident.stop_requested_at is not None or (incident.status != "running")
     )
 
 
-@task(name="send-situation-report", cache_policy=NO_CACHE)
+# Retries are safe: queueing is by message id, and the outbox sends each message once.
+@task(name="send-situation-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
 def send_sitrep_task(
     path: Path,
     settings: Settings,
@@ -924,7 +929,7 @@ def finish_incident(
     return markdown
 
 
-@task(name="finish-incident", cache_policy=NO_CACHE)
+@task(name="finish-incident", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
 def finish_incident_task(
     settings: Settings,
     secrets: Secrets,
