@@ -150,7 +150,9 @@ def incident_mode(
         cycles += 1
         due = plan.sitrep_due(datetime.now(UTC))
         if due > sent:
-            send_sitrep_task(
+            send_sitrep_task.with_options(
+                task_run_name=f"incident {name} {plan.sitrep_label(due)} report"
+            )(
                 path,
                 settings,
                 secrets,

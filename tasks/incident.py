@@ -190,6 +190,9 @@ class IncidentPlan:
     def sitrep_at(self, number: int) -> datetime:
         return self.started_at + self.sitrep_every * number
 
+    def sitrep_label(self, number: int) -> str:
+        return elapsed_label(self.sitrep_every * number)
+
 
 def wait_until(
     moment: datetime,

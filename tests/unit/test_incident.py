@@ -110,7 +110,7 @@ def test_the_plan_labels_cycles_and_says_which_report_is_due() -> None:
     # A cycle that overran starts the next one at once.
     assert plan.next_cycle(1, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=7)
     assert plan.next_cycle(2, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=10)
-    assert elapsed_label(timedelta(hours=2)) == "H+2"
+    assert elapsed_label(timedelta(hours=2)) == "H+2" == plan.sitrep_label(2)
 
 
 def test_waiting_stops_as_soon_as_a_stop_is_requested() -> None:
