@@ -140,9 +140,9 @@ def incident_mode(
     recipients = incident_recipients(settings, addresses)
     extra_topics = [w.name for w in watches]
     sent, cycles, stopped = incident.sitreps, 0, False
-    while not stopped and datetime.now(UTC) < plan.ends_at:
+    while not stopped and (cycle_started := datetime.now(UTC)) < plan.ends_at:
         cycle_run = watch_cycle.with_options(
-            flow_run_name=f"incident {name} {plan.cycle_label(cycles)}"
+            flow_run_name=f"incident {name} {plan.label(cycle_started)}"
         )
         # A failed cycle (a source server down, the warehouse busy too long) is in the UI;
         # incident mode goes on with the next one.
@@ -164,7 +164,7 @@ def incident_mode(
                 recipients,
             )
             sent = due
-        next_at = min(plan.next_cycle(cycles, datetime.now(UTC)), plan.ends_at)
+        next_at = min(plan.next_cycle(cycle_started, datetime.now(UTC)), plan.ends_at)
         stopped = wait_until(next_at, lambda: stop_requested(path, incident.incident_id))
     status = "stopped" if stopped else "ended"
     report = finish_incident_task(settings, secrets, incident, status, recipients)

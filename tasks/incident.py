@@ -173,13 +173,14 @@ class IncidentPlan:
             timedelta(minutes=sitrep_every_minutes),
         )
 
-    def cycle_label(self, number: int) -> str:
-        """The label of the `number`-th cycle (0 first): its planned time since the start."""
-        return elapsed_label(self.cadence * number)
+    def label(self, now: datetime) -> str:
+        """`H+1:05`: the time since the start, as the cycles' run names give it."""
+        return elapsed_label(now - self.started_at)
 
-    def next_cycle(self, number: int, now: datetime) -> datetime:
-        """When cycle `number` starts: its planned time, or now when the last one overran."""
-        return max(self.started_at + self.cadence * number, now)
+    def next_cycle(self, last_started: datetime, now: datetime) -> datetime:
+        """When the next cycle starts: a cadence after the last one started, or now when that
+        one overran (never a burst of cycles to catch up, even after a rerun)."""
+        return max(last_started + self.cadence, now)
 
     def sitrep_due(self, now: datetime) -> int:
         """The number of the last situation report due at `now` (0: none yet)."""

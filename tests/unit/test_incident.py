@@ -102,14 +102,21 @@ def test_recipients_are_the_cell_then_the_extra_addresses_once_each(tmp_path: Pa
 
 def test_the_plan_labels_cycles_and_says_which_report_is_due() -> None:
     plan = IncidentPlan.of(T0, cadence_minutes=5, duration_hours=3, sitrep_every_minutes=60)
-    assert [plan.cycle_label(n) for n in (0, 1, 12, 18)] == ["H+0", "H+0:05", "H+1", "H+1:30"]
+    assert [plan.label(T0 + timedelta(minutes=m)) for m in (0, 5.5, 60, 90)] == [
+        "H+0",
+        "H+0:05",
+        "H+1",
+        "H+1:30",
+    ]
     assert plan.sitrep_due(T0 + timedelta(minutes=59)) == 0
     assert plan.sitrep_due(T0 + timedelta(minutes=61)) == 1
     assert plan.sitrep_due(T0 + timedelta(hours=2, minutes=1)) == 2
     assert plan.sitrep_due(T0 + timedelta(hours=9)) == 3  # never past the end
-    # A cycle that overran starts the next one at once.
-    assert plan.next_cycle(1, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=7)
-    assert plan.next_cycle(2, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=10)
+    # A cycle that overran starts the next one at once, and only one.
+    assert plan.next_cycle(T0, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=7)
+    assert plan.next_cycle(T0 + timedelta(minutes=4), T0 + timedelta(minutes=7)) == (
+        T0 + timedelta(minutes=9)
+    )
     assert elapsed_label(timedelta(hours=2)) == "H+2" == plan.sitrep_label(2)
 
 
