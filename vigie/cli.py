@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         alerts = store.open_alerts()
         unsent = store.unsent_count()
         undelivered = store.undelivered(MAX_ATTEMPTS)
-        counts = store.counts()
+        counts = store.counts(drills=False)  # drills are rehearsals, not the watch
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
     else:
