@@ -411,6 +411,7 @@ def drill_report_message(settings: Settings, record: DrillRecord) -> OutboxMessa
     rows = _report_rows(record, language, settings.organisation.timezone)
     conclusion = text["not_detected"] if record.status == "not_detected" else ""
     banner = ALERT_TEXT[language]["drill"]
+    colon = " : " if language == "fr" else ": "
     body = (
         '<html><body style="font-family:sans-serif;color:#222">'
         '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
@@ -432,7 +433,7 @@ def drill_report_message(settings: Settings, record: DrillRecord) -> OutboxMessa
             "",
             text["intro"].format(**values),
             "",
-            *(f"{k}: {v}" for k, v in rows),
+            *(f"{k}{colon}{v}" for k, v in rows),
             *([f"\n{conclusion}"] if conclusion else []),
             "",
             text["footer"],

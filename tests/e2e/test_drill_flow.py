@@ -132,7 +132,7 @@ def test_drill_alerts_the_cell_waits_for_the_ack_and_reports_the_times(
     )
     assert report["Subject"] == "[EXERCICE] Vigie : bilan de l’exercice « Exercice de novembre »"
     text = report.get_body(("plain",)).get_content()
-    assert "Prise en charge: Awa Diallo" in text and "Délai de détection:" in text
+    assert "Prise en charge : Awa Diallo" in text and "Délai de détection :" in text
 
     # Real figures are the same as before the drill: digest, status counts, alerts, sources.
     assert _digest_and_status(config) == before
