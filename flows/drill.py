@@ -60,24 +60,10 @@ from vigie.settings import Secrets, Settings
 DETECTION_CYCLES = 2
 ACK_POLL_SECONDS = 2.0
 
-DrillName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=80,
-        description="The drill's name, one per drill (e.g. 'exercice 2026-11'): "
-        "running the same name again reports that drill and sends nothing twice.",
-    ),
-]
-AckWaitMinutes = Annotated[
-    int,
-    Field(
-        ge=1,
-        le=24 * 60,
-        description="How long to wait for someone of the cell to take charge of the drill "
-        "alert (vigie ack, or the acknowledge-alert run) before reporting it was not.",
-    ),
-]
+# Bounds for the UI form; Prefect 3.9 takes the descriptions from the docstring's Args (a
+# description in these Fields is dropped from the parameter schema).
+DrillName = Annotated[str, Field(min_length=1, max_length=80)]
+AckWaitMinutes = Annotated[int, Field(ge=1, le=24 * 60)]
 
 
 def drill_cycle(
@@ -129,7 +115,15 @@ def drill(
     ack_wait_minutes: AckWaitMinutes = 30,
     config_path: str = "vigie.toml",
 ) -> dict[str, Any]:
-    """Inject a labelled synthetic crisis, wait for the cell to take charge, report the times."""
+    """Inject a labelled synthetic crisis, wait for the cell to take charge, report the times.
+
+    Args:
+        name: The drill's name, one per drill (e.g. "exercice 2026-11"): running the same name
+            again reports that drill and sends nothing twice.
+        ack_wait_minutes: How long to wait for someone of the cell to take charge of the drill
+            alert (vigie ack, or the acknowledge-alert run) before reporting that nobody did.
+        config_path: The Vigie configuration file (TOML).
+    """
     settings, secrets = load_config_task(config_path)
     drill_id = drill_id_for(name)
     check_drill_topic(settings, drill_id)

@@ -277,3 +277,22 @@ def test_an_email_is_marked_as_a_drill_once() -> None:
     assert marked.html.startswith('<html><body style="x"><p style="background')
     assert marked.text.startswith("EXERCICE — ceci n’est pas une vraie crise")
     assert as_drill(marked, "fr") == marked
+
+
+def test_the_drill_form_in_the_prefect_ui_has_help_and_bounds() -> None:
+    from flows.drill import drill
+
+    schema = drill.parameters.model_dump()
+    properties = schema["properties"]
+    assert schema["required"] == ["name"]
+    assert properties["name"]["maxLength"] == 80 and properties["name"]["minLength"] == 1
+    assert (
+        properties["ack_wait_minutes"]["minimum"],
+        properties["ack_wait_minutes"]["maximum"],
+    ) == (
+        1,
+        1440,
+    )
+    assert all(
+        properties[p].get("description") for p in ("name", "ack_wait_minutes", "config_path")
+    )
