@@ -615,7 +615,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     from flows.drill import drill
-    from tasks.drill import drill_id_for, format_duration
+    from tasks.drill import check_drill_topic, drill_id_for, format_duration
     from warehouse.connection import open_warehouse
 
     config_path = resolve_config_path(args.config)
@@ -623,6 +623,10 @@ def cmd_drill(args: argparse.Namespace) -> int:
     load_secrets(settings)
     if not 1 <= args.ack_wait <= 24 * 60:
         raise ConfigError("--ack-wait must be between 1 and 1440 minutes")
+    if not args.name.strip() or len(args.name) > 80:
+        raise ConfigError("the drill's name must have 1 to 80 characters")
+    # Checked before Prefect starts, so that it is one line rather than a failed run.
+    check_drill_topic(settings, drill_id_for(args.name))
     with open_warehouse(settings.warehouse_path):
         pass
     print(
