@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tasks.detect import assess_watches
 from tasks.drill import drill_outcome, wait_for_acknowledgement
 from tasks.escalation import escalate_unacknowledged
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
@@ -115,6 +116,14 @@ def _figures(settings: Settings) -> tuple[object, ...]:
             store.source_health(),
             store.counts(drills=False),
             store.collection_runs(start=NOW - timedelta(days=1), end=NOW + timedelta(hours=1)),
+            assess_watches(
+                store,
+                [w.name for w in settings.watch],
+                settings.detection,
+                NOW,
+                sources=[s.name for s in settings.sources],
+                min_coverage=settings.health.min_coverage,
+            ),
         )
 
 
