@@ -12,6 +12,7 @@ from pathlib import Path
 from tasks.detect import assess_watches
 from tasks.drill import drill_outcome, wait_for_acknowledgement
 from tasks.escalation import escalate_unacknowledged
+from tasks.quality import quality_report
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import FetchResult, Mention, OutboxMessage, SourceOutcome, VolumeSignal
 from vigie.settings import Settings, Source
@@ -124,6 +125,9 @@ def _figures(settings: Settings) -> tuple[object, ...]:
                 sources=[s.name for s in settings.sources],
                 min_coverage=settings.health.min_coverage,
             ),
+            quality_report(
+                store, since=NOW - timedelta(days=1), now=NOW, settings=settings
+            ).as_dict(),
         )
 
 
