@@ -632,6 +632,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     print(
         f"Drill {drill_id_for(args.name)}: the alert goes to the cell; take charge with "
         f"vigie ack ALERT --by NAME (waiting up to {args.ack_wait} min)",
+        file=sys.stderr if args.json else sys.stdout,
         flush=True,
     )
     result = drill(args.name, ack_wait_minutes=args.ack_wait, config_path=str(config_path))
