@@ -107,19 +107,23 @@ CALM_TITLES = {
 CRISIS_TITLES = {
     "fr": (
         ("Rappel de produits {org} : risque de contamination", 48),
-        ("Intoxications : des familles accusent {org}", 40),
-        ("Scandale chez {org} : l’entreprise savait-elle ?", 31),
-        ("Appel au boycott de {org} sur les réseaux sociaux", 22),
-        ("Enquête ouverte sur {org} après des plaintes", 14),
-        ("{org} refuse de commenter le rappel, la colère monte", 6),
+        ("Intoxications : des familles accusent {org}", 41),
+        ("Scandale chez {org} : l’entreprise savait-elle ?", 34),
+        ("Appel au boycott de {org} sur les réseaux sociaux", 27),
+        ("Enquête ouverte sur {org} après des plaintes", 20),
+        ("Pétition contre {org} : des milliers de signatures", 13),
+        ("Hospitalisations : {org} mise en cause", 8),
+        ("{org} refuse de commenter le rappel, la colère monte", 3),
     ),
     "en": (
         ("{org} product recall: contamination risk", 48),
-        ("Poisoning: families blame {org}", 40),
-        ("Scandal at {org}: did the company know?", 31),
-        ("Calls to boycott {org} spread on social media", 22),
-        ("Investigation opened into {org} after complaints", 14),
-        ("{org} declines to comment on the recall, outrage grows", 6),
+        ("Poisoning: families blame {org}", 41),
+        ("Scandal at {org}: did the company know?", 34),
+        ("Calls to boycott {org} spread on social media", 27),
+        ("Investigation opened into {org} after complaints", 20),
+        ("Petition against {org} gathers thousands of signatures", 13),
+        ("Hospitalisations: {org} under fire", 8),
+        ("{org} declines to comment on the recall, outrage grows", 3),
     ),
 }
 

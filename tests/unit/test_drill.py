@@ -100,7 +100,7 @@ def test_calm_feeds_hold_three_quiet_days_and_the_crisis_comes_only_once_injecte
         injected_at=INJECTED,
     )
     new = [i for i in crisis if i not in calm]
-    assert len(new) == 6
+    assert len(new) == 8
     assert all(INJECTED - timedelta(minutes=50) <= i.published_at < INJECTED for i in new)
     assert any("rappel" in i.title.lower() for i in new)
     # Deterministic: a rerun serves the same entries (and so loads nothing twice).
