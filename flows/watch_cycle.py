@@ -21,7 +21,8 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
-from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
+from flows.fetch_on_dask import fetch_due_sources
+from tasks.collect import collect_sources_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
 from tasks.health import check_source_health_task
@@ -101,7 +102,7 @@ def watch_cycle(
         due, skipped = due_sources(
             settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
         )
-        fetched = fetch_sources_task(_q(due), _q(states), settings.collection)
+        fetched = fetch_due_sources(due, states, settings.collection)
     with clock.step("parse"):
         collected, outcomes = collect_sources_task(
             _q(settings.sources), _q(fetched), now, settings.collection.max_entries

@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         alerts = store.open_alerts()
         unsent = store.unsent_count()
         undelivered = store.undelivered(MAX_ATTEMPTS)
-        counts = store.counts()
+        counts = store.counts(drills=False)  # drills are rehearsals, not the watch
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
     else:
@@ -613,6 +613,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir))
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from flows.drill import drill
+    from tasks.drill import check_drill_topic, drill_id_for, format_duration
+    from warehouse.connection import open_warehouse
+
+    config_path = resolve_config_path(args.config)
+    settings = load_settings(config_path)
+    load_secrets(settings)
+    if not 1 <= args.ack_wait <= 24 * 60:
+        raise ConfigError("--ack-wait must be between 1 and 1440 minutes")
+    if not args.name.strip() or len(args.name) > 80:
+        raise ConfigError("the drill's name must have 1 to 80 characters")
+    # Checked before Prefect starts, so that it is one line rather than a failed run.
+    check_drill_topic(settings, drill_id_for(args.name))
+    with open_warehouse(settings.warehouse_path):
+        pass
+    print(
+        f"Drill {drill_id_for(args.name)}: the alert goes to the cell; take charge with "
+        f"vigie ack ALERT --by NAME (waiting up to {args.ack_wait} min)",
+        file=sys.stderr if args.json else sys.stdout,
+        flush=True,
+    )
+    result = drill(args.name, ack_wait_minutes=args.ack_wait, config_path=str(config_path))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(
+        f"drill {result['drill_id']}: {result['status']}, alert {result['alert_id'] or '-'}, "
+        f"time to detect {format_duration(result['time_to_detect_s'])}, "
+        f"time to acknowledge {format_duration(result['time_to_ack_s'])}"
+        + (f" ({result['acknowledged_by']})" if result["acknowledged_by"] else "")
+    )
+    return 0
+
+
 def cmd_incident_list(args: argparse.Namespace) -> int:
     from warehouse.connection import open_warehouse
     from warehouse.store import IncidentStore
@@ -812,6 +847,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")
     demo.set_defaults(func=cmd_demo)
+
+    drill = sub.add_parser(
+        "drill",
+        help="rehearse: a labelled synthetic crisis through the real watch, to the cell",
+        epilog="One name per drill; the same name again reports that drill and sends nothing "
+        'twice.\nExample: vigie drill "exercice 2026-11" --ack-wait 30',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drill.add_argument("name", help="the drill's name")
+    drill.add_argument(
+        "--ack-wait", type=int, default=30, help="minutes to wait for the acknowledgement (30)"
+    )
+    drill.add_argument("--json", action="store_true", help="print the result as JSON")
+    drill.set_defaults(func=cmd_drill)
 
     incident = sub.add_parser("incident", help="incident mode: list incidents, stop one")
     incident_sub = incident.add_subparsers(dest="incident_command", required=True)
