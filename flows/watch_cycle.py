@@ -41,7 +41,9 @@ from tasks.report import (
     StepClock,
     cycle_summary,
     publish_summary_task,
+    publish_top_stories_task,
     publish_validation_task,
+    read_top_stories_task,
 )
 from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
@@ -158,6 +160,9 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
-    publish_summary_task(summary)
+    tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
+    stories = read_top_stories_task(path, now, tolerance)
+    publish_summary_task(summary, _q(stories))
+    publish_top_stories_task(_q(stories))
     publish_validation_task(_q(checked), run_checks)
     return summary
