@@ -23,6 +23,7 @@ import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
+from tasks.events import emit_cycle_events_task
 from tasks.health import check_source_health_task
 from tasks.load import (
     apply_retention_task,
@@ -138,6 +139,8 @@ def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) ->
             str(Path(config_path).resolve()),
         )
         escalations = escalate_task(path, _q(settings), now)
+    # Prefect events for automations; emitting never fails the cycle.
+    emit_cycle_events_task(path, changes, escalations, health_changes, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, _q(settings), secrets)
     summary = cycle_summary(
