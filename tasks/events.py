@@ -253,10 +253,13 @@ def emit_vigie_events(
 
 
 def prefect_server_answers(api_url: str, timeout_s: float = 2.0) -> bool:
-    """Whether the Prefect API at `api_url` answers its health check within `timeout_s`."""
+    """Whether the Prefect API at `api_url` answers its health check within `timeout_s` (an
+    HTTP error is an answer: a server behind authentication is there)."""
     try:
-        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout_s) as reply:
-            return bool(reply.status == 200)
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True
     except (OSError, ValueError):
         return False
 

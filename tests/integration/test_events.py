@@ -246,3 +246,16 @@ def test_a_failure_to_emit_is_logged_once_and_never_raised(
     assert len(warnings) == 1
     assert "Prefect events not emitted" in warnings[0].getMessage()
     assert "Traceback" not in caplog.text
+
+
+def test_a_prefect_server_answers_even_when_it_asks_for_credentials(
+    feed_server: FeedServer,
+) -> None:
+    from vigie.localservers import free_port
+
+    feed_server.set("/ok/api/health", "true", content_type="application/json")
+    feed_server.set("/locked/api/health", "no", status=401)
+    assert events.prefect_server_answers(feed_server.url("/ok/api"))
+    assert events.prefect_server_answers(feed_server.url("/locked/api/"))
+    assert not events.prefect_server_answers(f"http://127.0.0.1:{free_port()}/api")
+    assert not events.prefect_server_answers("not a url")
