@@ -170,10 +170,6 @@ def md_link(text: object, url: object, limit: int = MAX_CELL_CHARS) -> str:
     return f"[{label}]({href})" if href and label else label
 
 
-def _md_cell(value: object) -> str:
-    return md_text(value)
-
-
 def _when(value: object) -> str:
     if isinstance(value, datetime):
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -352,8 +348,8 @@ def quarantine_markdown(quarantined: Sequence[QuarantinedMention], limit: int = 
     for item in quarantined[:limit]:
         mention = item.mention
         lines.append(
-            f"| {_md_cell(mention.source)} | {_md_cell(mention.title[:80])} | "
-            f"{_md_cell(mention.url[:80])} | {_md_cell(', '.join(item.reasons))} |"
+            f"| {md_text(mention.source)} | {md_text(mention.title, 80)} | "
+            f"{md_text(mention.url, 80)} | {md_text(', '.join(item.reasons))} |"
         )
     if len(quarantined) > limit:
         lines.append(f"\n… and {len(quarantined) - limit} more (table `quarantine`).")
