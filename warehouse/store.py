@@ -1058,3 +1058,31 @@ class Store:
             "oldest": oldest,
             "newest": newest,
         }
+
+    def alert_details(self, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What Prefect events say about each alert: topic, level, status, severity, mentions
+        in its window, reason, cell level, and whether it belongs to a drill (its emails are
+        drill mail)."""
+        if not alert_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT a.alert_id, a.topic, a.level, a.status, a.severity, a.mentions_in_window, "
+            "a.reason, a.cell_level, coalesce(a.drill OR bool_or(o.drill), a.drill, false) "
+            "FROM alerts a "
+            "LEFT JOIN outbox o ON o.alert_id = a.alert_id "
+            "WHERE a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY ALL",
+            [list(alert_ids)],
+        ).fetchall()
+        keys = (
+            "alert_id",
+            "topic",
+            "level",
+            "status",
+            "severity",
+            "mentions",
+            "reason",
+            "cell_level",
+            "drill",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
