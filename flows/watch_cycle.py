@@ -25,6 +25,7 @@ from flows.fetch_on_dask import fetch_due_sources
 from tasks.collect import collect_sources_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
+from tasks.events import emit_cycle_events_task
 from tasks.health import check_source_health_task
 from tasks.incident import with_extra_watches
 from tasks.load import (
@@ -44,7 +45,9 @@ from tasks.report import (
     StepClock,
     cycle_summary,
     publish_summary_task,
+    publish_top_stories_task,
     publish_validation_task,
+    read_top_stories_task,
 )
 from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
@@ -148,6 +151,8 @@ def watch_cycle(
             str(Path(config_path).resolve()),
         )
         escalations = escalate_task(path, _q(settings), now)
+    # Prefect events for automations; emitting never fails the cycle.
+    emit_cycle_events_task(path, changes, escalations, health_changes, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, _q(settings), secrets)
     summary = cycle_summary(
@@ -170,6 +175,9 @@ def watch_cycle(
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
-    publish_summary_task(summary)
+    tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
+    stories = read_top_stories_task(path, now, tolerance)
+    publish_summary_task(summary, _q(stories))
+    publish_top_stories_task(_q(stories))
     publish_validation_task(_q(checked), run_checks)
     return summary

@@ -39,7 +39,7 @@ from tasks.digest import cell_recipients
 from tasks.load import send_pending
 from tasks.notify import TEXT as ALERT_TEXT
 from tasks.notify import header_safe
-from tasks.report import _md_cell
+from tasks.report import md_text
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer
 from vigie.models import OutboxMessage, SourceState
@@ -459,7 +459,7 @@ def drill_report_message(settings: Settings, record: DrillRecord) -> OutboxMessa
 def drill_markdown(record: DrillRecord) -> str:
     """The drill's result as a Prefect markdown artifact (names escaped for the UI)."""
     lines = [
-        f"# DRILL / EXERCICE — {_md_cell(record.name)}",
+        f"# DRILL / EXERCICE — {md_text(record.name)}",
         "",
         "A synthetic crisis, not a real one: these figures are not part of the watch.",
         "",
@@ -480,7 +480,7 @@ def drill_markdown(record: DrillRecord) -> str:
         ("alert", record.alert_id),
     ):
         shown = value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
-        lines.append(f"| {key} | {_md_cell('—' if shown is None else shown)} |")
+        lines.append(f"| {key} | {md_text('—' if shown is None else shown)} |")
     if record.status == "not_acknowledged":
         lines += ["", f"Not acknowledged within {record.ack_wait_minutes} min."]
     elif record.status == "not_detected":

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from prefect import task
@@ -39,7 +38,7 @@ from tasks.digest import (
 )
 from tasks.load import send_pending
 from tasks.notify import LEVEL_NAMES, _safe_href, header_safe
-from tasks.report import _md_cell
+from tasks.report import md_link, md_text
 from vigie.errors import QueryError, VigieError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.query import parse_query
@@ -476,15 +475,6 @@ def _clean(value: str | None, max_chars: int = MAX_TITLE) -> str:
     return header_safe(value or "", max_chars)
 
 
-def _md_link(title: str, url: str) -> str:
-    """A markdown link whose text and target cannot break out (only http(s) targets)."""
-    text = _md_cell(_clean(title))
-    if not url.lower().startswith(("http://", "https://")):
-        return text
-    target = quote(_clean(url, 2000), safe=":/?#@!$&'*+,;=%~-._")
-    return f"[{text}]({target})"
-
-
 class _Doc:
     """One document written three ways at once: HTML email, plain text, markdown."""
 
@@ -502,12 +492,12 @@ class _Doc:
     def heading(self, title: str, level: int = 3) -> None:
         self.html.append(f"<h{level}>{html.escape(title)}</h{level}>")
         self.plain += ["", title, ("=" if level == 2 else "-") * min(len(title), 60)]
-        self.md += ["", "#" * (level - 1) + " " + _md_cell(title), ""]
+        self.md += ["", "#" * (level - 1) + " " + md_text(title), ""]
 
     def para(self, line: str) -> None:
         self.html.append(f"<p>{html.escape(line)}</p>")
         self.plain.append(line)
-        self.md += [_md_cell(line), ""]
+        self.md += [md_text(line), ""]
 
     def items(self, lines: Sequence[tuple[str, str | None]]) -> None:
         """A list of (text, link or None)."""
@@ -518,7 +508,7 @@ class _Doc:
             shown = f'<a href="{href}">{shown}</a>' if href else shown
             self.html.append(f"<li>{shown}</li>")
             self.plain.append(f"- {line}" + (f"\n  {_clean(url, 2000)}" if href and url else ""))
-            self.md.append(f"- {_md_link(line, url) if url else _md_cell(line)}")
+            self.md.append(f"- {md_link(line, url) if url else md_text(line)}")
         self.html.append("</ul>")
         self.md.append("")
 
@@ -533,9 +523,9 @@ class _Doc:
             pairs = zip(header[1:], row[1:], strict=True)
             self.plain.append(f"- {row[0]}{colon}" + ", ".join(f"{h} {c}" for h, c in pairs))
         self.md += [
-            "| " + " | ".join(_md_cell(h) for h in header) + " |",
+            "| " + " | ".join(md_text(h) for h in header) + " |",
             "|" + "---|" * len(header),
-            *("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows),
+            *("| " + " | ".join(md_text(c) for c in row) + " |" for row in rows),
             "",
         ]
 

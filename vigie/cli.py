@@ -490,6 +490,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
+    from tasks.events import acknowledged_event, emit_from_command
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -498,11 +499,17 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if not by:
         raise ConfigError("--by needs the name of the person who takes charge")
     with open_warehouse(settings.warehouse_path) as con:
-        before = Store(con).acknowledge_alert(args.alert_id, by, datetime.now(UTC))
+        store = Store(con)
+        before = store.acknowledge_alert(args.alert_id, by, datetime.now(UTC))
+        event = acknowledged_event(store, args.alert_id, by) if before == "open" else None
     if before == "open":
         print(f"{args.alert_id} acknowledged by {by}")
     else:
         print(f"{args.alert_id} was already {before}; nothing changed")
+    # The Prefect event, when a Prefect server is configured (PREFECT_API_URL) and answers.
+    note = emit_from_command([event] if event else [])
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 

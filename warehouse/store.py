@@ -1059,6 +1059,34 @@ class Store:
             "newest": newest,
         }
 
+    def alert_details(self, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What Prefect events say about each alert: topic, level, status, severity, mentions
+        in its window, reason, cell level, and whether it belongs to a drill (its emails are
+        drill mail)."""
+        if not alert_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT a.alert_id, a.topic, a.level, a.status, a.severity, a.mentions_in_window, "
+            "a.reason, a.cell_level, coalesce(a.drill OR bool_or(o.drill), a.drill, false) "
+            "FROM alerts a "
+            "LEFT JOIN outbox o ON o.alert_id = a.alert_id "
+            "WHERE a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY ALL",
+            [list(alert_ids)],
+        ).fetchall()
+        keys = (
+            "alert_id",
+            "topic",
+            "level",
+            "status",
+            "severity",
+            "mentions",
+            "reason",
+            "cell_level",
+            "drill",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+
 
 # Incident mode (tasks/incident.py, flows/incident.py): the `incidents` table and the reads
 # of the situation reports, by collection time (what Vigie learned during the incident).
@@ -1096,7 +1124,8 @@ class StoredIncident:
 
 
 class IncidentStore(Store):
-    """The incidents table and the reads of incident reports (additive to `Store`)."""
+    """The incidents table and the reads of incident reports (additive to `Store`); what
+    drills created (their sources' mentions, their alerts) is left out of the reads."""
 
     def _incidents(self, where: str, params: list[Any]) -> list[StoredIncident]:
         rows = self.con.execute(
@@ -1191,7 +1220,7 @@ class IncidentStore(Store):
         """Per topic: mentions collected in [start, end) (0 for a topic without any)."""
         rows = self.con.execute(
             "SELECT t.topic, count(*) FROM (SELECT unnest(topics) AS topic FROM mentions "
-            "WHERE collected_at >= ? AND collected_at < ?) t "
+            f"WHERE collected_at >= ? AND collected_at < ? AND source NOT IN {DRILL_SOURCES}) t "
             "WHERE t.topic IN (SELECT unnest(?::VARCHAR[])) GROUP BY t.topic",
             [start, end, list(topics)],
         ).fetchall()
@@ -1209,7 +1238,8 @@ class IncidentStore(Store):
             "arg_min(source, (tier, published_at, mention_id)), min(tier), count(*), "
             "count(DISTINCT source), min(published_at), "
             "list_sort(list_distinct(flatten(list(topics)))) FROM mentions "
-            "WHERE collected_at >= ? AND collected_at < ? AND title <> '' GROUP BY story_id "
+            "WHERE collected_at >= ? AND collected_at < ? AND title <> '' "
+            f"AND source NOT IN {DRILL_SOURCES} GROUP BY story_id "
             "ORDER BY min(tier), count(DISTINCT source) DESC, count(*) DESC, "
             "min(published_at), story_id LIMIT ?",
             [start, end, limit],
@@ -1233,7 +1263,7 @@ class IncidentStore(Store):
             "SELECT e.occurred_at, e.alert_id, e.kind, a.topic, "
             "coalesce(e.detail->>'level', a.level), e.detail->>'by' FROM alert_events e "
             "JOIN alerts a ON a.alert_id = e.alert_id "
-            "WHERE e.occurred_at >= ? AND e.occurred_at < ? "
+            "WHERE e.occurred_at >= ? AND e.occurred_at < ? AND NOT coalesce(a.drill, false) "
             "ORDER BY e.occurred_at, e.alert_id, e.kind",
             [start, end],
         ).fetchall()

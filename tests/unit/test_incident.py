@@ -4,6 +4,7 @@ DuckDB file."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -347,6 +348,29 @@ def test_the_report_reads_what_was_collected_and_done_during_the_incident(
             "al-1", signal, level="crise", reason="r", now=T0 + timedelta(minutes=30), messages=[]
         )
         store.acknowledge_alert("al-1", "Awa <b>Diallo</b>", T0 + timedelta(minutes=40))
+        # What a drill creates never shows in an incident's reports.
+        con.execute(
+            "INSERT INTO sources (name, kind, url, platform, tier, drill) "
+            "VALUES ('Exercice', 'rss', 'http://127.0.0.1:9/', 'news', 1, true)"
+        )
+        drill_mention = mention(4, T0 + timedelta(minutes=25), "[EXERCICE] Drill", ("marque",))
+        store.load_cycle(
+            "c2",
+            settings.sources,
+            [],
+            [dataclasses.replace(drill_mention, source="Exercice")],
+            [],
+            T0 + timedelta(minutes=25),
+        )
+        store.open_alert(
+            "al-drill",
+            signal,
+            level="crise",
+            reason="drill",
+            now=T0 + timedelta(minutes=26),
+            messages=[],
+            drill=True,
+        )
         sitrep = build_sitrep(
             store,
             settings,
