@@ -1067,7 +1067,7 @@ class Store:
             return {}
         rows = self.con.execute(
             "SELECT a.alert_id, a.topic, a.level, a.status, a.severity, a.mentions_in_window, "
-            "a.reason, a.cell_level, coalesce(a.drill OR bool_or(o.drill), a.drill, false) "
+            "a.reason, a.cell_level, bool_or(coalesce(a.drill, false) OR coalesce(o.drill, false)) "
             "FROM alerts a "
             "LEFT JOIN outbox o ON o.alert_id = a.alert_id "
             "WHERE a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
