@@ -12,14 +12,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
+from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
+from flows.params import ConfigPath
 from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
@@ -72,7 +74,13 @@ def _run_name() -> str:
 
 
 @flow(name="watch-cycle", flow_run_name=_run_name)
-def watch_cycle(config_path: str = "vigie.toml", now: datetime | None = None) -> dict[str, Any]:
+def watch_cycle(
+    config_path: ConfigPath = "vigie.toml",
+    now: Annotated[
+        datetime | None,
+        Field(description="The cycle's clock (UTC), for replays and tests; empty: now."),
+    ] = None,
+) -> dict[str, Any]:
     """Run one complete watch cycle and return its summary."""
     clock = StepClock()
     now = now or datetime.now(UTC)
