@@ -11,11 +11,10 @@ email goes through the outbox like every other (`vigie digest` does the same).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath
@@ -37,13 +36,16 @@ def _run_name() -> str:
 
 @flow(name="digest", flow_run_name=_run_name)
 def send_digest(
-    period: Annotated[
-        Period,
-        Field(description="daily: the last 24 hours against the 24 before; weekly: 7 days."),
-    ] = "daily",
+    period: Period = "daily",
     config_path: ConfigPath = "vigie.toml",
 ) -> dict[str, Any]:
-    """Build the period's digest, queue it once in the outbox and send the outbox."""
+    """Build the period's digest, queue it once in the outbox and send the outbox.
+
+    Args:
+        period: daily (the last 24 hours against the 24 before) or weekly (7 days against 7).
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+    """
     now = run_clock(datetime.now(UTC), flow_run.scheduled_start_time)
     settings, secrets = load_config_task(config_path)
     queued = queue_digest_task(settings, period, None, now)

@@ -33,7 +33,12 @@ def _run_name() -> str:
 
 @flow(name="escalation-check", flow_run_name=_run_name)
 def escalation_check(config_path: ConfigPath = "vigie.toml") -> dict[str, Any]:
-    """Escalate the alerts that waited too long, then send the outbox."""
+    """Escalate the alerts that waited too long, then send the outbox.
+
+    Args:
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+    """
     now = run_clock(datetime.now(UTC), flow_run.scheduled_start_time)
     settings, secrets = load_config_task(config_path)
     paged, report = escalate_and_send_task(settings, secrets, now)

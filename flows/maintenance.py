@@ -41,28 +41,21 @@ def _run_name() -> str:
 
 @flow(name="maintenance", flow_run_name=_run_name)
 def maintain_warehouse(
-    export_days: Annotated[
-        int,
-        Field(
-            ge=0,
-            le=31,
-            description="Past UTC days to export, one file each (0: no export). 2 re-exports "
-            "yesterday with the mentions collected late.",
-        ),
-    ] = 2,
-    export_format: Annotated[
-        ExportFormat, Field(description="parquet (compact, typed) or csv (for spreadsheets).")
-    ] = "parquet",
-    export_folder: Annotated[
-        str,
-        Field(
-            max_length=4096,
-            description="Folder of the exports; empty: exports/ beside the warehouse file.",
-        ),
-    ] = "",
+    export_days: Annotated[int, Field(ge=0, le=31)] = 2,
+    export_format: ExportFormat = "parquet",
+    export_folder: Annotated[str, Field(max_length=4096)] = "",
     config_path: ConfigPath = "vigie.toml",
 ) -> dict[str, Any]:
-    """Apply retention, export the last days' mentions, checkpoint the warehouse."""
+    """Export the last days' mentions, apply retention, checkpoint the warehouse.
+
+    Args:
+        export_days: Past UTC days to export, one file each (0: no export); 2 exports
+            yesterday again with the mentions collected late.
+        export_format: parquet (compact, typed) or csv (for spreadsheets).
+        export_folder: Folder of the exports; empty: exports/ beside the warehouse file.
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+    """
     now = run_clock(datetime.now(UTC), flow_run.scheduled_start_time)
     settings, _ = load_config_task(config_path)
     folder = Path(export_folder) if export_folder else settings.warehouse_path.parent / "exports"

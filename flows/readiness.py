@@ -36,20 +36,18 @@ def _run_name() -> str:
 
 @flow(name="readiness", flow_run_name=_run_name)
 def send_readiness_reminders(
-    team: Annotated[
-        str | None,
-        Field(
-            max_length=200,
-            description="Only this team (its name in the configuration); empty: every team due.",
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        Field(description="Remind now even if this period's reminder already went out."),
-    ] = False,
+    team: Annotated[str | None, Field(max_length=200)] = None,
+    force: bool = False,
     config_path: ConfigPath = "vigie.toml",
 ) -> list[dict[str, Any]]:
-    """Queue the reminders of the teams that are due, send the outbox, report each team."""
+    """Queue the reminders of the teams that are due, send the outbox, report each team.
+
+    Args:
+        team: Only this team (its name in the configuration); empty: every team that is due.
+        force: Remind now even if this period's reminder already went out.
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+    """
     now = run_clock(datetime.now(UTC), flow_run.scheduled_start_time)
     settings, secrets = load_config_task(config_path)
     outcomes = send_readiness_task(settings, secrets, now, team or None, force)

@@ -37,19 +37,20 @@ def _utc(moment: datetime) -> datetime:
 
 @flow(name="replay", flow_run_name=_run_name)
 def replay_detection(
-    since: Annotated[datetime, Field(description="Start of the replay (UTC unless it says).")],
-    until: Annotated[datetime, Field(description="End of the replay (UTC unless it says).")],
-    step_minutes: Annotated[
-        int | None,
-        Field(
-            ge=5,
-            le=1440,
-            description="Minutes between assessments; empty: the detection window.",
-        ),
-    ] = None,
+    since: datetime,
+    until: datetime,
+    step_minutes: Annotated[int | None, Field(ge=5, le=1440)] = None,
     config_path: ConfigPath = "vigie.toml",
 ) -> list[dict[str, Any]]:
-    """List the alerts detection would have opened between `since` and `until`."""
+    """List the alerts detection would have opened between `since` and `until`.
+
+    Args:
+        since: Start of the replay (UTC unless it says otherwise).
+        until: End of the replay (UTC unless it says otherwise).
+        step_minutes: Minutes between assessments (5 to 1440); empty: the detection window.
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+    """
     since, until = _utc(since), _utc(until)
     settings, _ = load_config_task(config_path)
     step = timedelta(minutes=step_minutes or settings.detection.window_minutes)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
-from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.params import ConfigPath
@@ -76,12 +75,15 @@ def _run_name() -> str:
 @flow(name="watch-cycle", flow_run_name=_run_name)
 def watch_cycle(
     config_path: ConfigPath = "vigie.toml",
-    now: Annotated[
-        datetime | None,
-        Field(description="The cycle's clock (UTC), for replays and tests; empty: now."),
-    ] = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Run one complete watch cycle and return its summary."""
+    """Run one complete watch cycle and return its summary.
+
+    Args:
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+        now: The cycle's clock (UTC), for replays and tests; empty: now.
+    """
     clock = StepClock()
     now = now or datetime.now(UTC)
     run_id: str | None = flow_run.id
