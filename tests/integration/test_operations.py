@@ -10,7 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tasks.delivery import DeliveryReport
 from tasks.operations import (
+    digest_markdown,
     export_days,
     maintenance_markdown,
     prune_raw_text,
@@ -108,6 +110,14 @@ def test_a_digest_is_queued_once_for_its_period(tmp_path: Path) -> None:
     assert first.digest.topics[0].mentions == 1
     with open_warehouse(path) as con:
         assert con.execute("SELECT count(*) FROM outbox").fetchall() == [(1,)]
+    report = DeliveryReport(sent=[first.message.message_id])
+    markdown = digest_markdown(first, report)
+    assert markdown.startswith("# Digest daily: 2026-11-24 15:00 to 2026-11-25 15:00 UTC")
+    assert "Subject: \\[Vigie\\]\\[RÉSUMÉ\\] Laiterie Boréale" in markdown
+    assert "| marque | 1 | 0 |" in markdown
+    assert "to 3 recipient(s); queued." in markdown
+    assert "Outbox: 1 sent, 0 failed, 0 held." in markdown
+    assert "already in the outbox, not queued again." in digest_markdown(second, None)
 
 
 def test_replay_markdown_escapes_topic_names() -> None:

@@ -173,3 +173,32 @@ def test_a_run_started_early_acts_at_its_scheduled_time() -> None:
     assert run_clock(now, scheduled) == scheduled
     assert run_clock(now, now - timedelta(minutes=3)) == now  # late: now
     assert run_clock(now, None) == now
+
+
+def test_serve_builds_each_deployment_with_its_schedules_parameters_and_triggers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vigie.serve import runner_deployments
+
+    monkeypatch.chdir(ROOT)  # entrypoints are read from the project folder, as serve does
+    text = PREFECT_YAML.replace(
+        "    schedules: null\n",
+        "    schedules: null\n"
+        "    triggers:\n"
+        "      - type: event\n"
+        "        enabled: true\n"
+        "        match: {prefect.resource.id: 'vigie.alert.*'}\n"
+        "        expect: [vigie.alert.opened]\n",
+    )
+    config = write_toml(tmp_path, MINIMAL_TOML)
+    watch, digest, readiness, replay = runner_deployments(_deployments(text), config)
+    assert (watch.name, watch.flow_name) == ("watch-cycle", "watch-cycle")
+    assert watch.parameters == {"config_path": str(config.resolve())}
+    assert watch.schedules[0].schedule.interval == timedelta(seconds=600)  # type: ignore[union-attr]
+    assert digest.parameters == {"period": "daily", "config_path": str(config.resolve())}
+    cron = digest.schedules[0].schedule
+    assert (cron.cron, cron.timezone) == ("30 7 * * 1-5", "America/Toronto")  # type: ignore[union-attr]
+    assert [s.schedule.cron for s in readiness.schedules] == ["0 9 1 * *"]  # type: ignore[union-attr]
+    assert replay.schedules == [] and len(replay.triggers) == 1
+    assert replay.triggers[0].name == "replay__automation_1"
+    assert replay.triggers[0].expect == {"vigie.alert.opened"}  # type: ignore[union-attr]
