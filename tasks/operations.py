@@ -32,7 +32,7 @@ from tasks.load import send_pending
 from tasks.readiness import TeamOutcome, send_readiness
 from tasks.replay import ReplayedAlert, replay_history
 from tasks.report import _md_cell
-from vigie.errors import ConfigError
+from vigie.errors import ConfigError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings
 from warehouse.backup import backup_warehouse, checkpoint_warehouse
@@ -182,6 +182,10 @@ def replay_on_snapshot(
 ) -> list[ReplayedAlert]:
     """Replay on a consistent copy of the warehouse, so the watch keeps writing meanwhile (a
     replay of weeks takes minutes; DuckDB allows one process on the file at a time)."""
+    if not settings.warehouse_path.exists():
+        raise WarehouseError(
+            f"there is no warehouse at {settings.warehouse_path} yet: nothing to replay"
+        )
     with tempfile.TemporaryDirectory(prefix="vigie-replay-") as folder:
         copy = Path(folder) / "snapshot.duckdb"
         backup_warehouse(settings.warehouse_path, copy)
