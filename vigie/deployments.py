@@ -202,6 +202,15 @@ def schedule_mismatches(settings: Settings, deployments: Sequence[DeploymentSpec
         if team.cron:
             readiness[f"teams[{index}].cron"] = team.cron
     problems += _check_crons(_by_name(deployments, "readiness"), "readiness", readiness, timezone)
+    escalation = _by_name(deployments, "escalation-check")
+    delay_s = settings.escalation.delay_minutes * 60
+    if escalation is not None:
+        intervals = [s.interval_s for s in escalation.schedules if s.active and s.interval_s]
+        if intervals and min(intervals) > delay_s:
+            problems.append(
+                f"escalation-check runs every {min(intervals):g} s, more than "
+                f"escalation.delay_minutes ({delay_s} s): escalations would come late"
+            )
     return problems
 
 

@@ -113,6 +113,23 @@ def test_a_team_cron_without_a_readiness_schedule_is_reported(tmp_path: Path) ->
     assert problem.startswith("teams[0].cron '0 8 * * 1' America/Toronto is not a readiness cron")
 
 
+def test_an_escalation_check_slower_than_the_escalation_delay_is_reported(
+    tmp_path: Path,
+) -> None:
+    text = PREFECT_YAML + (
+        "  - name: escalation-check\n"
+        "    entrypoint: flows/escalation_check.py:escalation_check\n"
+        "    schedules: [{interval: 300}]\n"
+    )
+    settings = settings_from(tmp_path, MINIMAL_TOML + "\n[escalation]\ndelay_minutes = 4\n")
+    assert schedule_mismatches(settings, _deployments(text)) == [
+        "escalation-check runs every 300 s, more than escalation.delay_minutes (240 s): "
+        "escalations would come late"
+    ]
+    settings = settings_from(tmp_path, MINIMAL_TOML + "\n[escalation]\ndelay_minutes = 5\n")
+    assert schedule_mismatches(settings, _deployments(text)) == []
+
+
 def test_a_missing_deployment_is_reported(tmp_path: Path) -> None:
     settings = settings_from(tmp_path, MINIMAL_TOML)
     without_digest = [d for d in _deployments() if d.name != "digest"]
