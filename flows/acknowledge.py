@@ -2,6 +2,7 @@
 
 The alert email links to this run. Whoever takes charge opens it, clicks "Resume", types their
 name; the acknowledgement is recorded in `alert_events` like `vigie ack`, and escalation stops.
+The Prefect event `vigie.alert.acknowledged` tells automations.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Annotated
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath
+from tasks.events import acknowledged_event, emit_vigie_events
 from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
@@ -36,8 +39,11 @@ def record_acknowledgement(config_path: str, alert_id: str, name: str, now: date
     by = " ".join(name.split())[:120]
     settings = load_settings(config_path)
     with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
-        before = Store(con).acknowledge_alert(alert_id, by, now)
+        store = Store(con)
+        before = store.acknowledge_alert(alert_id, by, now)
+        event = acknowledged_event(store, alert_id, by, ui_url=flow_run.ui_url)
     if before == "open":
+        emit_vigie_events([event] if event else [])
         return f"{alert_id} acknowledged by {by}"
     return f"{alert_id} was already {before}; nothing changed"
 

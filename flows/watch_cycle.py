@@ -20,10 +20,12 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
+from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
-from tasks.collect import collect_sources_task, due_sources, fetch_sources_task
+from tasks.collect import collect_sources_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
+from tasks.events import emit_cycle_events_task
 from tasks.health import check_source_health_task
 from tasks.load import (
     apply_retention_task,
@@ -42,7 +44,9 @@ from tasks.report import (
     StepClock,
     cycle_summary,
     publish_summary_task,
+    publish_top_stories_task,
     publish_validation_task,
+    read_top_stories_task,
 )
 from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
@@ -100,7 +104,7 @@ def watch_cycle(
         due, skipped = due_sources(
             settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
         )
-        fetched = fetch_sources_task(_q(due), _q(states), settings.collection)
+        fetched = fetch_due_sources(due, states, settings.collection)
     with clock.step("parse"):
         collected, outcomes = collect_sources_task(
             _q(settings.sources), _q(fetched), now, settings.collection.max_entries
@@ -146,6 +150,8 @@ def watch_cycle(
             str(Path(config_path).resolve()),
         )
         escalations = escalate_task(path, _q(settings), now)
+    # Prefect events for automations; emitting never fails the cycle.
+    emit_cycle_events_task(path, changes, escalations, health_changes, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, _q(settings), secrets)
     summary = cycle_summary(
@@ -168,6 +174,9 @@ def watch_cycle(
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
-    publish_summary_task(summary)
+    tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
+    stories = read_top_stories_task(path, now, tolerance)
+    publish_summary_task(summary, _q(stories))
+    publish_top_stories_task(_q(stories))
     publish_validation_task(_q(checked), run_checks)
     return summary

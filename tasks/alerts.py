@@ -37,11 +37,13 @@ def raise_alerts(
     now: datetime,
     run_url: str | None,
     ack_link: Callable[[str], str | None] | None = None,
+    drill: bool = False,
 ) -> AlertChanges:
     """Open, escalate, update or resolve each topic's alert; return what changed.
 
     `ack_link(alert_id)` may start a run waiting for an acknowledgement and return its page,
-    which the alert email links to (without it, the email gives `vigie ack`).
+    which the alert email links to (without it, the email gives `vigie ack`). A `drill`'s
+    alerts are marked as such, and so are their emails.
     """
     changes = AlertChanges()
     calm = timedelta(minutes=settings.detection.calm_minutes)
@@ -91,6 +93,7 @@ def raise_alerts(
             severity=severity,
             chart=chart,
             ack_url=ack_link(alert_id) if ack_link else None,
+            drill=drill,
         )
         store.open_alert(
             alert_id,
@@ -101,6 +104,7 @@ def raise_alerts(
             messages=[message],
             severity=severity.score,
             contributions=severity.contributions,
+            drill=drill,
         )
         changes.opened.append(alert_id)
     return changes

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasks.notify import LEVEL_NAMES, ROLE_NAMES, _safe_href, header_safe
+from tasks.notify import LEVEL_NAMES, ROLE_NAMES, _safe_href, as_drill, header_safe
 from vigie.models import OutboxMessage
 from vigie.settings import Member, Settings
+from warehouse.drills import drill_alert_ids
 from warehouse.store import Store, StoredAlert
 
 TEXT = {
@@ -169,6 +170,7 @@ def escalate_unacknowledged(store: Store, settings: Settings, *, now: datetime) 
     members = settings.cell.members
     alerts = store.unacknowledged_alerts()
     by_id = {alert.alert_id: alert for alert, _, _ in alerts}
+    drills = drill_alert_ids(store, list(by_id))
     done = []
     for paging in due_pagings(
         alerts, members, delay=timedelta(minutes=settings.escalation.delay_minutes), now=now
@@ -185,6 +187,8 @@ def escalate_unacknowledged(store: Store, settings: Settings, *, now: datetime) 
             top_mentions=top,
             told=[m for m in members if m.level <= paging.from_level],
         )
+        if alert.alert_id in drills:  # a drill rehearses escalation too, marked as such
+            message = as_drill(message, settings.organisation.language)
         with store.transaction():
             store.queue(message, now)
             store.log_alert_event(

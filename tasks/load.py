@@ -127,6 +127,7 @@ def raise_alerts_task(
     now: datetime,
     run_url: str | None,
     config_path: str | None = None,
+    drill: bool = False,
 ) -> AlertChanges:
     """Open, escalate, update or resolve each topic's alert (emails go to the outbox)."""
     with open_warehouse(path) as con:
@@ -137,6 +138,7 @@ def raise_alerts_task(
             now=now,
             run_url=run_url,
             ack_link=prefect_ack_link(config_path) if config_path else None,
+            drill=drill,
         )
 
 

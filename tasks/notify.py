@@ -16,6 +16,7 @@ import socket
 import ssl
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -502,4 +503,27 @@ def source_health_notice(
             f"<p>{intro}</p><p><strong>{html.escape(text['reason'])}</strong> : {reason}</p>"
             f"<p>{html.escape(text['since'])} {now:%Y-%m-%d %H:%M} UTC</p>{gap}</body></html>"
         ),
+    )
+
+
+def as_drill(message: OutboxMessage, language: str) -> OutboxMessage:
+    """The same email marked as part of a drill: tag in the subject, banner on top, header.
+
+    For mail rendered without knowing it belongs to a drill (an escalation of a drill alert).
+    """
+    text = TEXT[language]
+    if message.drill:
+        return message
+    banner = (
+        '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
+        f"{html.escape(text['drill'])}</p>"
+    )
+    body = message.html
+    marker = body.find(">", body.find("<body")) + 1 if "<body" in body else 0
+    return replace(
+        message,
+        subject=header_safe(f"{text['drill_tag']} {message.subject}"),
+        html=body[:marker] + banner + body[marker:],
+        text=f"{text['drill']}\n\n{message.text}" if message.text else "",
+        drill=True,
     )

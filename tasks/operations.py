@@ -31,7 +31,7 @@ from tasks.escalation import escalate_unacknowledged
 from tasks.load import send_pending
 from tasks.readiness import TeamOutcome, send_readiness
 from tasks.replay import ReplayedAlert, replay_history
-from tasks.report import _md_cell
+from tasks.report import md_text
 from vigie.errors import ConfigError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings
@@ -213,7 +213,7 @@ def replay_markdown(
         for alert in alerts[:MAX_ROWS]:
             resolved = f"{alert.resolved_at:%Y-%m-%d %H:%M}" if alert.resolved_at else "still open"
             lines.append(
-                f"| {alert.opened_at:%Y-%m-%d %H:%M} | {_md_cell(alert.topic)} | {alert.level} "
+                f"| {alert.opened_at:%Y-%m-%d %H:%M} | {md_text(alert.topic)} | {alert.level} "
                 f"| {alert.severity:g} | {alert.highest_level} | {resolved} |"
             )
         if len(alerts) > MAX_ROWS:
@@ -226,12 +226,12 @@ def maintenance_markdown(
 ) -> str:
     before, after = checkpoint
     lines = ["# Maintenance", "", "| step | what it did |", "|---|---|"]
-    lines.append(f"| retention | {_md_cell(retention.describe())} |")
+    lines.append(f"| retention | {md_text(retention.describe())} |")
     if exports:
         for export in exports:
             lines.append(
                 f"| export {export.day:%Y-%m-%d} | {export.mentions} mentions written to "
-                f"{_md_cell(export.path)} |"
+                f"{md_text(export.path)} |"
             )
     else:
         lines.append("| export | none (export_days is 0) |")
@@ -248,13 +248,13 @@ def digest_markdown(queued: QueuedDigest, report: DeliveryReport | None) -> str:
         f"# Digest {digest.period}: {digest.start:%Y-%m-%d %H:%M} to "
         f"{digest.end:%Y-%m-%d %H:%M} UTC",
         "",
-        f"Subject: {_md_cell(message.subject)}; to {len(message.recipients)} recipient(s); "
+        f"Subject: {md_text(message.subject)}; to {len(message.recipients)} recipient(s); "
         + ("already in the outbox, not queued again." if queued.already_queued else "queued."),
         "",
         "| topic | mentions | period before |",
         "|---|---|---|",
     ]
-    lines += [f"| {_md_cell(t.topic)} | {t.mentions} | {t.previous} |" for t in digest.topics]
+    lines += [f"| {md_text(t.topic)} | {t.mentions} | {t.previous} |" for t in digest.topics]
     lines += [
         "",
         f"{len(digest.stories)} top stories, {len(digest.failed_sources)} failed sources, "
@@ -271,7 +271,7 @@ def _delivery_line(report: DeliveryReport) -> str:
 
 def escalation_markdown(paged: Sequence[str], report: DeliveryReport) -> str:
     lines = ["# Escalation check", ""]
-    lines += [f"- {_md_cell(line)}" for line in paged[:MAX_ROWS]] or [
+    lines += [f"- {md_text(line)}" for line in paged[:MAX_ROWS]] or [
         "No alert waits for escalation."
     ]
     return "\n".join([*lines, "", _delivery_line(report)])
@@ -280,7 +280,7 @@ def escalation_markdown(paged: Sequence[str], report: DeliveryReport) -> str:
 def readiness_markdown(outcomes: Sequence[TeamOutcome]) -> str:
     lines = ["# Readiness reminders", "", "| team | outcome | detail |", "|---|---|---|"]
     lines += [
-        f"| {_md_cell(o.team)} | {o.outcome.replace('_', ' ')} | {_md_cell(o.detail)} |"
+        f"| {md_text(o.team)} | {o.outcome.replace('_', ' ')} | {md_text(o.detail)} |"
         for o in outcomes
     ]
     if not outcomes:

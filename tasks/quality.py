@@ -20,7 +20,10 @@ from tasks.validate import (
 )
 from vigie.settings import Settings
 from warehouse.connection import open_warehouse
-from warehouse.store import Store
+from warehouse.store import DRILL_SOURCES, Store
+
+# Drill mentions are rehearsals, not the watch (migration 012).
+_REAL = f"source NOT IN {DRILL_SOURCES}"
 
 
 def flag_degraded_sources(
@@ -96,7 +99,7 @@ def quality_report(
     report = QualityReport(since=since)
     total, undetermined, empty_title, empty_summary = con.execute(
         "SELECT count(*), count(*) FILTER (language IS NULL), count(*) FILTER (title = ''), "
-        "count(*) FILTER (summary = '') FROM mentions WHERE collected_at >= ?",
+        f"count(*) FILTER (summary = '') FROM mentions WHERE collected_at >= ? AND {_REAL}",
         [since],
     ).fetchall()[0]
     report.mentions = int(total)
@@ -106,8 +109,8 @@ def quality_report(
         report.empty_summary = round(empty_summary / total, 4)
     rows = con.execute(
         "WITH loaded AS (SELECT source, count(*) AS n FROM mentions WHERE collected_at >= ? "
-        "GROUP BY source), refused AS (SELECT source, count(*) AS n FROM quarantine "
-        "WHERE quarantined_at >= ? GROUP BY source) "
+        f"AND {_REAL} GROUP BY source), refused AS (SELECT source, count(*) AS n "
+        f"FROM quarantine WHERE quarantined_at >= ? AND {_REAL} GROUP BY source) "
         "SELECT coalesce(l.source, r.source), coalesce(l.n, 0), coalesce(r.n, 0), "
         "s.degraded_since FROM loaded l FULL JOIN refused r ON l.source = r.source "
         "LEFT JOIN sources s ON s.name = coalesce(l.source, r.source) ORDER BY 1",
@@ -127,14 +130,14 @@ def quality_report(
     report.duplicate_urls = int(
         con.execute(
             "SELECT count(*) FROM (SELECT url FROM mentions WHERE collected_at >= ? AND url <> '' "
-            "GROUP BY url HAVING count(*) > 1)",
+            f"AND {_REAL} GROUP BY url HAVING count(*) > 1)",
             [since],
         ).fetchall()[0][0]
     )
     report.duplicate_titles = int(
         con.execute(
             "SELECT count(*) FROM (SELECT source, title FROM mentions WHERE collected_at >= ? "
-            "AND title <> '' GROUP BY source, title, date_trunc('day', published_at) "
+            f"AND title <> '' AND {_REAL} GROUP BY source, title, date_trunc('day', published_at) "
             "HAVING count(*) > 1)",
             [since],
         ).fetchall()[0][0]
@@ -144,7 +147,7 @@ def quality_report(
 
         frame = con.execute(
             "SELECT mention_id, source, url, title, summary, published_at, platform, language, "
-            "tier, sentiment FROM mentions WHERE collected_at >= ? AND title <> ''",
+            f"tier, sentiment FROM mentions WHERE collected_at >= ? AND title <> '' AND {_REAL}",
             [since],
         ).df()
         if len(frame):

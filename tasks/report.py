@@ -1,11 +1,20 @@
-"""The summary of a watch cycle: per-step times and counts, as `vigie run --json` prints it."""
+"""The summary of a watch cycle: per-step times and counts, as `vigie run --json` prints it,
+and what the Prefect UI shows of it: the `watch-cycle-summary` markdown artifact, the
+`top-stories` table, the validation verdicts and the quarantine (stable keys, so the latest of
+each is found by key). Feed text is untrusted: it is escaped, bounded, and only http(s)
+addresses become links."""
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -13,8 +22,15 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges
 from tasks.detect import TopicAssessment
+from tasks.notify import header_safe
 from tasks.validate import ExpectationCheck, ValidationOutcome
 from vigie.models import QuarantinedMention, SourceOutcome
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+# The top stories of a cycle: those with mentions published in the day before it.
+TOP_STORIES_WINDOW = timedelta(hours=24)
+TOP_STORIES_LIMIT = 10
 
 
 class StepClock:
@@ -115,59 +131,188 @@ def cycle_summary(
     }
 
 
-def _md_cell(value: object) -> str:
-    # Names, titles and errors come from config or the network: keep them from breaking the
-    # table or injecting markup (markdown links, images, HTML) into the Prefect UI.
-    text = " ".join(str(value).split())[:200]
-    for char in "\\`*_[]()<>|!#":
-        text = text.replace(char, "\\" + char)
-    return text
+# Every ASCII punctuation mark but ":" is escaped in untrusted text: the UI's renderer (marked)
+# then forms no link, image, autolink (`www.`, `a@b.c`, `http://`), HTML, emphasis or table
+# cell from it. A lone ":" forms nothing ("javascript:" stays inert text).
+_MD_SPECIAL = re.compile(r"[!-/;-@\[-`{-~]")
+MAX_CELL_CHARS = 200
+MAX_URL_CHARS = 2000
+# Characters kept as they are in a link's address; everything else is percent-encoded, so the
+# address cannot end the markdown link early (spaces, parentheses, brackets, quotes, "<>").
+_URL_SAFE = "/:?#&=%+@!$,;~*-._"
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
+def md_text(value: object, limit: int = MAX_CELL_CHARS) -> str:
+    """Untrusted text (a title, a source name, an error) as inert markdown: one line, control
+    and bidi characters out, at most `limit` characters, punctuation escaped."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", header_safe(str(value), limit))
+
+
+def safe_url(url: object) -> str | None:
+    """`url` fit for a markdown link, or None: only http(s) addresses with a host, bounded,
+    control characters and markdown-breaking characters percent-encoded."""
+    text = "".join(ch for ch in str(url) if unicodedata.category(ch) not in {"Cc", "Cf"}).strip()
+    if not text or len(text) > MAX_URL_CHARS:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    return quote(text, safe=_URL_SAFE)
+
+
+def md_link(text: object, url: object, limit: int = MAX_CELL_CHARS) -> str:
+    """A markdown link to `url` showing `text`, or the text alone when `url` is not http(s)."""
+    href = safe_url(url)
+    label = md_text(text, limit)
+    return f"[{label}]({href})" if href and label else label
+
+
+def _when(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return md_text(value or "")
+
+
+def summary_markdown(summary: dict[str, Any], stories: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The cycle's summary for the Prefect UI: counts, failed sources and why, alerts opened
+    or escalated, emails, time per step, and the top stories with their links."""
+    failed = summary["sources_failed"]
+    escalated = [*summary["alerts_escalated"], *summary.get("escalations", [])]
     lines = [
-        f"# Watch cycle {summary['cycle_id']}",
+        f"# Watch cycle {md_text(summary['cycle_id'])}",
         "",
         "| what | count |",
         "|---|---|",
     ]
-    for key in (
-        "sources",
-        "sources_ok",
-        "sources_not_modified",
-        "entries_parsed",
-        "collected",
-        "matched",
-        "quarantined",
-        "new_mentions",
-        "emails_sent",
+    for label, value in (
+        ("sources", summary["sources"]),
+        ("sources ok", summary["sources_ok"]),
+        ("sources not modified", summary["sources_not_modified"]),
+        ("sources failed", len(failed)),
+        ("sources skipped", len(summary.get("sources_skipped") or {})),
+        ("entries parsed", summary["entries_parsed"]),
+        ("collected", summary["collected"]),
+        ("matched", summary["matched"]),
+        ("new mentions", summary["new_mentions"]),
+        ("quarantined rows", summary["quarantined"]),
+        ("alerts opened", len(summary["alerts_opened"])),
+        ("alerts escalated", len(escalated)),
+        ("emails sent", summary["emails_sent"]),
+        ("emails failed", len(summary.get("emails_failed") or {})),
     ):
-        lines.append(f"| {key} | {summary[key]} |")
-    lines.append(f"| sources_skipped | {len(summary.get('sources_skipped') or {})} |")
-    lines.append(f"| alerts_opened | {len(summary['alerts_opened'])} |")
-    if summary["sources_failed"]:
+        lines.append(f"| {label} | {value} |")
+    if failed:
         lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]
-        for source, reason in summary["sources_failed"].items():
-            lines.append(f"| {_md_cell(source)} | {_md_cell(reason)} |")
+        lines += [f"| {md_text(s)} | {md_text(r)} |" for s, r in failed.items()]
+    if summary["alerts_opened"] or escalated:
+        lines += ["", "## Alerts", ""]
+        lines += [f"- opened: {md_text(a)}" for a in summary["alerts_opened"]]
+        lines += [f"- escalated: {md_text(a)}" for a in escalated]
+    if summary.get("topics"):
+        lines += [
+            "",
+            "## Topics",
+            "",
+            "| topic | mentions | severity | level |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {md_text(topic)} | {t['mentions']} | {t['severity']:.0f} | {md_text(t['level'])} |"
+            for topic, t in summary["topics"].items()
+        ]
+    if stories:
+        lines += [
+            "",
+            "## Top stories",
+            "",
+            "| story | outlet | tier | mentions |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {md_link(s['title'], s['url'], 120)} | {md_text(s['source'], 80)} | "
+            f"{s['tier']} | {s['mentions']} |"
+            for s in stories
+        ]
+    for title, key in (
+        ("Emails not sent", "emails_failed"),
+        ("Skipped sources", "sources_skipped"),
+    ):
+        if summary.get(key):
+            lines += ["", f"## {title}", ""]
+            lines += [f"- {md_text(k)}: {md_text(v)}" for k, v in summary[key].items()]
     for title, key in (
         ("Failed checks", "failed_checks"),
         ("Source quality", "quality_changes"),
         ("Source health", "health_changes"),
-        ("Escalations", "escalations"),
     ):
         if summary.get(key):
-            lines += ["", f"## {title}", ""] + [f"- {_md_cell(item)}" for item in summary[key]]
-    lines += ["", f"Duration: {summary['duration_s']:.2f} s"]
+            lines += ["", f"## {title}", ""] + [f"- {md_text(item)}" for item in summary[key]]
+    lines += ["", "## Time per step", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {md_text(step)} | {seconds:.2f} |" for step, seconds in summary["steps"].items()]
+    lines += [
+        "",
+        f"Collection {summary['duration_s']:.2f} s (first fetch to end of loading), "
+        f"whole cycle {summary.get('total_s', summary['duration_s']):.2f} s.",
+    ]
     return "\n".join(lines)
 
 
+def top_story_rows(stories: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """One row per story for the `top-stories` table artifact; the UI renders text cells as
+    markdown, so every text is escaped and the link is one only for http(s) addresses."""
+    rows: list[dict[str, object]] = []
+    for story in stories:
+        href = safe_url(story.get("url") or "")
+        rows.append(
+            {
+                "title": md_text(story.get("title") or "", 160),
+                "topic": md_text(", ".join(story.get("topics") or []), 80),
+                "outlet": md_text(story.get("source") or "", 80),
+                "tier": story.get("tier"),
+                "mentions": story.get("mentions"),
+                "sources": story.get("sources"),
+                "first seen": _when(story.get("first_published_at")),
+                "link": f"[{md_text(urlsplit(href).hostname or 'link', 80)}]({href})"
+                if href
+                else "",
+            }
+        )
+    return rows
+
+
+@task(name="read-top-stories", cache_policy=NO_CACHE)
+def read_top_stories_task(
+    path: Path, now: datetime, tolerance: timedelta = timedelta(0)
+) -> list[dict[str, Any]]:
+    """The top stories published in the day before `now` (the cycle's view of the news)."""
+    with open_warehouse(path) as con:
+        return Store(con).top_stories(
+            start=now - TOP_STORIES_WINDOW, end=now + tolerance, limit=TOP_STORIES_LIMIT
+        )
+
+
 @task(name="publish-summary", cache_policy=NO_CACHE)
-def publish_summary_task(summary: dict[str, Any]) -> None:
+def publish_summary_task(
+    summary: dict[str, Any], stories: Sequence[Mapping[str, Any]] = ()
+) -> None:
     """Show the cycle's summary as a markdown artifact in the Prefect UI."""
     create_markdown_artifact(
         key="watch-cycle-summary",
-        markdown=summary_markdown(summary),
+        markdown=summary_markdown(summary, stories),
         description="What the last watch cycle collected, loaded and sent",
+    )
+
+
+@task(name="publish-top-stories", cache_policy=NO_CACHE)
+def publish_top_stories_task(stories: Sequence[Mapping[str, Any]]) -> None:
+    """Show the day's top stories, with their links, as a table artifact in the Prefect UI."""
+    create_table_artifact(
+        key="top-stories",
+        table=top_story_rows(stories),
+        description="Top stories of the last 24 hours: major outlets first, then reach",
     )
 
 
@@ -203,8 +348,8 @@ def quarantine_markdown(quarantined: Sequence[QuarantinedMention], limit: int = 
     for item in quarantined[:limit]:
         mention = item.mention
         lines.append(
-            f"| {_md_cell(mention.source)} | {_md_cell(mention.title[:80])} | "
-            f"{_md_cell(mention.url[:80])} | {_md_cell(', '.join(item.reasons))} |"
+            f"| {md_text(mention.source)} | {md_text(mention.title, 80)} | "
+            f"{md_text(mention.url, 80)} | {md_text(', '.join(item.reasons))} |"
         )
     if len(quarantined) > limit:
         lines.append(f"\n… and {len(quarantined) - limit} more (table `quarantine`).")

@@ -205,7 +205,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         alerts = store.open_alerts()
         unsent = store.unsent_count()
         undelivered = store.undelivered(MAX_ATTEMPTS)
-        counts = store.counts()
+        counts = store.counts(drills=False)  # drills are rehearsals, not the watch
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
     else:
@@ -489,6 +489,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
+    from tasks.events import acknowledged_event, emit_from_command
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -497,11 +498,17 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if not by:
         raise ConfigError("--by needs the name of the person who takes charge")
     with open_warehouse(settings.warehouse_path) as con:
-        before = Store(con).acknowledge_alert(args.alert_id, by, datetime.now(UTC))
+        store = Store(con)
+        before = store.acknowledge_alert(args.alert_id, by, datetime.now(UTC))
+        event = acknowledged_event(store, args.alert_id, by) if before == "open" else None
     if before == "open":
         print(f"{args.alert_id} acknowledged by {by}")
     else:
         print(f"{args.alert_id} was already {before}; nothing changed")
+    # The Prefect event, when a Prefect server is configured (PREFECT_API_URL) and answers.
+    note = emit_from_command([event] if event else [])
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -635,6 +642,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vigie.demo import run_demo
 
     return run_demo(Path(args.workdir))
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from flows.drill import drill
+    from tasks.drill import check_drill_topic, drill_id_for, format_duration
+    from warehouse.connection import open_warehouse
+
+    config_path = resolve_config_path(args.config)
+    settings = load_settings(config_path)
+    load_secrets(settings)
+    if not 1 <= args.ack_wait <= 24 * 60:
+        raise ConfigError("--ack-wait must be between 1 and 1440 minutes")
+    if not args.name.strip() or len(args.name) > 80:
+        raise ConfigError("the drill's name must have 1 to 80 characters")
+    # Checked before Prefect starts, so that it is one line rather than a failed run.
+    check_drill_topic(settings, drill_id_for(args.name))
+    with open_warehouse(settings.warehouse_path):
+        pass
+    print(
+        f"Drill {drill_id_for(args.name)}: the alert goes to the cell; take charge with "
+        f"vigie ack ALERT --by NAME (waiting up to {args.ack_wait} min)",
+        file=sys.stderr if args.json else sys.stdout,
+        flush=True,
+    )
+    result = drill(args.name, ack_wait_minutes=args.ack_wait, config_path=str(config_path))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(
+        f"drill {result['drill_id']}: {result['status']}, alert {result['alert_id'] or '-'}, "
+        f"time to detect {format_duration(result['time_to_detect_s'])}, "
+        f"time to acknowledge {format_duration(result['time_to_ack_s'])}"
+        + (f" ({result['acknowledged_by']})" if result["acknowledged_by"] else "")
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -817,6 +859,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")
     demo.set_defaults(func=cmd_demo)
+
+    drill = sub.add_parser(
+        "drill",
+        help="rehearse: a labelled synthetic crisis through the real watch, to the cell",
+        epilog="One name per drill; the same name again reports that drill and sends nothing "
+        'twice.\nExample: vigie drill "exercice 2026-11" --ack-wait 30',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drill.add_argument("name", help="the drill's name")
+    drill.add_argument(
+        "--ack-wait", type=int, default=30, help="minutes to wait for the acknowledgement (30)"
+    )
+    drill.add_argument("--json", action="store_true", help="print the result as JSON")
+    drill.set_defaults(func=cmd_drill)
     return parser
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import email_validator
@@ -447,6 +448,28 @@ class Collection(_Model):
     # of all its pages are also bounded by max_entries and their bytes by max_bytes.
     max_pages: Annotated[int, Field(ge=1, le=50)] = 5
     user_agent: str = "Vigie/0.1 (+crisis early-warning; self-hosted)"
+    # Fetch on a Dask cluster (docs/scaling.md): a scheduler address ("tcp://host:8786", or
+    # tls://), or "local" for a cluster inside the run's process; unset, the run's threads fetch.
+    dask_address: str | None = None
+    # Sources per Dask task; each batch keeps the bounds above (`per_host` holds per batch).
+    dask_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_scheduler(cls, value: str | None) -> str | None:
+        if value is None or value == "local":
+            return value
+        problem = 'must be "local" or a Dask scheduler address such as "tcp://10.0.0.5:8786"'
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as err:
+            raise ValueError(problem) from err
+        if parts.scheme not in {"tcp", "tls"} or not parts.hostname or port is None:
+            raise ValueError(problem)
+        if parts.path not in {"", "/"} or parts.query or parts.fragment:
+            raise ValueError(problem)
+        return value
 
 
 class Detection(_Model):

@@ -68,6 +68,10 @@ SENTIMENT_LABEL_SQL = (
     "WHEN sentiment >= 0.05 THEN 'positive' ELSE 'neutral' END"
 )
 
+# What a drill created (migration 012): real figures leave these out.
+DRILL_SOURCES = "(SELECT name FROM sources WHERE drill)"
+DRILL_ALERTS = "(SELECT alert_id FROM alerts WHERE drill)"
+
 
 class Store:
     """Named reads and writes of the warehouse; the connection is the caller's."""
@@ -442,7 +446,7 @@ class Store:
         best-tier (then earliest) mention and how many sources carried it."""
         rows = self.con.execute(
             "WITH period AS (SELECT * FROM mentions WHERE published_at >= ? "
-            "AND published_at < ? AND title <> ''), "
+            f"AND published_at < ? AND title <> '' AND source NOT IN {DRILL_SOURCES}), "
             "carried AS (SELECT p.story_id, count(DISTINCT coalesce(s.source, p.source)) AS n "
             "FROM period p LEFT JOIN mention_sightings s ON s.mention_id = p.mention_id "
             "GROUP BY p.story_id) "
@@ -477,12 +481,14 @@ class Store:
             "count(*) AS runs, arg_max(error, started_at) FILTER (status = 'error') AS error, "
             "max(started_at) FILTER (status = 'error') AS last_failure_at, "
             "arg_max(status, started_at) = 'error' AS still_failing FROM source_runs "
-            "WHERE started_at >= ? AND started_at < ? GROUP BY source) "
+            f"WHERE started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES} "
+            "GROUP BY source) "
             "SELECT coalesce(r.source, s.name), coalesce(r.failures, 0), coalesce(r.runs, 0), "
             "coalesce(r.error, s.health_reason, s.last_error), r.last_failure_at, "
             "coalesce(r.still_failing, false), coalesce(s.health, 'ok') "
             "FROM runs r FULL JOIN sources s ON s.name = r.source "
-            "WHERE coalesce(r.failures, 0) > 0 OR coalesce(s.health, 'ok') <> 'ok' "
+            "WHERE (coalesce(r.failures, 0) > 0 OR coalesce(s.health, 'ok') <> 'ok') "
+            "AND NOT coalesce(s.drill, false) "
             "ORDER BY coalesce(r.failures, 0) DESC, 1",
             [start, end],
         ).fetchall()
@@ -508,7 +514,7 @@ class Store:
             "a.severity, a.mentions_in_window, ack.by, ack.at FROM alerts a "
             "LEFT JOIN ack ON ack.alert_id = a.alert_id "
             "WHERE a.opened_at < ? AND (a.resolved_at IS NULL OR a.resolved_at >= ?) "
-            "ORDER BY a.opened_at, a.alert_id",
+            "AND NOT coalesce(a.drill, false) ORDER BY a.opened_at, a.alert_id",
             [end, start],
         ).fetchall()
         keys = (
@@ -552,6 +558,7 @@ class Store:
         messages: Sequence[OutboxMessage],
         severity: float = 0.0,
         contributions: dict[str, Any] | None = None,
+        drill: bool = False,
     ) -> None:
         """Open an alert, log the event and queue its emails, all or nothing."""
         detail = {"level": level, "severity": severity, "contributions": contributions or {}}
@@ -559,8 +566,8 @@ class Store:
             self.con.execute(
                 "INSERT INTO alerts (alert_id, topic, level, status, score, reason, opened_at, "
                 "updated_at, window_start, window_end, mentions_in_window, baseline, "
-                "last_triggered_at, severity, contributions) "
-                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "last_triggered_at, severity, contributions, drill) "
+                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     alert_id,
                     signal.topic,
@@ -576,6 +583,7 @@ class Store:
                     now,
                     severity,
                     json.dumps(contributions or {}),
+                    drill,
                 ],
             )
             self.log_alert_event(alert_id, "opened", now, detail)
@@ -857,7 +865,10 @@ class Store:
             [max_attempts],
         ).fetchall()
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, drills: bool = True) -> dict[str, int]:
+        """Rows per table of the contract; with `drills=False`, what drills created is left out."""
+        if not drills:
+            return self._counts_without_drills()
         tables = (
             "mentions",
             "sources",
@@ -872,6 +883,24 @@ class Store:
             t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in tables
         }
 
+    def _counts_without_drills(self) -> dict[str, int]:
+        from_source = f"source NOT IN {DRILL_SOURCES}"
+        where = {
+            "mentions": from_source,
+            "sources": "NOT coalesce(drill, false)",
+            "source_runs": from_source,
+            "quarantine": from_source,
+            "stories": f"story_id NOT IN (SELECT story_id FROM mentions WHERE source IN "
+            f"{DRILL_SOURCES})",
+            "alerts": "NOT coalesce(drill, false)",
+            "alert_events": f"alert_id NOT IN {DRILL_ALERTS}",
+            "outbox": "NOT coalesce(drill, false)",
+        }
+        return {
+            t: int(self.con.execute(f"SELECT count(*) FROM {t} WHERE {w}").fetchall()[0][0])
+            for t, w in where.items()
+        }
+
     def last_cycle(self) -> tuple[str, datetime, datetime | None, str | None] | None:
         rows = self.con.execute(
             "SELECT cycle_id, started_at, finished_at, summary FROM cycles "
@@ -883,13 +912,14 @@ class Store:
         return self.con.execute(
             "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error, "
             "degraded_since, coalesce(health, 'ok'), health_since, health_reason "
-            "FROM sources ORDER BY name"
+            "FROM sources WHERE NOT coalesce(drill, false) ORDER BY name"
         ).fetchall()
 
     def open_alerts(self) -> list[tuple[Any, ...]]:
         return self.con.execute(
             "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, reason "
-            "FROM alerts WHERE status <> 'resolved' ORDER BY opened_at DESC"
+            "FROM alerts WHERE status <> 'resolved' AND NOT coalesce(drill, false) "
+            "ORDER BY opened_at DESC"
         ).fetchall()
 
     def unsent_count(self) -> int:
@@ -946,10 +976,13 @@ class Store:
         """Successful fetches (ok or not modified) in [start, end), and the first fetch ever."""
         runs = self.con.execute(
             "SELECT source, started_at FROM source_runs WHERE status <> 'error' "
-            "AND started_at >= ? AND started_at < ?",
+            f"AND started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES}",
             [start, end],
         ).fetchall()
-        first = self.con.execute("SELECT min(started_at) FROM source_runs").fetchall()[0][0]
+        # A drill's runs say nothing of the watch's coverage (nor when it began).
+        first = self.con.execute(
+            f"SELECT min(started_at) FROM source_runs WHERE source NOT IN {DRILL_SOURCES}"
+        ).fetchall()[0][0]
         return [(source, moment) for source, moment in runs], first
 
     def topic_source_shares(
@@ -1025,3 +1058,31 @@ class Store:
             "oldest": oldest,
             "newest": newest,
         }
+
+    def alert_details(self, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What Prefect events say about each alert: topic, level, status, severity, mentions
+        in its window, reason, cell level, and whether it belongs to a drill (its emails are
+        drill mail)."""
+        if not alert_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT a.alert_id, a.topic, a.level, a.status, a.severity, a.mentions_in_window, "
+            "a.reason, a.cell_level, coalesce(a.drill OR bool_or(o.drill), a.drill, false) "
+            "FROM alerts a "
+            "LEFT JOIN outbox o ON o.alert_id = a.alert_id "
+            "WHERE a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY ALL",
+            [list(alert_ids)],
+        ).fetchall()
+        keys = (
+            "alert_id",
+            "topic",
+            "level",
+            "status",
+            "severity",
+            "mentions",
+            "reason",
+            "cell_level",
+            "drill",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}

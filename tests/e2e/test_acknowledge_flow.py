@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ConfigWriter
+from tests.e2e.prefect_events import wait_for_events
 from warehouse.connection import open_warehouse
 
 pytestmark = pytest.mark.prefect
@@ -47,6 +48,7 @@ def test_a_name_entered_in_the_paused_run_acknowledges_the_alert(
         sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}], smtp_port=25
     )
     alert_id = _open_alert(config)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     outcome: dict[str, object] = {}
 
     def run() -> None:
@@ -79,6 +81,12 @@ def test_a_name_entered_in_the_paused_run_acknowledges_the_alert(
         status = con.execute("SELECT status FROM alerts WHERE alert_id = ?", [alert_id]).fetchall()
     assert events == [("opened", None), ("acknowledged", "Awa Diallo")]
     assert status == [("acknowledged",)]
+    # Automations hear of it: the Prefect event about the alert, linking to the run.
+    [prefect_event] = wait_for_events(since, bool)
+    assert prefect_event.event == "vigie.alert.acknowledged"
+    assert prefect_event.resource.id == f"vigie.alert.{alert_id}"
+    assert prefect_event.payload["by"] == "Awa Diallo"
+    assert prefect_event.payload["ui_url"].endswith(f"/flow-run/{paused.id}")
 
 
 def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tasks.report import md_text
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from warehouse.connection import open_warehouse
@@ -90,7 +91,7 @@ def test_the_escalation_check_flow_pages_the_next_level_once(
     [alert_id] = changes.opened
     result = escalation_check(config_path=str(config))
     assert result["escalations"] == [f"{alert_id}: level 1 -> 2"]
-    assert f"- {alert_id}: level 1 -\\> 2" in _markdown("escalation-check")
+    assert f"- {md_text(alert_id)}: level 1 \\-\\> 2" in _markdown("escalation-check")
     paged = [m for m in mail_sink.messages() if "sophie.roy" in str(m["To"])]
     assert len(paged) == 1
     assert escalation_check(config_path=str(config))["escalations"] == []  # nobody paged twice
