@@ -8,6 +8,7 @@ The Prefect event `vigie.alert.acknowledged` tells automations.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
@@ -16,6 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
+from flows.params import ConfigPath
 from tasks.events import acknowledged_event, emit_vigie_events
 from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
@@ -48,9 +50,18 @@ def record_acknowledgement(config_path: str, alert_id: str, name: str, now: date
 
 @flow(name="acknowledge-alert", flow_run_name="acknowledge {alert_id}")
 def acknowledge_alert(
-    alert_id: str, config_path: str = "vigie.toml", wait_hours: float = 24
+    alert_id: Annotated[str, Field(min_length=1, max_length=200)],
+    config_path: ConfigPath = "vigie.toml",
+    wait_hours: Annotated[float, Field(gt=0, le=168)] = 24,
 ) -> str:
-    """Wait (paused) for someone of the cell to take charge of `alert_id`, then record it."""
+    """Wait (paused) for someone of the cell to take charge of `alert_id`, then record it.
+
+    Args:
+        alert_id: The alert to take charge of (al-...), as its email gives it.
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+        wait_hours: How long the run waits for a name, in hours (at most a week).
+    """
     answer = pause_flow_run(
         wait_for_input=Acknowledgement, timeout=int(wait_hours * 3600), poll_interval=2
     )

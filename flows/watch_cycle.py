@@ -12,16 +12,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
-from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
+from flows.params import ConfigPath
 from tasks.collect import collect_sources_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
@@ -79,14 +79,18 @@ def _run_name() -> str:
 
 @flow(name="watch-cycle", flow_run_name=_run_name)
 def watch_cycle(
-    config_path: str = "vigie.toml",
+    config_path: ConfigPath = "vigie.toml",
     now: datetime | None = None,
-    extra_watches: Annotated[
-        list[Watch] | None,
-        Field(description="Topics watched in this run only, beside vigie.toml's (incident mode)"),
-    ] = None,
+    extra_watches: list[Watch] | None = None,
 ) -> dict[str, Any]:
-    """Run one complete watch cycle and return its summary."""
+    """Run one complete watch cycle and return its summary.
+
+    Args:
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+        now: The cycle's clock (UTC), for replays and tests; empty: now.
+        extra_watches: Topics watched in this run only, beside vigie.toml's (incident mode).
+    """
     clock = StepClock()
     now = now or datetime.now(UTC)
     run_id: str | None = flow_run.id

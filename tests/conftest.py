@@ -13,6 +13,8 @@ from tests.configs import CELL_TOML
 from vigie.localservers import FeedServer, MailSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The `prefect_server` fixture: one real `prefect server start` shared by the session.
+pytest_plugins = ["tests.e2e.prefect_server"]
 
 
 @pytest.fixture

@@ -57,8 +57,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print("Warning: the crisis cell has no members; alerts would reach nobody.")
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    _warn_schedule_drift(settings, None)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
+    """One line when prefect.yaml's schedules disagree with [schedule] (or cannot be read)."""
+    from vigie.deployments import find_prefect_yaml, mismatch_warning, read_deployments
+
+    path = prefect_yaml or find_prefect_yaml(settings.config_path)
+    if path is None:
+        return
+    try:
+        warning = mismatch_warning(settings, read_deployments(path), path)
+    except ConfigError as err:
+        warning = f"Warning: {err}"
+    if warning:
+        print(warning)
 
 
 def _print_cell(settings: Settings) -> None:
@@ -326,21 +342,13 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_db_prune(args: argparse.Namespace) -> int:
-    from warehouse.connection import open_warehouse
-    from warehouse.store import Store
+    from tasks.operations import prune_raw_text
 
     settings = _settings(args)
-    days = settings.retention.raw_text_days
-    if days <= 0:
-        print("retention.raw_text_days is 0: raw text is kept forever, nothing to prune")
-        return 0
-    cutoff = datetime.now(UTC) - timedelta(days=days)
-    with open_warehouse(settings.warehouse_path) as con:
-        erased, dropped = Store(con).apply_retention(cutoff)
-    print(
-        f"Raw text older than {cutoff:%Y-%m-%d} erased from {erased} mentions; "
-        f"{dropped} quarantined records deleted; aggregates kept"
+    result = prune_raw_text(
+        settings.warehouse_path, settings.retention.raw_text_days, datetime.now(UTC)
     )
+    print(result.describe())
     return 0
 
 
@@ -394,7 +402,7 @@ def cmd_detect_series(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from tasks.replay import replay_history
+    from tasks.operations import replay_configured
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -402,7 +410,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.until <= args.since:
         raise ConfigError("--until must come after --since")
     step = timedelta(minutes=args.step or settings.detection.window_minutes)
-    topics = [w.name for w in settings.watch]
 
     def progress(done: int, total: int) -> None:
         if done == total or done % max(1, total // 20) == 0:
@@ -415,21 +422,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     print(
         f"Replaying detection from {args.since:%Y-%m-%d %H:%M} to {args.until:%Y-%m-%d %H:%M} "
-        f"UTC every {step.total_seconds() / 60:g} min over {len(topics)} topics "
+        f"UTC every {step.total_seconds() / 60:g} min over {len(settings.watch)} topics "
         f"(sensitivity {settings.detection.sensitivity})",
         flush=True,
     )
     with open_warehouse(settings.warehouse_path, lock_wait_s=10) as con:
-        alerts = replay_history(
-            Store(con),
-            topics,
-            settings.detection,
-            since=args.since,
-            until=args.until,
-            step=step,
-            progress=progress,
-            sources=[s.name for s in settings.sources],
-            min_coverage=settings.health.min_coverage,
+        alerts = replay_configured(
+            Store(con), settings, since=args.since, until=args.until, step=step, progress=progress
         )
     print(file=sys.stderr)
     if not alerts:
@@ -514,25 +513,19 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from tasks.digest import build_digest, default_end, render_digest
     from tasks.load import send_pending
-    from warehouse.connection import open_warehouse
-    from warehouse.store import Store
+    from tasks.operations import queue_digest
 
     settings = _settings(args)
     # The password is needed only to send; --no-send works without it.
     secrets = None if args.no_send else load_secrets(settings)
     now = datetime.now(UTC)
-    end = args.end or default_end(now, settings.organisation.timezone)
-    if end > now:
+    if args.end and args.end > now:
         raise ConfigError("--end is in the future: a digest covers a period that is over")
-    with open_warehouse(settings.warehouse_path) as con:
-        store = Store(con)
-        digest = build_digest(store, settings, period=args.period, end=end)
-        message = render_digest(digest, settings)
-        already = store.outbox_has(message.message_id)
-        if not already:
-            store.queue(message, now)
+    queued = queue_digest(
+        settings.warehouse_path, settings, period=args.period, end=args.end, now=now
+    )
+    digest, message, already = queued.digest, queued.message, queued.already_queued
     mentions = ", ".join(f"{t.topic} {t.mentions} (before {t.previous})" for t in digest.topics)
     print(
         f"Digest {digest.period} from {digest.start:%Y-%m-%d %H:%M} to "
@@ -557,17 +550,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_escalate(args: argparse.Namespace) -> int:
-    from tasks.escalation import escalate_unacknowledged
-    from tasks.load import send_pending
-    from warehouse.connection import open_warehouse
-    from warehouse.store import Store
+    from tasks.operations import escalate_and_send
 
     settings = _settings(args)
     secrets = load_secrets(settings)
-    now = datetime.now(UTC)
-    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
-        paged = escalate_unacknowledged(Store(con), settings, now=now)
-    report = send_pending(settings.warehouse_path, settings, secrets, now=now)
+    paged, report = escalate_and_send(
+        settings.warehouse_path, settings, secrets, now=datetime.now(UTC)
+    )
     for line in paged or ["no alert waits for escalation"]:
         print(line)
     print(f"emails sent {len(report.sent)}, failed {len(report.failed)}, held {len(report.held)}")
@@ -611,6 +600,41 @@ def cmd_outbox_resend(args: argparse.Namespace) -> int:
     if not again:
         raise VigieError(f"{args.message_id}: no unsent message with this id in the outbox")
     print(f"{args.message_id} will be sent by the next cycle")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vigie.deployments import find_prefect_yaml, read_deployments
+    from vigie.serve import require_api_url, runner_deployments, serve_deployments, take_over
+
+    api_url = require_api_url()
+    config_path = resolve_config_path(args.config).resolve()
+    settings = load_settings(config_path)
+    load_secrets(settings)
+    found = Path(args.prefect_yaml) if args.prefect_yaml else find_prefect_yaml(config_path)
+    if found is None or not found.is_file():
+        raise ConfigError(
+            f"{found or 'prefect.yaml'}: not found (run from the project folder, or give "
+            "--prefect-yaml)"
+        )
+    prefect_yaml = found.resolve()
+    specs = read_deployments(prefect_yaml)
+    _warn_schedule_drift(settings, prefect_yaml)
+    # Entrypoints are paths in the project folder, and served runs start in this folder.
+    os.chdir(prefect_yaml.parent)
+    deployments = runner_deployments(specs, config_path)
+    replaced = take_over(deployments)
+    if replaced:
+        print(f"Replacing what `prefect deploy` registered: {', '.join(replaced)}", flush=True)
+    print(
+        f"Serving {len(deployments)} deployments of {prefect_yaml} with {config_path} "
+        f"on {api_url} (stop with Ctrl-C or SIGTERM):",
+        flush=True,
+    )
+    for spec in specs:
+        print(f"  {spec.name}/{spec.name}: {spec.describe_schedules()}", flush=True)
+    serve_deployments(deployments, limit=args.limit)
+    print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
 
 
@@ -850,6 +874,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     readiness.add_argument("--now", type=_day, help="the moment to act as (ISO, UTC by default)")
     readiness.set_defaults(func=cmd_readiness)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run every deployment of prefect.yaml on its schedule, in this process",
+        epilog="Needs PREFECT_API_URL (a running `prefect server start`). The alternative is\n"
+        "`prefect --no-prompt deploy --all` and `prefect worker start --pool vigie-pool`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--prefect-yaml",
+        help="the deployments file (default: prefect.yaml here, else beside the configuration)",
+    )
+    serve.add_argument(
+        "--limit",
+        type=int,
+        help="most flow runs at once (default: no limit; paused acknowledge-alert runs count)",
+    )
+    serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="run the bundled scenario on local servers")
     demo.add_argument("--workdir", default="demo-output", help="folder for the demo's files")

@@ -60,3 +60,17 @@ def restore_warehouse(backup: Path, path: Path) -> None:
     shutil.copyfile(backup, partial)
     Path(f"{path}.wal").unlink(missing_ok=True)
     os.replace(partial, path)
+
+
+def checkpoint_warehouse(path: Path, *, lock_wait_s: float = 60.0) -> tuple[int, int]:
+    """Fold the write-ahead log into the file (DuckDB CHECKPOINT); return the bytes of the file
+    and its log together, before and after."""
+
+    def size() -> int:
+        wal = path.with_name(path.name + ".wal")
+        return sum(p.stat().st_size for p in (path, wal) if p.exists())
+
+    with open_warehouse(path, lock_wait_s=lock_wait_s) as con:
+        before = size()
+        con.execute("CHECKPOINT")
+        return before, size()

@@ -1,0 +1,208 @@
+"""prefect.yaml against a real `prefect server start`: `prefect deploy --all` with a worker, and
+`vigie serve`; runs are started through the API as the UI's "Run" button does.
+
+Slow (a server, a worker or serve, flow runs in subprocesses): two tests share one server.
+The project (prefect.yaml and flows/) is copied to a temporary folder, so nothing is written into
+the repository.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from tests.e2e.prefect_server import BIN, ManagedProcess, PrefectServer
+from vigie import scenario
+from vigie.deployments import DeploymentSpec, ScheduleSpec, read_deployments
+from vigie.localservers import FeedServer, MailSink
+from warehouse.connection import open_warehouse
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.client.schemas.responses import DeploymentResponse
+
+pytestmark = pytest.mark.prefect
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 240
+
+
+def _project(folder: Path) -> Path:
+    """A copy of what `prefect deploy` and `vigie serve` read: prefect.yaml and the flows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "prefect.yaml", folder / "prefect.yaml")
+    shutil.copytree(ROOT / "flows", folder / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+@contextmanager
+def _client(server: PrefectServer) -> Iterator[SyncPrefectClient]:
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        yield client
+
+
+def _schedule_key(schedule: Any) -> tuple[str, str]:
+    """(cron or interval in seconds, time zone) of an API schedule or a prefect.yaml one."""
+    if isinstance(schedule, ScheduleSpec):
+        value = schedule.cron or f"{schedule.interval_s:g}"
+        return value, schedule.timezone or "UTC"
+    inner = schedule.schedule
+    cron = getattr(inner, "cron", None)
+    value = cron or f"{inner.interval.total_seconds():g}"
+    return value, inner.timezone or "UTC"
+
+
+def _assert_deployed(
+    specs: list[DeploymentSpec], deployments: list[DeploymentResponse]
+) -> dict[str, DeploymentResponse]:
+    by_name = {d.name: d for d in deployments}
+    for spec in specs:
+        assert spec.name in by_name, f"{spec.name} is not deployed"
+        deployed = by_name[spec.name]
+        wanted = sorted(_schedule_key(s) for s in spec.schedules if s.active)
+        assert sorted(_schedule_key(s) for s in deployed.schedules if s.active) == wanted
+        assert deployed.description == spec.description
+    return by_name
+
+
+def _wait_final(client: SyncPrefectClient, run_id: UUID, process: ManagedProcess) -> FlowRun:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        run = client.read_flow_run(run_id)
+        if run.state is not None and run.state.is_final():
+            return run
+        assert process.process.poll() is None, process.output()[-3000:]
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish: {run.state}\n{process.output()[-3000:]}")
+
+
+def _wait_mail(sink: MailSink, tag: str, timeout_s: float = 60) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [m for m in sink.messages() if tag in str(m["Subject"])]
+        if found:
+            return found
+        time.sleep(0.5)
+    return []
+
+
+def test_deploy_all_and_a_worker_run_a_watch_cycle(
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    project = _project(tmp_path)  # write_config writes tmp_path/vigie.toml, beside prefect.yaml
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    config = write_config(
+        sources=[
+            {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
+            for s in scenario.SOURCES
+        ],
+        smtp_port=mail_sink.port,
+    )
+    prefect = str(BIN / "prefect")
+    pool = prefect_server.run(
+        [prefect, "work-pool", "create", "vigie-pool", "--type", "process", "--overwrite"],
+        cwd=project,
+    )
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deploy = prefect_server.run([prefect, "--no-prompt", "deploy", "--all"], cwd=project)
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+
+    specs = read_deployments(project / "prefect.yaml")
+    with _client(prefect_server) as client:
+        by_name = _assert_deployed(specs, client.read_deployments())
+        assert {by_name[s.name].work_pool_name for s in specs} == {"vigie-pool"}
+        worker = prefect_server.start(
+            "worker", [prefect, "worker", "start", "--pool", "vigie-pool"], cwd=project
+        )
+        try:
+            run = client.create_flow_run_from_deployment(by_name["watch-cycle"].id)
+            final = _wait_final(client, run.id, worker)
+        finally:
+            worker.stop()
+    assert final.state is not None and final.state.is_completed(), worker.output()[-3000:]
+    assert final.name.startswith("watch-cycle 20")
+    with open_warehouse(config.parent / "wh" / "vigie.duckdb") as con:
+        cycles = con.execute(
+            "SELECT count(*) FROM cycles WHERE flow_run_id = ? AND finished_at IS NOT NULL",
+            [str(run.id)],
+        ).fetchall()
+        mentions = con.execute("SELECT count(*) FROM mentions").fetchall()
+    assert cycles == [(1,)]
+    assert mentions == [(6,)]  # the calm day's six mentions, whichever cycle loaded them
+    # The moved blog is reported to the operators once, by the outbox, whatever ran first.
+    notices = _wait_mail(mail_sink, "[SOURCE]")
+    assert len(notices) == 1
+
+
+def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_api(
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    project = _project(tmp_path / "project")
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}],
+        smtp_port=mail_sink.port,
+    )
+    vigie = str(Path(sys.executable).parent / "vigie")
+    serve = prefect_server.start(
+        "serve",
+        [vigie, "--config", str(config), "serve", "--prefect-yaml", str(project / "prefect.yaml")],
+        cwd=tmp_path,
+    )
+    specs = read_deployments(project / "prefect.yaml")
+    deadline = time.monotonic() + 120
+    while "Serving" not in serve.output() and time.monotonic() < deadline:
+        assert serve.process.poll() is None, serve.output()
+        time.sleep(0.5)
+    listing = serve.output()
+    assert f"Serving {len(specs)} deployments" in listing, listing
+    if "Replacing what `prefect deploy` registered" in listing:  # after the worker's test
+        assert "watch-cycle/watch-cycle (work pool vigie-pool)" in listing
+    assert "  digest/digest: cron 30 7 * * 1-5 (America/Toronto)" in listing
+    with _client(prefect_server) as client:
+        deadline = time.monotonic() + 60
+        while True:
+            served = {
+                d.name: d
+                for d in client.read_deployments()
+                if d.parameters.get("config_path") == str(config)
+            }
+            if len(served) == len(specs) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        by_name = _assert_deployed(specs, list(served.values()))
+        assert by_name["digest"].parameters == {"period": "daily", "config_path": str(config)}
+        assert not any(d.paused for d in served.values())
+        run = client.create_flow_run_from_deployment(by_name["digest"].id)
+        final = _wait_final(client, run.id, serve)
+        assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]
+        assert final.name == f"digest daily {datetime.now(UTC):%Y-%m-%d}"
+        [digest] = _wait_mail(mail_sink, "[Vigie][RÉSUMÉ]")
+        assert "Laiterie Boréale" in str(digest["Subject"])
+        assert serve.stop() == 0
+        assert "paused until the next `vigie serve`" in serve.output()
+        # serve pauses what it served when it stops (STACK.md gotcha 8).
+        assert client.read_deployment(by_name["digest"].id).paused
