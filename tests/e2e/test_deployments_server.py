@@ -206,3 +206,96 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
         assert "paused until the next `vigie serve`" in serve.output()
         # serve pauses what it served when it stops (STACK.md gotcha 8).
         assert client.read_deployment(by_name["digest"].id).paused
+
+
+def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_artifacts_and_events(
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """The crisis room path: the cell starts incident-mode with its parameters, as the UI's
+    "Custom run" form sends them, on deployments served by `vigie serve`."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from tests.e2e.prefect_events import wait_for_events
+
+    project = _project(tmp_path / "project")
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(
+        sources=[
+            {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
+            for s in scenario.SOURCES
+        ],
+        smtp_port=mail_sink.port,
+    )
+    vigie = str(Path(sys.executable).parent / "vigie")
+    serve = prefect_server.start(
+        "serve-incident",
+        [vigie, "--config", str(config), "serve", "--prefect-yaml", str(project / "prefect.yaml")],
+        cwd=tmp_path,
+    )
+    parameters = {
+        "name": "rappel",
+        "extra_queries": ["listeria"],
+        "cadence_minutes": 0.05,
+        "duration_hours": 20 / 3600,
+        "sitrep_every_minutes": 0.15,
+        "extra_recipients": ["presse@agence.example"],
+    }
+    try:
+        with _client(prefect_server) as client:
+            deadline = time.monotonic() + 120
+            incident = None
+            while incident is None and time.monotonic() < deadline:
+                assert serve.process.poll() is None, serve.output()[-3000:]
+                incident = next(
+                    (
+                        d
+                        for d in client.read_deployments()
+                        if d.name == "incident-mode"
+                        and d.parameters.get("config_path") == str(config)
+                        and not d.paused
+                    ),
+                    None,
+                )
+                time.sleep(1)
+            assert incident is not None, serve.output()[-3000:]
+            # The scheduled watch saw the calm before the storm (its first collection is history).
+            watch = next(
+                d
+                for d in client.read_deployments()
+                if d.name == "watch-cycle" and d.parameters.get("config_path") == str(config)
+            )
+            calm = client.create_flow_run_from_deployment(watch.id)
+            calm_final = _wait_final(client, calm.id, serve)
+            assert calm_final.state is not None and calm_final.state.is_completed()
+            scenario.publish(feed_server, "burst", anchor)
+            run = client.create_flow_run_from_deployment(incident.id, parameters=parameters)
+            final = _wait_final(client, run.id, serve)
+            assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]
+            assert final.name == "incident rappel"
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+            events = wait_for_events(
+                anchor, lambda found: any(e.event == "vigie.alert.opened" for e in found)
+            )
+    finally:
+        serve.stop()
+
+    subjects = [str(m["Subject"]) for m in mail_sink.messages()]
+    assert "[Vigie][INCIDENT] rappel — point de situation n° 1 (H+0)" in subjects, subjects
+    assert "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)" in subjects, subjects
+    report = next(m for m in mail_sink.messages() if "rapport d’incident" in str(m["Subject"]))
+    assert "presse@agence.example" in [a.addr_spec for a in report["To"].addresses]
+    keys = {a.key for a in artifacts if a.key}
+    assert any(k.endswith("-report") for k in keys), keys
+    assert any("-sitrep-1" in k for k in keys), keys
+    assert any(s.startswith("[Vigie][CRISE]") for s in subjects), subjects  # the storm's alert
+    opened = [e for e in events if e.event == "vigie.alert.opened"]
+    assert opened, [e.event for e in events]
+    assert opened[0].resource["vigie.alert.topic"] in {"marque", "incident rappel 1"}
+    assert opened[0].resource["vigie.drill"] == "false"
