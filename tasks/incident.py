@@ -512,6 +512,14 @@ class _Doc:
         self.html.append("</ul>")
         self.md.append("")
 
+    def section(self, title: str, lines: Sequence[tuple[str, str | None]], empty: str) -> None:
+        """A heading, then its list, or the line saying there is nothing."""
+        self.heading(title)
+        if lines:
+            self.items(lines)
+        else:
+            self.para(empty)
+
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join(
@@ -585,6 +593,23 @@ def _volume_rows(doc: _Doc, topics: Sequence[TopicCount]) -> list[list[str]]:
     ]
 
 
+def _incident_message(
+    doc: _Doc, message_id: str, subject: str, recipients: Sequence[str]
+) -> tuple[OutboxMessage, str]:
+    """The finished document as an outbox message, and its markdown."""
+    body, plain, markdown = doc.render()
+    message = OutboxMessage(
+        message_id=message_id,
+        kind="incident",
+        recipients=tuple(recipients),
+        subject=header_safe(f"[Vigie][{doc.text['tag']}] {subject}"),
+        html=body,
+        text=plain,
+        critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
+    )
+    return message, markdown
+
+
 def render_sitrep(
     sitrep: Sitrep, settings: Settings, recipients: Sequence[str]
 ) -> tuple[OutboxMessage, str]:
@@ -603,39 +628,22 @@ def render_sitrep(
             started=doc.moment(sitrep.started_at),
         )
     )
-    doc.heading(text["changes"])
-    if sitrep.events:
-        doc.items([(_event_line(doc, e), None) for e in sitrep.events])
-    else:
-        doc.para(text["no_changes"])
-    doc.heading(text["stories"])
-    if sitrep.stories:
-        doc.items(_story_lines(doc, sitrep.stories))
-    else:
-        doc.para(text["no_stories"])
+    doc.section(
+        text["changes"], [(_event_line(doc, e), None) for e in sitrep.events], text["no_changes"]
+    )
+    doc.section(text["stories"], _story_lines(doc, sitrep.stories), text["no_stories"])
     doc.heading(text["volumes"])
     doc.table([text["topic"], text["period"], text["total"]], _volume_rows(doc, sitrep.topics))
-    doc.heading(text["open_alerts"])
-    if sitrep.open_alerts:
-        doc.items([(_alert_line(doc, a), None) for a in sitrep.open_alerts])
-    else:
-        doc.para(text["no_open_alerts"])
+    doc.section(
+        text["open_alerts"],
+        [(_alert_line(doc, a), None) for a in sitrep.open_alerts],
+        text["no_open_alerts"],
+    )
     doc.para(text["footer"].format(org=_clean(settings.organisation.name, 120)))
-    body, plain, markdown = doc.render()
-    subject = header_safe(
-        f"[Vigie][{text['tag']}] "
-        + text["sitrep_subject"].format(name=name, number=sitrep.number, label=sitrep.label)
+    subject = text["sitrep_subject"].format(name=name, number=sitrep.number, label=sitrep.label)
+    return _incident_message(
+        doc, sitrep_message_id(sitrep.incident_id, sitrep.number), subject, recipients
     )
-    message = OutboxMessage(
-        message_id=sitrep_message_id(sitrep.incident_id, sitrep.number),
-        kind="incident",
-        recipients=tuple(recipients),
-        subject=subject,
-        html=body,
-        text=plain,
-        critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
-    )
-    return message, markdown
 
 
 def render_report(
@@ -662,17 +670,11 @@ def render_report(
     if report.queries:
         doc.heading(text["queries"])
         doc.items([(_clean(q, 300), None) for q in report.queries])
-    doc.heading(text["timeline"])
-    if report.events:
-        doc.items([(_event_line(doc, e), None) for e in report.events])
-    else:
-        doc.para(text["no_changes"])
-    doc.heading(text["acks"])
-    acks = [e for e in report.events if e.kind == "acknowledged"]
-    if acks:
-        doc.items([(_event_line(doc, e), None) for e in acks])
-    else:
-        doc.para(text["no_acks"])
+    doc.section(
+        text["timeline"], [(_event_line(doc, e), None) for e in report.events], text["no_changes"]
+    )
+    acks = [(_event_line(doc, e), None) for e in report.events if e.kind == "acknowledged"]
+    doc.section(text["acks"], acks, text["no_acks"])
     doc.heading(text["volumes"])
     doc.table(
         [text["topic"], text["total"]],
@@ -683,31 +685,15 @@ def render_report(
         [text["moment"], *(_clean(t.topic, 60) for t in report.topics)],
         [[label, *(str(c) for c in counts)] for label, counts in report.intervals],
     )
-    doc.heading(text["report_stories"])
-    if report.stories:
-        doc.items(_story_lines(doc, report.stories))
-    else:
-        doc.para(text["no_stories"])
-    doc.heading(text["open_alerts"])
-    if report.open_alerts:
-        doc.items([(_alert_line(doc, a), None) for a in report.open_alerts])
-    else:
-        doc.para(text["no_open_alerts"])
+    doc.section(text["report_stories"], _story_lines(doc, report.stories), text["no_stories"])
+    doc.section(
+        text["open_alerts"],
+        [(_alert_line(doc, a), None) for a in report.open_alerts],
+        text["no_open_alerts"],
+    )
     doc.para(text["footer"].format(org=_clean(settings.organisation.name, 120)))
-    body, plain, markdown = doc.render()
-    subject = header_safe(
-        f"[Vigie][{text['tag']}] " + text["report_subject"].format(name=name, status=status)
-    )
-    message = OutboxMessage(
-        message_id=report_message_id(report.incident_id),
-        kind="incident",
-        recipients=tuple(recipients),
-        subject=subject,
-        html=body,
-        text=plain,
-        critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
-    )
-    return message, markdown
+    subject = text["report_subject"].format(name=name, status=status)
+    return _incident_message(doc, report_message_id(report.incident_id), subject, recipients)
 
 
 def incident_parameters(

@@ -70,6 +70,18 @@ SENTIMENT_LABEL_SQL = (
 
 # What a drill created (migration 012): real figures leave these out.
 DRILL_SOURCES = "(SELECT name FROM sources WHERE drill)"
+# The columns of a top story, as top_stories and collected_stories return them.
+STORY_KEYS = (
+    "story_id",
+    "title",
+    "url",
+    "source",
+    "tier",
+    "mentions",
+    "sources",
+    "first_published_at",
+    "topics",
+)
 DRILL_ALERTS = "(SELECT alert_id FROM alerts WHERE drill)"
 
 
@@ -460,18 +472,7 @@ class Store:
             "p.story_id LIMIT ?",
             [start, end, limit],
         ).fetchall()
-        keys = (
-            "story_id",
-            "title",
-            "url",
-            "source",
-            "tier",
-            "mentions",
-            "sources",
-            "first_published_at",
-            "topics",
-        )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(STORY_KEYS, row, strict=True)) for row in rows]
 
     def failed_sources(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Sources with failed runs in [start, end): failures, runs, the last error, whether
@@ -1244,18 +1245,7 @@ class IncidentStore(Store):
             "min(published_at), story_id LIMIT ?",
             [start, end, limit],
         ).fetchall()
-        keys = (
-            "story_id",
-            "title",
-            "url",
-            "source",
-            "tier",
-            "mentions",
-            "sources",
-            "first_published_at",
-            "topics",
-        )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(STORY_KEYS, row, strict=True)) for row in rows]
 
     def alert_timeline(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Every alert event in [start, end), oldest first, with its alert's topic and level."""
