@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vigie import disable_telemetry
+from vigie.cli_examples import ExampleParser
 from vigie.errors import ConfigError, VigieError
 from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
 
@@ -728,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         help=f"configuration file (default: ${CONFIG_ENV}, else vigie.toml)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ExampleParser)
     check = sub.add_parser("check", help="validate the configuration and show what is watched")
     check.set_defaults(func=cmd_check)
     run = sub.add_parser("run", help="run watch cycles (one with --once)")
@@ -750,11 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("info", help="schema version, row counts, time range").set_defaults(
         func=cmd_db_info
     )
-    export = db_sub.add_parser(
-        "export",
-        help="write mentions to Parquet or CSV",
-        epilog="Example: vigie db export --since 2026-11-01 --until 2026-12-01 --format csv",
-    )
+    export = db_sub.add_parser("export", help="write mentions to Parquet or CSV")
     export.add_argument("--since", type=_day, required=True, help="first day (UTC), included")
     export.add_argument("--until", type=_day, required=True, help="last day (UTC), excluded")
     export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
@@ -776,9 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run it from cron every few minutes where no Prefect deployment does.",
     ).set_defaults(func=cmd_escalate)
     digest = sub.add_parser(
-        "digest",
-        help="build the cell's digest of the period, queue it and send the outbox",
-        epilog="Example: vigie digest --period daily --end 2026-11-25T07:00-05:00 --no-send",
+        "digest", help="build the cell's digest of the period, queue it and send the outbox"
     )
     digest.add_argument("--period", choices=["daily", "weekly"], required=True)
     digest.add_argument(
@@ -804,29 +799,20 @@ def build_parser() -> argparse.ArgumentParser:
     resend.set_defaults(func=cmd_outbox_resend)
 
     replay = sub.add_parser(
-        "replay",
-        help="rerun detection over stored history and list the alerts it would open",
-        epilog="Example: vigie replay --since 2026-11-01 --until 2026-11-26",
+        "replay", help="rerun detection over stored history and list the alerts it would open"
     )
     replay.add_argument("--since", type=_day, required=True, help="start (UTC)")
     replay.add_argument("--until", type=_day, required=True, help="end (UTC)")
     replay.add_argument("--step", type=int, help="minutes between assessments (default: window)")
     replay.set_defaults(func=cmd_replay)
 
-    ack = sub.add_parser(
-        "ack",
-        help="acknowledge an alert: someone of the cell takes charge of it",
-        epilog='Example: vigie ack al-202611251410-1a2b3c4d --by "Awa Diallo"',
-    )
+    ack = sub.add_parser("ack", help="acknowledge an alert: someone of the cell takes charge of it")
     ack.add_argument("alert_id")
     ack.add_argument("--by", required=True, help="who takes charge")
     ack.set_defaults(func=cmd_ack)
 
     query = sub.add_parser(
-        "query",
-        help="check a watch query and show which lines of stdin it matches",
-        epilog="Example: echo 'La Laiterie Boréale rappelle ses fromages' | "
-        "vigie query 'boreale NEAR/3 rappel*'",
+        "query", help="check a watch query and show which lines of stdin it matches"
     )
     query.add_argument("query", help="the query, quoted for the shell")
     query.set_defaults(func=cmd_query)
@@ -834,7 +820,6 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser(
         "score-text",
         help="score the sentiment of each line of stdin (French and English, offline)",
-        epilog='Example: echo "Quel scandale !" | vigie score-text --lang auto',
     )
     score.add_argument("--lang", choices=["fr", "en", "auto"], default="auto")
     score.set_defaults(func=cmd_score_text)
@@ -864,8 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
         "readiness",
         help="send the readiness reminders that are due (who is in the cell, what to do)",
         epilog="Each team gets one reminder per occurrence of its cron (teams.cron, else "
-        "schedule.readiness_cron); a second run in the same period sends nothing.\n"
-        'Example: vigie readiness --team "Service à la clientèle" --force',
+        "schedule.readiness_cron); a second run in the same period sends nothing.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     readiness.add_argument("--team", help="only this team (its name in the configuration)")
@@ -901,7 +885,7 @@ def build_parser() -> argparse.ArgumentParser:
         "drill",
         help="rehearse: a labelled synthetic crisis through the real watch, to the cell",
         epilog="One name per drill; the same name again reports that drill and sends nothing "
-        'twice.\nExample: vigie drill "exercice 2026-11" --ack-wait 30',
+        "twice.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     drill.add_argument("name", help="the drill's name")

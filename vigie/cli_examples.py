@@ -1,0 +1,184 @@
+"""Examples shown at the end of every `vigie ... --help`.
+
+Kept apart from `vigie/cli.py` so that adding a command touches one line here and its parser
+block there. Each command path ("db export") maps to example command lines, each with what it
+does. tests/unit/test_cli_examples.py checks that every command and subcommand has examples
+and that each example parses, so they cannot drift from the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import Any
+
+Example = tuple[str, str]  # (the command line, what it does)
+
+EXAMPLES: dict[str, tuple[Example, ...]] = {
+    "check": (
+        ("vigie check", "validate ./vigie.toml and print what will be watched"),
+        ("vigie --config /etc/vigie/vigie.toml check", "the same for another file"),
+    ),
+    "run": (
+        ("vigie run --once", "one watch cycle now, then a one-line summary"),
+        ("vigie run --once --json", "one cycle; its summary as one JSON object on stdout"),
+        ("vigie run", "a cycle every schedule.watch_every_minutes, until Ctrl-C"),
+    ),
+    "status": (("vigie status", "last cycle, health of every source, open alerts, outbox"),),
+    "quality": (
+        ("vigie quality", "drift of the last 7 days: languages, empty texts, duplicates"),
+        ("vigie quality --days 30 --json", "the last 30 days, as JSON"),
+    ),
+    "db": (
+        ("vigie db info", "schema version, rows per table, time range of the mentions"),
+        ("vigie db backup", "a dated copy of the warehouse beside it"),
+    ),
+    "db migrate": (("vigie db migrate", "apply the migrations the warehouse has not had yet"),),
+    "db info": (("vigie db info", "schema version, rows per table, time range of the mentions"),),
+    "db export": (
+        (
+            "vigie db export --since 2026-11-01 --until 2026-12-01",
+            "November's mentions to mentions-20261101-20261201.parquet",
+        ),
+        (
+            "vigie db export --since 2026-11-01 --until 2026-11-08 --format csv --output week.csv",
+            "one week as CSV, into week.csv",
+        ),
+    ),
+    "db backup": (
+        ("vigie db backup", "a dated copy beside the warehouse (safe while cycles run)"),
+        ("vigie db backup /backups/vigie.duckdb", "a copy to that file"),
+    ),
+    "db restore": (
+        (
+            "vigie db restore /backups/vigie.duckdb",
+            "replace the warehouse with that backup (stop the watch first)",
+        ),
+    ),
+    "db prune": (("vigie db prune", "erase raw texts older than retention.raw_text_days now"),),
+    "escalate": (
+        ("vigie escalate", "page the next level for alerts nobody acknowledged, send emails"),
+    ),
+    "digest": (
+        ("vigie digest --period daily", "queue and send the digest of the last day"),
+        (
+            "vigie digest --period weekly --end 2026-11-23T07:00-05:00 --no-send",
+            "queue the week ending then, without sending",
+        ),
+    ),
+    "outbox": (("vigie outbox list", "every email not sent yet, and why"),),
+    "outbox list": (("vigie outbox list", "every email not sent yet, and why"),),
+    "outbox resend": (
+        (
+            "vigie outbox resend al-202611251410-1a2b3c4d-alert",
+            "send that email again (check first that it did not arrive)",
+        ),
+    ),
+    "replay": (
+        (
+            "vigie replay --since 2026-11-01 --until 2026-11-26",
+            "the alerts detection would have opened over those days",
+        ),
+        (
+            "vigie replay --since 2026-11-01 --until 2026-11-02 --step 5",
+            "one day, assessed every 5 minutes",
+        ),
+    ),
+    "ack": (
+        (
+            'vigie ack al-202611251410-1a2b3c4d --by "Awa Diallo"',
+            "Awa Diallo takes charge: escalation stops",
+        ),
+    ),
+    "query": (
+        ("vigie query '(boreale OR \"laiterie boréale\") NOT recrutement'", "check the syntax"),
+        (
+            "printf 'La Laiterie Boréale rappelle ses fromages\\n' | vigie query 'boreale NEAR/3 "
+            "rappel*'",
+            "which lines of stdin match",
+        ),
+    ),
+    "score-text": (
+        ('echo "Quel scandale !" | vigie score-text --lang auto', "one JSON score per line"),
+        ("vigie score-text --lang en < posts.txt", "score English lines from a file"),
+    ),
+    "detect-series": (
+        (
+            "vigie detect-series counts.csv scores.csv",
+            "score a timestamp,value series; >= 0.5 is where Vigie would alert",
+        ),
+    ),
+    "cell": (("vigie cell check", "what the crisis cell lacks (exit 1 when not ready)"),),
+    "cell check": (("vigie cell check", "what the crisis cell lacks (exit 1 when not ready)"),),
+    "cell show": (("vigie cell show", "the cell by escalation level, its charter, the teams"),),
+    "readiness": (
+        ("vigie readiness", "send the readiness reminders that are due"),
+        (
+            'vigie readiness --team "Service à la clientèle" --force',
+            "remind that team now, even if it was this period",
+        ),
+    ),
+    "serve": (
+        (
+            "PREFECT_API_URL=http://127.0.0.1:4200/api vigie serve",
+            "run every deployment of prefect.yaml on its schedule",
+        ),
+        ("vigie serve --limit 4", "at most 4 flow runs at once"),
+    ),
+    "demo": (
+        ("vigie demo", "the bundled crisis scenario on local servers, into demo-output/"),
+        ("vigie demo --workdir /tmp/vigie-demo", "the same, into another folder"),
+    ),
+    "drill": (
+        (
+            'vigie drill "exercice 2026-11" --ack-wait 30',
+            "a labelled synthetic crisis to the cell; waits 30 min for an acknowledgement",
+        ),
+    ),
+    "incident": (("vigie incident list", "every incident, newest first"),),
+    "incident list": (("vigie incident list", "every incident, newest first"),),
+    "incident stop": (
+        (
+            'vigie incident stop "rappel lait" --by "Awa Diallo"',
+            "end that incident after its current cycle",
+        ),
+    ),
+}
+
+
+def command_path(prog: str) -> str:
+    """The command path of a parser's `prog`: "vigie db export" -> "db export"."""
+    return prog.partition(" ")[2]
+
+
+def examples_epilog(path: str) -> str:
+    """The "Examples:" block of `path`'s help, empty when it has none."""
+    examples = EXAMPLES.get(path, ())
+    if not examples:
+        return ""
+    lines = ["Examples:"]
+    for command, what in examples:
+        lines.append(f"  {command}")
+        lines.append(f"      {what}")
+    return "\n".join(lines)
+
+
+class ExampleParser(argparse.ArgumentParser):
+    """An argument parser whose help ends with its command's examples (EXAMPLES).
+
+    Given as `parser_class` to `add_subparsers`; nested subcommands inherit it. The examples keep
+    their lines (RawDescriptionHelpFormatter), so an epilog of prose is wrapped here instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raw = kwargs.get("formatter_class") is argparse.RawDescriptionHelpFormatter
+        kwargs["formatter_class"] = argparse.RawDescriptionHelpFormatter
+        super().__init__(*args, **kwargs)
+        notes = self.epilog or ""
+        # Prose is wrapped; a raw epilog keeps its own line breaks, each line wrapped.
+        lines = notes.splitlines() if raw else [" ".join(notes.split())]
+        notes = "\n".join(
+            textwrap.fill(line, width=78, break_on_hyphens=False) for line in lines if line
+        )
+        examples = examples_epilog(command_path(self.prog))
+        self.epilog = "\n\n".join(part for part in (notes, examples) if part) or None
