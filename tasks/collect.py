@@ -16,7 +16,7 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -31,6 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.fastfeed import parse_fast
 from vigie.errors import FetchError, ParseError, SourceError
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
+from vigie.progress import listener
 from vigie.query import text_words
 from vigie.settings import Collection, Source
 
@@ -264,16 +265,27 @@ def fetch_sources(
     states: Mapping[str, SourceState],
     *,
     collection: Collection,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[FetchResult]:
     """Fetch every source concurrently, in config order.
 
     At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
     to one host. Each worker thread keeps one Session, so connections are reused (keep-alive).
+    `progress(done, total)` is told as each source is done (from the worker threads, one call
+    at a time), and once with 0 before the first.
     """
     if not sources:
         return []
     results: list[FetchResult | None] = [None] * len(sources)
     scheduler = _HostScheduler(enumerate(sources), collection.per_host)
+    finished = [0]
+    finished_lock = threading.Lock()
+
+    def one_done() -> None:
+        if progress is not None:
+            with finished_lock:
+                finished[0] += 1
+                progress(finished[0], len(sources))
 
     def work() -> None:
         with _new_session() as session:
@@ -285,11 +297,14 @@ def fetch_sources(
                     )
                 finally:
                     scheduler.done(host)
+                    one_done()
 
     workers = [
         threading.Thread(target=work, name=f"fetch-{n}", daemon=True)
         for n in range(min(collection.concurrency, len(sources)))
     ]
+    if progress is not None:
+        progress(0, len(sources))
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -717,7 +732,8 @@ def fetch_sources_task(
     sources: Sequence[Source], states: Mapping[str, SourceState], collection: Collection
 ) -> list[FetchResult]:
     """Fetch every configured source concurrently."""
-    return fetch_sources(sources, states, collection=collection)
+    # `vigie run` shows the fetch's progress (vigie.progress); a deployment's run has no listener.
+    return fetch_sources(sources, states, collection=collection, progress=listener("fetch"))
 
 
 @task(name="parse-and-normalise", cache_policy=NO_CACHE)

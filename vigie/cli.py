@@ -19,6 +19,7 @@ from pathlib import Path
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
 from vigie.errors import ConfigError, VigieError
+from vigie.progress import ProgressBar, reporting
 from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
 
 EXIT_ERROR = 1
@@ -169,7 +170,8 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     # reported in one line rather than as a failed flow run.
     with open_warehouse(settings.warehouse_path):
         pass
-    return watch_cycle(str(config_path))
+    with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
+        return watch_cycle(str(config_path))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -310,9 +312,9 @@ def cmd_db_export(args: argparse.Namespace) -> int:
         f"{args.until:%Y-%m-%d %H:%M} UTC ...",
         flush=True,
     )
-    with open_warehouse(settings.warehouse_path) as con:
+    with open_warehouse(settings.warehouse_path) as con, ProgressBar("exporting", "rows") as bar:
         count = Store(con).export_mentions(
-            output, since=args.since, until=args.until, fmt=args.format
+            output, since=args.since, until=args.until, fmt=args.format, progress=bar
         )
     print(f"{count} mentions written to {output}")
     return 0
@@ -411,27 +413,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.until <= args.since:
         raise ConfigError("--until must come after --since")
     step = timedelta(minutes=args.step or settings.detection.window_minutes)
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(
-                f"\r  replaying: {done}/{total} steps ({done / total:.0%})",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-
     print(
         f"Replaying detection from {args.since:%Y-%m-%d %H:%M} to {args.until:%Y-%m-%d %H:%M} "
         f"UTC every {step.total_seconds() / 60:g} min over {len(settings.watch)} topics "
         f"(sensitivity {settings.detection.sensitivity})",
         flush=True,
     )
-    with open_warehouse(settings.warehouse_path, lock_wait_s=10) as con:
+    with (
+        open_warehouse(settings.warehouse_path, lock_wait_s=10) as con,
+        ProgressBar("replaying", "steps") as progress,
+    ):
         alerts = replay_configured(
             Store(con), settings, since=args.since, until=args.until, step=step, progress=progress
         )
-    print(file=sys.stderr)
     if not alerts:
         print("No alert would have opened.")
     for alert in alerts:

@@ -84,6 +84,9 @@ def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnecti
         try:
             con = duckdb.connect(str(path), config=_OFFLINE)
             con.execute("SET TimeZone = 'UTC'")
+            # DuckDB would draw its own bar on stdout for a long statement, even in a log
+            # file; commands show theirs on stderr (vigie.progress).
+            con.execute("SET enable_progress_bar_print = false")
             return con
         except duckdb.IOException as err:
             if "lock" not in str(err).lower():

@@ -9,6 +9,7 @@ crash mid-load leaves the warehouse as it was before it.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -1020,9 +1021,19 @@ class Store:
         return int(erased), int(dropped)
 
     def export_mentions(
-        self, destination: Path, *, since: datetime, until: datetime, fmt: str
+        self,
+        destination: Path,
+        *,
+        since: datetime,
+        until: datetime,
+        fmt: str,
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
-        """Write the mentions published in [since, until) to a Parquet or CSV file."""
+        """Write the mentions published in [since, until) to a Parquet or CSV file.
+
+        `progress(rows, total)` is told the rows written so far, as DuckDB estimates them
+        while its COPY runs (about every 0.2 s), then the total.
+        """
         if fmt not in {"parquet", "csv"}:
             raise WarehouseError(f"unknown export format {fmt!r} (parquet or csv)")
         count = int(
@@ -1034,12 +1045,13 @@ class Store:
         # COPY cannot take the file name as a parameter; quote it as an SQL string literal.
         target = "'" + str(destination).replace("'", "''") + "'"
         options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
-        self.con.execute(
-            f"COPY (SELECT * EXCLUDE (topics), array_to_string(topics, ';') AS topics "
-            f"FROM mentions WHERE published_at >= $since AND published_at < $until "
-            f"ORDER BY published_at) TO {target} ({options})",
-            {"since": since, "until": until},
-        )
+        with _reporting_query_progress(self.con, count, progress):
+            self.con.execute(
+                f"COPY (SELECT * EXCLUDE (topics), array_to_string(topics, ';') AS topics "
+                f"FROM mentions WHERE published_at >= $since AND published_at < $until "
+                f"ORDER BY published_at) TO {target} ({options})",
+                {"since": since, "until": until},
+            )
         return count
 
     def info(self) -> dict[str, Any]:
@@ -1259,3 +1271,31 @@ class IncidentStore(Store):
         ).fetchall()
         keys = ("at", "alert_id", "kind", "topic", "level", "by")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+@contextmanager
+def _reporting_query_progress(
+    con: duckdb.DuckDBPyConnection, total: int, progress: Callable[[int, int], None] | None
+) -> Iterator[None]:
+    """Tell `progress` how far the statement run inside the block has got, as a share of
+    `total` rows (DuckDB's own estimate, `query_progress`, read from a second thread)."""
+    if progress is None:
+        yield
+        return
+    progress(0, total)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.2):
+            share = con.query_progress()  # -1 while nothing runs yet
+            if share > 0:
+                progress(min(total, round(total * share / 100)), total)
+
+    watcher = threading.Thread(target=poll, name="export-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+    progress(total, total)

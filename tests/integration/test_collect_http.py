@@ -213,3 +213,17 @@ def test_a_429_is_retried_after_the_time_it_asks_for(feed_server: FeedServer) ->
     assert result.status == "error"
     assert result.http_status == 429
     assert len([p for p, _ in feed_server.requests if p == "/busy.xml"]) == 2
+
+
+def test_fetch_progress_counts_every_source_once(feed_server: FeedServer) -> None:
+    sources = [_source(feed_server.set(f"/feed{n}.xml", RSS), f"Q{n}") for n in range(12)]
+    sources.append(_source(feed_server.url("/missing.xml"), "missing"))  # a failure counts too
+    seen: list[tuple[int, int]] = []
+    results = fetch_sources(
+        sources,
+        {},
+        collection=FAST.model_copy(update={"concurrency": 4}),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert len(results) == 13
+    assert seen == [(done, 13) for done in range(14)]

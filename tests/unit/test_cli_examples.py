@@ -46,9 +46,7 @@ def _parsed_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> s
 
 
 def test_the_walk_finds_nested_subcommands() -> None:
-    assert {"check", "run", "db", "db export", "outbox resend", "incident stop"} <= set(
-        SUBCOMMANDS
-    )
+    assert {"check", "run", "db", "db export", "outbox resend", "incident stop"} <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("path", sorted(SUBCOMMANDS))
