@@ -118,7 +118,10 @@ def check_recipients(addresses: Sequence[str]) -> tuple[str, ...]:
     for address in addresses:
         problem = address_problem(address)
         if problem:
-            raise VigieError(f"extra recipient {header_safe(address, 120)!r}: {problem}")
+            raise VigieError(
+                f"extra recipient {header_safe(address, 120)!r}: {problem}; give a valid "
+                "email address, or leave it out"
+            )
     return tuple(addresses)
 
 

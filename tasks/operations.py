@@ -71,7 +71,8 @@ def queue_digest(
     end = end or default_end(now, settings.organisation.timezone)
     if end > now:
         raise ConfigError(
-            "the digest's end is in the future: a digest covers a period that is over"
+            "the digest's end is in the future: a digest covers a period that is over; give "
+            "an end in the past, or none for the last whole hour"
         )
     with open_warehouse(path) as con:
         store = Store(con)
@@ -184,7 +185,8 @@ def replay_on_snapshot(
     replay of weeks takes minutes; DuckDB allows one process on the file at a time)."""
     if not settings.warehouse_path.exists():
         raise WarehouseError(
-            f"there is no warehouse at {settings.warehouse_path} yet: nothing to replay"
+            f"there is no warehouse at {settings.warehouse_path} yet: nothing to replay; "
+            "collect first (`vigie run --once`), or check warehouse.path"
         )
     with tempfile.TemporaryDirectory(prefix="vigie-replay-") as folder:
         copy = Path(folder) / "snapshot.duckdb"

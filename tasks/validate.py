@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vigie.errors import ValidationFailed
+from vigie.errors import ValidationFailed, one_line
 from vigie.models import Mention, QuarantinedMention, SourceOutcome
 from vigie.settings import Collection
 
@@ -73,7 +73,10 @@ def _validation_definition(suite_name: str) -> ValidationDefinition:
     try:
         suite_json: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise ValidationFailed(f"expectation suite {path} cannot be read: {err}") from err
+        raise ValidationFailed(
+            f"expectation suite {path} cannot be read: {one_line(err, 300)}; "
+            "restore expectations/ from the Vigie repository"
+        ) from err
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (

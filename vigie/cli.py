@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
-from vigie.errors import ConfigError, VigieError
+from vigie.errors import ConfigError, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
 
@@ -162,10 +162,12 @@ def cmd_readiness(args: argparse.Namespace) -> int:
 
 def _run_cycle(config_path: Path) -> dict[str, object]:
     from flows.watch_cycle import watch_cycle
+    from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
 
     settings = load_settings(config_path)
     load_secrets(settings)
+    check_api_answers()
     # Open (and migrate) the warehouse before Prefect starts, so a broken or locked file is
     # reported in one line rather than as a failed flow run.
     with open_warehouse(settings.warehouse_path):
@@ -516,7 +518,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
     secrets = None if args.no_send else load_secrets(settings)
     now = datetime.now(UTC)
     if args.end and args.end > now:
-        raise ConfigError("--end is in the future: a digest covers a period that is over")
+        raise ConfigError(
+            "--end is in the future: a digest covers a period that is over; give a past --end, "
+            "or none for the last whole hour"
+        )
     queued = queue_digest(
         settings.warehouse_path, settings, period=args.period, end=args.end, now=now
     )
@@ -593,14 +598,23 @@ def cmd_outbox_resend(args: argparse.Namespace) -> int:
     with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
         again = Store(con).resend(args.message_id)
     if not again:
-        raise VigieError(f"{args.message_id}: no unsent message with this id in the outbox")
+        raise VigieError(
+            f"{args.message_id}: no unsent message with this id in the outbox "
+            "(`vigie outbox list` shows them)"
+        )
     print(f"{args.message_id} will be sent by the next cycle")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vigie.deployments import find_prefect_yaml, read_deployments
-    from vigie.serve import require_api_url, runner_deployments, serve_deployments, take_over
+    from vigie.serve import (
+        check_api_answers,
+        require_api_url,
+        runner_deployments,
+        serve_deployments,
+        take_over,
+    )
 
     api_url = require_api_url()
     config_path = resolve_config_path(args.config).resolve()
@@ -615,6 +629,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prefect_yaml = found.resolve()
     specs = read_deployments(prefect_yaml)
     _warn_schedule_drift(settings, prefect_yaml)
+    check_api_answers()
     # Entrypoints are paths in the project folder, and served runs start in this folder.
     os.chdir(prefect_yaml.parent)
     deployments = runner_deployments(specs, config_path)
@@ -642,6 +657,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from flows.drill import drill
     from tasks.drill import check_drill_topic, drill_id_for, format_duration
+    from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
 
     config_path = resolve_config_path(args.config)
@@ -653,6 +669,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         raise ConfigError("the drill's name must have 1 to 80 characters")
     # Checked before Prefect starts, so that it is one line rather than a failed run.
     check_drill_topic(settings, drill_id_for(args.name))
+    check_api_answers()
     with open_warehouse(settings.warehouse_path):
         pass
     print(
@@ -912,10 +929,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as err:
-        print(f"vigie: {err}", file=sys.stderr)
+        print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_CONFIG
     except VigieError as err:
-        print(f"vigie: {err}", file=sys.stderr)
+        print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

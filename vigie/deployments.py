@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from vigie.errors import ConfigError
+from vigie.errors import ConfigError, one_line
 from vigie.settings import Settings
 
 PREFECT_YAML = "prefect.yaml"
@@ -96,7 +96,9 @@ def _schedule(raw: Any, where: str) -> ScheduleSpec:
 def parse_deployments(document: Any, source: str = PREFECT_YAML) -> list[DeploymentSpec]:
     """The deployments of a loaded prefect.yaml document (YAML anchors already resolved)."""
     if not isinstance(document, Mapping) or not isinstance(document.get("deployments"), list):
-        raise ConfigError(f"{source}: no `deployments` list")
+        raise ConfigError(
+            f"{source}: no `deployments` list; use the prefect.yaml of the Vigie project"
+        )
     found: list[DeploymentSpec] = []
     for index, raw in enumerate(document["deployments"]):
         where = f"{source}: deployments[{index}]"
@@ -134,11 +136,16 @@ def read_deployments(path: Path) -> list[DeploymentSpec]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from err
+        raise ConfigError(
+            f"{path}: cannot read it ({err.strerror}); give the project's prefect.yaml with "
+            "--prefect-yaml"
+        ) from err
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
+        raise ConfigError(
+            f"{path}: not valid YAML ({one_line(err)}); fix it where it says"
+        ) from err
     return parse_deployments(document, str(path))
 
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 import unicodedata
 
 
+def one_line(value: object, limit: int | None = None) -> str:
+    """`str(value)` on one line (every run of whitespace, line breaks too, becomes a space),
+    cut to `limit` characters: what a library says as the cause inside an error of ours."""
+    text = " ".join(str(value).split())
+    return text if limit is None else text[:limit]
+
+
 class VigieError(Exception):
     """Base of every error Vigie expects and reports to the user."""
 

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from vigie.deployments import DeploymentSpec, ScheduleSpec
-from vigie.errors import ConfigError
+from vigie.errors import ConfigError, VigieError, one_line
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -40,6 +40,24 @@ def require_api_url(env: Mapping[str, str] | None = None) -> str:
             f"export {API_URL_ENV}=http://127.0.0.1:4200/api"
         )
     return url
+
+
+def check_api_answers(env: Mapping[str, str] | None = None, *, timeout_s: float = 5.0) -> None:
+    """When PREFECT_API_URL is set, check that its server answers, so that a server left
+    stopped is one line saying what to do rather than a traceback from inside a flow run."""
+    import requests
+
+    env = os.environ if env is None else env
+    url = (env.get(API_URL_ENV) or "").strip()
+    if not url:
+        return  # Prefect starts a temporary server of its own
+    try:
+        requests.get(f"{url.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except (requests.RequestException, ValueError) as err:
+        raise VigieError(
+            f"the Prefect API at {url} does not answer ({type(err).__name__}): start it "
+            f"(`prefect server start`), or unset {API_URL_ENV} to run with a temporary server"
+        ) from err
 
 
 def _schedule(spec: ScheduleSpec) -> DeploymentScheduleCreate:
@@ -75,7 +93,9 @@ def runner_deployments(
             flow: Flow[..., Any] = load_flow_from_entrypoint(spec.entrypoint)
         except Exception as err:  # an import error in a flow module, a wrong name...
             raise ConfigError(
-                f"prefect.yaml: {spec.name}: cannot load {spec.entrypoint}: {err}"
+                f"prefect.yaml: {spec.name}: cannot load {spec.entrypoint}: "
+                f"{one_line(err, 300)}; run `vigie serve` from the project folder "
+                "(where flows/ is) with Vigie installed in this environment"
             ) from err
         parameters: dict[str, Any] = dict(spec.parameters)
         if "config_path" in flow.parameters.properties:

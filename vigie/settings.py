@@ -33,12 +33,14 @@ from pydantic import (
 )
 from pydantic.networks import validate_email
 
-from vigie.errors import ConfigError, QueryError
+from vigie.errors import ConfigError, QueryError, one_line
 from vigie.query import Node, parse_query
 from vigie.search import derived_search_query
 
 DEFAULT_CONFIG = "vigie.toml"
 CONFIG_ENV = "VIGIE_CONFIG"
+# tomllib ends its messages with "(at line 3, column 8)".
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 Platform = Literal["news", "blog", "social", "forum", "video", "other"]
 Role = Literal[
@@ -662,7 +664,7 @@ def _describe(err: ValidationError, path: Path) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown key (check its spelling)"
     elif first["type"] == "missing":
-        message = "is required"
+        message = "is required: add it (docs/configuration.md lists every key)"
     # Errors raised by a model validator name their key in the message already.
     key = _key(tuple(first["loc"]))
     # Errors on an enclosing key (a list that "should have at least 1 item") are echoes.
@@ -670,6 +672,18 @@ def _describe(err: ValidationError, path: Path) -> str:
     more = sum(1 for e in errors if e is not first and tuple(e["loc"]) != loc[: len(e["loc"])])
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     return f"{path}: {key}: {message}{suffix}"
+
+
+def _toml_problem(err: tomllib.TOMLDecodeError) -> str:
+    """ "invalid TOML at line 3, column 8: <what tomllib says>; fix that line", on one line."""
+    found = _TOML_POSITION.search(str(err))
+    if found is None:
+        return f"invalid TOML: {one_line(err)}; fix the file, then run `vigie check`"
+    reason = str(err)[: found.start()].strip()
+    return (
+        f"invalid TOML at line {found.group(1)}, column {found.group(2)}: {reason}; "
+        "fix that line (text values need quotes), then run `vigie check`"
+    )
 
 
 def load_settings(path: str | os.PathLike[str], *, lenient_cell: bool = False) -> Settings:
@@ -686,17 +700,19 @@ def load_settings(path: str | os.PathLike[str], *, lenient_cell: bool = False) -
         raw = path.read_bytes()
     except FileNotFoundError as err:
         raise ConfigError(
-            f"{path}: no such configuration file (pass --config, set {CONFIG_ENV}, "
-            "or copy vigie.example.toml to vigie.toml)"
+            f"{path}: no such configuration file: run `vigie init` to create one, or pass "
+            f"--config FILE or set {CONFIG_ENV} to use another"
         ) from err
     except OSError as err:
-        raise ConfigError(f"{path}: cannot be read: {err.strerror}") from err
+        raise ConfigError(
+            f"{path}: cannot be read: {err.strerror}; check that this user may read it"
+        ) from err
     try:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: is not UTF-8 text") from err
+        raise ConfigError(f"{path}: is not UTF-8 text: save it as UTF-8 in your editor") from err
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from err
+        raise ConfigError(f"{path}: {_toml_problem(err)}") from err
     data["config_path"] = path
     try:
         return Settings.model_validate(data, context={LENIENT_CELL: lenient_cell})
@@ -715,6 +731,8 @@ def load_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> Se
     if settings.email.username and not password:
         raise ConfigError(
             f"{settings.email.password_env} is not set: email.username is configured, "
-            "so the SMTP password must come from that environment variable"
+            "so the SMTP password must come from that environment variable; set it "
+            f"(export {settings.email.password_env}=...) or remove email.username if the "
+            "server needs no login"
         )
     return Secrets(smtp_password=SecretStr(password) if password else None)

@@ -14,16 +14,21 @@ from pathlib import Path
 
 import duckdb
 
-from vigie.errors import WarehouseError
+from vigie.errors import WarehouseError, one_line
 from warehouse.connection import connect, open_warehouse
 
 
 def backup_warehouse(path: Path, destination: Path, *, lock_wait_s: float = 60.0) -> int:
     """Copy a consistent snapshot of `path` to `destination`; return its size in bytes."""
     if not path.exists():
-        raise WarehouseError(f"there is no warehouse at {path} to back up")
+        raise WarehouseError(
+            f"there is no warehouse at {path} to back up: check warehouse.path in the "
+            "configuration (the first watch cycle creates it)"
+        )
     if destination.resolve() == path.resolve():
-        raise WarehouseError("the backup destination is the warehouse itself")
+        raise WarehouseError(
+            "the backup destination is the warehouse itself: give another file to write"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     with open_warehouse(path, lock_wait_s=lock_wait_s) as con:
@@ -32,7 +37,10 @@ def backup_warehouse(path: Path, destination: Path, *, lock_wait_s: float = 60.0
             shutil.copyfile(path, partial)
         except OSError as err:
             partial.unlink(missing_ok=True)
-            raise WarehouseError(f"cannot write the backup {destination}: {err.strerror}") from err
+            raise WarehouseError(
+                f"cannot write the backup {destination}: {err.strerror}; give a destination "
+                "in a folder with room that this user may write to"
+            ) from err
     os.replace(partial, destination)
     return destination.stat().st_size
 
@@ -44,7 +52,9 @@ def restore_warehouse(backup: Path, path: Path) -> None:
         WarehouseError: the backup is missing or not a warehouse, or the warehouse is in use.
     """
     if not backup.exists():
-        raise WarehouseError(f"there is no backup at {backup}")
+        raise WarehouseError(
+            f"there is no backup at {backup}: give the path of a file `vigie db backup` wrote"
+        )
     try:
         check = duckdb.connect(str(backup), read_only=True)
         try:
@@ -52,7 +62,10 @@ def restore_warehouse(backup: Path, path: Path) -> None:
         finally:
             check.close()
     except duckdb.Error as err:
-        raise WarehouseError(f"{backup} is not a Vigie warehouse: {err}") from err
+        raise WarehouseError(
+            f"{backup} is not a Vigie warehouse ({one_line(err, 300)}): give a file "
+            "`vigie db backup` wrote"
+        ) from err
     if path.exists():
         con = connect(path, lock_wait_s=0)  # fails at once if a watch cycle holds it
         con.close()

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import duckdb
 
-from vigie.errors import WarehouseError
+from vigie.errors import WarehouseError, one_line
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PROCESS_LOCK = threading.RLock()
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+# DuckDB names the process holding the file: "Conflicting lock is held in ... (PID 1234)".
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 _OFFLINE: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -62,7 +64,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("COMMIT")
         except duckdb.Error as err:
             con.execute("ROLLBACK")
-            raise WarehouseError(f"migration {path.name} failed: {err}") from err
+            raise WarehouseError(
+                f"migration {path.name} failed, nothing of it was applied: {one_line(err, 300)}; "
+                "restore the last backup (vigie db restore FILE) if the warehouse was damaged"
+            ) from err
         applied.append(f"{version:03d}_{name}")
     return applied
 
@@ -77,7 +82,10 @@ def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnecti
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise WarehouseError(f"cannot create the folder of {path}: {err.strerror}") from err
+        raise WarehouseError(
+            f"cannot create the folder of {path}: {err.strerror}; check warehouse.path in the "
+            "configuration and that this user may write there"
+        ) from err
     deadline = time.monotonic() + lock_wait_s
     delay = 0.05
     while True:
@@ -90,16 +98,26 @@ def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnecti
             return con
         except duckdb.IOException as err:
             if "lock" not in str(err).lower():
-                raise WarehouseError(f"cannot open the warehouse {path}: {err}") from err
+                raise WarehouseError(_cannot_open(path, err)) from err
             if time.monotonic() >= deadline:
+                holder = _LOCK_HOLDER.search(str(err))
+                pid = f"PID {holder.group(1)}, " if holder else ""
                 raise WarehouseError(
-                    f"the warehouse {path} is locked by another process "
-                    f"(waited {lock_wait_s:.0f} s)"
+                    f"the warehouse {path} is locked by another process ({pid}waited "
+                    f"{lock_wait_s:.0f} s): wait for the running cycle or command to finish, "
+                    "or stop that process (vigie serve, vigie run, a DuckDB shell)"
                 ) from err
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         except duckdb.Error as err:
-            raise WarehouseError(f"cannot open the warehouse {path}: {err}") from err
+            raise WarehouseError(_cannot_open(path, err)) from err
+
+
+def _cannot_open(path: Path, err: BaseException) -> str:
+    return (
+        f"cannot open the warehouse {path}: {one_line(err, 300)}; check that warehouse.path "
+        "names a Vigie DuckDB file (or a new file), or restore a backup (vigie db restore FILE)"
+    )
 
 
 @contextmanager
@@ -111,7 +129,8 @@ def open_warehouse(path: Path, *, lock_wait_s: float = 60.0) -> Iterator[duckdb.
     """
     if not _PROCESS_LOCK.acquire(timeout=lock_wait_s):
         raise WarehouseError(
-            f"the warehouse {path} is busy in this process (waited {lock_wait_s:.0f} s)"
+            f"the warehouse {path} is busy in this process (waited {lock_wait_s:.0f} s): "
+            "try again when its current write has finished"
         )
     try:
         con = connect(path, lock_wait_s=lock_wait_s)

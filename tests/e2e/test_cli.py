@@ -115,7 +115,8 @@ def test_a_missing_secret_is_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "VIGIE_SMTP_PASSWORD is not set: email.username is configured, so the SMTP password "
-        "must come from that environment variable"
+        "must come from that environment variable; set it (export VIGIE_SMTP_PASSWORD=...) or "
+        "remove email.username if the server needs no login"
     )
 
 

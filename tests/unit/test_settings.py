@@ -200,7 +200,7 @@ def test_an_invalid_value_names_the_file_and_the_key(
 def test_a_missing_email_section_is_required(tmp_path: Path) -> None:
     text = MINIMAL_TOML.split("[email]")[0]
     path, message = config_error(tmp_path, text)
-    assert message == f"{path}: email: is required"
+    assert message == f"{path}: email: is required: add it (docs/configuration.md lists every key)"
 
 
 def test_no_source_at_all_is_refused(tmp_path: Path) -> None:

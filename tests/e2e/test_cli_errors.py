@@ -1,0 +1,99 @@
+"""The errors a newcomer meets first, through the real `vigie` command: one line on stderr,
+no traceback, and the line says what to do next."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.configs import MINIMAL_TOML, write_toml
+
+VIGIE = [sys.executable, "-m", "vigie.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
+
+
+def _vigie(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in {"VIGIE_CONFIG", "PREFECT_API_URL"}}
+    return subprocess.run(
+        [*VIGIE, *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **(env or {})},
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("vigie: ")
+    return result.stderr.strip()
+
+
+def test_no_configuration_file_says_to_run_vigie_init(tmp_path: Path) -> None:
+    line = _one_line_error(_vigie("check", cwd=tmp_path))
+    assert line.startswith("vigie: vigie.toml: no such configuration file")
+    assert "run `vigie init` to create one" in line
+    assert "--config FILE" in line and "VIGIE_CONFIG" in line
+
+
+def test_invalid_toml_gives_the_line_and_says_to_fix_it(tmp_path: Path) -> None:
+    broken = MINIMAL_TOML.replace('name = "Laiterie Boréale"', "name = Laiterie Boréale")
+    config = write_toml(tmp_path, broken)
+    line = _one_line_error(_vigie("--config", str(config), "check", cwd=tmp_path))
+    assert line.startswith(f"vigie: {config}: invalid TOML at line 2, column 8: ")
+    assert "fix that line (text values need quotes), then run `vigie check`" in line
+
+
+def test_a_missing_secret_names_the_variable_to_set(tmp_path: Path) -> None:
+    line = _one_line_error(_vigie("--config", str(EXAMPLE), "check", cwd=tmp_path))
+    assert "VIGIE_SMTP_PASSWORD is not set" in line
+    assert "export VIGIE_SMTP_PASSWORD=..." in line
+
+
+def test_a_locked_warehouse_says_to_wait_or_stop_the_holder(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, MINIMAL_TOML + '\n[warehouse]\npath = "wh.duckdb"\n')
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+            "time.sleep(60)",
+            str(tmp_path / "wh.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        result = _vigie("--config", str(config), "status", cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    line = _one_line_error(result)
+    assert f"locked by another process (PID {holder.pid}, waited 5 s)" in line
+    assert "wait for the running cycle or command to finish, or stop that process" in line
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["drill", "exercice"]])
+def test_a_prefect_server_that_does_not_answer_says_to_start_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    with socket.socket() as closed:  # a free port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+    config = write_toml(tmp_path, MINIMAL_TOML)
+    result = _vigie("--config", str(config), *command, cwd=tmp_path, env={"PREFECT_API_URL": url})
+    line = _one_line_error(result)
+    assert f"the Prefect API at {url} does not answer" in line
+    assert "start it (`prefect server start`), or unset PREFECT_API_URL" in line
