@@ -9,8 +9,9 @@ and that each example parses, so they cannot drift from the options.
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
-from typing import Any
+from typing import Any, NoReturn
 
 Example = tuple[str, str]  # (the command line, what it does)
 
@@ -182,3 +183,8 @@ class ExampleParser(argparse.ArgumentParser):
         )
         examples = examples_epilog(command_path(self.prog))
         self.epilog = "\n\n".join(part for part in (notes, examples) if part) or None
+
+    def error(self, message: str) -> NoReturn:
+        """The usage and the error, as argparse prints them, and where the examples are."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message} (examples: {self.prog} --help)\n")

@@ -3,7 +3,6 @@ no traceback, and the line says what to do next."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,24 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.configs import MINIMAL_TOML, write_toml
+from tests.e2e.test_serve_cli import _vigie  # vigie in a folder, without PREFECT_API_URL
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
-
-
-def _vigie(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"VIGIE_CONFIG", "PREFECT_API_URL"}}
-    return subprocess.run(
-        [*VIGIE, *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**base, **(env or {})},
-    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -56,7 +40,8 @@ def test_invalid_toml_gives_the_line_and_says_to_fix_it(tmp_path: Path) -> None:
 
 
 def test_a_missing_secret_names_the_variable_to_set(tmp_path: Path) -> None:
-    line = _one_line_error(_vigie("--config", str(EXAMPLE), "check", cwd=tmp_path))
+    unset = {"VIGIE_SMTP_PASSWORD": ""}  # empty counts as unset, whatever this shell has
+    line = _one_line_error(_vigie("--config", str(EXAMPLE), "check", cwd=tmp_path, env=unset))
     assert "VIGIE_SMTP_PASSWORD is not set" in line
     assert "export VIGIE_SMTP_PASSWORD=..." in line
 

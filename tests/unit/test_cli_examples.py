@@ -73,3 +73,14 @@ def test_every_example_parses_as_the_command_it_illustrates(path: str, command: 
     leaf = SUBCOMMANDS[path].get_default("func")
     if leaf is not None:  # a group's example runs one of its subcommands
         assert args.func is leaf
+
+
+def test_a_usage_error_points_to_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["db", "export", "--since", "2026-11-01"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error == (
+        "vigie db export: error: the following arguments are required: --until "
+        "(examples: vigie db export --help)"
+    )
