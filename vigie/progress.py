@@ -82,7 +82,10 @@ class ProgressBar:
             if self._quiet_until is None:
                 self._quiet_until = now + self._quiet_for_s
             if self.redraw:
-                if done >= total or now - self._last_draw >= REDRAW_EVERY_S:
+                if done >= total:  # ended at once: logs printed after it start on a new line
+                    self._write("\r\x1b[K" + self.describe(done, total) + "\n")
+                    self._drawn = False
+                elif now - self._last_draw >= REDRAW_EVERY_S:
                     self._last_draw = now
                     self._write("\r\x1b[K" + self.describe(done, total))
                     self._drawn = True
