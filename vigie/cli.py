@@ -57,7 +57,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         names = ", ".join(f"{m.name} <{m.email}>" for m in first)
         print(f"Alerts go first to: {names}")
     else:
-        print("Warning: the crisis cell has no members; alerts would reach nobody.")
+        print(
+            "Warning: the crisis cell has no members; alerts would reach nobody: add "
+            "[[cell.members]] (`vigie cell check` says what the cell needs)."
+        )
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
     _warn_schedule_drift(settings, None)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
@@ -538,7 +541,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
         f"(to {len(message.recipients)} recipients, {len(message.images)} charts)"
     )
     if not message.recipients:
-        print("Warning: the crisis cell has no members; the digest reaches nobody.")
+        print(
+            "Warning: the crisis cell has no members; the digest reaches nobody: add "
+            "[[cell.members]] (`vigie cell check` says what the cell needs)."
+        )
     if secrets is None:
         print("Not sent (--no-send); the next watch cycle or `vigie digest` sends the outbox.")
         return 0
