@@ -57,9 +57,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print("Warning: the crisis cell has no members; alerts would reach nobody.")
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_placeholders(settings: Settings) -> None:
+    """One line naming what `vigie init` left to fill in."""
+    from vigie.init import PLACEHOLDER_MARK, placeholders
+
+    keys = placeholders(settings)
+    if keys:
+        print(f"Warning: still to fill in ({PLACEHOLDER_MARK}): {', '.join(keys)}")
 
 
 def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
@@ -716,6 +726,40 @@ def cmd_incident_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from vigie.init import ask_spec, refuse_existing, render_config, write_new_config
+
+    output = Path(args.output)
+    refuse_existing(output, force=args.force)  # before any question
+    # Never wait for an answer that cannot come: without a terminal, options or defaults only.
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    spec = ask_spec(
+        name=args.name,
+        aliases=args.aliases,
+        people=args.people,
+        languages=args.languages,
+        region=args.region,
+        timezone=args.timezone,
+        ask=input if interactive else None,
+        say=lambda line: print(line, file=sys.stderr),
+    )
+    settings = write_new_config(output, render_config(spec), force=args.force)
+    config = "" if output == Path("vigie.toml") else f"--config {output} "
+    print(
+        f"{output}: written / écrit ({len(settings.watch)} watch queries / requêtes, "
+        f"{len(settings.sources)} sources)"
+    )
+    print('Fill in the lines marked "À REMPLIR / TO FILL IN", then / Remplissez-les, puis :')
+    for command, what in (
+        ("check", "validate / valider"),
+        ("sources test", "fetch every source once / interroger chaque source"),
+        ("cell check", "what the crisis cell lacks / ce qui manque à la cellule"),
+        ("run --once", "one watch cycle / un cycle de veille"),
+    ):
+        print(f"  vigie {config}{command:<14} {what}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigie",
@@ -922,6 +966,41 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("name", help="the incident's name (its run is 'incident <name>')")
     stop.add_argument("--by", default=os.environ.get("USER", ""), help="who asks (your name)")
     stop.set_defaults(func=cmd_incident_stop)
+
+    init = sub.add_parser(
+        "init",
+        help="write a first, commented vigie.toml for your organisation (asks, or takes options)",
+        epilog="Asks what it is not given when run in a terminal (in French and English).\n"
+        "Examples:\n"
+        "  vigie init\n"
+        '  vigie init --yes --name "Société de transport de Montréal" --aliases STM \\\n'
+        '      --people "Marie Tremblay" --languages fr,en --region CA',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("--name", help="the organisation's name / le nom de l'organisation")
+    init.add_argument(
+        "--aliases",
+        action="append",
+        help="other names and products, comma-separated or repeated / autres noms et produits",
+    )
+    init.add_argument(
+        "--people",
+        action="append",
+        help="people to watch, comma-separated or repeated / personnes à surveiller",
+    )
+    init.add_argument("--languages", help="fr, en or fr,en (default: the region's)")
+    init.add_argument("--region", help="two-letter country code for news search (default CA)")
+    init.add_argument("--timezone", help="IANA time zone (default: the region's, else UTC)")
+    init.add_argument("--output", default="vigie.toml", help="file to write (default vigie.toml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--non-interactive",
+        "--yes",
+        dest="non_interactive",
+        action="store_true",
+        help="ask nothing: take the defaults (--name is then required)",
+    )
+    init.set_defaults(func=cmd_init)
     return parser
 
 
