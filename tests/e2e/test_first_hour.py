@@ -7,34 +7,22 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_cli import VIGIE, _vigie
 from tests.integration.test_collect_kinds import serve_first_cycle
 from vigie.localservers import FeedServer, MailSink
 from vigie.settings import DEFAULT_BASE_URLS, load_settings
 from warehouse.connection import open_warehouse
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
 # The services a generated file names, all served here by one FeedServer (their paths differ).
 SERVICES = (*DEFAULT_BASE_URLS.values(), "https://mastodon.social")
-
-
-def _vigie(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VIGIE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,  # no terminal: init must not wait for an answer
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _init(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -195,3 +183,64 @@ def test_init_never_overwrites_a_file_without_force(tmp_path: Path) -> None:
     forced = _init(tmp_path, "--force")
     assert forced.returncode == 0, forced.stderr
     assert load_settings(mine).organisation.name == "Laiterie Boréale"
+
+
+def _read_until(fd: int, wanted: str, seen: list[str], timeout: float = 60) -> None:
+    """Read the terminal's output until `wanted` shows (or fail with what was shown)."""
+    deadline = time.monotonic() + timeout
+    while wanted not in "".join(seen):
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, remaining))
+        if not ready:
+            raise AssertionError(f"{wanted!r} never shown; the terminal showed {''.join(seen)!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the process ended and closed the terminal
+            chunk = b""
+        if not chunk:
+            raise AssertionError(f"{wanted!r} never shown; the terminal showed {''.join(seen)!r}")
+        seen.append(chunk.decode("utf-8", "replace"))
+
+
+def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_bad_answer(
+    tmp_path: Path,
+) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*VIGIE, "init"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen: list[str] = []
+    try:
+        for prompt, answer in (
+            ("Nom de l'organisation / Organisation name: ", "Société de transport de Montréal"),
+            ("Other names and products, comma-separated: ", "STM, OPUS"),
+            ("People to watch (executives, spokespeople), comma-separated: ", ""),
+            ("two-letter code [CA]: ", "Canada"),
+            ("--region: 'Canada' is not a two-letter country code", None),
+            ("two-letter code [CA]: ", ""),
+            ("Languages to watch (fr, en or fr,en) [fr,en]: ", "fr"),
+            ("vigie.toml: written / écrit", None),
+        ):
+            _read_until(controller, prompt, seen)
+            del seen[:]
+            if answer is not None:
+                os.write(controller, answer.encode("utf-8") + b"\n")
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+    settings = load_settings(tmp_path / "vigie.toml")
+    assert settings.organisation.name == "Société de transport de Montréal"
+    assert settings.organisation.other_names == ("STM", "OPUS")
+    assert [w.name for w in settings.watch] == ["organisation", "crise"]
+    assert [(s.language, s.region) for s in settings.sources if s.kind == "news_search"] == [
+        ("fr", "CA")
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -17,6 +18,7 @@ from vigie.init import (
     MAX_NAME_CHARS,
     MAX_NAMES,
     PLACEHOLDER_MARK,
+    Ask,
     InitSpec,
     ask_spec,
     clean_name,
@@ -343,6 +345,14 @@ def test_a_text_that_does_not_load_is_never_written(tmp_path: Path) -> None:
     assert list(path.parent.iterdir()) == []
 
 
+def _spec(ask: Ask | None, said: list[str] | None = None, **given: object) -> InitSpec:
+    """ask_spec with the options not in `given` left out (None)."""
+    options: dict[str, Any] = dict.fromkeys(
+        ("name", "aliases", "people", "languages", "region", "timezone")
+    )
+    return ask_spec(**{**options, **given}, ask=ask, say=(said if said is not None else []).append)
+
+
 def test_questions_are_asked_in_french_and_english_and_invalid_answers_asked_again() -> None:
     answers = iter(["Laiterie Boréale", "boreale, Cheddar Nord", "", "fr", "de", "fr"])
     prompts: list[str] = []
@@ -352,16 +362,7 @@ def test_questions_are_asked_in_french_and_english_and_invalid_answers_asked_aga
         prompts.append(prompt)
         return next(answers)
 
-    spec = ask_spec(
-        name=None,
-        aliases=None,
-        people=None,
-        languages=None,
-        region=None,
-        timezone=None,
-        ask=ask,
-        say=said.append,
-    )
+    spec = _spec(ask, said)
     assert spec == InitSpec(
         name="Laiterie Boréale",
         aliases=("boreale, Cheddar Nord",),
@@ -380,16 +381,7 @@ def test_given_options_are_not_asked_again() -> None:
     def ask(prompt: str) -> str:
         raise AssertionError(f"asked {prompt!r}")
 
-    spec = ask_spec(
-        name="STM",
-        aliases=["OPUS"],
-        people=[],
-        languages="en",
-        region="us",
-        timezone=None,
-        ask=ask,
-        say=print,
-    )
+    spec = _spec(ask, name="STM", aliases=["OPUS"], people=[], languages="en", region="us")
     assert (spec.name, spec.aliases, spec.languages, spec.region) == (
         "STM",
         ("OPUS",),
@@ -400,26 +392,8 @@ def test_given_options_are_not_asked_again() -> None:
 
 def test_without_a_terminal_the_name_is_required_and_the_rest_defaults() -> None:
     with pytest.raises(ConfigError, match=r"^--name is required when vigie init cannot ask"):
-        ask_spec(
-            name=None,
-            aliases=None,
-            people=None,
-            languages=None,
-            region=None,
-            timezone=None,
-            ask=None,
-            say=print,
-        )
-    spec = ask_spec(
-        name="STM",
-        aliases=None,
-        people=None,
-        languages=None,
-        region=None,
-        timezone=None,
-        ask=None,
-        say=print,
-    )
+        _spec(None)
+    spec = _spec(None, name="STM")
     assert spec == InitSpec(name="STM", languages=("fr", "en"), region="CA")
 
 
@@ -428,13 +402,4 @@ def test_an_answer_that_never_comes_names_the_option() -> None:
         raise EOFError
 
     with pytest.raises(ConfigError, match=r"pass --name$"):
-        ask_spec(
-            name=None,
-            aliases=None,
-            people=None,
-            languages=None,
-            region=None,
-            timezone=None,
-            ask=ask,
-            say=print,
-        )
+        _spec(ask)
