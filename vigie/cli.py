@@ -970,6 +970,10 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init",
         help="write a first, commented vigie.toml for your organisation (asks, or takes options)",
+        description="Write a commented vigie.toml: watch queries built from the names, news\n"
+        "search feeds per language for the region, Reddit, Mastodon, Bluesky and Hacker News\n"
+        "searches, a place for your own feeds, and a crisis cell of placeholders to fill in.\n"
+        "An existing file is only replaced with --force.",
         epilog="Asks what it is not given when run in a terminal (in French and English).\n"
         "Examples:\n"
         "  vigie init\n"
@@ -977,21 +981,33 @@ def build_parser() -> argparse.ArgumentParser:
         '      --people "Marie Tremblay" --languages fr,en --region CA',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    init.add_argument("--name", help="the organisation's name / le nom de l'organisation")
+    init.add_argument(
+        "--name", metavar="NAME", help="the organisation's name / le nom de l'organisation"
+    )
     init.add_argument(
         "--aliases",
         action="append",
+        metavar="NAMES",
         help="other names and products, comma-separated or repeated / autres noms et produits",
     )
     init.add_argument(
         "--people",
         action="append",
+        metavar="NAMES",
         help="people to watch, comma-separated or repeated / personnes à surveiller",
     )
-    init.add_argument("--languages", help="fr, en or fr,en (default: the region's)")
-    init.add_argument("--region", help="two-letter country code for news search (default CA)")
-    init.add_argument("--timezone", help="IANA time zone (default: the region's, else UTC)")
-    init.add_argument("--output", default="vigie.toml", help="file to write (default vigie.toml)")
+    init.add_argument(
+        "--languages", metavar="fr,en", help="fr, en or fr,en (default: the region's)"
+    )
+    init.add_argument(
+        "--region", metavar="CC", help="two-letter country code for news search (default CA)"
+    )
+    init.add_argument(
+        "--timezone", metavar="ZONE", help="IANA time zone (default: the region's, else UTC)"
+    )
+    init.add_argument(
+        "--output", metavar="FILE", default="vigie.toml", help="file to write (default vigie.toml)"
+    )
     init.add_argument("--force", action="store_true", help="replace an existing file")
     init.add_argument(
         "--non-interactive",

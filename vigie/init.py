@@ -756,20 +756,23 @@ def write_new_config(path: Path, text: str, *, force: bool) -> Settings:
     only with `force`. Returns the loaded settings.
 
     Raises:
-        VigieError: the file exists and `force` is not set, or it cannot be written.
-        ConfigError: the text does not load (a bug of `render_config`: nothing is written).
+        ConfigError: the file exists and `force` is not set, it cannot be written, or the text
+            does not load (a bug of `render_config`: then nothing is written).
     """
     refuse_existing(path, force=force)
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as err:
         raise ConfigError(f"{path}: cannot be written: {err.strerror}") from err
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
-        settings = load_settings(temporary)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a worker's account
+        try:
+            settings = load_settings(temporary)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace(temporary, str(path))) from err
         os.replace(temporary, path)
     except OSError as err:
         raise ConfigError(f"{path}: cannot be written: {err.strerror}") from err

@@ -334,13 +334,15 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path: Path) -> None:
     settings = write_new_config(path, text, force=True)
     assert settings.config_path == path
     assert path.read_text(encoding="utf-8") == text
+    assert path.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vigie.toml"]  # no temporary left
 
 
 def test_a_text_that_does_not_load_is_never_written(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "vigie.toml"
-    with pytest.raises(ConfigError, match="watch"):
+    with pytest.raises(ConfigError, match="watch") as err:
         write_new_config(path, "[organisation]\nname = 'x'\n", force=False)
+    assert str(err.value).startswith(f"{path}: ")
     assert not path.exists()
     assert list(path.parent.iterdir()) == []
 
