@@ -450,7 +450,10 @@ def render_config(spec: InitSpec) -> str:
     parts.append(
         _lines(
             "# A suggestion: the organisation near words that announce a crisis; adapt the words.",
+            "# A topic of its own, it alerts when these mentions surge even if the organisation's",
+            "# whole volume does not; remove it if one topic is enough.",
             "# Suggestion : l'organisation près de mots qui annoncent une crise ; adaptez-les.",
+            "# Sujet à part entière, il alerte quand ces mentions bondissent.",
             "[[watch]]",
             f"name = {toml_string(watch_crisis)}",
             f"query = {toml_string(queries.crisis)}",
