@@ -762,6 +762,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    import shlex
+
     from vigie.init import ask_spec, refuse_existing, render_config, write_new_config
 
     output = Path(args.output)
@@ -779,7 +781,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         say=lambda line: print(line, file=sys.stderr),
     )
     settings = write_new_config(output, render_config(spec), force=args.force)
-    config = "" if output == Path("vigie.toml") else f"--config {output} "
+    config = "" if output == Path("vigie.toml") else f"--config {shlex.quote(str(output))} "
     print(
         f"{output}: written / écrit ({len(settings.watch)} watch queries / requêtes, "
         f"{len(settings.sources)} sources)"
