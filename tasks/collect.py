@@ -278,6 +278,7 @@ def fetch_sources(
     results: list[FetchResult | None] = [None] * len(sources)
     scheduler = _HostScheduler(enumerate(sources), collection.per_host)
     finished = itertools.count(1)
+    reporting = threading.Lock()  # counts reach `progress` in order, one at a time
 
     def work() -> None:
         with _new_session() as session:
@@ -290,7 +291,8 @@ def fetch_sources(
                 finally:
                     scheduler.done(host)
                     if progress is not None:
-                        progress(next(finished), len(sources))
+                        with reporting:
+                            progress(next(finished), len(sources))
 
     workers = [
         threading.Thread(target=work, name=f"fetch-{n}", daemon=True)

@@ -218,7 +218,6 @@ def conclusion(report: SourcesTest) -> str:
     if len(failing) > 3:
         names += f" and {len(failing) - 3} more"
     return (
-        f"{len(failing)} of {total} sources FAILED ({names}): check their url (and kind) in "
-        f"the configuration with `vigie check`, open the address in a browser, then "
-        f"`vigie sources test --source NAME` again."
+        f"{len(failing)} of {total} sources FAILED ({names}): check each url and kind with "
+        "`vigie check`, open the url in a browser, then `vigie sources test --source NAME`."
     )

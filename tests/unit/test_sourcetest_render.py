@@ -72,7 +72,7 @@ def test_the_conclusion_names_failing_sources_and_what_to_do() -> None:
         _check("E", "failed"),
     )
     line = conclusion(SourcesTest(checks, 2.0))
-    assert line.startswith("4 of 5 sources FAILED (A, B, D and 1 more): check their url")
+    assert line.startswith("4 of 5 sources FAILED (A, B, D and 1 more): check each url")
     assert "vigie check" in line
     assert "vigie sources test --source NAME" in line
 
