@@ -6,36 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import ConfigWriter
+from tests.e2e.test_cli import VIGIE, _vigie
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SECOND_WATCH = """
 [[watch]]
 name = "rappel"
 query = 'rappel* OR listeria'
 """
-
-
-def _vigie(
-    *args: str, stdin: str | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VIGIE, *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=timeout,
-        env=os.environ.copy(),
-    )
 
 
 def _config(
@@ -172,9 +157,15 @@ def test_query_test_errors_say_what_to_do_in_one_line(
     assert "position" in bad.stderr and "closing parenthesis" in bad.stderr
 
 
-def test_plain_vigie_query_still_reads_stdin(tmp_path: Path) -> None:
+def test_plain_vigie_query_still_reads_stdin() -> None:
     # `test` alone is still a query (the word "test"), as it always was.
-    result = _vigie("query", "test", stdin="un test\nrien\n")
+    result = subprocess.run(
+        [*VIGIE, "query", "test"],
+        input="un test\nrien\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["query: test", "match un test", "-     rien"]
     both = _vigie("query", "boreale", "rappel")

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tasks.sourcetest import check_sources, render_table
-from tests.configs import settings_from
+from tests.conftest import ConfigWriter
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer
-from vigie.settings import Settings
+from vigie.settings import Settings, load_settings
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 SOURCES = Path(__file__).parents[1] / "fixtures" / "sources"
@@ -24,32 +24,9 @@ NO_ITEMS = (
 )
 
 
-def _settings(tmp_path: Path, sources: str, collection: str = "") -> Settings:
-    return settings_from(
-        tmp_path,
-        f"""
-[organisation]
-name = "Laiterie Boréale"
-
-[warehouse]
-path = "wh/vigie.duckdb"
-
-[[watch]]
-name = "marque"
-query = '("laiterie boréale" OR boreale) NOT recrutement'
-
-{sources}
-[email]
-sender = "vigie@laiterie-boreale.example"
-
-[collection]
-connect_timeout_s = 1
-read_timeout_s = 1
-deadline_s = 5
-retries = 0
-{collection}
-""",
-    )
+def _settings(write_config: ConfigWriter, sources: str, collection: str = "") -> Settings:
+    """The test configuration (tests/conftest.py) with these [[sources]] blocks."""
+    return load_settings(write_config(sources=[], smtp_port=25, extra=f"{collection}\n{sources}"))
 
 
 def _rss(name: str, url: str) -> str:
@@ -92,8 +69,10 @@ def serve_every_answer(server: FeedServer) -> str:
     )
 
 
-def test_each_kind_of_answer_gets_its_status(feed_server: FeedServer, tmp_path: Path) -> None:
-    settings = _settings(tmp_path, serve_every_answer(feed_server))
+def test_each_kind_of_answer_gets_its_status(
+    feed_server: FeedServer, write_config: ConfigWriter
+) -> None:
+    settings = _settings(write_config, serve_every_answer(feed_server))
     report = check_sources(settings)
     by_name = {c.name: c for c in report.checks}
     assert [c.name for c in report.checks] == [s.name for s in settings.sources]
@@ -121,9 +100,11 @@ def test_each_kind_of_answer_gets_its_status(feed_server: FeedServer, tmp_path: 
     assert [c.name for c in report.failing] == ["Accueil", "Disparu", "Lent", "API"]
 
 
-def test_nothing_is_remembered_or_stored(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_nothing_is_remembered_or_stored(
+    feed_server: FeedServer, write_config: ConfigWriter
+) -> None:
     url = feed_server.set("/rss2.xml", (FEEDS / "rss2.xml").read_bytes())
-    settings = _settings(tmp_path, _rss("Quotidien", url))
+    settings = _settings(write_config, _rss("Quotidien", url))
     check_sources(settings)
     again = check_sources(settings)
     # A watch cycle would send the ETag it kept and get a 304; a test asks for the whole feed.
@@ -133,11 +114,13 @@ def test_nothing_is_remembered_or_stored(feed_server: FeedServer, tmp_path: Path
     assert not settings.warehouse_path.parent.exists()
 
 
-def test_fetches_stay_within_the_configured_bounds(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_fetches_stay_within_the_configured_bounds(
+    feed_server: FeedServer, write_config: ConfigWriter
+) -> None:
     sources = ""
     for n in range(6):
         sources += _rss(f"Feed {n}", feed_server.set(f"/f{n}.xml", NO_ITEMS, delay_s=0.2))
-    settings = _settings(tmp_path, sources, "concurrency = 2\nper_host = 2")
+    settings = _settings(write_config, sources, "concurrency = 2\nper_host = 2")
     seen: list[tuple[int, int]] = []
     report = check_sources(settings, progress=lambda done, total: seen.append((done, total)))
     assert len(report.checks) == 6
@@ -145,9 +128,11 @@ def test_fetches_stay_within_the_configured_bounds(feed_server: FeedServer, tmp_
     assert sorted(seen) == [(n, 6) for n in range(1, 7)]
 
 
-def test_only_the_named_sources_are_fetched(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_only_the_named_sources_are_fetched(
+    feed_server: FeedServer, write_config: ConfigWriter
+) -> None:
     sources = serve_every_answer(feed_server)
-    settings = _settings(tmp_path, sources)
+    settings = _settings(write_config, sources)
     report = check_sources(settings, ["Atom", "Quotidien"])
     assert [c.name for c in report.checks] == ["Quotidien", "Atom"]  # configuration order
     assert {path for path, _ in feed_server.requests} == {"/rss2.xml", "/atom.xml"}
@@ -155,9 +140,9 @@ def test_only_the_named_sources_are_fetched(feed_server: FeedServer, tmp_path: P
 
 
 def test_an_unknown_source_name_is_refused_before_fetching(
-    feed_server: FeedServer, tmp_path: Path
+    feed_server: FeedServer, write_config: ConfigWriter
 ) -> None:
-    settings = _settings(tmp_path, serve_every_answer(feed_server))
+    settings = _settings(write_config, serve_every_answer(feed_server))
     with pytest.raises(ConfigError, match=r"no source named 'Quotidian'.*'Quotidien'"):
         check_sources(settings, ["Quotidian"])
     assert feed_server.requests == []
