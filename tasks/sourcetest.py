@@ -3,9 +3,11 @@ what each gave, without storing anything.
 
 The fetch, parse, normalise and match steps are the watch cycle's own (`tasks.collect`,
 `tasks.sources`, `tasks.match`), with the same bounds (`[collection]`: concurrency, per host,
-timeouts, size cap). Nothing is remembered: no conditional-GET validators or markers are read or
-written (every source is asked for its whole document), the warehouse is never opened, and
-health states stay as they are. Sources with `poll_minutes` or backing off are fetched anyway.
+timeouts, size cap), always in this process (never on `collection.dask_address`, so that a test
+needs no cluster and no Prefect). Nothing is remembered: no conditional-GET validators or
+markers are read or written (every source is asked for its whole document), the warehouse is
+never opened, and health states stay as they are. Sources with `poll_minutes` or backing off
+are fetched anyway.
 
 Feed text is untrusted: what reaches the terminal (source names, failure reasons) is one line,
 without control characters, bounded.
@@ -117,9 +119,11 @@ def check_source(
 ) -> SourceCheck:
     """Parse, normalise and match what one fetch gave, as the watch cycle does, and judge it.
 
-    `failed`: no usable answer (network, timeout, HTTP error, size cap); `not a feed`: the
-    server answered but the document is not the kind's (an HTML page, not JSON); `partial`:
-    some pages were read and a later one failed; `empty`: read, with no entry.
+    `failed`: no usable answer (network, timeout, HTTP error, size cap); `not a feed`: an RSS,
+    Atom or RDF address answered with something else (an HTML page); `partial`: some pages were
+    read and a later one failed; `empty`: read, with no entry. API kinds parse each page as it
+    comes (`tasks.sources`), so one that answers with something else (`not JSON`) is `failed`,
+    with the HTTP status it answered.
     """
     mentions, outcomes = collect_sources(
         [source],
