@@ -20,12 +20,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from tasks.notify import header_safe
 from vigie.query import And, Near, Node, Not, Or, Term, render_query, text_words
 from warehouse.mention_texts import StoredText
 
+# The newest mentions of the window tried at most: about 0.3 ms each on a busy 2-core machine.
+MAX_TESTED = 100_000
 MAX_TITLE_CHARS = 90
 MAX_SOURCE_CHARS = 24
 
@@ -115,12 +118,20 @@ def judge(node: Node, terms: QueryTerms, text: StoredText) -> Judged:
     """Match one stored mention as the watch cycle does, and say which terms it holds."""
     words = text_words(f"{text.title}\n{text.summary}\n{text.author or ''}")
     matched = node.matches(words)
-    found = tuple(render_query(t) for t in terms.positive if t.matches(words))
-    missing = tuple(render_query(t) for t in terms.positive if not t.matches(words))
-    negative = tuple(render_query(t) for t in terms.negative if t.matches(words))
-    excluded_by = negative if not matched and _matches_without_not(node, words) else ()
-    too_far = not matched and _near_too_far(node, words)
+    held = {t for t in (*terms.positive, *terms.negative) if t.matches(words)}
+    found = tuple(_name(t) for t in terms.positive if t in held)
+    missing = tuple(_name(t) for t in terms.positive if t not in held)
+    negative = tuple(_name(t) for t in terms.negative if t in held)
+    excluded_by = negative if negative and not matched and _matches_without_not(node, words) else ()
+    # Both sides of a NEAR hold a term at least: two terms found, or one on both sides.
+    too_far = not matched and bool(found) and _near_too_far(node, words)
     return Judged(text, matched, found, missing, negative, excluded_by, too_far)
+
+
+@lru_cache(maxsize=1024)
+def _name(term: Term) -> str:
+    """A term as written in a query (each term of a query is named once, not per mention)."""
+    return render_query(term)
 
 
 @dataclass(frozen=True, slots=True)

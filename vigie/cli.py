@@ -729,7 +729,7 @@ QUERY_TEST_HELP = """\
 vigie query QUERY reads lines on stdin and marks those the query matches.
 
 vigie query test QUERY tries the query on the mentions already stored (published
-since --since, the newest 200,000 at most), matched as the watch cycle matches
+since --since, the newest 100,000 at most), matched as the watch cycle matches
 them (title, summary, author), and shows:
   - how many it matches, of how many, and a sample of them with the terms found;
   - how many mentions hold each term (which term brings what, what a NOT removes);
@@ -743,7 +743,7 @@ be tried on those (vigie sources test shows what the sources carry today)."""
 
 
 def cmd_query_test(args: argparse.Namespace) -> int:
-    from tasks.querytest import render_query_test, try_query
+    from tasks.querytest import MAX_TESTED, render_query_test, try_query
     from vigie.errors import QueryError
     from vigie.query import parse_query
     from warehouse.connection import open_warehouse
@@ -767,7 +767,7 @@ def cmd_query_test(args: argparse.Namespace) -> int:
     since = args.since or datetime.now(UTC) - timedelta(days=30)
     with open_warehouse(path, lock_wait_s=10) as con:
         store = Store(con)
-        texts, in_window = stored_texts(store, since=since, limit=200_000)
+        texts, in_window = stored_texts(store, since=since, limit=MAX_TESTED)
         stored = in_window or stored_mention_count(store)
     if not stored:
         raise VigieError(

@@ -113,3 +113,15 @@ def test_stored_text_reaches_the_terminal_on_one_line_without_controls() -> None
     assert not any(ch in line for line in lines for ch in "\x1b\r\n\u202e")
     assert max(len(line) for line in lines) < 200
     assert "Matched: 1 of 1 (100%)" in lines
+
+
+def test_a_window_larger_than_what_was_tested_says_so() -> None:
+    result = try_query(
+        parse_query("boreale"),
+        [_text("Boréale", 1), _text("Météo", 2)],
+        since=NOW - timedelta(days=1),
+        in_window=150_000,
+        watches=["marque"],
+        limit=5,
+    )
+    assert render_query_test(result)[1].endswith(": the newest 2 of 150000 tested")
