@@ -725,6 +725,41 @@ def cmd_incident_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from tasks.notify import header_safe
+    from tasks.preview import make_preview, output_path, preview_page, write_preview
+
+    settings = _settings(args)
+    if args.team is not None and args.kind != "readiness":
+        raise ConfigError("--team applies to readiness reminders only")
+    now = datetime.now(UTC)
+    preview = make_preview(
+        settings,
+        args.kind,
+        data=args.data,
+        language=args.language,
+        team=args.team,
+        period=args.period,
+        now=now,
+    )
+    path = write_preview(
+        preview_page(preview, settings, now=now),
+        output_path(settings, preview, args.output, args.period),
+    )
+    language = {"fr": "French", "en": "English"}[preview.language]
+    print(
+        header_safe(f"{args.kind} email in {language} with {preview.detail}", 400)
+        + f", nothing sent: {path}"
+    )
+    if not preview.message.recipients:
+        print("Warning: nobody would receive it: the crisis cell has no members.")
+    if args.open and not webbrowser.open(path.as_uri()):
+        print(f"No browser could be opened: open {path} yourself.")
+    return 0
+
+
 QUERY_TEST_HELP = """\
 vigie query QUERY reads lines on stdin and marks those the query matches.
 
@@ -1041,6 +1076,46 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("name", help="the incident's name (its run is 'incident <name>')")
     stop.add_argument("--by", default=os.environ.get("USER", ""), help="who asks (your name)")
     stop.set_defaults(func=cmd_incident_stop)
+
+    preview = sub.add_parser(
+        "preview",
+        help="render an email (alert, digest, readiness) to an HTML file; nothing is sent",
+        epilog="Stored data by default when the warehouse has some (the latest alert, the "
+        "digest of the period just ended),\nelse a fictional sample about the organisation; "
+        "the warehouse is only read.\nExamples:\n  vigie preview alert\n"
+        "  vigie preview digest --sample --language en --open\n"
+        '  vigie preview readiness --team "Ontario sales" --output /tmp/reminder.html',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    preview.add_argument("kind", choices=["alert", "digest", "readiness"])
+    data = preview.add_mutually_exclusive_group()
+    data.add_argument(
+        "--sample",
+        dest="data",
+        action="store_const",
+        const="sample",
+        help="use the built-in sample, even when the warehouse has data",
+    )
+    data.add_argument(
+        "--stored",
+        dest="data",
+        action="store_const",
+        const="stored",
+        help="use stored data only (an error when there is none)",
+    )
+    preview.set_defaults(data="auto")
+    preview.add_argument(
+        "--output", help="file to write, or a folder (default: vigie-preview/ beside the config)"
+    )
+    preview.add_argument(
+        "--language", choices=["fr", "en"], help="instead of the one the real email uses"
+    )
+    preview.add_argument("--open", action="store_true", help="open the file in a web browser")
+    preview.add_argument("--team", help="readiness: the team (default: the first configured)")
+    preview.add_argument(
+        "--period", choices=["daily", "weekly"], default="daily", help="digest: the period"
+    )
+    preview.set_defaults(func=cmd_preview)
 
     sources = sub.add_parser("sources", help="the configured sources: test them")
     sources_sub = sources.add_subparsers(dest="sources_command", required=True)
