@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import re
 import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -264,16 +265,20 @@ def fetch_sources(
     states: Mapping[str, SourceState],
     *,
     collection: Collection,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[FetchResult]:
     """Fetch every source concurrently, in config order.
 
     At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
     to one host. Each worker thread keeps one Session, so connections are reused (keep-alive).
+    `progress(done, total)` is called as each source is fetched (from the worker threads).
     """
     if not sources:
         return []
     results: list[FetchResult | None] = [None] * len(sources)
     scheduler = _HostScheduler(enumerate(sources), collection.per_host)
+    finished = itertools.count(1)
+    reporting = threading.Lock()  # counts reach `progress` in order, one at a time
 
     def work() -> None:
         with _new_session() as session:
@@ -285,6 +290,9 @@ def fetch_sources(
                     )
                 finally:
                     scheduler.done(host)
+                    if progress is not None:
+                        with reporting:
+                            progress(next(finished), len(sources))
 
     workers = [
         threading.Thread(target=work, name=f"fetch-{n}", daemon=True)

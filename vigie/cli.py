@@ -457,6 +457,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     from vigie.errors import QueryError
     from vigie.query import parse_query, render_query, text_words
 
+    if args.tested is not None:
+        if args.query != "test":
+            raise ConfigError(
+                "give one query, quoted for the shell: vigie query 'a OR b' "
+                "(or vigie query test 'a OR b' to try it on the stored mentions)"
+            )
+        return cmd_query_test(args)
+    if args.since or args.limit is not None or args.json:
+        raise ConfigError("--since, --limit and --json go with: vigie query test 'QUERY'")
     try:
         node = parse_query(args.query)
     except QueryError as err:
@@ -761,6 +770,99 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+QUERY_TEST_HELP = """\
+vigie query QUERY reads lines on stdin and marks those the query matches.
+
+vigie query test QUERY tries the query on the mentions already stored (published
+since --since, the newest 100,000 at most), matched as the watch cycle matches
+them (title, summary, author), and shows:
+  - how many it matches, of how many, and a sample of them with the terms found;
+  - how many mentions hold each term (which term brings what, what a NOT removes);
+  - for each configured watch, how many of its stored mentions this query matches
+    too (what you would lose by replacing it);
+  - near misses: mentions it does not match but that hold some of its terms
+    ("has boreale; lacks rappel*"), that a NOT excluded ("excluded by NOT
+    recrutement"), or where the two sides of a NEAR are too far apart.
+The warehouse keeps only what a configured watch matched: a broader query can only
+be tried on those (vigie sources test shows what the sources carry today)."""
+
+
+def cmd_query_test(args: argparse.Namespace) -> int:
+    from tasks.querytest import MAX_TESTED, render_query_test, try_query
+    from vigie.errors import QueryError
+    from vigie.query import parse_query
+    from warehouse.connection import open_warehouse
+    from warehouse.mention_texts import stored_mention_count, stored_texts
+    from warehouse.store import Store
+
+    try:
+        node = parse_query(args.tested)
+    except QueryError as err:
+        print(f"vigie: the query is not valid: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    limit = 10 if args.limit is None else args.limit
+    if not 1 <= limit <= 1000:
+        raise ConfigError("--limit must be between 1 and 1000")
+    settings = _settings(args)
+    path = settings.warehouse_path
+    if not path.exists():
+        raise VigieError(
+            f"no warehouse yet at {path}: run `vigie run --once` first to collect mentions"
+        )
+    since = args.since or datetime.now(UTC) - timedelta(days=30)
+    with open_warehouse(path, lock_wait_s=10) as con:
+        store = Store(con)
+        texts, in_window = stored_texts(store, since=since, limit=MAX_TESTED)
+        stored = in_window or stored_mention_count(store)
+    if not stored:
+        raise VigieError(
+            f"the warehouse {path} holds no mentions yet: run `vigie run --once` first"
+        )
+    if not in_window:
+        raise VigieError(
+            f"no stored mention published since {since:%Y-%m-%d %H:%M} UTC ({stored} older): "
+            "try an earlier --since"
+        )
+    result = try_query(
+        node,
+        texts,
+        since=since,
+        in_window=in_window,
+        watches=[w.name for w in settings.watch],
+        limit=limit,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(render_query_test(result)))
+    return 0
+
+
+def cmd_sources_test(args: argparse.Namespace) -> int:
+    from tasks.sourcetest import check_sources, render_table
+
+    settings = _settings(args)
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        # A line per step would flood a log: on a terminal the count is rewritten in place.
+        if interactive:
+            print(f"\r  fetched {done}/{total}", end="", file=sys.stderr, flush=True)
+        elif done == total or done % max(1, total // 10) == 0:
+            print(f"  fetched {done}/{total}", file=sys.stderr, flush=True)
+
+    count = len(set(args.source)) or len(settings.sources)
+    print(f"Fetching {count} source(s); nothing is stored ...", file=sys.stderr, flush=True)
+    report = check_sources(settings, args.source, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(render_table(report)))
+    return EXIT_ERROR if report.failing else 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     import shlex
 
@@ -905,11 +1007,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser(
         "query",
-        help="check a watch query and show which lines of stdin it matches",
-        epilog="Example: echo 'La Laiterie Boréale rappelle ses fromages' | "
-        "vigie query 'boreale NEAR/3 rappel*'",
+        help="check a watch query on lines of stdin, or test it on the stored mentions",
+        usage="vigie query QUERY < lines.txt\n"
+        "       vigie query test QUERY [--since DAY] [--limit N] [--json]",
+        description=QUERY_TEST_HELP,
+        epilog="Examples:\n  echo 'La Laiterie Boréale rappelle ses fromages' | "
+        "vigie query 'boreale NEAR/3 rappel*'\n"
+        "  vigie query test '(boreale OR \"laiterie boréale\") NOT recrutement' "
+        "--since 2026-11-01",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    query.add_argument("query", help="the query, quoted for the shell")
+    query.add_argument("query", help="the query, quoted for the shell (or: test, then the query)")
+    query.add_argument("tested", nargs="?", metavar="QUERY", help=argparse.SUPPRESS)
+    query.add_argument(
+        "--since",
+        type=_day,
+        metavar="DAY",
+        help="query test: mentions published since DAY (default: the last 30 days)",
+    )
+    query.add_argument(
+        "--limit", type=int, metavar="N", help="query test: examples shown of each kind (10)"
+    )
+    query.add_argument("--json", action="store_true", help="query test: print one JSON object")
     query.set_defaults(func=cmd_query)
 
     score = sub.add_parser(
@@ -1043,6 +1162,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--period", choices=["daily", "weekly"], default="daily", help="digest: the period"
     )
     preview.set_defaults(func=cmd_preview)
+
+    sources = sub.add_parser("sources", help="the configured sources: test them")
+    sources_sub = sources.add_subparsers(dest="sources_command", required=True)
+    sources_test = sources_sub.add_parser(
+        "test",
+        help="fetch every source once, store nothing, and show what each gives",
+        description="Fetch every configured source (or those named) once, as the watch cycle\n"
+        "does (same parsers, bounds and watch queries), without storing anything: no\n"
+        "warehouse, no remembered ETag or marker, no health state. One line per source:\n"
+        "status (ok, empty, partial, failed, not a feed), HTTP code, items, how many the\n"
+        "watch queries match, the newest item's date (UTC) and the reason of a failure.\n"
+        "Progress goes to stderr, the table to stdout. Exit 1 when a source failed or is\n"
+        "not a feed.",
+        epilog='Examples:\n  vigie sources test\n  vigie sources test --source "Le Quotidien" '
+        "--json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sources_test.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this source (its name in the configuration); repeat for several",
+    )
+    sources_test.add_argument("--json", action="store_true", help="print one JSON object")
+    sources_test.set_defaults(func=cmd_sources_test)
 
     init = sub.add_parser(
         "init",
