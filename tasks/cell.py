@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tasks.notify import ROLE_NAMES
+from vigie.init import PLACEHOLDER_MARK, placeholders
 from vigie.settings import Member, Settings, address_problem
 
 Severity = Literal["missing", "warning"]
@@ -90,6 +91,20 @@ def _address_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
+def _placeholder_findings(settings: Settings) -> list[Finding]:
+    """Members and addresses still as `vigie init` wrote them: they reach nobody."""
+    return [
+        Finding(
+            "missing",
+            "placeholder",
+            f"{key}: still a placeholder of vigie init ({PLACEHOLDER_MARK}): put a real "
+            "person's name and address",
+        )
+        for key in placeholders(settings)
+        if key.startswith(("cell.", "teams["))
+    ]
+
+
 def _backup_findings(settings: Settings) -> list[Finding]:
     names = {m.name for m in settings.cell.members}
     findings = []
@@ -146,6 +161,7 @@ def check_cell(settings: Settings) -> CellReport:
                 "the cell has no members ([[cell.members]]): alerts would reach nobody",
             )
         )
+    findings += _placeholder_findings(settings)
     holders: dict[str, list[Member]] = {}
     for member in members:
         holders.setdefault(member.role, []).append(member)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import re
 import threading
 import time
@@ -271,21 +272,15 @@ def fetch_sources(
 
     At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
     to one host. Each worker thread keeps one Session, so connections are reused (keep-alive).
-    `progress(done, total)` is told as each source is done (from the worker threads, one call
-    at a time), and once with 0 before the first.
+    `progress(done, total)` is called as each source is fetched (from the worker threads,
+    one call at a time), and once with 0 before the first.
     """
     if not sources:
         return []
     results: list[FetchResult | None] = [None] * len(sources)
     scheduler = _HostScheduler(enumerate(sources), collection.per_host)
-    finished = [0]
-    finished_lock = threading.Lock()
-
-    def one_done() -> None:
-        if progress is not None:
-            with finished_lock:
-                finished[0] += 1
-                progress(finished[0], len(sources))
+    finished = itertools.count(1)
+    reporting = threading.Lock()  # counts reach `progress` in order, one at a time
 
     def work() -> None:
         with _new_session() as session:
@@ -297,7 +292,9 @@ def fetch_sources(
                     )
                 finally:
                     scheduler.done(host)
-                    one_done()
+                    if progress is not None:
+                        with reporting:
+                            progress(next(finished), len(sources))
 
     workers = [
         threading.Thread(target=work, name=f"fetch-{n}", daemon=True)

@@ -730,6 +730,7 @@ def fetch_api_source(
     problems: list[str] = []
     first: FetchResult | None = None  # the first page read: its status and validators
     first_failure: FetchResult | None = None
+    unreadable: FetchResult | None = None  # the first answer that could not be parsed
     last_url: str | None = None
     visited: set[str] = set()
     exhausted = False
@@ -769,6 +770,7 @@ def fetch_api_source(
                 )
             except ParseError as err:
                 problems.append(err.reason)
+                unreadable = unreadable or result
                 break
             if pages == 0:
                 first = result
@@ -788,7 +790,9 @@ def fetch_api_source(
     if first is None:
         if first_failure is not None and first_failure.status == "error":
             return failed(first_failure.error or "failed", first_failure.http_status)
-        return failed("; ".join(problems) or "nothing to fetch")
+        # The server answered (its status is kept, as for an RSS feed that is not one).
+        status = unreadable.http_status if unreadable is not None else None
+        return failed("; ".join(problems) or "nothing to fetch", status)
     if problems:
         newest = marker  # read this stretch again next cycle
     elif newest is not None and source.kind in TIMESTAMP_MARKER_KINDS and newest.isdigit():

@@ -62,9 +62,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             "[[cell.members]] (`vigie cell check` says what the cell needs)."
         )
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_placeholders(settings: Settings) -> None:
+    """One line naming what `vigie init` left to fill in."""
+    from vigie.init import PLACEHOLDER_MARK, placeholders
+
+    keys = placeholders(settings)
+    if keys:
+        print(f"Warning: still to fill in ({PLACEHOLDER_MARK}): {', '.join(keys)}")
 
 
 def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
@@ -447,6 +457,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     from vigie.errors import QueryError
     from vigie.query import parse_query, render_query, text_words
 
+    if args.tested is not None:
+        if args.query != "test":
+            raise ConfigError(
+                "give one query, quoted for the shell: vigie query 'a OR b' "
+                "(or vigie query test 'a OR b' to try it on the stored mentions)"
+            )
+        return cmd_query_test(args)
+    if args.since or args.limit is not None or args.json:
+        raise ConfigError("--since, --limit and --json go with: vigie query test 'QUERY'")
     try:
         node = parse_query(args.query)
     except QueryError as err:
@@ -734,6 +753,160 @@ def cmd_incident_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from tasks.notify import header_safe
+    from tasks.preview import make_preview, output_path, preview_page, write_preview
+
+    settings = _settings(args)
+    if args.team is not None and args.kind != "readiness":
+        raise ConfigError("--team applies to readiness reminders only")
+    now = datetime.now(UTC)
+    preview = make_preview(
+        settings,
+        args.kind,
+        data=args.data,
+        language=args.language,
+        team=args.team,
+        period=args.period,
+        now=now,
+    )
+    path = write_preview(
+        preview_page(preview, settings, now=now),
+        output_path(settings, preview, args.output, args.period),
+    )
+    language = {"fr": "French", "en": "English"}[preview.language]
+    print(
+        header_safe(f"{args.kind} email in {language} with {preview.detail}", 400)
+        + f", nothing sent: {path}"
+    )
+    if not preview.message.recipients:
+        print("Warning: nobody would receive it: the crisis cell has no members.")
+    if args.open and not webbrowser.open(path.as_uri()):
+        print(f"No browser could be opened: open {path} yourself.")
+    return 0
+
+
+QUERY_TEST_HELP = """\
+vigie query QUERY reads lines on stdin and marks those the query matches.
+
+vigie query test QUERY tries the query on the mentions already stored (published
+since --since, the newest 100,000 at most), matched as the watch cycle matches
+them (title, summary, author), and shows:
+  - how many it matches, of how many, and a sample of them with the terms found;
+  - how many mentions hold each term (which term brings what, what a NOT removes);
+  - for each configured watch, how many of its stored mentions this query matches
+    too (what you would lose by replacing it);
+  - near misses: mentions it does not match but that hold some of its terms
+    ("has boreale; lacks rappel*"), that a NOT excluded ("excluded by NOT
+    recrutement"), or where the two sides of a NEAR are too far apart.
+The warehouse keeps only what a configured watch matched: a broader query can only
+be tried on those (vigie sources test shows what the sources carry today)."""
+
+
+def cmd_query_test(args: argparse.Namespace) -> int:
+    from tasks.querytest import MAX_TESTED, render_query_test, try_query
+    from vigie.errors import QueryError
+    from vigie.query import parse_query
+    from warehouse.connection import open_warehouse
+    from warehouse.mention_texts import stored_mention_count, stored_texts
+    from warehouse.store import Store
+
+    try:
+        node = parse_query(args.tested)
+    except QueryError as err:
+        print(f"vigie: the query is not valid: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    limit = 10 if args.limit is None else args.limit
+    if not 1 <= limit <= 1000:
+        raise ConfigError("--limit must be between 1 and 1000")
+    settings = _settings(args)
+    path = settings.warehouse_path
+    if not path.exists():
+        raise VigieError(
+            f"no warehouse yet at {path}: run `vigie run --once` first to collect mentions"
+        )
+    since = args.since or datetime.now(UTC) - timedelta(days=30)
+    with open_warehouse(path, lock_wait_s=10) as con:
+        store = Store(con)
+        texts, in_window = stored_texts(store, since=since, limit=MAX_TESTED)
+        stored = in_window or stored_mention_count(store)
+    if not stored:
+        raise VigieError(
+            f"the warehouse {path} holds no mentions yet: run `vigie run --once` first"
+        )
+    if not in_window:
+        raise VigieError(
+            f"no stored mention published since {since:%Y-%m-%d %H:%M} UTC ({stored} older): "
+            "try an earlier --since"
+        )
+    result = try_query(
+        node,
+        texts,
+        since=since,
+        in_window=in_window,
+        watches=[w.name for w in settings.watch],
+        limit=limit,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(render_query_test(result)))
+    return 0
+
+
+def cmd_sources_test(args: argparse.Namespace) -> int:
+    from tasks.sourcetest import check_sources, render_table
+
+    settings = _settings(args)
+    count = len(set(args.source)) or len(settings.sources)
+    print(f"Fetching {count} source(s); nothing is stored ...", file=sys.stderr, flush=True)
+    with ProgressBar("fetching", "sources") as progress:
+        report = check_sources(settings, args.source, progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(render_table(report)))
+    return EXIT_ERROR if report.failing else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    import shlex
+
+    from vigie.init import ask_spec, refuse_existing, render_config, write_new_config
+
+    output = Path(args.output)
+    refuse_existing(output, force=args.force)  # before any question
+    # Never wait for an answer that cannot come: without a terminal, options or defaults only.
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    spec = ask_spec(
+        name=args.name,
+        aliases=args.aliases,
+        people=args.people,
+        languages=args.languages,
+        region=args.region,
+        timezone=args.timezone,
+        ask=input if interactive else None,
+        say=lambda line: print(line, file=sys.stderr),
+    )
+    settings = write_new_config(output, render_config(spec), force=args.force)
+    config = "" if output == Path("vigie.toml") else f"--config {shlex.quote(str(output))} "
+    print(
+        f"{output}: written / écrit ({len(settings.watch)} watch queries / requêtes, "
+        f"{len(settings.sources)} sources)"
+    )
+    print('Fill in the lines marked "À REMPLIR / TO FILL IN", then / Remplissez-les, puis :')
+    for command, what in (
+        ("check", "validate / valider"),
+        ("sources test", "fetch every source once / interroger chaque source"),
+        ("cell check", "what the crisis cell lacks / ce qui manque à la cellule"),
+        ("run --once", "one watch cycle / un cycle de veille"),
+    ):
+        print(f"  vigie {config}{command:<14} {what}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigie",
@@ -829,9 +1002,25 @@ def build_parser() -> argparse.ArgumentParser:
     ack.set_defaults(func=cmd_ack)
 
     query = sub.add_parser(
-        "query", help="check a watch query and show which lines of stdin it matches"
+        "query",
+        help="check a watch query on lines of stdin, or test it on the stored mentions",
+        usage="vigie query QUERY < lines.txt\n"
+        "       vigie query test QUERY [--since DAY] [--limit N] [--json]",
+        description=QUERY_TEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    query.add_argument("query", help="the query, quoted for the shell")
+    query.add_argument("query", help="the query, quoted for the shell (or: test, then the query)")
+    query.add_argument("tested", nargs="?", metavar="QUERY", help=argparse.SUPPRESS)
+    query.add_argument(
+        "--since",
+        type=_day,
+        metavar="DAY",
+        help="query test: mentions published since DAY (default: the last 30 days)",
+    )
+    query.add_argument(
+        "--limit", type=int, metavar="N", help="query test: examples shown of each kind (10)"
+    )
+    query.add_argument("--json", action="store_true", help="query test: print one JSON object")
     query.set_defaults(func=cmd_query)
 
     score = sub.add_parser(
@@ -923,6 +1112,115 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("name", help="the incident's name (its run is 'incident <name>')")
     stop.add_argument("--by", default=os.environ.get("USER", ""), help="who asks (your name)")
     stop.set_defaults(func=cmd_incident_stop)
+
+    preview = sub.add_parser(
+        "preview",
+        help="render an email (alert, digest, readiness) to an HTML file; nothing is sent",
+        epilog="Stored data by default when the warehouse has some (the latest alert, the "
+        "digest of the period just ended),\nelse a fictional sample about the organisation; "
+        "the warehouse is only read.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    preview.add_argument("kind", choices=["alert", "digest", "readiness"])
+    data = preview.add_mutually_exclusive_group()
+    data.add_argument(
+        "--sample",
+        dest="data",
+        action="store_const",
+        const="sample",
+        help="use the built-in sample, even when the warehouse has data",
+    )
+    data.add_argument(
+        "--stored",
+        dest="data",
+        action="store_const",
+        const="stored",
+        help="use stored data only (an error when there is none)",
+    )
+    preview.set_defaults(data="auto")
+    preview.add_argument(
+        "--output", help="file to write, or a folder (default: vigie-preview/ beside the config)"
+    )
+    preview.add_argument(
+        "--language", choices=["fr", "en"], help="instead of the one the real email uses"
+    )
+    preview.add_argument("--open", action="store_true", help="open the file in a web browser")
+    preview.add_argument("--team", help="readiness: the team (default: the first configured)")
+    preview.add_argument(
+        "--period", choices=["daily", "weekly"], default="daily", help="digest: the period"
+    )
+    preview.set_defaults(func=cmd_preview)
+
+    sources = sub.add_parser("sources", help="the configured sources: test them")
+    sources_sub = sources.add_subparsers(dest="sources_command", required=True)
+    sources_test = sources_sub.add_parser(
+        "test",
+        help="fetch every source once, store nothing, and show what each gives",
+        description="Fetch every configured source (or those named) once, as the watch cycle\n"
+        "does (same parsers, bounds and watch queries), without storing anything: no\n"
+        "warehouse, no remembered ETag or marker, no health state. One line per source:\n"
+        "status (ok, empty, partial, failed, not a feed), HTTP code, items, how many the\n"
+        "watch queries match, the newest item's date (UTC) and the reason of a failure.\n"
+        "Progress goes to stderr, the table to stdout. Exit 1 when a source failed or is\n"
+        "not a feed.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sources_test.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this source (its name in the configuration); repeat for several",
+    )
+    sources_test.add_argument("--json", action="store_true", help="print one JSON object")
+    sources_test.set_defaults(func=cmd_sources_test)
+
+    init = sub.add_parser(
+        "init",
+        help="write a first, commented vigie.toml for your organisation (asks, or takes options)",
+        description="Write a commented vigie.toml: watch queries built from the names, news\n"
+        "search feeds per language for the region, Reddit, Mastodon, Bluesky and Hacker News\n"
+        "searches, a place for your own feeds, and a crisis cell of placeholders to fill in.\n"
+        "An existing file is only replaced with --force.",
+        epilog="Asks what it is not given when run in a terminal (in French and English).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument(
+        "--name", metavar="NAME", help="the organisation's name / le nom de l'organisation"
+    )
+    init.add_argument(
+        "--aliases",
+        action="append",
+        metavar="NAMES",
+        help="other names and products, comma-separated or repeated / autres noms et produits",
+    )
+    init.add_argument(
+        "--people",
+        action="append",
+        metavar="NAMES",
+        help="people to watch, comma-separated or repeated / personnes à surveiller",
+    )
+    init.add_argument(
+        "--languages", metavar="fr,en", help="fr, en or fr,en (default: the region's)"
+    )
+    init.add_argument(
+        "--region", metavar="CC", help="two-letter country code for news search (default CA)"
+    )
+    init.add_argument(
+        "--timezone", metavar="ZONE", help="IANA time zone (default: the region's, else UTC)"
+    )
+    init.add_argument(
+        "--output", metavar="FILE", default="vigie.toml", help="file to write (default vigie.toml)"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--non-interactive",
+        "--yes",
+        dest="non_interactive",
+        action="store_true",
+        help="ask nothing: take the defaults (--name is then required)",
+    )
+    init.set_defaults(func=cmd_init)
     return parser
 
 

@@ -98,6 +98,11 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
             "rappel*'",
             "which lines of stdin match",
         ),
+        (
+            "vigie query test '(boreale OR \"laiterie boréale\") NOT recrutement' "
+            "--since 2026-11-01",
+            "what it matches and misses among the mentions stored since November 1",
+        ),
     ),
     "score-text": (
         ('echo "Quel scandale !" | vigie score-text --lang auto', "one JSON score per line"),
@@ -142,6 +147,33 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         (
             'vigie incident stop "rappel lait" --by "Awa Diallo"',
             "end that incident after its current cycle",
+        ),
+    ),
+    "preview": (
+        ("vigie preview alert", "the latest stored alert's email (else a sample) as an HTML file"),
+        (
+            "vigie preview digest --sample --language en --open",
+            "a sample digest in English, opened in the browser",
+        ),
+        (
+            'vigie preview readiness --team "Ontario sales" --output /tmp/reminder.html',
+            "that team's readiness reminder, into /tmp/reminder.html",
+        ),
+    ),
+    "sources": (("vigie sources test", "fetch every source once, store nothing, show a table"),),
+    "sources test": (
+        ("vigie sources test", "fetch every source once, store nothing, show a table"),
+        (
+            'vigie sources test --source "Le Quotidien" --json',
+            "only that source, as one JSON object",
+        ),
+    ),
+    "init": (
+        ("vigie init", "asks the organisation's names, people, languages and region"),
+        (
+            'vigie init --yes --name "Société de transport de Montréal" --aliases STM '
+            '--people "Marie Tremblay" --languages fr,en --region CA',
+            "the same without questions, from options",
         ),
     ),
 }

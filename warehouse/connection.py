@@ -72,15 +72,20 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
-def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, *, lock_wait_s: float = 60.0, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file, waiting up to `lock_wait_s` for its lock.
+
+    `read_only` opens an existing file without ever writing to it (nor creating its folder).
 
     Raises:
         WarehouseError: the folder cannot be created, the lock is not released in time, or the
             file is not a DuckDB database.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise WarehouseError(
             f"cannot create the folder of {path}: {err.strerror}; check warehouse.path in the "
@@ -90,7 +95,7 @@ def connect(path: Path, *, lock_wait_s: float = 60.0) -> duckdb.DuckDBPyConnecti
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(path), config=_OFFLINE)
+            con = duckdb.connect(str(path), read_only=read_only, config=_OFFLINE)
             con.execute("SET TimeZone = 'UTC'")
             # DuckDB would draw its own bar on stdout for a long statement, even in a log
             # file; commands show theirs on stderr (vigie.progress).

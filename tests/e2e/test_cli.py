@@ -21,13 +21,15 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
 
 
 def _vigie(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VIGIE, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,  # no terminal: a command never waits for an answer
         env={**os.environ, **(env or {})},
     )
 
