@@ -34,9 +34,11 @@ def _feed(n: int) -> str:
     return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
 
 
-def _many_feeds_config(
+@pytest.fixture
+def many_feeds_config(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> Path:
+    """A configuration watching FEEDS feeds of the local feed server, three mentions each."""
     sources = [
         {"name": f"Journal {n}", "url": feed_server.set(f"/j{n}.xml", _feed(n)), "tier": 2}
         for n in range(FEEDS)
@@ -88,12 +90,9 @@ def _in_pipes(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
 
 @pytest.mark.prefect
 def test_a_first_collection_shows_fetch_progress_on_a_terminal_only(
-    prefect_harness: str,
-    feed_server: FeedServer,
-    mail_sink: MailSink,
-    write_config: ConfigWriter,
+    prefect_harness: str, many_feeds_config: Path
 ) -> None:
-    config = _many_feeds_config(feed_server, mail_sink, write_config)
+    config = many_feeds_config
     env = {"PREFECT_API_URL": prefect_harness}
     code, out, terminal = _on_terminal(["--config", str(config), "run", "--once", "--json"], env)
     assert code == 0, terminal[-2000:]
@@ -111,13 +110,9 @@ def test_a_first_collection_shows_fetch_progress_on_a_terminal_only(
 
 @pytest.mark.prefect
 def test_an_export_shows_rows_written_on_a_terminal_only(
-    prefect_harness: str,
-    feed_server: FeedServer,
-    mail_sink: MailSink,
-    write_config: ConfigWriter,
-    tmp_path: Path,
+    prefect_harness: str, many_feeds_config: Path, tmp_path: Path
 ) -> None:
-    config = _many_feeds_config(feed_server, mail_sink, write_config)
+    config = many_feeds_config
     env = {"PREFECT_API_URL": prefect_harness}
     collected = _in_pipes(["--config", str(config), "run", "--once", "--json"], env)
     assert collected.returncode == 0, collected.stderr[-2000:]
