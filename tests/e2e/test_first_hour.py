@@ -186,7 +186,10 @@ def test_init_never_overwrites_a_file_without_force(tmp_path: Path) -> None:
 
 
 def _read_until(fd: int, wanted: str, seen: list[str], timeout: float = 60) -> None:
-    """Read the terminal's output until `wanted` shows (or fail with what was shown)."""
+    """Read the terminal's output until `wanted` shows (or fail with what was shown).
+
+    `seen` keeps what came after `wanted`: one read can bring an error and the next prompt.
+    """
     deadline = time.monotonic() + timeout
     while wanted not in "".join(seen):
         remaining = deadline - time.monotonic()
@@ -200,6 +203,8 @@ def _read_until(fd: int, wanted: str, seen: list[str], timeout: float = 60) -> N
         if not chunk:
             raise AssertionError(f"{wanted!r} never shown; the terminal showed {''.join(seen)!r}")
         seen.append(chunk.decode("utf-8", "replace"))
+    rest = "".join(seen).split(wanted, 1)[1]
+    seen[:] = [rest]
 
 
 def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_bad_answer(
@@ -229,7 +234,6 @@ def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_ba
             ("vigie.toml: written / écrit", None),
         ):
             _read_until(controller, prompt, seen)
-            del seen[:]
             if answer is not None:
                 os.write(controller, answer.encode("utf-8") + b"\n")
         assert process.wait(timeout=60) == 0
