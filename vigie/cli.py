@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
@@ -68,13 +69,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_placeholders(settings: Settings) -> None:
+def _warn_placeholders(settings: Settings, file: TextIO = sys.stdout) -> None:
     """One line naming what `vigie init` left to fill in."""
     from vigie.init import PLACEHOLDER_MARK, placeholders
 
     keys = placeholders(settings)
     if keys:
-        print(f"Warning: still to fill in ({PLACEHOLDER_MARK}): {', '.join(keys)}")
+        print(f"Warning: still to fill in ({PLACEHOLDER_MARK}): {', '.join(keys)}", file=file)
 
 
 def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
@@ -192,6 +193,8 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
 def cmd_run(args: argparse.Namespace) -> int:
     config_path = resolve_config_path(args.config)
     settings = load_settings(config_path)
+    # Alerts to placeholder addresses would reach nobody: say so where the watch is started.
+    _warn_placeholders(settings, file=sys.stderr)
     while True:
         summary = _run_cycle(config_path)
         if args.json:

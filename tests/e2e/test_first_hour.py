@@ -130,6 +130,9 @@ def test_one_watch_cycle_on_the_generated_file_stores_mentions_of_every_source(
         "run", "--once", "--json", cwd=first_hour, env={"PREFECT_API_URL": prefect_harness}
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    # The cell is still init's placeholders: the watch starts, and says what to fill in.
+    assert "Warning: still to fill in" in run.stderr
+    assert "cell.members[0]" in run.stderr
     summary = json.loads(run.stdout)
     assert summary["sources_failed"] == {}
     assert summary["sources_ok"] == 6
