@@ -49,9 +49,15 @@ from warehouse.connection import open_warehouse
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
-pytestmark = [pytest.mark.prefect, pytest.mark.browser]
-
 CHROMIUM = os.environ.get("VIGIE_CHROMIUM") or shutil.which("chromium")
+pytestmark = [
+    pytest.mark.prefect,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium not found: install it with `apt-get install chromium` (.ci/run does)",
+    ),
+]
 # Without these Chromium reaches for the internet (updates, sync, field trials, QUIC probes).
 CHROMIUM_FLAGS = (
     "--headless",
@@ -69,6 +75,9 @@ RUN_TIMEOUT_MS = 240_000
 # Wide enough that the deployments table shows every schedule instead of a "+1" chip.
 WIDE = {"width": 2560, "height": 1100}
 NORMAL = {"width": 1400, "height": 1000}
+# The UI scrolls inside its own panel, so a full-page screenshot is the viewport: artifacts are
+# shot through a tall one.
+TALL = {"width": 1400, "height": 2600}
 # What the UI writes for each cron of prefect.yaml (cronstrue's English, times in 12-hour form).
 CRON_TEXT = {
     "30 7 * * 1-5": "At 07:30 AM, Monday through Friday",
@@ -89,15 +98,19 @@ INCIDENT = {
 
 
 @pytest.fixture
-def screenshots(tmp_path: Path) -> Callable[[Page, str], Path]:
+def screenshots(tmp_path: Path) -> Callable[..., Path]:
     """Save a screenshot of the page under the output folder and list it in the test's log."""
     folder = Path(os.environ.get("VIGIE_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     taken: list[Path] = []
 
-    def shoot(page: Page, name: str) -> Path:
+    def shoot(page: Page, name: str, *, tall: bool = False) -> Path:
         path = folder / f"{len(taken) + 1:02d}-{name}.png"
+        if tall:
+            page.set_viewport_size(TALL)
         page.screenshot(path=str(path), full_page=True)
+        if tall:
+            page.set_viewport_size(NORMAL)
         taken.append(path)
         print(f"screenshot: {path}")
         return path
@@ -145,9 +158,7 @@ def _read_lines(path: Path) -> list[str]:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    """A page of a real headless Chromium (skipped, saying how to install it, without one)."""
-    if CHROMIUM is None:
-        pytest.skip("Chromium not found: install it with `apt-get install chromium` (.ci/run does)")
+    """A page of a real headless Chromium, connected to by Playwright over CDP."""
     from playwright.sync_api import sync_playwright
 
     with (
@@ -221,7 +232,7 @@ def _expected_schedules(spec: DeploymentSpec) -> list[str]:
 
 def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
     page: Page,
-    screenshots: Callable[[Page, str], Path],
+    screenshots: Callable[..., Path],
     prefect_server: PrefectServer,
     tmp_path: Path,
     feed_server: FeedServer,
@@ -273,7 +284,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         ]
         assert page.locator("tr", has_text="not a feed: an HTML page").first.is_visible()
         assert page.get_by_text("La Laiterie Boréale agrandit son usine de Saguenay").is_visible()
-        screenshots(page, "watch-cycle-summary")
+        screenshots(page, "watch-cycle-summary", tall=True)
         page.go_back()
         page.get_by_text("Artifacts", exact=True).click()
         page.get_by_text("top-stories", exact=True).click()
@@ -283,7 +294,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
             assert column in header, header
         story = page.locator("tr", has_text="Prix du lait : la Laiterie Boréale signe").first
         assert "Le Quotidien du Nord" in story.inner_text()
-        screenshots(page, "top-stories")
+        screenshots(page, "top-stories", tall=True)
 
         # 3. The storm; incident-mode from "Custom run" with a name and one extra query.
         scenario.publish(feed_server, "burst", anchor)
