@@ -194,6 +194,21 @@ def _wait_state(page: Page, state: str, timeout_ms: int = RUN_TIMEOUT_MS) -> Non
     page.locator(".state-badge", has_text=state).first.wait_for(timeout=timeout_ms)
 
 
+def _open_tab(page: Page, tab: str, shows: Locator) -> None:
+    """Click the run's tab `tab` until it shows `shows`: a click while the page re-renders
+    (the run just finished) can be lost."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(4):
+        page.locator(".p-tab", has_text=tab).first.click()
+        try:
+            shows.first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    shows.first.wait_for()
+
+
 def _open_deployment(page: Page, ui: str, deployment: str) -> None:
     page.goto(f"{ui}/deployments")
     page.get_by_role("link", name=deployment, exact=True).first.click()
@@ -272,8 +287,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _view_scheduled_run(page, lambda: _choose_run(page, "Quick run"), "quick run")
         _wait_state(page, "Completed")
         assert page.get_by_text(re.compile(r"^watch-cycle 20\d\d-")).first.is_visible()
-        page.get_by_text("Artifacts", exact=True).click()
-        page.get_by_text("top-stories", exact=True).wait_for()
+        _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
         screenshots(page, "watch-cycle-artifacts")
         page.get_by_text("watch-cycle-summary", exact=True).click()
         page.get_by_text("Top stories", exact=True).wait_for()
@@ -286,7 +300,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         assert page.get_by_text("La Laiterie Boréale agrandit son usine de Saguenay").is_visible()
         screenshots(page, "watch-cycle-summary", tall=True)
         page.go_back()
-        page.get_by_text("Artifacts", exact=True).click()
+        _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
         page.get_by_text("top-stories", exact=True).click()
         page.get_by_text("4 Items").wait_for()
         header = page.locator("tr").first.inner_text()
@@ -312,8 +326,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _view_scheduled_run(page, submit.click, "custom run of incident-mode")
         page.get_by_text("incident rappel", exact=True).first.wait_for()
         _wait_state(page, "Completed")
-        page.get_by_text("Parameters", exact=True).click()
-        page.get_by_text('"listeria"').first.wait_for()
+        _open_tab(page, "Parameters", page.get_by_text('"listeria"'))
         screenshots(page, "incident-completed")
         # Numbered by the period it covers: a slow first cycle can make the first one n° 2.
         sitreps = wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° ")
