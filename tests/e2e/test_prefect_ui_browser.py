@@ -32,15 +32,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import ConfigWriter
+from tests.e2e import served
 from tests.e2e.prefect_server import PrefectServer, stop_process
-from tests.e2e.served import (
-    copy_project,
-    prefect_client,
-    scenario_sources,
-    start_serve,
-    wait_mail,
-    wait_served,
-)
 from vigie import scenario
 from vigie.deployments import DeploymentSpec, read_deployments
 from vigie.localservers import FeedServer, MailSink
@@ -254,16 +247,16 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
     mail_sink: MailSink,
     write_config: ConfigWriter,
 ) -> None:
-    project = copy_project(tmp_path / "project")
+    project = served.copy_project(tmp_path / "project")
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
-    config = write_config(sources=scenario_sources(urls), smtp_port=mail_sink.port)
+    config = write_config(sources=served.scenario_sources(urls), smtp_port=mail_sink.port)
     specs = read_deployments(project / "prefect.yaml")
-    serve = start_serve(prefect_server, "serve-browser", config, project, tmp_path)
+    serve = served.start_serve(prefect_server, "serve-browser", config, project, tmp_path)
     ui = prefect_server.api_url.removesuffix("/api")
     try:
-        with prefect_client(prefect_server) as client:
-            wait_served(client, config, [s.name for s in specs], serve)
+        with served.prefect_client(prefect_server) as client:
+            served.wait_served(client, config, [s.name for s in specs], serve)
 
         # 1. Every deployment, ready (served), with its schedules as the UI words them.
         page.set_viewport_size(WIDE)
@@ -329,12 +322,13 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _open_tab(page, "Parameters", page.get_by_text('"listeria"'))
         screenshots(page, "incident-completed")
         # Numbered by the period it covers: a slow first cycle can make the first one n° 2.
-        sitreps = wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° ")
+        sitreps = served.wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° ")
         assert sitreps, [str(m["Subject"]) for m in mail_sink.messages()]
-        assert wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)")
+        final = "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)"
+        assert served.wait_mail(mail_sink, final), [str(m["Subject"]) for m in mail_sink.messages()]
 
         # 4. The crisis alert's email links to the paused acknowledgement; a name resumes it.
-        [alert, *_] = wait_mail(mail_sink, "[Vigie][CRISE]")
+        [alert, *_] = served.wait_mail(mail_sink, "[Vigie][CRISE]")
         html = alert.get_body(preferencelist=("html",))
         assert html is not None
         page.set_content(html.get_content())
