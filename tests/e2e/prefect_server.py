@@ -165,6 +165,8 @@ def running_prefect_server(*, startup_timeout_s: float = 180) -> Iterator[Prefec
         api_url = f"http://127.0.0.1:{port}/api"
         env = client_env(api_url, home)
         server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+        # The UI calls the API at PREFECT_UI_API_URL, by default port 4200 whatever --port says.
+        server_env["PREFECT_UI_API_URL"] = api_url
         server = _popen(
             "server",
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

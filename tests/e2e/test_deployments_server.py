@@ -8,11 +8,7 @@ the repository.
 
 from __future__ import annotations
 
-import shutil
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +18,14 @@ import pytest
 
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_server import BIN, ManagedProcess, PrefectServer
+from tests.e2e.served import (
+    copy_project,
+    prefect_client,
+    scenario_sources,
+    start_serve,
+    wait_mail,
+    wait_served,
+)
 from vigie import scenario
 from vigie.deployments import DeploymentSpec, ScheduleSpec, read_deployments
 from vigie.localservers import FeedServer, MailSink
@@ -34,28 +38,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.prefect
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
-
-
-def _project(folder: Path) -> Path:
-    """A copy of what `prefect deploy` and `vigie serve` read: prefect.yaml and the flows."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "prefect.yaml", folder / "prefect.yaml")
-    shutil.copytree(ROOT / "flows", folder / "flows", ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-@contextmanager
-def _client(server: PrefectServer) -> Iterator[SyncPrefectClient]:
-    from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (
-        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
-        get_client(sync_client=True) as client,
-    ):
-        yield client
 
 
 def _schedule_key(schedule: Any) -> tuple[str, str]:
@@ -93,16 +76,6 @@ def _wait_final(client: SyncPrefectClient, run_id: UUID, process: ManagedProcess
     raise AssertionError(f"run {run_id} did not finish: {run.state}\n{process.output()[-3000:]}")
 
 
-def _wait_mail(sink: MailSink, tag: str, timeout_s: float = 60) -> list[Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [m for m in sink.messages() if tag in str(m["Subject"])]
-        if found:
-            return found
-        time.sleep(0.5)
-    return []
-
-
 def test_deploy_all_and_a_worker_run_a_watch_cycle(
     prefect_server: PrefectServer,
     tmp_path: Path,
@@ -110,13 +83,10 @@ def test_deploy_all_and_a_worker_run_a_watch_cycle(
     mail_sink: MailSink,
     write_config: ConfigWriter,
 ) -> None:
-    project = _project(tmp_path)  # write_config writes tmp_path/vigie.toml, beside prefect.yaml
+    project = copy_project(tmp_path)  # write_config writes tmp_path/vigie.toml, beside prefect.yaml
     urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
     config = write_config(
-        sources=[
-            {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
-            for s in scenario.SOURCES
-        ],
+        sources=scenario_sources(urls),
         smtp_port=mail_sink.port,
     )
     prefect = str(BIN / "prefect")
@@ -129,7 +99,7 @@ def test_deploy_all_and_a_worker_run_a_watch_cycle(
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
 
     specs = read_deployments(project / "prefect.yaml")
-    with _client(prefect_server) as client:
+    with prefect_client(prefect_server) as client:
         by_name = _assert_deployed(specs, client.read_deployments())
         assert {by_name[s.name].work_pool_name for s in specs} == {"vigie-pool"}
         worker = prefect_server.start(
@@ -151,7 +121,7 @@ def test_deploy_all_and_a_worker_run_a_watch_cycle(
     assert cycles == [(1,)]
     assert mentions == [(6,)]  # the calm day's six mentions, whichever cycle loaded them
     # The moved blog is reported to the operators once, by the outbox, whatever ran first.
-    notices = _wait_mail(mail_sink, "[SOURCE]")
+    notices = wait_mail(mail_sink, "[SOURCE]")
     assert len(notices) == 1
 
 
@@ -161,17 +131,12 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
     mail_sink: MailSink,
     write_config: ConfigWriter,
 ) -> None:
-    project = _project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     config = write_config(
         sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}],
         smtp_port=mail_sink.port,
     )
-    vigie = str(Path(sys.executable).parent / "vigie")
-    serve = prefect_server.start(
-        "serve",
-        [vigie, "--config", str(config), "serve", "--prefect-yaml", str(project / "prefect.yaml")],
-        cwd=tmp_path,
-    )
+    serve = start_serve(prefect_server, "serve", config, project, tmp_path)
     specs = read_deployments(project / "prefect.yaml")
     deadline = time.monotonic() + 120
     while "Serving" not in serve.output() and time.monotonic() < deadline:
@@ -182,17 +147,8 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
     if "Replacing what `prefect deploy` registered" in listing:  # after the worker's test
         assert "watch-cycle/watch-cycle (work pool vigie-pool)" in listing
     assert "  digest/digest: cron 30 7 * * 1-5 (America/Toronto)" in listing
-    with _client(prefect_server) as client:
-        deadline = time.monotonic() + 60
-        while True:
-            served = {
-                d.name: d
-                for d in client.read_deployments()
-                if d.parameters.get("config_path") == str(config)
-            }
-            if len(served) == len(specs) or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+    with prefect_client(prefect_server) as client:
+        served = wait_served(client, config, [s.name for s in specs], serve)
         by_name = _assert_deployed(specs, list(served.values()))
         assert by_name["digest"].parameters == {"period": "daily", "config_path": str(config)}
         assert not any(d.paused for d in served.values())
@@ -200,7 +156,7 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
         final = _wait_final(client, run.id, serve)
         assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]
         assert final.name == f"digest daily {datetime.now(UTC):%Y-%m-%d}"
-        [digest] = _wait_mail(mail_sink, "[Vigie][RÉSUMÉ]")
+        [digest] = wait_mail(mail_sink, "[Vigie][RÉSUMÉ]")
         assert "Laiterie Boréale" in str(digest["Subject"])
         assert serve.stop() == 0
         assert "paused until the next `vigie serve`" in serve.output()
@@ -221,22 +177,14 @@ def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_a
 
     from tests.e2e.prefect_events import wait_for_events
 
-    project = _project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
     config = write_config(
-        sources=[
-            {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
-            for s in scenario.SOURCES
-        ],
+        sources=scenario_sources(urls),
         smtp_port=mail_sink.port,
     )
-    vigie = str(Path(sys.executable).parent / "vigie")
-    serve = prefect_server.start(
-        "serve-incident",
-        [vigie, "--config", str(config), "serve", "--prefect-yaml", str(project / "prefect.yaml")],
-        cwd=tmp_path,
-    )
+    serve = start_serve(prefect_server, "serve-incident", config, project, tmp_path)
     parameters = {
         "name": "rappel",
         "extra_queries": ["listeria"],
@@ -246,29 +194,10 @@ def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_a
         "extra_recipients": ["presse@agence.example"],
     }
     try:
-        with _client(prefect_server) as client:
-            deadline = time.monotonic() + 120
-            incident = None
-            while incident is None and time.monotonic() < deadline:
-                assert serve.process.poll() is None, serve.output()[-3000:]
-                incident = next(
-                    (
-                        d
-                        for d in client.read_deployments()
-                        if d.name == "incident-mode"
-                        and d.parameters.get("config_path") == str(config)
-                        and not d.paused
-                    ),
-                    None,
-                )
-                time.sleep(1)
-            assert incident is not None, serve.output()[-3000:]
+        with prefect_client(prefect_server) as client:
+            served = wait_served(client, config, ["incident-mode", "watch-cycle"], serve)
+            incident, watch = served["incident-mode"], served["watch-cycle"]
             # The scheduled watch saw the calm before the storm (its first collection is history).
-            watch = next(
-                d
-                for d in client.read_deployments()
-                if d.name == "watch-cycle" and d.parameters.get("config_path") == str(config)
-            )
             calm = client.create_flow_run_from_deployment(watch.id)
             calm_final = _wait_final(client, calm.id, serve)
             assert calm_final.state is not None and calm_final.state.is_completed()

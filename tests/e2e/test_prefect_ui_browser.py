@@ -1,0 +1,370 @@
+"""The Prefect UI path of the crisis cell, in a real headless Chromium driven by Playwright.
+
+A real `prefect server start` (the session's `prefect_server`), `vigie serve` against the bundled
+scenario on the local feed server and a local SMTP server; then, in the browser, as a person:
+1. the deployments page lists every Vigie deployment, ready, with its schedules;
+2. a watch cycle started with "Run > Quick run" completes, and its page shows the
+   `watch-cycle-summary` artifact and the `top-stories` table;
+3. incident-mode started with "Run > Custom run" (a name, one extra query, a short duration)
+   completes, and its situation report reaches the SMTP server;
+4. the link of the crisis alert's email opens the paused acknowledge-alert run, which takes a
+   name in its "Resume" form and completes; the acknowledgement is in `alert_events`.
+
+Screenshots of each step go to $VIGIE_SCREENSHOTS (or the test's tmp_path/screenshots) and are
+listed in the test's output. Chromium is Debian's (`apt-get install chromium`), started by this
+test with a fresh profile and no network beyond 127.0.0.1, and stopped by its PID; Playwright
+connects to it over CDP (it downloads no browser). Without Chromium the test is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from tests.e2e import served
+from tests.e2e.prefect_server import PrefectServer, stop_process
+from vigie import scenario
+from vigie.deployments import DeploymentSpec, read_deployments
+from vigie.localservers import FeedServer, MailSink
+from warehouse.connection import open_warehouse
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+CHROMIUM = os.environ.get("VIGIE_CHROMIUM") or shutil.which("chromium")
+pytestmark = [
+    pytest.mark.prefect,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium not found: install it with `apt-get install chromium` (.ci/run does)",
+    ),
+]
+# Without these Chromium reaches for the internet (updates, sync, field trials, QUIC probes).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+# The machine is slow and shared: the UI can take seconds to render a page.
+UI_TIMEOUT_MS = 90_000
+RUN_TIMEOUT_MS = 240_000
+# Wide enough that the deployments table shows every schedule instead of a "+1" chip.
+WIDE = {"width": 2560, "height": 1100}
+NORMAL = {"width": 1400, "height": 1000}
+# The UI scrolls inside its own panel, so a full-page screenshot is the viewport: artifacts are
+# shot through a tall one.
+TALL = {"width": 1400, "height": 2600}
+# What the UI writes for each cron of prefect.yaml (cronstrue's English, times in 12-hour form).
+CRON_TEXT = {
+    "30 7 * * 1-5": "At 07:30 AM, Monday through Friday",
+    "0 9 1 * *": "At 09:00 AM on day 1 of the month",
+    "0 8 * * 1": "At 08:00 AM, only on Monday",
+    "15 3 * * *": "At 03:15 AM every day",
+}
+# With SQLite, the server answers 503 to a write that meets another one (STACK.md gotcha 5);
+# Prefect's Python client retries, the UI shows this toast and a person clicks again.
+REFUSED = re.compile(r"Failed to|Something went wrong")
+INCIDENT = {
+    "name": "rappel",
+    "extra_queries": "listeria",
+    "cadence_minutes": "0.05",
+    "duration_hours": "0.0056",  # 20 seconds
+    "sitrep_every_minutes": "0.15",
+}
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Callable[..., Path]:
+    """Save a screenshot of the page under the output folder and list it in the test's log."""
+    folder = Path(os.environ.get("VIGIE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+
+    def shoot(page: Page, name: str, *, tall: bool = False) -> Path:
+        path = folder / f"{len(taken) + 1:02d}-{name}.png"
+        if tall:
+            page.set_viewport_size(TALL)
+        page.screenshot(path=str(path), full_page=True)
+        if tall:
+            page.set_viewport_size(NORMAL)
+        taken.append(path)
+        print(f"screenshot: {path}")
+        return path
+
+    return shoot
+
+
+@contextlib.contextmanager
+def running_chromium(profile: Path, log: Path) -> Iterator[str]:
+    """Start Chromium headless with a fresh profile and a free DevTools port; yield the CDP
+    address; stop it by its PID."""
+    assert CHROMIUM is not None
+    profile.mkdir(parents=True)
+    command = [
+        CHROMIUM,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        # Chromium writes the port it bound, then the browser's path, once it listens.
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while len(lines := _read_lines(port_file)) < 2:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{lines[0]}"
+    finally:
+        stop_process(process)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except FileNotFoundError:
+        return []
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    """A page of a real headless Chromium, connected to by Playwright over CDP."""
+    from playwright.sync_api import sync_playwright
+
+    with (
+        running_chromium(tmp_path / "chromium-profile", tmp_path / "chromium.log") as cdp,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.connect_over_cdp(cdp)
+        try:
+            page = browser.contexts[0].new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.set_viewport_size(NORMAL)
+            yield page
+        finally:
+            browser.close()
+
+
+def _until_accepted(page: Page, action: Callable[[], None], accepted: Locator, what: str) -> None:
+    """Do `action` (a click that writes) until the UI shows `accepted`, again when the server
+    refused it (the UI's error toast), at most 5 times."""
+    refused = page.get_by_text(REFUSED)
+    for attempt in range(1, 6):
+        before = refused.count()
+        action()
+        accepted.or_(refused.nth(before)).first.wait_for()
+        if accepted.first.is_visible():
+            return
+        print(f"{what}: the server refused (attempt {attempt}), clicking again")
+    raise AssertionError(f"{what}: refused 5 times")
+
+
+def _wait_state(page: Page, state: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until the run's page shows `state` in its state badge (the page refreshes itself)."""
+    page.locator(".state-badge", has_text=state).first.wait_for(timeout=timeout_ms)
+
+
+def _open_tab(page: Page, tab: str, shows: Locator) -> None:
+    """Click the run's tab `tab` until it shows `shows`: a click while the page re-renders
+    (the run just finished) can be lost."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(4):
+        page.locator(".p-tab", has_text=tab).first.click()
+        try:
+            shows.first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    shows.first.wait_for()
+
+
+def _open_deployment(page: Page, ui: str, deployment: str) -> None:
+    page.goto(f"{ui}/deployments")
+    page.get_by_role("link", name=deployment, exact=True).first.click()
+
+
+def _choose_run(page: Page, menu_item: str) -> None:
+    """The deployment's "Run" menu, then `menu_item` (Quick run, Custom run)."""
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text(menu_item, exact=True).click()
+
+
+def _view_scheduled_run(page: Page, submit: Callable[[], None], what: str) -> None:
+    """Submit, then follow the toast's "View run" to the new run's page."""
+    view = page.get_by_role("button", name="View run")
+    _until_accepted(page, submit, view, what)
+    view.last.click()  # the newest toast, above the others
+    page.wait_for_url(re.compile(r"/runs/flow-run/"))
+
+
+def _form_property(page: Page, name: str) -> Locator:
+    """The parameter `name` of a run form (its label is not tied to its input)."""
+    label = page.locator(".schema-form-property__label", has_text=re.compile(rf"^{name}( \(|$)"))
+    return page.locator(".schema-form-property").filter(has=label).first
+
+
+def _expected_schedules(spec: DeploymentSpec) -> list[str]:
+    texts = []
+    for schedule in spec.schedules:
+        if schedule.cron is not None:
+            assert schedule.cron in CRON_TEXT, f"add the UI's text of {schedule.cron!r}"
+            texts.append(CRON_TEXT[schedule.cron])
+        elif schedule.interval_s is not None:
+            texts.append(f"Every {schedule.interval_s / 60:g} minutes")
+    return texts
+
+
+def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
+    page: Page,
+    screenshots: Callable[..., Path],
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    project = served.copy_project(tmp_path / "project")
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(sources=served.scenario_sources(urls), smtp_port=mail_sink.port)
+    specs = read_deployments(project / "prefect.yaml")
+    serve = served.start_serve(prefect_server, "serve-browser", config, project, tmp_path)
+    ui = prefect_server.api_url.removesuffix("/api")
+    try:
+        with served.prefect_client(prefect_server) as client:
+            served.wait_served(client, config, [s.name for s in specs], serve)
+
+        # 1. Every deployment, ready (served), with its schedules as the UI words them.
+        page.set_viewport_size(WIDE)
+        page.goto(f"{ui}/deployments")
+        for spec in specs:
+            row = page.locator("tr").filter(
+                has=page.get_by_role("link", name=spec.name, exact=True)
+            )
+            row.first.wait_for()
+            text = row.first.inner_text()
+            assert "Ready" in text, (spec.name, text)
+            for schedule in _expected_schedules(spec):
+                assert schedule in text, (spec.name, schedule, text)
+            if not spec.schedules:
+                assert not re.search(r"\bEvery\b|\bAt \d", text), (spec.name, text)
+        screenshots(page, "deployments")
+        page.set_viewport_size(NORMAL)
+
+        # 2. A watch cycle from "Quick run": its page, its summary, its top stories.
+        _open_deployment(page, ui, "watch-cycle")
+        _view_scheduled_run(page, lambda: _choose_run(page, "Quick run"), "quick run")
+        _wait_state(page, "Completed")
+        assert page.get_by_text(re.compile(r"^watch-cycle 20\d\d-")).first.is_visible()
+        _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
+        screenshots(page, "watch-cycle-artifacts")
+        page.get_by_text("watch-cycle-summary", exact=True).click()
+        page.get_by_text("Top stories", exact=True).wait_for()
+        assert page.locator("tr", has_text="new mentions").first.inner_text().split() == [
+            "new",
+            "mentions",
+            "6",
+        ]
+        assert page.locator("tr", has_text="not a feed: an HTML page").first.is_visible()
+        assert page.get_by_text("La Laiterie Boréale agrandit son usine de Saguenay").is_visible()
+        screenshots(page, "watch-cycle-summary", tall=True)
+        page.go_back()
+        _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
+        page.get_by_text("top-stories", exact=True).click()
+        page.get_by_text("4 Items").wait_for()
+        header = page.locator("tr").first.inner_text()
+        for column in ("title", "topic", "outlet", "tier", "mentions", "first seen", "link"):
+            assert column in header, header
+        story = page.locator("tr", has_text="Prix du lait : la Laiterie Boréale signe").first
+        assert "Le Quotidien du Nord" in story.inner_text()
+        screenshots(page, "top-stories", tall=True)
+
+        # 3. The storm; incident-mode from "Custom run" with a name and one extra query.
+        scenario.publish(feed_server, "burst", anchor)
+        _open_deployment(page, ui, "incident-mode")
+        _choose_run(page, "Custom run")
+        _form_property(page, "name").locator("textarea").fill(INCIDENT["name"])
+        queries = _form_property(page, "extra_queries")
+        queries.get_by_role("button", name="list", exact=True).click()
+        queries.get_by_role("button", name="Add item").click()
+        queries.locator("textarea").first.fill(INCIDENT["extra_queries"])
+        for name in ("cadence_minutes", "duration_hours", "sitrep_every_minutes"):
+            _form_property(page, name).locator("input").fill(INCIDENT[name])
+        screenshots(page, "incident-form")
+        submit = page.get_by_role("button", name="Submit", exact=True)
+        _view_scheduled_run(page, submit.click, "custom run of incident-mode")
+        page.get_by_text("incident rappel", exact=True).first.wait_for()
+        _wait_state(page, "Completed")
+        _open_tab(page, "Parameters", page.get_by_text('"listeria"'))
+        screenshots(page, "incident-completed")
+        # Numbered by the period it covers: a slow first cycle can make the first one n° 2.
+        sitreps = served.wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° ")
+        assert sitreps, [str(m["Subject"]) for m in mail_sink.messages()]
+        final = "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)"
+        assert served.wait_mail(mail_sink, final), [str(m["Subject"]) for m in mail_sink.messages()]
+
+        # 4. The crisis alert's email links to the paused acknowledgement; a name resumes it.
+        [alert, *_] = served.wait_mail(mail_sink, "[Vigie][CRISE]")
+        html = alert.get_body(preferencelist=("html",))
+        assert html is not None
+        page.set_content(html.get_content())
+        link = page.get_by_role("link", name="Prendre en charge dans Prefect")
+        href = link.get_attribute("href")
+        assert href is not None and href.startswith(f"{ui}/runs/flow-run/"), href
+        page.goto(href)
+        _wait_state(page, "Paused", UI_TIMEOUT_MS)
+        title = page.get_by_text(re.compile(r"^acknowledge al-")).first.inner_text()
+        alert_id = title.split()[1]
+        screenshots(page, "acknowledgement-paused")
+        modal = page.locator(".p-modal__card")
+        resume = page.get_by_role("button", name="Resume", exact=True)
+        resume.click()
+        modal.get_by_text("Your name: you take charge of this alert").wait_for()
+        modal.locator("textarea").fill("Awa Diallo")
+        screenshots(page, "acknowledgement-form")
+        resumed = page.locator(".state-badge", has_text=re.compile("Running|Completed"))
+        _until_accepted(
+            page,
+            modal.get_by_role("button", name="Submit", exact=True).click,
+            resumed,
+            "resume of the acknowledgement",
+        )
+        _wait_state(page, "Completed")
+        page.get_by_text("Resuming flow run execution!").wait_for()
+        screenshots(page, "acknowledgement-completed")
+    except BaseException:
+        screenshots(page, "where-it-failed")
+        raise
+    finally:
+        serve.stop()
+
+    with open_warehouse(config.parent / "wh" / "vigie.duckdb", lock_wait_s=30) as con:
+        events = con.execute(
+            "SELECT kind, detail->>'by' FROM alert_events WHERE alert_id = ? ORDER BY occurred_at",
+            [alert_id],
+        ).fetchall()
+    assert ("acknowledged", "Awa Diallo") in events, events
