@@ -148,6 +148,19 @@ def md_text(value: object, limit: int = MAX_CELL_CHARS) -> str:
     return _MD_SPECIAL.sub(r"\\\g<0>", header_safe(str(value), limit))
 
 
+# Prefect's renderer shows backslash escapes inside a link's text as they are, so a label is
+# made inert by swapping the characters that could end the link, open a tag, an emphasis, a
+# code span or a table cell for look-alikes instead.
+_LABEL_LOOKALIKES = str.maketrans(
+    {"[": "(", "]": ")", "\\": "/", "`": "'", "<": "‹", ">": "›", "*": "∗", "_": " ", "|": "¦"}
+)
+
+
+def md_label(value: object, limit: int = MAX_CELL_CHARS) -> str:
+    """Untrusted text as a link's label: one bounded line, readable, inert, no backslashes."""
+    return header_safe(str(value), limit).translate(_LABEL_LOOKALIKES)
+
+
 def safe_url(url: object) -> str | None:
     """`url` fit for a markdown link, or None: only http(s) addresses with a host, bounded,
     control characters and markdown-breaking characters percent-encoded."""
@@ -166,8 +179,10 @@ def safe_url(url: object) -> str | None:
 def md_link(text: object, url: object, limit: int = MAX_CELL_CHARS) -> str:
     """A markdown link to `url` showing `text`, or the text alone when `url` is not http(s)."""
     href = safe_url(url)
-    label = md_text(text, limit)
-    return f"[{label}]({href})" if href and label else label
+    if not href:
+        return md_text(text, limit)
+    label = md_label(text, limit)
+    return f"[{label}]({href})" if label.strip() else md_text(text, limit)
 
 
 def _when(value: object) -> str:
@@ -275,9 +290,7 @@ def top_story_rows(stories: Sequence[Mapping[str, Any]]) -> list[dict[str, objec
                 "mentions": story.get("mentions"),
                 "sources": story.get("sources"),
                 "first seen": _when(story.get("first_published_at")),
-                "link": f"[{md_text(urlsplit(href).hostname or 'link', 80)}]({href})"
-                if href
-                else "",
+                "link": md_link(urlsplit(href).hostname or "link", href, 80) if href else "",
             }
         )
     return rows

@@ -98,8 +98,9 @@ def runner_deployments(
                 "(where flows/ is) with Vigie installed in this environment"
             ) from err
         parameters: dict[str, Any] = dict(spec.parameters)
+        served_config = {"config_path": str(config_path.resolve())}
         if "config_path" in flow.parameters.properties:
-            parameters["config_path"] = str(config_path.resolve())
+            parameters.update(served_config)
         deployment = cast(
             "RunnerDeployment",
             flow.to_deployment(
@@ -111,7 +112,10 @@ def runner_deployments(
                 tags=list(spec.tags) or None,
                 triggers=[
                     triggers.validate_python(
-                        {"name": f"{spec.name}__automation_{i}", **dict(trigger)}
+                        {
+                            "name": f"{spec.name}__automation_{i}",
+                            **_with_served_config(dict(trigger), served_config),
+                        }
                     )
                     for i, trigger in enumerate(spec.triggers, 1)
                 ]
@@ -120,6 +124,14 @@ def runner_deployments(
         )
         built.append(deployment)
     return built
+
+
+def _with_served_config(trigger: dict[str, Any], served: dict[str, str]) -> dict[str, Any]:
+    """A trigger's own parameters name a config too: the run it starts reads the served one."""
+    parameters = trigger.get("parameters")
+    if isinstance(parameters, dict) and "config_path" in parameters:
+        return {**trigger, "parameters": {**parameters, **served}}
+    return trigger
 
 
 def take_over(deployments: Sequence[RunnerDeployment]) -> list[str]:

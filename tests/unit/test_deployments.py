@@ -205,7 +205,8 @@ def test_serve_builds_each_deployment_with_its_schedules_parameters_and_triggers
         "      - type: event\n"
         "        enabled: true\n"
         "        match: {prefect.resource.id: 'vigie.alert.*'}\n"
-        "        expect: [vigie.alert.opened]\n",
+        "        expect: [vigie.alert.opened]\n"
+        "        parameters: {config_path: vigie.toml, since: '{{ event.occurred }}'}\n",
     )
     config = write_toml(tmp_path, MINIMAL_TOML)
     watch, digest, readiness, replay = runner_deployments(_deployments(text), config)
@@ -219,3 +220,8 @@ def test_serve_builds_each_deployment_with_its_schedules_parameters_and_triggers
     assert replay.schedules == [] and len(replay.triggers) == 1
     assert replay.triggers[0].name == "replay__automation_1"
     assert replay.triggers[0].expect == {"vigie.alert.opened"}  # type: ignore[union-attr]
+    # The run a trigger starts reads the served configuration, not prefect.yaml's relative one.
+    assert replay.triggers[0].parameters == {
+        "config_path": str(config.resolve()),
+        "since": "{{ event.occurred }}",
+    }

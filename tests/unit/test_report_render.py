@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 
 from tasks.report import (
     MAX_CELL_CHARS,
+    md_label,
     md_link,
     md_text,
     safe_url,
@@ -150,7 +151,7 @@ def test_top_story_rows_escape_every_text_and_link_only_http_addresses() -> None
     assert rows[0]["tier"] == 1 and rows[0]["mentions"] == 2
     assert rows[0]["first seen"] == "2026-11-25 13:22 UTC"
     assert rows[0]["link"] == (
-        "[quotidien\\-du\\-nord\\.example](https://quotidien-du-nord.example/articles/"
+        "[quotidien-du-nord.example](https://quotidien-du-nord.example/articles/"
         "rappel-de-fromages?utm_source=rss)"
     )
     hostile = rows[1]
@@ -204,3 +205,19 @@ def test_text_is_one_bounded_line_without_control_characters() -> None:
     assert md_text("www.evil.example a@b.example http://e.example") == (
         "www\\.evil\\.example a\\@b\\.example http:\\/\\/e\\.example"
     )
+
+
+def test_a_link_label_is_readable_and_inert_without_backslashes() -> None:
+    # Prefect's renderer shows backslash escapes inside a link's text as they are.
+    url = "https://quotidien.example/a"
+    assert md_link("Parle d'innovation ? (Boréale ou autre)", url) == (
+        "[Parle d'innovation ? (Boréale ou autre)](https://quotidien.example/a)"
+    )
+    label = md_label(HOSTILE_TITLE)
+    assert "\\" not in label and "\n" not in label and "[" not in label and "]" not in label
+    html = _html(md_link(HOSTILE_TITLE, url))
+    assert _links(html) == [url]  # one link, to the story, whatever the title holds
+    assert "<script" not in html and "<img" not in html and "<strong>" not in html
+    # In a table cell a label cannot split the row.
+    table = _html(f"| story | n |\n|---|---|\n| {md_link('a | b', url)} | 1 |\n")
+    assert table.count("<td>") == 2
