@@ -139,7 +139,10 @@ def incident_mode(
         )
     recipients = incident_recipients(settings, addresses)
     extra_topics = [w.name for w in watches]
+    # Reports are numbered 1, 2, 3... as sent; `covered` is the last period a report covered
+    # (a cycle slower than the report interval makes one report cover several periods).
     sent, cycles, stopped = incident.sitreps, 0, False
+    covered = sent
     while not stopped and (cycle_started := datetime.now(UTC)) < plan.ends_at:
         cycle_run = watch_cycle.with_options(
             flow_run_name=f"incident {name} {plan.label(cycle_started)}"
@@ -149,7 +152,7 @@ def incident_mode(
         cycle_run(config_path=config_path, extra_watches=list(watches), return_state=True)
         cycles += 1
         due = plan.sitrep_due(datetime.now(UTC))
-        if due > sent:
+        if due > covered:
             send_sitrep_task.with_options(
                 task_run_name=f"incident {name} {plan.sitrep_label(due)} report"
             )(
@@ -157,13 +160,13 @@ def incident_mode(
                 settings,
                 secrets,
                 incident,
-                due,
-                plan.sitrep_at(sent),
+                sent + 1,
+                plan.sitrep_at(covered),
                 plan.sitrep_at(due),
                 extra_topics,
                 recipients,
             )
-            sent = due
+            sent, covered = sent + 1, due
         next_at = min(plan.next_cycle(cycle_started, datetime.now(UTC)), plan.ends_at)
         stopped = wait_until(next_at, lambda: stop_requested(path, incident.incident_id))
     status = "stopped" if stopped else "ended"

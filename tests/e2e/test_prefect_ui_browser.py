@@ -321,8 +321,8 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _wait_state(page, "Completed")
         _open_tab(page, "Parameters", page.get_by_text('"listeria"'))
         screenshots(page, "incident-completed")
-        # Numbered by the period it covers: a slow first cycle can make the first one n° 2.
-        sitreps = served.wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° ")
+        # Numbered as sent: the first is n° 1 even when a slow first cycle made it cover more.
+        sitreps = served.wait_mail(mail_sink, "[Vigie][INCIDENT] rappel — point de situation n° 1 ")
         assert sitreps, [str(m["Subject"]) for m in mail_sink.messages()]
         final = "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)"
         assert served.wait_mail(mail_sink, final), [str(m["Subject"]) for m in mail_sink.messages()]
