@@ -104,9 +104,7 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
     subjects = [str(m["Subject"]) for m in emails]
     assert "[Vigie][INCIDENT] rappel — point de situation n° 1 (H+0)" in subjects
     # Numbered as sent, without gaps, even when a cycle outlasts the 6 s report interval.
-    numbers = [
-        int(s.split(" n° ")[1].split()[0]) for s in subjects if "point de situation n°" in s
-    ]
+    numbers = [int(s.split(" n° ")[1].split()[0]) for s in subjects if "point de situation n°" in s]
     assert numbers == list(range(1, outcome["sitreps"] + 1))
     assert subjects[-1] == "[Vigie][INCIDENT] rappel — rapport d’incident (terminé)"
     assert any(s.startswith("[Vigie][CRISE]") for s in subjects)  # the storm's alert
