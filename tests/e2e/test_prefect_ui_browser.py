@@ -189,10 +189,15 @@ def _wait_state(page: Page, state: str, timeout_ms: int = RUN_TIMEOUT_MS) -> Non
 
 def _open_tab(page: Page, tab: str, shows: Locator) -> None:
     """Click the run's tab `tab` until it shows `shows`: a click while the page re-renders
-    (the run just finished) can be lost."""
+    (the run just finished) can be lost, and a tab can keep what it read before the run's
+    last writes (seen: "did not produce any artifacts" on a completed cycle), so later
+    tries reload the page first."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(4):
+    for attempt in range(4):
+        if attempt:
+            print(f"{tab}: not shown after {attempt} click(s); reloading the run's page")
+            page.reload()
         page.locator(".p-tab", has_text=tab).first.click()
         try:
             shows.first.wait_for(timeout=20_000)
