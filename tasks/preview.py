@@ -37,7 +37,8 @@ from vigie.errors import VigieError
 from vigie.models import OutboxMessage, VolumeSignal
 from vigie.query import fold
 from vigie.settings import Language, Settings, Team
-from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse, stored_mentions
+from warehouse.mention_texts import stored_mention_count
+from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
 from warehouse.store import Store
 
 Kind = Literal["alert", "digest", "readiness"]
@@ -235,7 +236,7 @@ def preview_digest(
     end = default_end(now, settings.organisation.timezone)
 
     def render(store: Store) -> Found:
-        if not stored_mentions(store):
+        if not stored_mention_count(store, drills=False):
             return None
         digest = build_digest(store, settings, period=period, end=end)
         detail = (

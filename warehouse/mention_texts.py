@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from warehouse.store import Store
+from warehouse.store import DRILL_SOURCES, Store
 
 _TESTABLE = (
     "published_at >= ? AND (title <> '' OR summary <> '') "
@@ -31,9 +31,11 @@ class StoredText:
     url: str
 
 
-def stored_mention_count(store: Store) -> int:
-    """Every mention the warehouse holds (drills included): zero means nothing was collected."""
-    return int(store.con.execute("SELECT count(*) FROM mentions").fetchall()[0][0])
+def stored_mention_count(store: Store, *, drills: bool = True) -> int:
+    """The mentions the warehouse holds, a drill's too unless `drills` is False: zero means
+    nothing was collected."""
+    where = "" if drills else f" WHERE source NOT IN {DRILL_SOURCES}"
+    return int(store.con.execute(f"SELECT count(*) FROM mentions{where}").fetchall()[0][0])
 
 
 def stored_texts(store: Store, *, since: datetime, limit: int) -> tuple[list[StoredText], int]:

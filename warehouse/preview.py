@@ -18,7 +18,7 @@ import duckdb
 
 from vigie.errors import WarehouseError
 from warehouse.connection import connect, migrations
-from warehouse.store import DRILL_SOURCES, Store
+from warehouse.store import Store
 
 
 @contextmanager
@@ -80,12 +80,3 @@ def latest_alert(store: Store) -> AlertRecord | None:
     contributions = json.loads(row[11]) if row[11] else {}
     row[11] = {str(k): float(v) for k, v in contributions.items()}
     return AlertRecord(*row)
-
-
-def stored_mentions(store: Store) -> int:
-    """How many mentions the watch stored (a drill's left out)."""
-    return int(
-        store.con.execute(
-            f"SELECT count(*) FROM mentions WHERE source NOT IN {DRILL_SOURCES}"
-        ).fetchall()[0][0]
-    )
