@@ -399,7 +399,9 @@ def _tag(name: str) -> str | None:
         plain = "".join(
             ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)
         )
-        plain = "".join(_WORD.findall(plain))
+        # ASCII only: the settings' tag pattern is checked by pydantic's regex engine, whose
+        # \w differs from Python's on rare scripts (Hypothesis found U+1ED01).
+        plain = "".join(ch for ch in plain if ch.isascii() and ch.isalnum())
         if plain:
             words.append(plain[:1].upper() + plain[1:])
     tag = "".join(words)
