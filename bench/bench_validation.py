@@ -20,8 +20,8 @@ from xml.sax.saxutils import escape
 import vigie  # noqa: F401  (telemetry off)
 from tasks.collect import collect_sources
 from tasks.detect import assess_volume, bucket_ceiling
-from tasks.match import match_mentions
 from tasks.validate import validate_mentions
+from vigie.matching import match_mentions
 from vigie.models import FetchResult
 from vigie.query import parse_query  # noqa: F401  (imported before timing)
 from vigie.settings import Detection, Source, Watch

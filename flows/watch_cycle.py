@@ -22,7 +22,7 @@ from prefect.utilities.annotations import quote
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
-from tasks.collect import collect_sources_task, due_sources
+from tasks.collect import collect_matching_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
 from tasks.events import emit_cycle_events_task
@@ -39,7 +39,6 @@ from tasks.load import (
     raise_alerts_task,
     send_outbox_task,
 )
-from tasks.match import match_mentions_task
 from tasks.quality import flag_degraded_sources_task
 from tasks.report import (
     StepClock,
@@ -110,14 +109,14 @@ def watch_cycle(
             settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
         )
         fetched = fetch_due_sources(due, states, settings.collection)
-    with clock.step("parse"):
-        collected, outcomes = collect_sources_task(
-            _q(settings.sources), _q(fetched), now, settings.collection.max_entries
+    with clock.step("parse"):  # and match: each document is matched where it is parsed
+        collected = collect_matching_task(
+            _q(settings.sources), _q(fetched), settings.watch, now, settings.collection
         )
-    with clock.step("match"):
-        matched = match_mentions_task(_q(collected), settings.watch)
+        del fetched  # the documents: the outcomes keep their sizes
+        outcomes = collected.outcomes
     with clock.step("enrich"):
-        matched = enrich_mentions_task(_q(matched))
+        matched = enrich_mentions_task(_q(collected.matched))
     with clock.step("stories"):
         matched, new_stories = cluster_stories_task(path, _q(matched), now)
     with clock.step("validate"):
@@ -142,7 +141,7 @@ def watch_cycle(
             _q(new_stories),
         )
         quality_changes = flag_degraded_sources_task(path, _q(settings), _q(checked), now)
-        health_changes = check_source_health_task(path, _q(settings), _q(collected), now)
+        health_changes = check_source_health_task(path, _q(settings), collected.freshness, now)
     with clock.step("detect"):
         assessments = detect_task(path, settings.watch, _q(settings), now)
     with clock.step("alert"):
@@ -164,7 +163,7 @@ def watch_cycle(
         clock=clock,
         outcomes=outcomes,
         skipped=skipped,
-        collected=len(collected),
+        collected=collected.entries,
         matched=len(matched),
         quarantined=len(checked.quarantined),
         new_mentions=loaded.new_mentions,

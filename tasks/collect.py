@@ -10,43 +10,32 @@ after decompression, and only http(s) URLs are fetched.
 from __future__ import annotations
 
 import functools
-import hashlib
-import html
 import itertools
-import re
 import threading
 import time
-import unicodedata
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
-import feedparser
 import urllib3
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.fastfeed import parse_fast
-from vigie.errors import ConfigError, FetchError, ParseError, SourceError
-from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome, SourceState
+from tasks.health import freshness_of
+from tasks.normalise import merge_duplicates, merge_matched, parse_fetched_all
+from vigie.errors import ConfigError, FetchError
+from vigie.matching import compile_watches
+from vigie.models import EntryFreshness, FetchResult, Mention, SourceOutcome, SourceState
 from vigie.progress import listener
-from vigie.query import text_words
-from vigie.settings import Collection, Source
+from vigie.settings import Collection, Source, Watch
 
-MAX_TITLE_CHARS = 500
-MAX_SUMMARY_CHARS = 4000
 _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 _REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 5
 _MAX_RETRY_AFTER_S = 30.0
-_TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-# An http(s) URL that canonical_url would leave as it is (lower-case host, no port, no query).
-_PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#\s\\]*)?")
 # A source failing this many cycles in a row is polled less and less often (`due_sources`).
 BACKOFF_AFTER = 3
 MAX_BACKOFF_CYCLES = 32
@@ -434,369 +423,68 @@ def due_sources(
     return due, skipped
 
 
-def _struct_to_utc(value: time.struct_time | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime(*value[:6], tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_feed(
-    body: bytes,
-    *,
-    source: str,
-    url: str,
-    headers: Mapping[str, str],
-    max_entries: int,
-    fast: bool = True,
-) -> tuple[list[FeedEntry], str | None]:
-    """Parse an RSS, Atom or RDF document from bytes; return its entries and its language.
-
-    Well-formed feeds take the fast path (`tasks.fastfeed`, the C XML parser); anything it is
-    not sure of, and every document when `fast` is False, goes to feedparser, which recovers
-    broken documents. Both give the same entries once normalised.
-
-    Raises:
-        ParseError: empty body, entity declarations, or not a feed (an HTML page, garbage).
-    """
-    if not body.strip():
-        raise ParseError(source, "empty document")
-    if _ENTITY_DECLARATION.search(body):
-        raise ParseError(source, "document declares XML entities (refused: expansion attack)")
-    response_headers = {k.lower(): v for k, v in headers.items()}
-    response_headers.setdefault("content-location", url)
-    if fast:
-        quick = parse_fast(
-            body,
-            url=response_headers["content-location"],
-            headers=response_headers,
-            max_entries=max_entries,
-        )
-        if quick is not None:
-            return quick
-    parsed = feedparser.parse(body, response_headers=response_headers)
-    if not parsed.get("version") and not parsed.entries:
-        head = body[:2048].lower()
-        if b"<html" in head or b"<!doctype html" in head:
-            raise ParseError(source, "not a feed: an HTML page")
-        problem = parsed.get("bozo_exception")
-        detail = f" ({type(problem).__name__})" if problem else ""
-        raise ParseError(source, f"not a feed{detail}")
-    language = parsed.feed.get("language") if parsed.get("feed") else None
-    entries: list[FeedEntry] = []
-    for item in parsed.entries[:max_entries]:
-        summary = item.get("summary") or ""
-        if not summary and item.get("content"):
-            summary = item["content"][0].get("value", "")
-        entries.append(
-            FeedEntry(
-                title=item.get("title", ""),
-                link=item.get("link"),
-                guid=item.get("id"),
-                summary=summary,
-                author=item.get("author"),
-                published_at=_struct_to_utc(
-                    item.get("published_parsed") or item.get("updated_parsed")
-                ),
-                language=language,
-            )
-        )
-    return entries, language
-
-
-_BLOCK_TAGS = frozenset(
-    {
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-    }
-)
-
-
-class _TextExtractor(HTMLParser):
-    """Text content of HTML; block elements separate words, script and style are dropped."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"script", "style"}:
-            self._skip += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in {"script", "style"}:
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def _visible(ch: str) -> str:
-    category = unicodedata.category(ch)
-    if category in {"Cc", "Zl", "Zp"}:
-        return " "  # line breaks, tabs, NUL: a separator
-    if category == "Cf":
-        return ""  # soft hyphens, zero-width and bidirectional controls: invisible, dropped
-    return ch
-
-
-# Characters outside these ranges may be control, format or separator characters (checked
-# against the whole Unicode database by the tests); text without any skips `_visible`.
-_MAYBE_INVISIBLE = re.compile(
-    "[^\x20-\x7e\xa0-\xac\xae-\u05ff\u0606-\u061b\u061d-\u06dc\u06de-\u070e"
-    "\u0710-\u088f\u0892-\u08e1\u08e3-\u180d\u180f-\u200a\u2010-\u2027\u202f-\u205f"
-    "\u2070-\ufefe\uff00-\ufff8]"
-)
-# What `_visible` makes of each character seen so far (bounded: text comes from the network).
-_VISIBLE: dict[str, str] = {}
-# A tag as HTMLParser reads it, in the plain shape feeds use: name, attributes, quoted values.
-_SIMPLE_TAG = re.compile(
-    r"<(?:/([a-zA-Z][a-zA-Z0-9]*)\s*|([a-zA-Z][a-zA-Z0-9]*)"
-    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*\s*/?)>"
-)
-_RAW_TEXT_TAGS = frozenset({"script", "style"})
-
-
-def _simple_html_text(value: str) -> str | None:
-    """The text `_TextExtractor` would give, for HTML made only of simple tags; else None.
-
-    Every `<` must open a well-formed tag (no comments, no stray `<`) and no script or style
-    element may appear: then tags split the text into runs that HTMLParser unescapes as they
-    are, and block tags separate words. Anything else is left to HTMLParser.
-    """
-    # split() gives [text, end tag name, start tag name, text, ...]: a text run every third.
-    pieces = _SIMPLE_TAG.split(value)
-    texts = pieces[::3]
-    if any("<" in text for text in texts):
-        return None
-    names = [(end or start).lower() for end, start in zip(pieces[1::3], pieces[2::3], strict=True)]
-    if not _RAW_TEXT_TAGS.isdisjoint(names):
-        return None
-    parts = [html.unescape(text) if "&" in text else text for text in texts]
-    out = [parts[0]]
-    for name, text in zip(names, parts[1:], strict=True):
-        out.append(" " if name in _BLOCK_TAGS else "")
-        out.append(text)
-    return "".join(out)
-
-
-def _html_text(value: str) -> str:
-    """Text content of an HTML fragment (character references decoded)."""
-    simple = _simple_html_text(value)
-    if simple is not None:
-        return simple
-    extractor = _TextExtractor()  # decodes character references itself
-    extractor.feed(value)
-    extractor.close()
-    return "".join(extractor.parts)
-
-
-def clean_text(value: str | None, max_chars: int) -> str:
-    """Plain text from untrusted HTML: tags and control characters gone, spaces collapsed."""
-    if not value:
-        return ""
-    if "<" in value:
-        value = _html_text(value)
-    elif "&" in value:
-        value = html.unescape(value)
-    if _MAYBE_INVISIBLE.search(value) is not None:
-        # Each distinct character is looked up once, not each occurrence.
-        changes: dict[int, str] = {}
-        for ch in set(value):
-            seen = _VISIBLE.get(ch)
-            if seen is None:
-                seen = _visible(ch)
-                if len(_VISIBLE) < 100_000:
-                    _VISIBLE[ch] = seen
-            if seen != ch:
-                changes[ord(ch)] = seen
-        if changes:
-            value = value.translate(changes)
-    value = " ".join(value.split())  # str.split and regex \s agree on what a space is
-    if len(value) > max_chars:
-        value = value[: max_chars - 1].rstrip() + "…"
-    return value
-
-
-def canonical_url(url: str) -> str:
-    """A stable form of an http(s) URL: lower-case scheme and host, no fragment or tracking.
-
-    Raises:
-        ValueError: the URL cannot be split (bad port, unclosed IPv6 bracket).
-    """
-    url = url.strip()
-    if _PLAIN_URL.fullmatch(url):
-        return url if "/" in url[8:] else url + "/"  # already in canonical form
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address keeps its brackets
-    port = parts.port
-    netloc = host
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        netloc = f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in _TRACKING_PARAMS
-    ]
-    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
-
-
-def story_key(title: str) -> str:
-    """Mentions whose titles have the same words belong to one story (syndicated copies)."""
-    return _digest("story", " ".join(text_words(title)[:16]))
-
-
-def normalise_entries(
-    entries: Iterable[FeedEntry], *, source: Source, collected_at: datetime
-) -> list[Mention]:
-    """Turn parsed entries into mentions: clean text, canonical URL, stable id, UTC times."""
-    mentions: list[Mention] = []
-    for entry in entries:
-        link = (entry.link or "").strip()
-        is_http = link.lower().startswith(("http://", "https://"))
-        url = link[:2000]
-        if is_http:
-            try:
-                url = canonical_url(link)
-            except ValueError:
-                # Kept under a non-http scheme so that validation quarantines it, visibly.
-                is_http = False
-                url = f"invalid:{link[:2000]}"
-        title = clean_text(entry.title, MAX_TITLE_CHARS)
-        if is_http:
-            mention_id = _digest("url", url)
-        elif entry.guid:
-            mention_id = _digest("guid", source.name, entry.guid)
-        else:
-            mention_id = _digest("title", source.name, title, str(entry.published_at))
-        language = source.language or (entry.language or "")[:2].lower() or None
-        mentions.append(
-            Mention(
-                mention_id=mention_id,
-                source=source.name,
-                platform=source.platform,
-                tier=source.tier,
-                url=url,
-                title=title,
-                summary=clean_text(entry.summary, MAX_SUMMARY_CHARS),
-                author=clean_text(entry.author, 200) or None,
-                published_at=entry.published_at or collected_at,
-                collected_at=collected_at,
-                language=language if language in {"fr", "en"} else None,
-                story_id=story_key(title),
-                reach=entry.reach,
-            )
-        )
-    return mentions
-
-
-def merge_duplicates(mentions: Iterable[Mention]) -> list[Mention]:
-    """One mention per id: the copy with the longest text wins (the richest), and it keeps the
-    names of the other sources that carried it (`seen_in`), so no place it appeared is lost."""
-    best: dict[str, Mention] = {}
-    places: dict[str, dict[str, None]] = {}
-    for mention in mentions:
-        kept = best.get(mention.mention_id)
-        seen = places.setdefault(mention.mention_id, {})
-        seen[mention.source] = None
-        seen.update(dict.fromkeys(mention.seen_in))
-        if kept is None or len(mention.summary) > len(kept.summary):
-            best[mention.mention_id] = mention
-    return [
-        replace(m, seen_in=tuple(s for s in places[key] if s != m.source))
-        if len(places[key]) > 1
-        else m
-        for key, m in best.items()
-    ]
-
-
 def collect_sources(
     sources: Sequence[Source],
     fetched: Sequence[FetchResult],
     *,
     collected_at: datetime,
     max_entries: int,
+    processes: int = 1,
 ) -> tuple[list[Mention], list[SourceOutcome]]:
-    """Parse and normalise what was fetched; one outcome per source, failures included."""
+    """Parse and normalise what was fetched; one outcome per source, failures included.
+
+    `processes` > 1 shares a large batch among that many worker processes (`parse_fetched_all`).
+    """
     by_name = {s.name: s for s in sources}
-    mentions: list[Mention] = []
-    outcomes: list[SourceOutcome] = []
-    for result in fetched:
-        if result.status != "ok" or (result.body is None and result.entries is None):
-            outcomes.append(SourceOutcome(result, result.status, error=result.error))
-            continue
-        source = by_name[result.source]
-        try:
-            if result.entries is not None:  # API kinds: parsed page by page as they came
-                entries = list(result.entries[:max_entries])
-            else:
-                entries, _ = parse_feed(
-                    result.body or b"",
-                    source=source.name,
-                    url=result.final_url or source.url,
-                    headers=result.headers,
-                    max_entries=max_entries,
-                )
-        except SourceError as err:
-            outcomes.append(SourceOutcome(result, "error", error=err.reason))
-            continue
-        try:
-            found = normalise_entries(entries, source=source, collected_at=collected_at)
-        except Exception as err:
-            reason = f"entries could not be normalised: {type(err).__name__}"
-            outcomes.append(SourceOutcome(result, "error", error=reason))
-            continue
-        mentions.extend(found)
-        outcomes.append(SourceOutcome(result, "ok", items=len(found), error=result.error))
-    return merge_duplicates(mentions), outcomes
+    parsed = parse_fetched_all(
+        [(result, by_name[result.source]) for result in fetched],
+        collected_at=collected_at,
+        max_entries=max_entries,
+        processes=processes,
+    )
+    mentions = [mention for item in parsed for mention in item.mentions]
+    return merge_duplicates(mentions), [item.outcome for item in parsed]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedCollection:
+    """A cycle's documents parsed and matched: what the watches kept, and what the rest says."""
+
+    matched: list[Mention]  # one per id, with its topics; the richest copy, as merge_duplicates
+    outcomes: list[SourceOutcome]
+    entries: int  # entries parsed, duplicates merged
+    freshness: dict[str, EntryFreshness]  # per source, for the health of the watch
+
+
+def collect_matching(
+    sources: Sequence[Source],
+    fetched: Sequence[FetchResult],
+    watches: Sequence[Watch],
+    *,
+    collected_at: datetime,
+    max_entries: int,
+    processes: int = 1,
+) -> MatchedCollection:
+    """`collect_sources` then `match_mentions`, with the same result, in one pass per source.
+
+    Each document is parsed, normalised and matched where it is parsed (a worker process when
+    the batch is large), so only the matched mentions come back and are kept.
+    """
+    by_name = {s.name: s for s in sources}
+    parsed = parse_fetched_all(
+        [(result, by_name[result.source]) for result in fetched],
+        collected_at=collected_at,
+        max_entries=max_entries,
+        processes=processes,
+        watches=compile_watches(watches),
+    )
+    matched, dated = merge_matched(parsed)
+    return MatchedCollection(
+        matched=matched,
+        outcomes=[item.outcome for item in parsed],
+        entries=len(dated),
+        freshness=freshness_of((source, at, collected_at) for source, at in dated),
+    )
 
 
 @task(name="fetch-sources", cache_policy=NO_CACHE)
@@ -817,3 +505,22 @@ def collect_sources_task(
 ) -> tuple[list[Mention], list[SourceOutcome]]:
     """Parse fetched bodies and normalise their entries into mentions."""
     return collect_sources(sources, fetched, collected_at=collected_at, max_entries=max_entries)
+
+
+@task(name="parse-and-match", cache_policy=NO_CACHE)
+def collect_matching_task(
+    sources: Sequence[Source],
+    fetched: Sequence[FetchResult],
+    watches: Sequence[Watch],
+    collected_at: datetime,
+    collection: Collection,
+) -> MatchedCollection:
+    """Parse fetched documents, normalise their entries, keep those a watch query matches."""
+    return collect_matching(
+        sources,
+        fetched,
+        watches,
+        collected_at=collected_at,
+        max_entries=collection.max_entries,
+        processes=collection.parse_process_count(),
+    )

@@ -16,15 +16,9 @@ from dataclasses import replace
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from vigie.matching import language_text
 from vigie.models import Mention
 from vigie.sentiment import _language_identifier, detect_language, load_model, score_texts
-
-SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise and time
-
-
-def language_text(mention: Mention) -> str:
-    """What language and sentiment are read from: the title and the lead of the summary."""
-    return f"{mention.title}. {mention.summary[:SUMMARY_CHARS]}".strip()
 
 
 def warm_up() -> threading.Thread:

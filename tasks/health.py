@@ -26,15 +26,21 @@ HTML_PAGE_ERROR = "not a feed: an HTML page"
 
 
 def entry_freshness(mentions: Iterable[Mention]) -> dict[str, EntryFreshness]:
-    """Newest entry and usual gap between entries, per source, from every parsed entry.
+    """Newest entry and usual gap between entries, per source, from every parsed entry."""
+    return freshness_of((m.source, m.published_at, m.collected_at) for m in mentions)
+
+
+def freshness_of(entries: Iterable[tuple[str, datetime, datetime]]) -> dict[str, EntryFreshness]:
+    """Newest entry and usual gap between entries, per source, from each entry's source,
+    publication time and collection time.
 
     Entries without a date were given the collection time by normalisation; they say nothing
     about freshness and are left out.
     """
     dates: dict[str, list[datetime]] = defaultdict(list)
-    for mention in mentions:
-        if mention.published_at != mention.collected_at:
-            dates[mention.source].append(min(mention.published_at, mention.collected_at))
+    for source, published_at, collected_at in entries:
+        if published_at != collected_at:
+            dates[source].append(min(published_at, collected_at))
     freshness = {}
     for source, moments in dates.items():
         moments.sort()
@@ -114,8 +120,8 @@ def check_source_health(
 
 @task(name="check-source-health", cache_policy=NO_CACHE)
 def check_source_health_task(
-    path: Any, settings: Settings, collected: Sequence[Mention], now: datetime
+    path: Any, settings: Settings, freshness: dict[str, EntryFreshness], now: datetime
 ) -> list[str]:
     """Tell the operators, once, about sources that stopped watching (and their recovery)."""
     with open_warehouse(path) as con:
-        return check_source_health(Store(con), settings, entry_freshness(collected), now=now)
+        return check_source_health(Store(con), settings, freshness, now=now)

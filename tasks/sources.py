@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from tasks.collect import clean_text, failed_fetch, fetch_source, parse_feed
+from tasks.collect import failed_fetch, fetch_source
+from tasks.normalise import clean_text, parse_feed
 from vigie.errors import ParseError
 from vigie.models import FeedEntry, FetchResult, SourceState
 from vigie.search import MAX_TERMS, split_or

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from tasks.collect import collect_sources, fetch_sources
 from tasks.health import entry_freshness
-from tasks.match import match_mentions
 from tasks.notify import header_safe
 from vigie.errors import ConfigError
+from vigie.matching import match_mentions
 from vigie.models import FetchResult
 from vigie.settings import Settings, Source
 

@@ -455,6 +455,15 @@ class Collection(_Model):
     dask_address: str | None = None
     # Sources per Dask task; each batch keeps the bounds above (`per_host` holds per batch).
     dask_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # Worker processes that parse a large batch of documents (a first poll); 0: one per core,
+    # at most 4; 1: parse in the cycle's process.
+    parse_processes: Annotated[int, Field(ge=0, le=64)] = 0
+
+    def parse_process_count(self) -> int:
+        """How many processes parse a large batch (`parse_processes`, 0 resolved)."""
+        if self.parse_processes:
+            return self.parse_processes
+        return max(1, min(os.cpu_count() or 1, 4))
 
     @field_validator("dask_address")
     @classmethod

@@ -138,7 +138,7 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
     assert set(summary["steps"]) >= {
         "fetch",
         "parse",
-        "match",
+        "enrich",
         "validate",
         "load",
         "detect",

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.collect import (
+from tasks.collect import collect_sources
+from tasks.normalise import (
     MAX_SUMMARY_CHARS,
     MAX_TITLE_CHARS,
     canonical_url,
     clean_text,
-    collect_sources,
     merge_duplicates,
     normalise_entries,
     story_key,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.collect import normalise_entries, parse_feed
 from tasks.fastfeed import parse_date, parse_fast
+from tasks.normalise import normalise_entries, parse_feed
 from vigie.errors import ParseError
 from vigie.models import FeedEntry
 from vigie.settings import Source

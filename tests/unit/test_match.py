@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.match import match_mentions
+from vigie.matching import match_mentions
 from vigie.models import Mention
 from vigie.settings import Watch
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tasks.collect import parse_feed
+from tasks.normalise import parse_feed
 from vigie.errors import ParseError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.collect import normalise_entries
+from tasks.normalise import normalise_entries
 from tasks.sources import Page, parse_document, plan_requests, with_params
 from vigie.errors import ParseError
 from vigie.models import SourceState

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tasks.collect import _BLOCK_TAGS, _MAYBE_INVISIBLE, _visible, canonical_url, clean_text
+from tasks.normalise import _BLOCK_TAGS, _MAYBE_INVISIBLE, _visible, canonical_url, clean_text
 from vigie.query import _LIGATURES, fold
 
 
