@@ -48,7 +48,7 @@ from tasks.report import (
     publish_validation_task,
     read_top_stories_task,
 )
-from tasks.validate import has_new_content, validate_mentions_task, validate_source_runs_task
+from tasks.validate import validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
@@ -97,9 +97,6 @@ def watch_cycle(
     settings, secrets = load_config_task(config_path)
     if extra_watches:
         settings = with_extra_watches(settings, extra_watches)
-    # GX's import and contexts are built while the sources are fetched (STACK.md: 2-2.5 s).
-    validation_ready = warm_up_validation()
-    warm_up_enrichment()
     path = settings.warehouse_path
     with clock.step("prepare"):
         states = prepare_warehouse(path, cycle_id, now, run_id)
@@ -109,6 +106,13 @@ def watch_cycle(
             settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
         )
         fetched = fetch_due_sources(due, states, settings.collection)
+    # With new documents, GX (its import and contexts: STACK.md, 2-2.5 s) and the language and
+    # sentiment models are loaded while the documents are parsed, in worker processes for a
+    # large batch. Not before: during the fetch they would hold the GIL the fetch threads need.
+    has_documents = any(result.status == "ok" for result in fetched)
+    validation_ready = warm_up_validation() if has_documents else None
+    if has_documents:
+        warm_up_enrichment()
     with clock.step("parse"):  # and match: each document is matched where it is parsed
         collected = collect_matching_task(
             _q(settings.sources), _q(fetched), settings.watch, now, settings.collection
@@ -120,7 +124,7 @@ def watch_cycle(
     with clock.step("stories"):
         matched, new_stories = cluster_stories_task(path, _q(matched), now)
     with clock.step("validate"):
-        if has_new_content(outcomes):
+        if validation_ready is not None:
             validation_ready.join()
         checked = validate_mentions_task(
             _q(matched),

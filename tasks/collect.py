@@ -25,7 +25,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.health import freshness_of
-from tasks.normalise import merge_duplicates, merge_matched, parse_fetched_all
+from tasks.normalise import (
+    SourceFields,
+    merge_duplicates,
+    merge_matched,
+    parse_fetched_all,
+)
 from vigie.errors import ConfigError, FetchError
 from vigie.matching import compile_watches
 from vigie.models import EntryFreshness, FetchResult, Mention, SourceOutcome, SourceState
@@ -423,6 +428,11 @@ def due_sources(
     return due, skipped
 
 
+def source_fields(source: Source) -> SourceFields:
+    """What parsing needs of a source, light enough to send to a worker process."""
+    return SourceFields(source.name, source.url, source.platform, source.tier, source.language)
+
+
 def collect_sources(
     sources: Sequence[Source],
     fetched: Sequence[FetchResult],
@@ -437,7 +447,7 @@ def collect_sources(
     """
     by_name = {s.name: s for s in sources}
     parsed = parse_fetched_all(
-        [(result, by_name[result.source]) for result in fetched],
+        [(result, source_fields(by_name[result.source])) for result in fetched],
         collected_at=collected_at,
         max_entries=max_entries,
         processes=processes,
@@ -472,7 +482,7 @@ def collect_matching(
     """
     by_name = {s.name: s for s in sources}
     parsed = parse_fetched_all(
-        [(result, by_name[result.source]) for result in fetched],
+        [(result, source_fields(by_name[result.source])) for result in fetched],
         collected_at=collected_at,
         max_entries=max_entries,
         processes=processes,

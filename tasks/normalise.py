@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
@@ -36,13 +37,28 @@ from tasks.fastfeed import parse_fast
 from vigie.errors import ParseError, SourceError
 from vigie.matching import CompiledWatch, match_one
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome
+
+if TYPE_CHECKING:
+    from vigie.settings import Source
 from vigie.query import text_words
-from vigie.settings import Source
 
 LOG = logging.getLogger(__name__)
-# Below this many bytes of documents, parsing stays in this process (workers take ~0.4 s to
-# start; the C parser reads about 5 MB/s of feeds with the normalisation).
-PARALLEL_MIN_BYTES = 2_000_000
+
+
+class SourceFields(NamedTuple):
+    """What parsing reads of a configured source (`vigie.settings.Source` has these too). A
+    worker is sent these rather than the settings model, so it never imports pydantic."""
+
+    name: str
+    url: str
+    platform: str
+    tier: int
+    language: str | None
+
+
+# Below this many bytes of documents, parsing stays in this process: a worker takes about
+# 0.3 s of CPU to start, and parsing, normalising and matching read about 3 MB per CPU second.
+PARALLEL_MIN_BYTES = 8_000_000
 # Each process gets several shares, so one slow share does not leave the other core idle.
 SHARES_PER_PROCESS = 4
 MAX_TITLE_CHARS = 500
@@ -314,7 +330,7 @@ def story_key(title: str) -> str:
 
 
 def normalise_entries(
-    entries: Iterable[FeedEntry], *, source: Source, collected_at: datetime
+    entries: Iterable[FeedEntry], *, source: SourceFields | Source, collected_at: datetime
 ) -> list[Mention]:
     """Turn parsed entries into mentions: clean text, canonical URL, stable id, UTC times."""
     mentions: list[Mention] = []
@@ -395,7 +411,7 @@ class ParsedSource:
 
 def parse_fetched(
     result: FetchResult,
-    source: Source,
+    source: SourceFields | Source,
     *,
     collected_at: datetime,
     max_entries: int,
@@ -484,7 +500,7 @@ def merge_matched(
     return matched, dated
 
 
-Job = tuple[FetchResult, Source]
+Job = tuple[FetchResult, SourceFields]
 
 
 def _parse_jobs(

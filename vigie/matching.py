@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from vigie.models import Mention
 from vigie.query import Node, text_words
-from vigie.sentiment import detect_language
-from vigie.settings import Watch
+
+if TYPE_CHECKING:
+    from vigie.settings import Watch
 
 SUMMARY_CHARS = 280  # the lead says what the item is about; the rest adds noise and time
 
@@ -48,7 +50,10 @@ def match_one(mention: Mention, compiled: Sequence[CompiledWatch]) -> Mention | 
             continue
         if languages is not None:
             if not detected:
-                # Only for mentions a language-restricted query matched: detection is slow.
+                # Only for mentions a language-restricted query matched: detection is slow,
+                # and its models are loaded then (parsing workers start without them).
+                from vigie.sentiment import detect_language
+
                 found = detect_language(language_text(mention))
                 mention = replace(mention, language=found if found in ("fr", "en") else None)
                 detected = True
