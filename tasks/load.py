@@ -50,6 +50,8 @@ def cluster_stories_task(
     path: Path, mentions: Sequence[Mention], now: datetime
 ) -> tuple[list[Mention], list[StorySignature]]:
     """Group near-duplicate and syndicated copies with the stories of the last week."""
+    if not mentions:
+        return [], []  # an unchanged re-poll: the warehouse need not even be opened
     with open_warehouse(path) as con:
         recent = Store(con).recent_story_signatures(now - STORY_MEMORY)
     return assign_stories(mentions, recent)

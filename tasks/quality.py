@@ -37,7 +37,11 @@ def flag_degraded_sources(
         min_rows=settings.quality.min_rows,
     )
     changes: list[str] = []
+    # Only the sources whose verdict changes are written (one transaction each, with its notice).
+    current = store.degraded_states(list(verdicts))
     for source, degraded in sorted(verdicts.items()):
+        if current.get(source, degraded) == degraded:
+            continue
         with store.transaction():
             transition = store.set_degraded(source, degraded, now)
             if transition is None:

@@ -929,6 +929,15 @@ class Store:
             self.con.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0]
         )
 
+    def degraded_states(self, names: Sequence[str]) -> dict[str, bool]:
+        """Whether each named source (among those known) is marked degraded now."""
+        rows = self.con.execute(
+            "SELECT name, degraded_since IS NOT NULL FROM sources "
+            "WHERE name IN (SELECT unnest(?::VARCHAR[]))",
+            [list(names)],
+        ).fetchall()
+        return {name: bool(degraded) for name, degraded in rows}
+
     def set_degraded(self, source: str, degraded: bool, now: datetime) -> str | None:
         """Record a source's quality verdict; return "degraded" or "recovered" on a change."""
         rows = self.con.execute(
@@ -949,10 +958,18 @@ class Store:
         """Keep each source's newest entry date (never moving back) and its usual gap."""
         if not freshness:
             return
-        self.con.executemany(
-            "UPDATE sources SET newest_entry_at = greatest(coalesce(newest_entry_at, ?), ?), "
-            "entry_gap_s = coalesce(?, entry_gap_s) WHERE name = ?",
-            [[f.newest_at, f.newest_at, f.gap_s, f.source] for f in freshness],
+        # One statement for all sources: executemany costs about 1.4 ms a row in DuckDB.
+        self.con.execute(
+            "UPDATE sources SET "
+            "newest_entry_at = greatest(coalesce(sources.newest_entry_at, f.newest), f.newest), "
+            "entry_gap_s = coalesce(f.gap, sources.entry_gap_s) "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::TIMESTAMPTZ[]) AS newest, "
+            "unnest(?::DOUBLE[]) AS gap) AS f WHERE sources.name = f.name",
+            [
+                [f.source for f in freshness],
+                [f.newest_at for f in freshness],
+                [f.gap_s for f in freshness],
+            ],
         )
 
     def source_conditions(self, names: Sequence[str]) -> list[SourceCondition]:
