@@ -60,11 +60,20 @@ def fold(text: str) -> str:
     boreale")."""
     if text.isascii():
         return text.lower()  # nothing to decompose: the same answer, much sooner
+    # The quick paths give the general answer (checked on every code point by the tests):
+    # folding works character by character, marks apart, and those are all removed.
+    latin1 = text.encode("latin-1", "ignore")
+    if len(latin1) == len(text) and not latin1.translate(None, _LATIN1_SIMPLE):
+        # French text: a byte table folds each Latin-1 letter ("É" -> "e").
+        return latin1.translate(_LATIN1_FOLD, _LATIN1_DROPPED).decode("ascii")
     decomposed = unicodedata.normalize("NFKD", text)
     if _NOT_ASCII_NOR_LATIN_MARK.search(decomposed) is None:
-        # Accented Latin: dropping the marks and lower-casing gives the general answer (checked
-        # on every code point by the tests), without two casefolds and a mark search.
+        # Other accented Latin letters: drop the marks, lower-case what is left.
         return decomposed.encode("ascii", "ignore").decode("ascii").lower()
+    return _fold_general(text)
+
+
+def _fold_general(text: str) -> str:
     folded = text.casefold()
     for ligature, opened in _LIGATURES:
         folded = folded.replace(ligature, opened)
@@ -85,9 +94,28 @@ def fold(text: str) -> str:
     return decomposed
 
 
+def _latin1_folding() -> tuple[bytes, bytes, bytes]:
+    """The fold of each Latin-1 character that folds to one ASCII character or to nothing, as a
+    bytes.translate table and deletions, and all those characters."""
+    table, dropped, simple = bytearray(range(256)), bytearray(), bytearray()
+    for code in range(256):
+        folded = _fold_general(chr(code))
+        if len(folded) == 1 and folded.isascii():
+            table[code] = ord(folded)
+        elif not folded:
+            dropped.append(code)
+        else:
+            continue  # "ß", "æ", "½", "µ"...: the general path
+        simple.append(code)
+    return bytes(table), bytes(dropped), bytes(simple)
+
+
 @lru_cache(maxsize=512)
 def _marks_pattern(marks: frozenset[str]) -> re.Pattern[str]:
     return re.compile("[" + "".join(re.escape(ch) for ch in sorted(marks)) + "]")
+
+
+_LATIN1_FOLD, _LATIN1_DROPPED, _LATIN1_SIMPLE = _latin1_folding()
 
 
 def text_words(text: str) -> tuple[str, ...]:
