@@ -36,7 +36,7 @@ NEAR_MAX = 50
 MAX_DEPTH = 32
 
 # Open ligatures and the soft hyphen, as they are after casefold ("Œ" is already "œ").
-_LIGATURES = (("œ", "oe"), ("æ", "ae"), ("\u00ad", ""))
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "\u00ad": ""})
 # Accented Latin letters decompose to ASCII and marks of this block. U+034F is not a mark and
 # U+0345 casefolds to a letter (iota): text with either takes the general path.
 _LATIN_MARKS = "".join(
@@ -74,9 +74,10 @@ def fold(text: str) -> str:
 
 
 def _fold_general(text: str) -> str:
+    # str.translate costs about 20 ns a character with this table: three replaces are quicker.
     folded = text.casefold()
-    for ligature, opened in _LIGATURES:
-        folded = folded.replace(ligature, opened)
+    for code, opened in _LIGATURES.items():
+        folded = folded.replace(chr(code), opened)
     decomposed = unicodedata.normalize("NFKD", folded)
     again = decomposed.casefold()
     if again != decomposed:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from tasks.collect import _BLOCK_TAGS, _MAYBE_INVISIBLE, _visible, canonical_url, clean_text
-from vigie.query import fold
+from vigie.query import _LIGATURES, fold
 
 
 class _Reference(HTMLParser):
@@ -180,12 +180,9 @@ def test_canonical_url_quick_path_matches_the_reference(url: str) -> None:
     assert canonical_url(url) == reference_canonical_url(url)
 
 
-REFERENCE_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "\u00ad": ""})
-
-
 def reference_fold(text: str) -> str:
     # Folding is idempotent: compatibility forms that decompose to capitals ("ℌ") fold again.
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(REFERENCE_LIGATURES))
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
     decomposed = unicodedata.normalize("NFKD", decomposed.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
