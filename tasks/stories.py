@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
+from operator import eq
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ _A = _RNG.integers(0, 1 << 63, size=PERMUTATIONS, dtype=np.uint64) * np.uint64(2
 _B = _RNG.integers(0, 1 << 63, size=PERMUTATIONS, dtype=np.uint64)
 _EMPTY = (1 << 64) - 1
 _CHUNK = 2048  # sets of words hashed together: bounds the memory of minhash_matrix
+_FEW_CANDIDATES = 16  # beyond, one numpy comparison scores the candidate stories sooner
 STOP_WORDS = frozenset(
     (
         "a au aux avec ce ces dans de des du en et il ils la le les leur mais ne ou par pas pour "
@@ -62,15 +64,13 @@ def minhash_matrix(word_sets: Sequence[Collection[str]]) -> npt.NDArray[np.uint6
             continue
         sizes = np.array([len(word_sets[i]) for i in rows])
         words = [w for i in rows for w in word_sets[i]]
-        hashes = np.fromiter(
-            (hashed[w] if w in hashed else hashed.setdefault(w, _word_hash(w)) for w in words),
-            dtype=np.uint64,
-            count=len(words),
-        )
+        hashed.update((w, _word_hash(w)) for w in set(words).difference(hashed))
+        hashes = np.array([hashed[w] for w in words], dtype=np.uint64)
+        # One row per permutation: the minima of each set are then contiguous, twice as quick.
         with np.errstate(over="ignore"):
-            mixed = hashes[:, None] * _A[None, :] + _B[None, :]
+            mixed = _A[:, None] * hashes[None, :] + _B[:, None]
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        signatures[rows] = np.minimum.reduceat(mixed, starts, axis=0)
+        signatures[rows] = np.minimum.reduceat(mixed, starts, axis=1).T
     return signatures
 
 
@@ -101,11 +101,15 @@ def assign_stories(
     # Syndicated copies repeat titles: each distinct title is cut into words and hashed once.
     rows: dict[str, int] = {}
     word_sets: list[set[str]] = []
+    repeated: set[int] = set()
     for mention in mentions:
-        if mention.title not in rows:
+        if mention.title in rows:
+            repeated.add(rows[mention.title])
+        else:
             rows[mention.title] = len(word_sets)
             word_sets.append(content_words(mention.title))
     signatures = minhash_matrix(word_sets)
+    as_tuples = [tuple(signature) for signature in signatures.tolist()]  # as stored: Python ints
     keys = _band_keys(signatures)
     # Every story known so far (recent ones, then the batch's new ones), one row each.
     stories: list[StorySignature] = list(recent)
@@ -117,12 +121,12 @@ def assign_stories(
     for story, story_keys in enumerate(_band_keys(known[: len(recent)])):
         for band, key in enumerate(story_keys):
             index[band].setdefault(key, []).append(story)
-    # A title's best story, kept until a story sharing one of its bands is added (the only thing
-    # that can change the answer); `holders` tells which titles have each band value.
+    # A repeated title's best story, kept until a story sharing one of its bands is added (the
+    # only thing that can change the answer); `holders` tells which titles have each band value.
     found: dict[int, int | None] = {}
     holders: list[dict[bytes, list[int]]] = [{} for _ in range(BANDS)]
-    for row, row_keys in enumerate(keys):
-        for band, key in enumerate(row_keys):
+    for row in repeated:
+        for band, key in enumerate(keys[row]):
             holders[band].setdefault(key, []).append(row)
     assigned: list[Mention] = []
     new_stories: list[StorySignature] = []
@@ -134,15 +138,17 @@ def assign_stories(
         if row in found:
             best = found[row]
         else:
-            best = found[row] = _best_story(known, index, signatures[row], keys[row])
+            best = _best_story(stories, known, index, as_tuples[row], keys[row])
+            if row in repeated:
+                found[row] = best
         if best is None:
             best = len(stories)
             known[best] = signatures[row]
-            stories.append(StorySignature(mention.story_id, tuple(signatures[row].tolist())))
+            stories.append(StorySignature(mention.story_id, as_tuples[row]))
             new_stories.append(stories[best])
             for band, key in enumerate(keys[row]):
                 index[band].setdefault(key, []).append(best)
-                for holder in holders[band][key]:
+                for holder in holders[band].get(key, ()):
                     found.pop(holder, None)
         story_id = stories[best].story_id
         assigned.append(
@@ -152,18 +158,26 @@ def assign_stories(
 
 
 def _best_story(
+    stories: Sequence[StorySignature],
     known: npt.NDArray[np.uint64],
     index: list[dict[bytes, list[int]]],
-    signature: npt.NDArray[np.uint64],
+    signature: tuple[int, ...],
     keys: list[bytes],
 ) -> int | None:
-    """The row of the story most similar to `signature` among those sharing a band with it,
-    if similar enough; between equals, the last one met, band after band."""
+    """The story most similar to `signature` among those sharing a band with it, if similar
+    enough; between equals, the last one met, band after band (`known`: the stories' rows)."""
     candidates = [story for band, key in enumerate(keys) for story in index[band].get(key, ())]
     if not candidates:
         return None
-    scores = np.count_nonzero(known[candidates] == signature, axis=1) / PERMUTATIONS
-    top = scores.max()
-    if top < SIMILARITY:
+    # A story sharing several bands is met several times: score it once.
+    distinct = list(dict.fromkeys(candidates))
+    if len(distinct) > _FEW_CANDIDATES:
+        equal = known[distinct] == np.array(signature, dtype=np.uint64)
+        counts = dict(zip(distinct, np.count_nonzero(equal, axis=1).tolist(), strict=True))
+    else:
+        # numpy costs microseconds a call: on a few candidates, plain comparisons are sooner.
+        counts = {story: sum(map(eq, signature, stories[story].signature)) for story in distinct}
+    top = max(counts.values())
+    if top / PERMUTATIONS < SIMILARITY:
         return None
-    return candidates[len(candidates) - 1 - int(np.argmax(scores[::-1] == top))]
+    return next(story for story in reversed(candidates) if counts[story] == top)
