@@ -88,6 +88,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# ASCII letter runs that normalise() changes: a lone "http(s)" (a link), "xD", "xP" (faces).
+_NORMALISED_LETTER_RUNS = re.compile(r"^https?$|[xX]", re.IGNORECASE)
 # French elided clitics: "l'état" is "le état"; "n'" is the negation particle, kept as a cue.
 _ELISION = re.compile(r"^(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
 # "can't" and "won't" are not "ca" + "not" and "wo" + "not".
@@ -170,6 +172,8 @@ def tokenise(text: str) -> list[Token]:
 @lru_cache(maxsize=1 << 16)
 def _run_tokens(run: str) -> tuple[Token, ...]:
     """Tokens of one whitespace-free run (a tuple of frozen tokens: safe to share)."""
+    if run.isascii() and run.isalpha() and not _NORMALISED_LETTER_RUNS.search(run):
+        return _word_tokens(run)  # the most common run, one plain word: normalise() keeps it
     tokens: list[Token] = []
     for match in _TOKEN.finditer(normalise(run)):
         kind = match.lastgroup or "symbol"
@@ -326,19 +330,28 @@ def dense_features(tokens: Sequence[Token], lexicon: dict[str, float]) -> list[f
             elif kind == "punct":
                 exclamations += text.count("!")
                 questions += text.count("?")
+    return _dense_values(
+        (pos_sum, neg_sum, valence_max, valence_min),
+        (pos_count, neg_count),
+        (emoticon_pos, emoticon_neg, exclamations, questions, negations, shouted),
+    )
+
+
+def _dense_values(
+    valences: tuple[float, float, float, float],
+    lexicon_counts: tuple[int, int],
+    cues: tuple[int, int, int, int, int, int],
+) -> list[float]:
+    """DENSE_FEATURE_NAMES' values from valence sums and extremes, and counts (scaled ~0..1)."""
+    pos_sum, neg_sum, valence_max, valence_min = valences
     return [
         pos_sum / 4.0,
         neg_sum / 4.0,
-        math.log1p(pos_count),
-        math.log1p(neg_count),
+        math.log1p(lexicon_counts[0]),
+        math.log1p(lexicon_counts[1]),
         valence_max / 4.0,
         valence_min / 4.0,
-        min(emoticon_pos, 3) / 3.0,
-        min(emoticon_neg, 3) / 3.0,
-        min(exclamations, 3) / 3.0,
-        min(questions, 3) / 3.0,
-        min(negations, 3) / 3.0,
-        min(shouted, 3) / 3.0,
+        *(min(count, 3) / 3.0 for count in cues),
     ]
 
 
@@ -463,7 +476,7 @@ class SentimentModel:
                 counts[2] += text.count("!")
                 counts[3] += text.count("?")
         run_number = len(self.run_offsets) - 1
-        self.run_indices.extend(index for index in indices if index >= 0)
+        self.run_indices.extend([index for index in indices if index >= 0])
         self.run_offsets.append(len(self.run_indices))
         features: _RunFeatures = (
             run_number,
@@ -485,11 +498,16 @@ class SentimentModel:
         """
         if len(self.run_cache) >= SCORING_CACHE_SIZE:
             self.clear_caches()  # crude bound on memory for endless streams
-        batches = [
-            self._batch_probabilities(texts[start : start + SCORING_BATCH_SIZE])
-            for start in range(0, len(texts), SCORING_BATCH_SIZE)
-        ]
-        return np.concatenate(batches) if batches else np.zeros((0, 3))
+        if not texts:
+            return np.zeros((0, 3))
+        if len(texts) <= SCORING_BATCH_SIZE:
+            return self._batch_probabilities(texts)
+        return np.concatenate(
+            [
+                self._batch_probabilities(texts[start : start + SCORING_BATCH_SIZE])
+                for start in range(0, len(texts), SCORING_BATCH_SIZE)
+            ]
+        )
 
     def _batch_probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         run_cache = self.run_cache
@@ -501,7 +519,7 @@ class SentimentModel:
         word_indices: list[int] = []
         add_index = word_indices.append
         word_indices_per_text: list[int] = []
-        dense_raw: list[tuple[float, ...]] = []
+        dense_rows: list[list[float]] = []
         for text in texts:
             runs_before = len(run_numbers)
             indices_before = len(word_indices)
@@ -560,26 +578,17 @@ class SentimentModel:
                         negation_left = NEGATION_SCOPE
             runs_per_text.append(len(run_numbers) - runs_before)
             word_indices_per_text.append(len(word_indices) - indices_before)
-            dense_raw.append(
-                (
-                    pos_sum,
-                    neg_sum,
-                    pos_count,
-                    neg_count,
-                    valence_max,
-                    valence_min,
-                    emoticon_pos,
-                    emoticon_neg,
-                    exclamations,
-                    questions,
-                    negations,
-                    shouted,
+            dense_rows.append(
+                _dense_values(
+                    (pos_sum, neg_sum, valence_max, valence_min),
+                    (pos_count, neg_count),
+                    (emoticon_pos, emoticon_neg, exclamations, questions, negations, shouted),
                 )
             )
         sparse = self._sparse_logits(
             run_numbers, runs_per_text, word_indices, word_indices_per_text
         )
-        return _softmax(sparse + self._dense_logits(dense_raw))
+        return _softmax(sparse + self._dense_logits(dense_rows))
 
     def _sparse_logits(
         self,
@@ -596,8 +605,9 @@ class SentimentModel:
         starts = np.frombuffer(self.run_offsets, dtype=np.int64)[runs]
         lengths = np.frombuffer(self.run_offsets, dtype=np.int64)[runs + 1] - starts
         # Each run's slice of run_indices, laid end to end.
-        positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
-            lengths.sum()
+        ends = lengths.cumsum()
+        positions = np.repeat(starts - ends + lengths, lengths) + np.arange(
+            ends[-1] if len(ends) else 0
         )
         # One key per (text, feature): int32 when it fits, as sorting those is twice as fast.
         key_type = np.int32 if count * rows < 2**31 else np.int64
@@ -621,24 +631,19 @@ class SentimentModel:
         weights = np.take(self.class_weights, keys - text_of_key * rows, axis=1)
         sums = np.zeros((count, 3))
         if len(keys):
-            text_starts_in_keys = np.cumsum(features_per_text) - features_per_text
+            text_starts_in_keys = features_per_text.cumsum() - features_per_text
             sums[present] = np.add.reduceat(weights, text_starts_in_keys[present], axis=1).T
         inverse_norms = np.zeros(count)
         inverse_norms[present] = 1.0 / np.sqrt(features_per_text[present])
         logits: npt.NDArray[np.float64] = sums * inverse_norms[:, None]
         return logits
 
-    def _dense_logits(self, dense_raw: list[tuple[float, ...]]) -> npt.NDArray[np.float64]:
-        """dense_features' values, from raw sums and counts, times their weights, plus bias."""
-        raw = np.asarray(dense_raw, dtype=np.float64).reshape(-1, len(DENSE_FEATURE_NAMES))
-        dense = np.empty_like(raw)
-        dense[:, [0, 1, 4, 5]] = raw[:, [0, 1, 4, 5]] / 4.0
-        dense[:, [2, 3]] = np.log1p(raw[:, [2, 3]])
-        dense[:, 6:] = np.minimum(raw[:, 6:], 3.0) / 3.0
+    def _dense_logits(self, dense_rows: list[list[float]]) -> npt.NDArray[np.float64]:
+        """Dense features times their weights, plus the bias."""
         # Multiply-and-sum, not matmul: BLAS may round a 1-row product differently.
-        logits: npt.NDArray[np.float64] = (dense[:, :, None] * self.dense_weights[None, :, :]).sum(
-            axis=1
-        ) + self.bias
+        logits: npt.NDArray[np.float64] = (
+            np.asarray(dense_rows)[:, :, None] * self.dense_weights[None, :, :]
+        ).sum(axis=1) + self.bias
         return logits
 
 
@@ -673,6 +678,9 @@ def _language_identifier() -> Any:
     # An identifier of our own: restricting py3langid's module-level one would leak elsewhere.
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(SUPPORTED_LANGUAGES))
+    # py3langid keeps its table for all languages (28 MB) for a later set_languages(); this
+    # identifier never changes languages, so only the French and English columns are kept.
+    identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
     return identifier
 
 

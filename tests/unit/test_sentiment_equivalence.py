@@ -172,3 +172,18 @@ def test_tokens_of_runs_are_the_tokens_of_the_whole_text(text: str) -> None:
 def test_probabilities_follow_the_training_features(text: str, lang: Language) -> None:
     fast = load_model(lang).probabilities([text, "padding so the batch has two texts"])[0]
     assert np.allclose(fast, reference_probabilities(text, lang), rtol=0, atol=TOLERANCE)
+
+
+def test_the_language_identifier_keeps_only_french_and_english_columns() -> None:
+    identifier = sentiment._language_identifier()
+    assert sorted(identifier.nb_classes) == ["en", "fr"]
+    # The table for every language (28 MB) is released; the one used stays.
+    assert all(
+        part is used
+        for part, used in zip(
+            identifier._full_model,
+            (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes),
+            strict=True,
+        )
+    )
+    assert identifier.classify("Le gouvernement annonce une nouvelle loi sur l'énergie")[0] == "fr"
