@@ -383,6 +383,9 @@ class SentimentResult:
 #   factor, is a negation cue, boost it gives the next word); a missing index is -1;
 # - counts of the dense features that do not depend on context (None when all zero).
 _WordStep = tuple[int, int, float, float, bool, float]
+# A word's (or emoji's) word index, negated-word index, valence, is a negation cue, boost it gives
+# the next word, and the indices of its char n-grams.
+_WordFeatures = tuple[int, int, float, bool, float, tuple[int, ...]]
 _RunCounts = tuple[int, int, int, int, int, int]  # emoticons +/-, "!", "?", negations, shouted
 _RunFeatures = tuple[int, str, str, tuple[_WordStep | None, ...], _RunCounts | None]
 
@@ -401,6 +404,7 @@ class SentimentModel:
     # Runs and bigrams recur from text to text: these skip most string building and look-ups.
     run_cache: dict[str, _RunFeatures | None] = field(default_factory=dict)
     bigram_cache: dict[tuple[str, str], int] = field(default_factory=dict)
+    word_cache: dict[str, _WordFeatures] = field(default_factory=dict)
     # Run number n's context-free sparse indices: run_indices[run_offsets[n]:run_offsets[n+1]].
     run_indices: array[int] = field(default_factory=lambda: array("i"))
     run_offsets: array[int] = field(default_factory=lambda: array("q", [0]))
@@ -429,6 +433,7 @@ class SentimentModel:
     def clear_caches(self) -> None:
         self.run_cache.clear()
         self.bigram_cache.clear()
+        self.word_cache.clear()
         del self.run_indices[:]
         del self.run_offsets[1:]
 
@@ -439,6 +444,23 @@ class SentimentModel:
         self.bigram_cache[previous, text] = index
         return index
 
+    def _word_features(self, text: str, kind: str) -> _WordFeatures:
+        """A word's (or emoji's) indices, valence and cues, the same in every run."""
+        feature_index = self.feature_index
+        ngrams = char_ngrams(text) if kind == "word" and len(text) > 1 else []
+        features: _WordFeatures = (
+            feature_index.get("w:" + text, -1),
+            feature_index.get("n:" + text, -1),
+            self.lexicon.get(text, 0.0),
+            text in NEGATION_CUES,
+            1.3 if text in _INTENSIFIERS else 1.0,
+            tuple(index for index in map(feature_index.get, ngrams, repeat(-1)) if index >= 0),
+        )
+        if len(self.word_cache) >= SCORING_CACHE_SIZE:
+            self.word_cache.clear()  # crude bound on memory for endless streams
+        self.word_cache[text] = features
+        return features
+
     def _run_features(self, run: str) -> _RunFeatures | None:
         """What scoring needs of one run; mirrors word_level_features and dense_features."""
         tokens = _run_tokens(run)
@@ -446,6 +468,7 @@ class SentimentModel:
             self.run_cache[run] = None
             return None
         feature_index = self.feature_index
+        word_cache = self.word_cache
         indices: list[int] = []
         steps: list[_WordStep | None] = []
         counts = [0, 0, 0, 0, 0, 0]
@@ -456,19 +479,11 @@ class SentimentModel:
                 indices.append(feature_index.get("b:" + previous + " " + text, -1))
             previous = text
             if kind in ("word", "emoji"):
-                is_cue = text in NEGATION_CUES
-                steps.append(
-                    (
-                        feature_index.get("w:" + text, -1),
-                        feature_index.get("n:" + text, -1),
-                        self.lexicon.get(text, 0.0),
-                        1.25 if token.shouted else 1.0,
-                        is_cue,
-                        1.3 if text in _INTENSIFIERS else 1.0,
-                    )
-                )
-                if kind == "word" and len(text) > 1:
-                    indices.extend(map(feature_index.get, char_ngrams(text), repeat(-1)))
+                word = word_cache.get(text) or self._word_features(text, kind)
+                word_index, negated_index, valence, is_cue, next_boost, ngram_indices = word
+                shout_factor = 1.25 if token.shouted else 1.0
+                steps.append((word_index, negated_index, valence, shout_factor, is_cue, next_boost))
+                indices.extend(ngram_indices)
                 counts[4] += is_cue
                 counts[5] += token.shouted
                 continue
