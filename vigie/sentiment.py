@@ -21,12 +21,13 @@ Measured (bench/bench_sentiment.py; 3-class macro-F1; val scored once, after the
 - French:  CV on train 0.669 +- 0.009, val 0.648 (majority class 0.167).
 - English: CV on train 0.622 +- 0.023, val 0.644 (vaderSentiment 0.605 on the same val).
 - Throughput on one core, 2,163 distinct tweets (runs vary by ~15%; the machine was shared):
-  score_texts with every cache cleared first 2,500-3,000 texts/s, warm caches 17,000-19,000
-  (4,200-4,400 before run-by-run scoring); score_text one by one, caches cleared, 1,300-1,700/s;
-  score_texts with lang="auto" 2,400-2,500/s. Issue 3's first poll (17,612 matched mentions
-  of 1,000 feeds): enrich_mentions 2.2 s of CPU, 8,100 texts/s (10.1 s, 1,750/s before).
-  Most of a text is runs already seen (words with their punctuation), whose features are
-  resolved once; a text of only new words costs what it did.
+  score_texts with every cache cleared first 2,900-3,400 texts/s (as before), warm caches
+  18,000-21,500 (3,800-5,900 before run-by-run scoring); score_text one by one, caches cleared,
+  1,500-1,800/s (2,000-2,600 before: numpy's fixed cost per call); lang="auto" 2,700-2,800/s.
+  Issue 3's first poll (17,612 matched mentions of 1,000 feeds): enrich_mentions 2.2 s of CPU,
+  about 8,000 texts/s (about 10.5 s, 1,700/s before), and +13 MB of peak memory (+255 MB
+  before: the batch is scored 1,024 texts at a time). Most of a text is runs already seen
+  (words with their punctuation), resolved once; a text of only new words costs what it did.
   Loading both models: about 0.1 s and 17 MB, once per process (functools.cache); the
   language identifier 46 MB (its all-language table is dropped).
 
