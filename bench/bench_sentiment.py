@@ -47,7 +47,8 @@ def macro_f1(truth: Sequence[int], predicted: Sequence[int]) -> float:
 def clear_caches(lang: Language) -> None:
     # Cold start for every word: the tokeniser's, the n-grams' and the model's caches.
     sentiment._word_tokens.cache_clear()
-    load_model(lang).ngram_index_cache.clear()
+    sentiment._run_tokens.cache_clear()
+    load_model(lang).clear_caches()
 
 
 def texts_per_second(run: Callable[[], object], count: int) -> float:

@@ -20,10 +20,16 @@ SemEval-2017 English, DEFT-2017 French), L2 strength chosen by stratified 5-fold
 Measured (bench/bench_sentiment.py; 3-class macro-F1; val scored once, after the choice):
 - French:  CV on train 0.669 +- 0.009, val 0.648 (majority class 0.167).
 - English: CV on train 0.622 +- 0.023, val 0.644 (vaderSentiment 0.605 on the same val).
-- Throughput on one core, 2,163 distinct tweets, caches cold (runs vary by ~15%):
-  score_texts 2,500-3,000 texts/s (warm caches 3,000-4,800); score_text one by one
-  1,800-2,200/s; score_texts with lang="auto" 1,150-1,500/s (py3langid dominates).
-  Loading both models: about 0.15 s, once per process (functools.cache).
+- Throughput on one core, 2,163 distinct tweets (runs vary by ~15%; the machine was shared):
+  score_texts with every cache cleared first 2,900-3,400 texts/s (as before), warm caches
+  18,000-21,500 (3,800-5,900 before run-by-run scoring); score_text one by one, caches cleared,
+  1,500-1,800/s (2,000-2,600 before: numpy's fixed cost per call); lang="auto" 2,700-2,800/s.
+  Issue 3's first poll (17,612 matched mentions of 1,000 feeds): enrich_mentions 2.2 s of CPU,
+  about 8,000 texts/s (about 10.5 s, 1,700/s before), and +13 MB of peak memory (+255 MB
+  before: the batch is scored 1,024 texts at a time). Most of a text is runs already seen
+  (words with their punctuation), resolved once; a text of only new words costs what it did.
+  Loading both models: about 0.1 s and 17 MB, once per process (functools.cache); the
+  language identifier 46 MB (its all-language table is dropped).
 
 Licences: the models (vigie/data/sentiment_{fr,en}.json.gz) embed word valences from the
 VADER lexicon (MIT, C.J. Hutto) and from its French translation shipped in vaderSentiment-fr
@@ -39,10 +45,12 @@ import json
 import math
 import re
 import unicodedata
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib.resources import files
+from itertools import repeat
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -52,7 +60,8 @@ Language = Literal["fr", "en"]
 LABELS: Final[tuple[str, str, str]] = ("negative", "neutral", "positive")
 SUPPORTED_LANGUAGES: Final[tuple[Language, Language]] = ("fr", "en")
 MODEL_FORMAT_VERSION: Final = 1
-NGRAM_INDEX_CACHE_SIZE: Final = 1 << 17
+SCORING_CACHE_SIZE: Final = 1 << 17  # entries per cache of a model
+SCORING_BATCH_SIZE: Final = 1024  # texts whose feature indices are in memory at once
 
 # Below this many characters (URLs and @user removed) language identification is a coin toss.
 MIN_CHARS_FOR_DETECTION: Final = 20
@@ -85,6 +94,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# ASCII letter runs that normalise() changes: a lone "http(s)" (a link), "xD", "xP" (faces).
+_NORMALISED_LETTER_RUNS = re.compile(r"^https?$|[xX]", re.IGNORECASE)
 # French elided clitics: "l'état" is "le état"; "n'" is the negation particle, kept as a cue.
 _ELISION = re.compile(r"^(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
 # "can't" and "won't" are not "ca" + "not" and "wo" + "not".
@@ -156,8 +167,21 @@ class Token:
 
 def tokenise(text: str) -> list[Token]:
     """Tokens of `text`: words split at elisions, hashtags split into words, emoji kept."""
+    # No token and no normalise() pattern spans whitespace, so a text's tokens are those of its
+    # whitespace-free runs in order; runs recur from text to text and are tokenised once.
     tokens: list[Token] = []
-    for match in _TOKEN.finditer(normalise(text)):
+    for run in text.split():
+        tokens.extend(_run_tokens(run))
+    return tokens
+
+
+@lru_cache(maxsize=1 << 16)
+def _run_tokens(run: str) -> tuple[Token, ...]:
+    """Tokens of one whitespace-free run (a tuple of frozen tokens: safe to share)."""
+    if run.isascii() and run.isalpha() and not _NORMALISED_LETTER_RUNS.search(run):
+        return _word_tokens(run)  # the most common run, one plain word: normalise() keeps it
+    tokens: list[Token] = []
+    for match in _TOKEN.finditer(normalise(run)):
         kind = match.lastgroup or "symbol"
         raw = match.group()
         if kind == "hashtag":
@@ -176,7 +200,7 @@ def tokenise(text: str) -> list[Token]:
         if kind == "punct":
             raw = "..." if raw in ("…",) or raw.startswith("..") else raw[:3]
         tokens.append(Token(raw, kind))
-    return tokens
+    return tuple(tokens)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -312,19 +336,28 @@ def dense_features(tokens: Sequence[Token], lexicon: dict[str, float]) -> list[f
             elif kind == "punct":
                 exclamations += text.count("!")
                 questions += text.count("?")
+    return _dense_values(
+        (pos_sum, neg_sum, valence_max, valence_min),
+        (pos_count, neg_count),
+        (emoticon_pos, emoticon_neg, exclamations, questions, negations, shouted),
+    )
+
+
+def _dense_values(
+    valences: tuple[float, float, float, float],
+    lexicon_counts: tuple[int, int],
+    cues: tuple[int, int, int, int, int, int],
+) -> list[float]:
+    """DENSE_FEATURE_NAMES' values from valence sums and extremes, and counts (scaled ~0..1)."""
+    pos_sum, neg_sum, valence_max, valence_min = valences
     return [
         pos_sum / 4.0,
         neg_sum / 4.0,
-        math.log1p(pos_count),
-        math.log1p(neg_count),
+        math.log1p(lexicon_counts[0]),
+        math.log1p(lexicon_counts[1]),
         valence_max / 4.0,
         valence_min / 4.0,
-        min(emoticon_pos, 3) / 3.0,
-        min(emoticon_neg, 3) / 3.0,
-        min(exclamations, 3) / 3.0,
-        min(questions, 3) / 3.0,
-        min(negations, 3) / 3.0,
-        min(shouted, 3) / 3.0,
+        *(min(count, 3) / 3.0 for count in cues),
     ]
 
 
@@ -342,6 +375,22 @@ class SentimentResult:
     label: str  # "negative", "neutral" or "positive"
 
 
+# Per run (whitespace-free piece of text), what scoring needs, resolved once against a model:
+# - its number in the model's run tables, which hold the sparse indices that do not depend on
+#   the neighbouring runs: char n-grams of words, "t:" features, bigrams inside the run;
+# - its first and last token texts, for the bigrams across runs;
+# - one step per token for the negation and intensifier state carried from token to token:
+#   None for a token that resets it, else (word index, negated-word index, valence, shout
+#   factor, is a negation cue, boost it gives the next word); a missing index is -1;
+# - counts of the dense features that do not depend on context (None when all zero).
+_WordStep = tuple[int, int, float, float, bool, float]
+# A word's (or emoji's) word index, negated-word index, valence, is a negation cue, boost it gives
+# the next word, and the indices of its char n-grams.
+_WordFeatures = tuple[int, int, float, bool, float, tuple[int, ...]]
+_RunCounts = tuple[int, int, int, int, int, int]  # emoticons +/-, "!", "?", negations, shouted
+_RunFeatures = tuple[int, str, str, tuple[_WordStep | None, ...], _RunCounts | None]
+
+
 @dataclass(frozen=True)
 class SentimentModel:
     """Weights of one language's classifier, as written by tools/train_sentiment.py."""
@@ -352,8 +401,14 @@ class SentimentModel:
     dense_weights: npt.NDArray[np.float64]  # (n_dense, 3), already multiplied by dense_scale
     bias: npt.NDArray[np.float64]  # (3,)
     lexicon: dict[str, float]
-    # word -> indices of its known char n-grams; words recur, so this skips most look-ups.
-    ngram_index_cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    class_weights: npt.NDArray[np.float64]  # sparse_weights.T, contiguous: faster to gather
+    # Runs and bigrams recur from text to text: these skip most string building and look-ups.
+    run_cache: dict[str, _RunFeatures | None] = field(default_factory=dict)
+    bigram_cache: dict[tuple[str, str], int] = field(default_factory=dict)
+    word_cache: dict[str, _WordFeatures] = field(default_factory=dict)
+    # Run number n's context-free sparse indices: run_indices[run_offsets[n]:run_offsets[n+1]].
+    run_indices: array[int] = field(default_factory=lambda: array("i"))
+    run_offsets: array[int] = field(default_factory=lambda: array("q", [0]))
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> SentimentModel:
@@ -373,58 +428,250 @@ class SentimentModel:
             * float(payload["dense_scale"]),
             bias=np.asarray(payload["bias"], dtype=np.float64),
             lexicon={word: float(valence) for word, valence in payload["lexicon"].items()},
+            class_weights=np.ascontiguousarray(padded.T),
         )
 
-    def _ngram_indices(self, word: str) -> tuple[int, ...]:
+    def clear_caches(self) -> None:
+        self.run_cache.clear()
+        self.bigram_cache.clear()
+        self.word_cache.clear()
+        del self.run_indices[:]
+        del self.run_offsets[1:]
+
+    def _bigram_index(self, previous: str, text: str) -> int:
+        index = self.feature_index.get("b:" + previous + " " + text, -1)
+        if len(self.bigram_cache) >= SCORING_CACHE_SIZE:
+            self.bigram_cache.clear()  # crude bound on memory for endless streams
+        self.bigram_cache[previous, text] = index
+        return index
+
+    def _word_features(self, text: str, kind: str) -> _WordFeatures:
+        """A word's (or emoji's) indices, valence and cues, the same in every run."""
         feature_index = self.feature_index
-        indices = tuple(
-            index for index in map(feature_index.get, char_ngrams(word)) if index is not None
+        ngrams = char_ngrams(text) if kind == "word" and len(text) > 1 else []
+        features: _WordFeatures = (
+            feature_index.get("w:" + text, -1),
+            feature_index.get("n:" + text, -1),
+            self.lexicon.get(text, 0.0),
+            text in NEGATION_CUES,
+            1.3 if text in _INTENSIFIERS else 1.0,
+            tuple(index for index in map(feature_index.get, ngrams, repeat(-1)) if index >= 0),
         )
-        if len(self.ngram_index_cache) >= NGRAM_INDEX_CACHE_SIZE:
-            self.ngram_index_cache.clear()  # crude bound on memory for endless streams
-        self.ngram_index_cache[word] = indices
-        return indices
+        if len(self.word_cache) >= SCORING_CACHE_SIZE:
+            self.word_cache.clear()  # crude bound on memory for endless streams
+        self.word_cache[text] = features
+        return features
+
+    def _run_features(self, run: str) -> _RunFeatures | None:
+        """What scoring needs of one run; mirrors word_level_features and dense_features."""
+        tokens = _run_tokens(run)
+        if not tokens:
+            self.run_cache[run] = None
+            return None
+        feature_index = self.feature_index
+        word_cache = self.word_cache
+        indices: list[int] = []
+        steps: list[_WordStep | None] = []
+        counts = [0, 0, 0, 0, 0, 0]
+        previous = ""
+        for position, token in enumerate(tokens):
+            text, kind = token.text, token.kind
+            if position:
+                indices.append(feature_index.get("b:" + previous + " " + text, -1))
+            previous = text
+            if kind in ("word", "emoji"):
+                word = word_cache.get(text) or self._word_features(text, kind)
+                word_index, negated_index, valence, is_cue, next_boost, ngram_indices = word
+                shout_factor = 1.25 if token.shouted else 1.0
+                steps.append((word_index, negated_index, valence, shout_factor, is_cue, next_boost))
+                indices.extend(ngram_indices)
+                counts[4] += is_cue
+                counts[5] += token.shouted
+                continue
+            steps.append(None)
+            marked = kind in ("punct", "emopos", "emoneg")
+            indices.append(feature_index.get("t:" + (text if marked else kind), -1))
+            counts[0] += kind == "emopos"
+            counts[1] += kind == "emoneg"
+            if kind == "punct":
+                counts[2] += text.count("!")
+                counts[3] += text.count("?")
+        run_number = len(self.run_offsets) - 1
+        self.run_indices.extend([index for index in indices if index >= 0])
+        self.run_offsets.append(len(self.run_indices))
+        features: _RunFeatures = (
+            run_number,
+            tokens[0].text,
+            tokens[-1].text,
+            tuple(steps),
+            (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5])
+            if any(counts)
+            else None,
+        )
+        self.run_cache[run] = features
+        return features
 
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Class probabilities (negative, neutral, positive), one row per text."""
+        """Class probabilities (negative, neutral, positive), one row per text.
+
+        The same numbers as the logistic regression over sparse_features and dense_features
+        (what training uses), computed run by run from caches, and with numpy per batch.
+        """
+        if len(self.run_cache) >= SCORING_CACHE_SIZE:
+            self.clear_caches()  # crude bound on memory for endless streams
         if not texts:
             return np.zeros((0, 3))
-        feature_index = self.feature_index
-        ngram_cache = self.ngram_index_cache
-        padding_row = len(self.sparse_weights) - 1
-        all_indices: list[int] = []
-        starts: list[int] = []
-        inverse_norms: list[float] = []
+        if len(texts) <= SCORING_BATCH_SIZE:
+            return self._batch_probabilities(texts)
+        return np.concatenate(
+            [
+                self._batch_probabilities(texts[start : start + SCORING_BATCH_SIZE])
+                for start in range(0, len(texts), SCORING_BATCH_SIZE)
+            ]
+        )
+
+    def _batch_probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        run_cache = self.run_cache
+        bigram_cache = self.bigram_cache
+        run_numbers: list[int] = []
+        add_run = run_numbers.append
+        runs_per_text: list[int] = []
+        # Indices that depend on context: words (negated or not), bigrams across runs.
+        word_indices: list[int] = []
+        add_index = word_indices.append
+        word_indices_per_text: list[int] = []
         dense_rows: list[list[float]] = []
         for text in texts:
-            tokens = tokenise(text)
-            features, ngram_words = word_level_features(tokens)
-            index_set = {index for index in map(feature_index.get, features) if index is not None}
-            for word in ngram_words:
-                word_indices = ngram_cache.get(word)
-                if word_indices is None:
-                    word_indices = self._ngram_indices(word)
-                index_set.update(word_indices)
-            indices = sorted(index_set)  # a fixed order keeps sums reproducible
-            starts.append(len(all_indices))
-            # Binary features, L2-normalised: each present feature weighs 1/sqrt(count).
-            inverse_norms.append(1.0 / math.sqrt(len(indices)) if indices else 0.0)
-            all_indices.extend(indices or [padding_row])
-            dense_rows.append(dense_features(tokens, self.lexicon))
-        gathered = self.sparse_weights[np.asarray(all_indices, dtype=np.intp)]
-        sparse_logits = np.add.reduceat(gathered, np.asarray(starts, dtype=np.intp), axis=0)
-        logits = (
-            sparse_logits * np.asarray(inverse_norms)[:, None]
-            # Multiply-and-sum, not matmul: BLAS may round a 1-row product differently.
-            + (np.asarray(dense_rows)[:, :, None] * self.dense_weights[None, :, :]).sum(axis=1)
-            + self.bias
+            runs_before = len(run_numbers)
+            indices_before = len(word_indices)
+            previous = "<s>"
+            negation_left = 0
+            boost = 1.0
+            pos_sum = neg_sum = valence_max = valence_min = 0.0
+            pos_count = neg_count = 0
+            emoticon_pos = emoticon_neg = exclamations = questions = negations = shouted = 0
+            for run in text.split():
+                features = run_cache[run] if run in run_cache else self._run_features(run)
+                if features is None:
+                    continue
+                run_number, first, last, steps, counts = features
+                add_run(run_number)
+                index = bigram_cache.get((previous, first))
+                if index is None:
+                    index = self._bigram_index(previous, first)
+                if index >= 0:
+                    add_index(index)
+                previous = last
+                if counts is not None:
+                    emoticon_pos += counts[0]
+                    emoticon_neg += counts[1]
+                    exclamations += counts[2]
+                    questions += counts[3]
+                    negations += counts[4]
+                    shouted += counts[5]
+                for step in steps:
+                    if step is None:
+                        negation_left = 0
+                        boost = 1.0
+                        continue
+                    word_index, negated_index, valence, shout_factor, is_cue, next_boost = step
+                    if valence:
+                        valence *= boost * shout_factor
+                    if negation_left > 0:
+                        negation_left -= 1
+                        valence *= NEGATION_FACTOR
+                        word_index = negated_index
+                    if word_index >= 0:
+                        add_index(word_index)
+                    if valence:
+                        if valence > 0:
+                            pos_sum += valence
+                            pos_count += 1
+                        else:
+                            neg_sum += valence
+                            neg_count += 1
+                        if valence > valence_max:
+                            valence_max = valence
+                        elif valence < valence_min:
+                            valence_min = valence
+                    boost = next_boost
+                    if is_cue:
+                        negation_left = NEGATION_SCOPE
+            runs_per_text.append(len(run_numbers) - runs_before)
+            word_indices_per_text.append(len(word_indices) - indices_before)
+            dense_rows.append(
+                _dense_values(
+                    (pos_sum, neg_sum, valence_max, valence_min),
+                    (pos_count, neg_count),
+                    (emoticon_pos, emoticon_neg, exclamations, questions, negations, shouted),
+                )
+            )
+        sparse = self._sparse_logits(
+            run_numbers, runs_per_text, word_indices, word_indices_per_text
         )
-        logits -= logits.max(axis=1, keepdims=True)
-        exponentials = np.exp(logits)
-        probabilities: npt.NDArray[np.float64] = exponentials / exponentials.sum(
-            axis=1, keepdims=True
+        return _softmax(sparse + self._dense_logits(dense_rows))
+
+    def _sparse_logits(
+        self,
+        run_numbers: list[int],
+        runs_per_text: list[int],
+        word_indices: list[int],
+        word_indices_per_text: list[int],
+    ) -> npt.NDArray[np.float64]:
+        """Per text, the sum of the weights of its distinct features, L2-normalised (binary)."""
+        count = len(runs_per_text)
+        rows = len(self.sparse_weights)
+        runs = np.asarray(run_numbers, dtype=np.intp)
+        # Views of the run tables live only within an expression: a view pins the table's size.
+        starts = np.frombuffer(self.run_offsets, dtype=np.int64)[runs]
+        lengths = np.frombuffer(self.run_offsets, dtype=np.int64)[runs + 1] - starts
+        # Each run's slice of run_indices, laid end to end.
+        ends = lengths.cumsum()
+        positions = np.repeat(starts - ends + lengths, lengths) + np.arange(
+            ends[-1] if len(ends) else 0
         )
-        return probabilities
+        # One key per (text, feature): int32 when it fits, as sorting those is twice as fast.
+        key_type = np.int32 if count * rows < 2**31 else np.int64
+        text_starts = np.arange(0, count * rows, rows, dtype=key_type)
+        keys = np.concatenate(
+            (
+                np.repeat(np.repeat(text_starts, runs_per_text), lengths)
+                + np.frombuffer(self.run_indices, dtype=np.int32)[positions],
+                np.repeat(text_starts, word_indices_per_text)
+                + np.asarray(word_indices, dtype=key_type),
+            )
+        )
+        # Distinct (text, feature) pairs: features are binary. A plain sort, as np.unique
+        # hashes, and that is several times slower here.
+        keys.sort()
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+        text_of_key = keys // rows
+        features_per_text = np.bincount(text_of_key, minlength=count)
+        present = features_per_text > 0
+        # Keys are grouped by text: sum each text's slice of weights, class by class.
+        weights = np.take(self.class_weights, keys - text_of_key * rows, axis=1)
+        sums = np.zeros((count, 3))
+        if len(keys):
+            text_starts_in_keys = features_per_text.cumsum() - features_per_text
+            sums[present] = np.add.reduceat(weights, text_starts_in_keys[present], axis=1).T
+        inverse_norms = np.zeros(count)
+        inverse_norms[present] = 1.0 / np.sqrt(features_per_text[present])
+        logits: npt.NDArray[np.float64] = sums * inverse_norms[:, None]
+        return logits
+
+    def _dense_logits(self, dense_rows: list[list[float]]) -> npt.NDArray[np.float64]:
+        """Dense features times their weights, plus the bias."""
+        # Multiply-and-sum, not matmul: BLAS may round a 1-row product differently.
+        logits: npt.NDArray[np.float64] = (
+            np.asarray(dense_rows)[:, :, None] * self.dense_weights[None, :, :]
+        ).sum(axis=1) + self.bias
+        return logits
+
+
+def _softmax(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities: npt.NDArray[np.float64] = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def model_resource_name(lang: str) -> str:
@@ -452,6 +699,9 @@ def _language_identifier() -> Any:
     # An identifier of our own: restricting py3langid's module-level one would leak elsewhere.
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(SUPPORTED_LANGUAGES))
+    # py3langid keeps its table for all languages (28 MB) for a later set_languages(); this
+    # identifier never changes languages, so only the French and English columns are kept.
+    identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
     return identifier
 
 
@@ -497,12 +747,6 @@ def detect_language(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _result(lang: str, probabilities: npt.NDArray[np.float64]) -> SentimentResult:
-    negative, _, positive = (float(value) for value in probabilities)
-    score = min(1.0, max(-1.0, positive - negative))
-    return SentimentResult(lang=lang, score=score, label=LABELS[int(np.argmax(probabilities))])
-
-
 def score_texts(texts: Sequence[str], lang: str) -> list[SentimentResult]:
     """Sentiment of each text; `lang` is "fr", "en" or "auto" (detected per text).
 
@@ -524,8 +768,11 @@ def score_texts(texts: Sequence[str], lang: str) -> list[SentimentResult]:
         probabilities[undetermined] = (
             load_model("fr").probabilities(subset) + load_model("en").probabilities(subset)
         ) / 2.0
+    scores = np.clip(probabilities[:, 2] - probabilities[:, 0], -1.0, 1.0).tolist()
+    label_ids = probabilities.argmax(axis=1).tolist()
     return [
-        _result(text_lang, row) for text_lang, row in zip(languages, probabilities, strict=True)
+        SentimentResult(lang=text_lang, score=score, label=LABELS[label_id])
+        for text_lang, score, label_id in zip(languages, scores, label_ids, strict=True)
     ]
 
 
