@@ -15,13 +15,16 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
 from vigie.errors import ConfigError, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
+
+if TYPE_CHECKING:
+    from tasks.delivery import DeliveryReport
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -910,6 +913,62 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watchdog(args: argparse.Namespace) -> int:
+    from tasks.load import send_pending
+    from tasks.watchdog import check_watch, duration_text, stop_notice_id
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    settings = _settings(args)
+    path = settings.warehouse_path
+    if not path.exists():
+        raise VigieError(
+            f"WATCH NOT STARTED: no warehouse at {path}, no cycle has ever run; "
+            "start it with vigie run --once, then vigie serve"
+        )
+    now = datetime.now(UTC)
+    with open_warehouse(path, lock_wait_s=30) as con:
+        state, queued = check_watch(Store(con), settings, now=now)
+    limit = duration_text(state.limit)
+    if state.last_watched_at is not None and state.silent_for is not None:
+        last = (
+            f"last cycle with a source answering: {state.last_cycle}, finished "
+            f"{state.last_watched_at:%Y-%m-%d %H:%M} UTC, {duration_text(state.silent_for)} ago"
+        )
+    else:
+        last = "no cycle has completed with a source answering"
+    if not state.stopped:
+        print(f"Watch running: {last} (limit {limit}).")
+        if queued:
+            _deliver_watchdog(send_pending(path, settings, load_secrets(settings), now=now))
+        return 0
+    print(f"WATCH STOPPED: {last} (limit {limit}).")
+    if not settings.operators:
+        print("Nobody to tell: the cell has no members ([[cell.members]] in the configuration).")
+        return EXIT_ERROR
+    _deliver_watchdog(send_pending(path, settings, load_secrets(settings), now=now))
+    notice = stop_notice_id(state)
+    with open_warehouse(path, lock_wait_s=30) as con:
+        delivery = Store(con).delivery_state(notice)
+    if delivery is not None and delivery[0] is not None:
+        print(f"The operators were told at {delivery[0]:%Y-%m-%d %H:%M} UTC ({notice}).")
+    elif delivery is not None:
+        _, attempts, error, not_before = delivery
+        retry = f" after {not_before:%H:%M} UTC" if not_before is not None else ""
+        print(
+            f"The operators are not told yet: {notice} failed {attempts} time(s) "
+            f"({error or 'not tried'}); the next run{retry} tries again."
+        )
+    return EXIT_ERROR
+
+
+def _deliver_watchdog(report: DeliveryReport) -> None:
+    for message_id in report.sent:
+        print(f"Sent: {message_id}")
+    for message_id, reason in report.failed.items():
+        print(f"Not sent now, kept in the outbox: {message_id} ({reason})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigie",
@@ -1224,6 +1283,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask nothing: take the defaults (--name is then required)",
     )
     init.set_defaults(func=cmd_init)
+    watchdog = sub.add_parser(
+        "watchdog",
+        help="dead man's switch for cron: tell the operators when no cycle has completed",
+        description=(
+            "Check that a watch cycle completed, with at least one source answering, within "
+            "health.watchdog_minutes (default: 3 scheduled cycles, 30 min at least). If not, "
+            "email the operators once per stop, and again when the watch is back. Meant for the "
+            "system's cron, every few minutes: it needs neither Prefect nor its server. "
+            "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing)."
+        ),
+    )
+    watchdog.set_defaults(func=cmd_watchdog)
     return parser
 
 

@@ -26,6 +26,13 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("vigie run", "a cycle every schedule.watch_every_minutes, until Ctrl-C"),
     ),
     "status": (("vigie status", "last cycle, health of every source, open alerts, outbox"),),
+    "watchdog": (
+        ("vigie watchdog", "exit 0 if a cycle completed recently, else tell the operators, exit 1"),
+        (
+            "*/5 * * * * vigie --config /srv/vigie/vigie.toml watchdog",
+            "a crontab line: checked every 5 minutes, outside Prefect",
+        ),
+    ),
     "quality": (
         ("vigie quality", "drift of the last 7 days: languages, empty texts, duplicates"),
         ("vigie quality --days 30 --json", "the last 30 days, as JSON"),

@@ -529,6 +529,9 @@ class Health(_Model):
     # Detection ignores windows where sources carrying less than this share of a topic's
     # usual volume were collected: a gap in collection is not calm, nor a baseline.
     min_coverage: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # The dead man's switch (`vigie watchdog`): the operators are told when no cycle has
+    # completed with a source answering for this long; unset, 3 scheduled cycles (30 min at least).
+    watchdog_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
 
 
 class Escalation(_Model):

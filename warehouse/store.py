@@ -910,6 +910,36 @@ class Store:
         ).fetchall()
         return rows[0] if rows else None
 
+    def last_watching_cycle(self) -> tuple[str, datetime] | None:
+        """The newest completed cycle in which a source (not a drill's) answered, and its end."""
+        rows = self.con.execute(
+            "SELECT c.cycle_id, c.finished_at FROM cycles c "
+            "WHERE c.finished_at IS NOT NULL AND EXISTS (SELECT 1 FROM source_runs r "
+            "WHERE r.cycle_id = c.cycle_id AND r.status IN ('ok', 'not_modified') "
+            f"AND r.source NOT IN {DRILL_SOURCES}) "
+            "ORDER BY c.finished_at DESC LIMIT 1"
+        ).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def delivery_state(
+        self, message_id: str
+    ) -> tuple[datetime | None, int, str | None, datetime | None] | None:
+        """A queued message's sent_at, attempts, last error and not_before (None: not queued)."""
+        rows = self.con.execute(
+            "SELECT sent_at, attempts, last_error, not_before FROM outbox WHERE message_id = ?",
+            [message_id],
+        ).fetchall()
+        return (rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
+    def last_notice(self, kinds: Sequence[str]) -> tuple[str, str] | None:
+        """The newest outbox message of these kinds, as (kind, message id)."""
+        rows = self.con.execute(
+            "SELECT kind, message_id FROM outbox WHERE kind IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY created_at DESC, message_id DESC LIMIT 1",
+            [list(kinds)],
+        ).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def source_health(self) -> list[tuple[Any, ...]]:
         return self.con.execute(
             "SELECT name, last_status, last_run_at, last_ok_at, consecutive_failures, last_error, "
