@@ -56,15 +56,19 @@ def _retry_after(response: urllib3.BaseHTTPResponse, attempt: int) -> float:
 def _read_capped(response: urllib3.BaseHTTPResponse, *, max_bytes: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    # stream() decompresses gzip and deflate, so the cap also bounds a compression bomb.
-    for chunk in response.stream(65536, decode_content=True):
+    while True:
+        if time.monotonic() > deadline:
+            raise FetchError("", "total deadline exceeded while reading the body")
+        # read1 returns what has arrived (a server dribbling a byte a second is caught by the
+        # deadline; read(n) would wait for n bytes), decompressed, so the cap also bounds a
+        # compression bomb.
+        chunk = response.read1(65536, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
         total += len(chunk)
         if total > max_bytes:
             raise FetchError("", f"response larger than {max_bytes} bytes (size cap)")
-        if time.monotonic() > deadline:
-            raise FetchError("", "total deadline exceeded while reading the body")
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class HttpClient:

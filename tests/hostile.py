@@ -1,0 +1,81 @@
+"""A raw TCP server on 127.0.0.1 that misbehaves the way real web servers do: it never answers,
+dribbles a byte at a time, sends an endless body, or resets the connection mid-body. FeedServer
+(vigie/localservers.py) speaks proper HTTP; this one is for the faults it cannot make."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+Behaviour = Callable[[socket.socket], None]
+HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+
+
+def never_answers(conn: socket.socket) -> None:
+    """Reads the request, then keeps the connection open without a word."""
+    conn.recv(65536)
+    time.sleep(30)
+
+
+def dribbles(conn: socket.socket) -> None:
+    """Announces 100 kB and sends one byte every 0.2 s: each read arrives within its timeout."""
+    conn.recv(65536)
+    conn.sendall(HEADERS + b"Content-Length: 100000\r\n\r\n<rss>")
+    for _ in range(300):
+        conn.sendall(b" ")
+        time.sleep(0.2)
+
+
+def endless_body(conn: socket.socket) -> None:
+    """A body without a length that never ends, as fast as the client reads."""
+    conn.recv(65536)
+    conn.sendall(HEADERS + b"Connection: close\r\n\r\n<rss><channel>")
+    block = b"<item><title>x</title></item>" * 2000
+    for _ in range(10_000):  # 600 MB at most, far over any cap
+        conn.sendall(block)
+
+
+def resets_mid_body(conn: socket.socket) -> None:
+    """Announces 10 kB, sends 100 bytes, then resets the connection (RST, not FIN)."""
+    conn.recv(65536)
+    conn.sendall(HEADERS + b"Content-Length: 10000\r\n\r\n" + b"<rss>" + b" " * 95)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@contextmanager
+def hostile_server(behaviour: Behaviour) -> Iterator[str]:
+    """Serve `behaviour` to every connection; yields the URL of a feed on it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        # OSError: the client gave up, which is what it should do.
+        with conn, contextlib.suppress(OSError):
+            behaviour(conn)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

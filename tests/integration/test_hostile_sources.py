@@ -1,0 +1,79 @@
+"""Issue 8's source faults, all in one collection beside a good feed: each is bounded, recorded
+with its reason, and the good feed is collected as if nothing happened."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from tasks.collect import collect_sources, fetch_sources
+from tests.hostile import dribbles, endless_body, hostile_server, never_answers, resets_mid_body
+from vigie.localservers import FeedServer
+from vigie.models import FetchResult
+from vigie.settings import Collection, Source
+
+ITEM = "<item><title>Rappel de fromages {n}</title><link>https://presse.example/{n}</link>"
+ITEM += "<guid>https://presse.example/{n}</guid></item>"
+GOOD = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>Bon</title>'
+    + "".join(ITEM.format(n=n) for n in range(3))
+    + "</channel></rss>"
+)
+# The same three entries, each twice: ids doubled in one document.
+DOUBLED = GOOD.replace("</channel>", "".join(ITEM.format(n=n) for n in range(3)) + "</channel>")
+ERROR_PAGE = "<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>"
+BOUNDS = Collection(
+    connect_timeout_s=1, read_timeout_s=1, deadline_s=3, retries=1, max_bytes=1_000_000
+)
+
+
+def test_every_source_fault_is_bounded_recorded_and_the_good_feed_collected(
+    feed_server: FeedServer,
+) -> None:
+    urls = {
+        "good": feed_server.set("/good.xml", GOOD),
+        "doubled": feed_server.set("/doubled.xml", DOUBLED),
+        "error page": feed_server.set("/error.xml", ERROR_PAGE, content_type="text/html"),
+        "429 storm": feed_server.set(
+            "/busy.xml", "slow down", status=429, headers={"Retry-After": "1"}
+        ),
+        "loop": feed_server.set("/a.xml", "", status=302, location=feed_server.url("/b.xml")),
+        "to a file": feed_server.set("/f.xml", "", status=301, location="file:///etc/passwd"),
+    }
+    feed_server.set("/b.xml", "", status=302, location=feed_server.url("/a.xml"))
+    with ExitStack() as stack:
+        for name, behaviour in [
+            ("never answers", never_answers),
+            ("dribbles", dribbles),
+            ("endless", endless_body),
+            ("reset", resets_mid_body),
+        ]:
+            urls[name] = stack.enter_context(hostile_server(behaviour))
+        sources = [Source(name=name, url=url) for name, url in urls.items()]
+        fetched: list[FetchResult] = []
+        worker = threading.Thread(
+            target=lambda: fetched.extend(fetch_sources(sources, {}, collection=BOUNDS))
+        )
+        worker.start()
+        worker.join(timeout=120)  # a hang guard, far above the bounds (3 s a source)
+        assert not worker.is_alive(), "a hostile source held the collection"
+    mentions, outcomes = collect_sources(
+        sources, fetched, collected_at=datetime.now(UTC), max_entries=100
+    )
+    reasons = {o.fetch.source: (o.status, o.error) for o in outcomes}
+    assert reasons["good"] == ("ok", None)
+    assert reasons["doubled"] == ("ok", None)
+    assert reasons["never answers"] == ("error", "timed out")
+    assert reasons["dribbles"] == ("error", "total deadline exceeded while reading the body")
+    assert reasons["endless"] == ("error", "response larger than 1000000 bytes (size cap)")
+    assert reasons["reset"][0] == "error"
+    assert str(reasons["reset"][1]).startswith("body could not be read")
+    assert reasons["error page"] == ("error", "not a feed: an HTML page")
+    assert reasons["429 storm"] == ("error", "HTTP 429 Too Many Requests")
+    assert reasons["loop"] == ("error", "too many redirects")
+    assert reasons["to a file"] == ("error", "redirected to a non-HTTP URL (refused)")
+    # The doubled ids are one mention each, with the good feed's copies merged in.
+    assert sorted(m.url for m in mentions) == [f"https://presse.example/{n}" for n in range(3)]
+    busy = [path for path, _ in feed_server.requests if path == "/busy.xml"]
+    assert len(busy) == 2  # Retry-After honoured once, within the deadline, then recorded
