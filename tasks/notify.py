@@ -363,7 +363,13 @@ def _describe_smtp_error(err: BaseException) -> str:
         )
         return f"SMTP {err.smtp_code}: {header_safe(detail, 200)}"
     if isinstance(err, smtplib.SMTPRecipientsRefused):
-        return "every recipient was refused"
+        # The server's answer for the first recipient says why (relay denied, unknown user).
+        first = next(iter(err.recipients.values()), None)
+        if first is None:
+            return "every recipient was refused"
+        code, answer = first
+        text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+        return f"every recipient was refused (SMTP {code}: {header_safe(text, 200)})"
     return f"{type(err).__name__}: {header_safe(str(err), 200)}"
 
 

@@ -79,3 +79,51 @@ def hostile_server(behaviour: Behaviour) -> Iterator[str]:
         stop.set()
         thread.join()
         listener.close()
+
+
+def _smtp_until_data(conn: socket.socket) -> bool:
+    """Speak SMTP up to the DATA command; False if the client left before."""
+    conn.sendall(b"220 hostile.example ESMTP\r\n")
+    reader = conn.makefile("rb")
+    while line := reader.readline():
+        command = line[:4].upper()
+        if command in (b"EHLO", b"HELO"):
+            conn.sendall(b"250 hostile.example\r\n")
+        elif command == b"DATA":
+            conn.sendall(b"354 go ahead\r\n")
+            reader.readline()  # the first line of the message, then the server is gone
+            return True
+        elif command == b"QUIT":
+            conn.sendall(b"221 bye\r\n")
+            return False
+        else:
+            conn.sendall(b"250 ok\r\n")
+    return False
+
+
+def smtp_drops_mid_data(conn: socket.socket) -> None:
+    """An SMTP server that takes the envelope, starts DATA, and drops the connection."""
+    if _smtp_until_data(conn):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def smtp_never_greets(conn: socket.socket) -> None:
+    """An SMTP server that accepts the connection and never says a word."""
+    time.sleep(30)
+
+
+def smtp_refuses_permanently(conn: socket.socket) -> None:
+    """An SMTP server that answers every message with a permanent 554."""
+    conn.sendall(b"220 hostile.example ESMTP\r\n")
+    reader = conn.makefile("rb")
+    while line := reader.readline():
+        command = line[:4].upper()
+        if command in (b"EHLO", b"HELO"):
+            conn.sendall(b"250 hostile.example\r\n")
+        elif command == b"RCPT":
+            conn.sendall(b"554 5.7.1 Relay access denied\r\n")
+        elif command == b"QUIT":
+            conn.sendall(b"221 bye\r\n")
+            return
+        else:
+            conn.sendall(b"250 ok\r\n")

@@ -11,9 +11,17 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tasks.delivery import MAX_ATTEMPTS, DeliveryReport, deliver
+from tests.hostile import (
+    Behaviour,
+    hostile_server,
+    smtp_drops_mid_data,
+    smtp_never_greets,
+    smtp_refuses_permanently,
+)
 from vigie.localservers import MailSink, free_port
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets
@@ -252,3 +260,29 @@ def test_quiet_hours_hold_a_digest_and_release_it_after(
         "<al-1.opened@vigie>",
         "<digest.daily.1@vigie>",
     ]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        (smtp_drops_mid_data, "SMTPServerDisconnected"),
+        (smtp_never_greets, "timed out"),
+        (smtp_refuses_permanently, "every recipient was refused (SMTP 554: 5.7.1 Relay access"),
+    ],
+)
+def test_a_hostile_smtp_server_loses_nothing_and_the_message_arrives_once_later(
+    tmp_path: Path, mail_sink: MailSink, behaviour: Behaviour, reason: str
+) -> None:
+    """Dropped mid-DATA, never greeting, refusing for good: the message stays in the outbox
+    with the reason, and a good server later gets it once."""
+    path = tmp_path / "wh.duckdb"
+    _queue(path, _message())
+    with hostile_server(behaviour) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        refused = _deliver(path, _email(port, timeout_s=2))
+    assert refused.sent == []
+    assert reason in refused.failed["al-1.opened"]
+    later = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=2))
+    again = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=5))
+    assert later.sent == ["al-1.opened"] and again.sent == []
+    assert len(mail_sink.messages()) == 1
