@@ -81,30 +81,32 @@ def hostile_server(behaviour: Behaviour) -> Iterator[str]:
         listener.close()
 
 
-def _smtp_until_data(conn: socket.socket) -> bool:
-    """Speak SMTP up to the DATA command; False if the client left before."""
+def _smtp(conn: socket.socket, *, rcpt: bytes = b"250 ok", drop_in_data: bool = False) -> None:
+    """Speak enough SMTP: each recipient gets `rcpt`; with `drop_in_data`, the connection is
+    reset once the first line of the message has arrived."""
     conn.sendall(b"220 hostile.example ESMTP\r\n")
     reader = conn.makefile("rb")
     while line := reader.readline():
         command = line[:4].upper()
         if command in (b"EHLO", b"HELO"):
             conn.sendall(b"250 hostile.example\r\n")
-        elif command == b"DATA":
+        elif command == b"RCPT":
+            conn.sendall(rcpt + b"\r\n")
+        elif command == b"DATA" and drop_in_data:
             conn.sendall(b"354 go ahead\r\n")
-            reader.readline()  # the first line of the message, then the server is gone
-            return True
+            reader.readline()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         elif command == b"QUIT":
             conn.sendall(b"221 bye\r\n")
-            return False
+            return
         else:
             conn.sendall(b"250 ok\r\n")
-    return False
 
 
 def smtp_drops_mid_data(conn: socket.socket) -> None:
     """An SMTP server that takes the envelope, starts DATA, and drops the connection."""
-    if _smtp_until_data(conn):
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _smtp(conn, drop_in_data=True)
 
 
 def smtp_never_greets(conn: socket.socket) -> None:
@@ -113,17 +115,5 @@ def smtp_never_greets(conn: socket.socket) -> None:
 
 
 def smtp_refuses_permanently(conn: socket.socket) -> None:
-    """An SMTP server that answers every message with a permanent 554."""
-    conn.sendall(b"220 hostile.example ESMTP\r\n")
-    reader = conn.makefile("rb")
-    while line := reader.readline():
-        command = line[:4].upper()
-        if command in (b"EHLO", b"HELO"):
-            conn.sendall(b"250 hostile.example\r\n")
-        elif command == b"RCPT":
-            conn.sendall(b"554 5.7.1 Relay access denied\r\n")
-        elif command == b"QUIT":
-            conn.sendall(b"221 bye\r\n")
-            return
-        else:
-            conn.sendall(b"250 ok\r\n")
+    """An SMTP server that refuses every recipient for good (554)."""
+    _smtp(conn, rcpt=b"554 5.7.1 Relay access denied")
