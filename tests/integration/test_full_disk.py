@@ -1,0 +1,94 @@
+"""A full disk under the warehouse: the load fails with one clear error, the warehouse keeps its
+last good state, and once there is room again the same load completes.
+
+The disk is a 6 MB tmpfs mounted for the test; mounting needs root (or CAP_SYS_ADMIN), and the
+test is skipped, saying so, where the machine does not allow it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vigie.errors import WarehouseError
+from vigie.models import FetchResult, Mention, SourceOutcome
+from vigie.settings import Source
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SOURCE = Source(name="Le Quotidien", url="https://quotidien.example/rss.xml")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small disk here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _mentions(cycle: str, count: int) -> list[Mention]:
+    return [
+        Mention(
+            mention_id=f"{cycle}-{n}",
+            source=SOURCE.name,
+            platform="news",
+            tier=3,
+            url=f"https://quotidien.example/{cycle}/{n}",
+            title=f"Rappel de fromages {n}",
+            summary=os.urandom(2000).hex(),  # incompressible: the disk fills for real
+            author=None,
+            published_at=NOW,
+            collected_at=NOW,
+            language="fr",
+            story_id=f"{cycle}-{n}",
+            topics=("marque",),
+        )
+        for n in range(count)
+    ]
+
+
+def _load(path: Path, cycle: str, mentions: list[Mention]) -> int:
+    fetch = FetchResult(
+        source=SOURCE.name, url=SOURCE.url, status="ok", started_at=NOW, duration_s=0.1
+    )
+    with open_warehouse(path) as con:
+        store = Store(con)
+        store.begin_cycle(cycle, NOW, None)
+        outcome = SourceOutcome(fetch, "ok", items=len(mentions))
+        return store.load_cycle(cycle, [SOURCE], [outcome], mentions, [], NOW).new_mentions
+
+
+def _stored(path: Path) -> int:
+    with open_warehouse(path) as con:
+        return int(con.execute("SELECT count(*) FROM mentions").fetchall()[0][0])
+
+
+def test_a_full_disk_is_one_clear_error_and_the_load_completes_once_there_is_room(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "vigie.duckdb"
+    assert _load(path, "c1", _mentions("c1", 200)) == 200
+    burst = _mentions("c2", 3000)  # about 12 MB: more than the disk has
+
+    with pytest.raises(WarehouseError, match="No space left on device"):
+        _load(path, "c2", burst)
+    assert _stored(path) == 200  # the last good state, whole
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    assert _load(path, "c2", burst) == 3000
+    assert _stored(path) == 3200
