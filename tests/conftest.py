@@ -99,6 +99,7 @@ def prefect_harness() -> Iterator[str]:
     """A real temporary Prefect server for the session; yields its API URL."""
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         temporary_settings,
     )
@@ -107,7 +108,11 @@ def prefect_harness() -> Iterator[str]:
     # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
     with (
         prefect_test_harness(server_startup_timeout=90),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        # The harness's server is SQLite, shared by tests that run cycles concurrently on a
+        # 2-core machine: its 503 bursts can outlast the default 5 retries (62 s of back-off).
+        temporary_settings(
+            updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_CLIENT_MAX_RETRIES: 8}
+        ),
     ):
         yield str(PREFECT_API_URL.value())
 

@@ -209,10 +209,23 @@ def test_a_malformed_extra_query_fails_the_run_at_once(
     assert not (config.parent / "wh" / "vigie.duckdb").exists()
 
 
+def _stop_incident(config: Path, api_url: str, by: str) -> subprocess.CompletedProcess[str]:
+    command = ["-m", "vigie.cli", "--config", str(config), "incident", "stop", "boycott"]
+    return subprocess.run(
+        [sys.executable, *command, "--by", by],
+        env=_prefect_env(api_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _prefect_env(api_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_API_URL=api_url,
+        # The test server is SQLite on a busy 2-core machine: ride out longer 503 bursts.
+        PREFECT_CLIENT_MAX_RETRIES="8",
         DO_NOT_TRACK="1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         GX_ANALYTICS_ENABLED="false",
@@ -254,48 +267,36 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
 
     incident = threading.Thread(target=run_incident, daemon=True)
     incident.start()
-    # The scheduled watch cycle, in its own process, on the same warehouse at the same time.
-    scheduled = subprocess.Popen(
-        [sys.executable, "-c", SCHEDULED_CYCLES, str(config)],
-        env=_prefect_env(prefect_harness),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not any(
-        "point de situation n° 1" in s for s in _subjects(mail_sink)
-    ):
-        assert incident.is_alive(), results
-        time.sleep(0.5)
-    out, err = scheduled.communicate(timeout=180)
-    assert scheduled.returncode == 0, err[-2000:]
-    assert out.count("cycle ") == 2
+    try:
+        # The scheduled watch cycle, in its own process, on the same warehouse at the same time.
+        scheduled = subprocess.Popen(
+            [sys.executable, "-c", SCHEDULED_CYCLES, str(config)],
+            env=_prefect_env(prefect_harness),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any(
+            "point de situation n° 1" in s for s in _subjects(mail_sink)
+        ):
+            assert incident.is_alive(), results
+            time.sleep(0.5)
+        out, err = scheduled.communicate(timeout=180)
+        assert scheduled.returncode == 0, err[-2000:]
+        assert out.count("cycle ") == 2
 
-    stop = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vigie.cli",
-            "--config",
-            str(config),
-            "incident",
-            "stop",
-            "boycott",
-            "--by",
-            "Awa Diallo",
-        ],
-        env=_prefect_env(prefect_harness),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert stop.returncode == 0, stop.stderr
-    assert "will stop after its current cycle" in stop.stdout
-    asked = time.monotonic()
-    incident.join(timeout=120)
-    assert not incident.is_alive()
+        stop = _stop_incident(config, prefect_harness, "Awa Diallo")
+        assert stop.returncode == 0, stop.stderr
+        assert "will stop after its current cycle" in stop.stdout
+        asked = time.monotonic()
+        incident.join(timeout=120)
+        assert not incident.is_alive()
+    finally:
+        if incident.is_alive():  # a failure above must not leave cycles running for later tests
+            _stop_incident(config, prefect_harness, "cleanup")
+            incident.join(timeout=120)
     print(f"stopped {time.monotonic() - asked:.1f} s after the request")
     outcome = results["outcome"]
     assert outcome["status"] == "stopped" and outcome["cycles"] >= 1
