@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -33,7 +34,14 @@ from tasks.normalise import (
 )
 from vigie.errors import ConfigError, FetchError
 from vigie.matching import compile_watches
-from vigie.models import EntryFreshness, FetchResult, Mention, SourceOutcome, SourceState
+from vigie.models import (
+    EntryFreshness,
+    FetchResult,
+    Mention,
+    SourceOutcome,
+    SourceState,
+    SourceStatus,
+)
 from vigie.progress import listener
 from vigie.settings import Collection, Source, Watch
 
@@ -132,6 +140,20 @@ def _discard(response: urllib3.BaseHTTPResponse) -> None:
     response.release_conn()
 
 
+def fetch_result(
+    source: Source, status: SourceStatus, *, started_at: datetime, t0: float, **fields: Any
+) -> FetchResult:
+    """The result of a fetch of `source` that began at `started_at` (monotonic `t0`)."""
+    return FetchResult(
+        source=source.name,
+        url=source.url,
+        status=status,
+        started_at=started_at,
+        duration_s=time.monotonic() - t0,
+        **fields,
+    )
+
+
 def failed_fetch(
     source: Source,
     reason: str,
@@ -141,14 +163,8 @@ def failed_fetch(
     http_status: int | None = None,
 ) -> FetchResult:
     """The result of a fetch that failed: the reason recorded, never raised."""
-    return FetchResult(
-        source=source.name,
-        url=source.url,
-        status="error",
-        started_at=started_at,
-        duration_s=time.monotonic() - t0,
-        http_status=http_status,
-        error=reason,
+    return fetch_result(
+        source, "error", started_at=started_at, t0=t0, http_status=http_status, error=reason
     )
 
 
@@ -229,12 +245,11 @@ def fetch_source(
                 continue
         if status == 304:
             _discard(response)
-            return FetchResult(
-                source=source.name,
-                url=source.url,
-                status="not_modified",
+            return fetch_result(
+                source,
+                "not_modified",
                 started_at=started_at,
-                duration_s=time.monotonic() - t0,
+                t0=t0,
                 http_status=304,
                 etag=state.etag if state else None,
                 last_modified=state.last_modified if state else None,
@@ -251,12 +266,11 @@ def fetch_source(
             _discard(response)
             return failed(f"body could not be read: {type(err).__name__}", status)
         response.release_conn()
-        return FetchResult(
-            source=source.name,
-            url=source.url,
-            status="ok",
+        return fetch_result(
+            source,
+            "ok",
             started_at=started_at,
-            duration_s=time.monotonic() - t0,
+            t0=t0,
             http_status=status,
             body=body,
             headers={name.lower(): response.headers[name] for name in response.headers},
