@@ -147,3 +147,30 @@ def test_max_entries_caps_the_entries(max_entries: int) -> None:
 def test_max_entries_above_the_count_returns_every_entry() -> None:
     entries, _ = parse_fixture("rss2.xml", max_entries=1000)
     assert len(entries) == 3
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        pytest.param('<!DOCTYPE rss [<!ENTITY xxe SYSTEM "{path}">]>', id="external-entity"),
+        pytest.param('<!DOCTYPE rss SYSTEM "{path}">', id="external-dtd"),
+        pytest.param('<!DOCTYPE rss [<!ENTITY % p SYSTEM "{path}"> %p;]>', id="parameter-entity"),
+    ],
+)
+def test_a_feed_cannot_make_vigie_read_a_local_file(doctype: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("LOCAL-FILE-MARKER-7f3a", encoding="utf-8")
+    head = doctype.format(path=secret.as_uri())
+    body = (
+        f'<?xml version="1.0"?>{head}<rss version="2.0"><channel><title>T &amp; &xxe;</title>'
+        "<item><title>Laiterie &xxe;</title><link>https://a.example/1</link></item>"
+        "</channel></rss>"
+    ).encode()
+    try:
+        entries, _ = parse_feed(
+            body, source="test", url="http://127.0.0.1/feeds/x", headers={}, max_entries=10
+        )
+    except ParseError as err:
+        assert "LOCAL-FILE-MARKER" not in str(err)
+    else:
+        assert "LOCAL-FILE-MARKER" not in repr(entries)
