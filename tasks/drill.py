@@ -32,7 +32,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.digest import cell_recipients
@@ -40,6 +39,7 @@ from tasks.load import send_pending
 from tasks.notify import TEXT as ALERT_TEXT
 from tasks.notify import header_safe
 from tasks.report import md_text
+from tasks.ui import publish_markdown
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer
 from vigie.models import OutboxMessage, SourceState
@@ -611,7 +611,7 @@ def report_drill_task(path: Path, settings: Settings, secrets: Secrets, drill_id
         assert record is not None
         store.queue(drill_report_message(settings, record), datetime.now(UTC))
     delivery = send_pending(path, settings, secrets)
-    create_markdown_artifact(
+    publish_markdown(
         key=drill_id,
         markdown=drill_markdown(record),
         description=f"Drill (exercise) {record.name}: time to detect and to acknowledge",

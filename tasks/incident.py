@@ -26,7 +26,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.digest import (
@@ -39,6 +38,7 @@ from tasks.digest import (
 from tasks.load import send_pending
 from tasks.notify import LEVEL_NAMES, _safe_href, header_safe
 from tasks.report import md_link, md_text
+from tasks.ui import publish_markdown
 from vigie.errors import QueryError, VigieError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.query import parse_query
@@ -883,7 +883,7 @@ def send_sitrep_task(
             now=datetime.now(UTC),
         )
     send_pending(path, settings, secrets)
-    create_markdown_artifact(
+    publish_markdown(
         key=_artifact_key(incident.incident_id, f"sitrep-{number}"),
         markdown=markdown,
         description=f"Situation report {number} of incident {_clean(incident.name, 80)}",
@@ -929,7 +929,7 @@ def finish_incident_task(
         ended_at=datetime.now(UTC),
         recipients=recipients,
     )
-    create_markdown_artifact(
+    publish_markdown(
         key=_artifact_key(incident.incident_id, "report"),
         markdown=markdown,
         description=f"Report of incident {_clean(incident.name, 80)} ({status})",

@@ -14,15 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal, cast
-from uuid import UUID
+from typing import Literal
 
 from prefect import task
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    update_progress_artifact,
-)
 from prefect.cache_policies import NO_CACHE
 
 from tasks.delivery import DeliveryReport
@@ -32,6 +26,7 @@ from tasks.load import send_pending
 from tasks.readiness import TeamOutcome, send_readiness
 from tasks.replay import ReplayedAlert, replay_history
 from tasks.report import md_text
+from tasks.ui import publish_markdown, publish_progress, update_progress
 from vigie.errors import ConfigError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings
@@ -291,7 +286,7 @@ def readiness_markdown(outcomes: Sequence[TeamOutcome]) -> str:
 
 
 def _publish(key: str, markdown: str, description: str) -> None:
-    create_markdown_artifact(key=key, markdown=markdown, description=description)
+    publish_markdown(key=key, markdown=markdown, description=description)
 
 
 @task(name="queue-digest", cache_policy=NO_CACHE)
@@ -351,16 +346,11 @@ def replay_task(
     settings: Settings, since: datetime, until: datetime, step: timedelta
 ) -> list[ReplayedAlert]:
     """Replay detection on a snapshot, showing its progress as a Prefect progress artifact."""
-    artifact_id = cast(
-        UUID,
-        create_progress_artifact(
-            progress=0.0, key="replay-progress", description="Share of the replay's steps assessed"
-        ),
-    )
+    artifact_id = publish_progress("replay-progress", "Share of the replay's steps assessed")
 
     def progress(done: int, total: int) -> None:
         if done == total or done % max(1, int(total * PROGRESS_EVERY)) == 0:
-            update_progress_artifact(artifact_id, progress=100.0 * done / total)
+            update_progress(artifact_id, 100.0 * done / total)
 
     return replay_on_snapshot(settings, since=since, until=until, step=step, progress=progress)
 

@@ -17,12 +17,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges
 from tasks.detect import TopicAssessment
 from tasks.notify import header_safe
+from tasks.ui import publish_markdown, publish_table
 from tasks.validate import ExpectationCheck, ValidationOutcome
 from vigie.models import QuarantinedMention, SourceOutcome
 from warehouse.connection import open_warehouse
@@ -312,7 +312,7 @@ def publish_summary_task(
     summary: dict[str, Any], stories: Sequence[Mapping[str, Any]] = ()
 ) -> None:
     """Show the cycle's summary as a markdown artifact in the Prefect UI."""
-    create_markdown_artifact(
+    publish_markdown(
         key="watch-cycle-summary",
         markdown=summary_markdown(summary, stories),
         description="What the last watch cycle collected, loaded and sent",
@@ -322,7 +322,7 @@ def publish_summary_task(
 @task(name="publish-top-stories", cache_policy=NO_CACHE)
 def publish_top_stories_task(stories: Sequence[Mapping[str, Any]]) -> None:
     """Show the day's top stories, with their links, as a table artifact in the Prefect UI."""
-    create_table_artifact(
+    publish_table(
         key="top-stories",
         table=top_story_rows(stories),
         description="Top stories of the last 24 hours: major outlets first, then reach",
@@ -374,12 +374,12 @@ def publish_validation_task(
     outcome: ValidationOutcome, run_checks: Sequence[ExpectationCheck]
 ) -> None:
     """Show each expectation's verdict and the quarantined rows in the Prefect UI."""
-    create_table_artifact(
+    publish_table(
         key="validation",
         table=validation_rows(outcome.checks, run_checks),
         description="Great Expectations verdicts on this cycle's mentions and source runs",
     )
-    create_markdown_artifact(
+    publish_markdown(
         key="quarantine",
         markdown=quarantine_markdown(outcome.quarantined),
         description="Mentions set apart by validation, with the expectations they failed",

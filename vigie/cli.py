@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
-from vigie.errors import ConfigError, VigieError, one_line
+from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
 
@@ -177,8 +177,25 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any(o.outcome == "failed" for o in outcomes) else 0
 
 
+def _cycle_finished_since(path: Path, started: datetime) -> dict[str, object] | None:
+    """The summary of a cycle that started at or after `started` and finished, if any."""
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    with open_warehouse(path, lock_wait_s=30) as con:
+        last = Store(con).last_cycle()
+    if last is None or last[1] < started or last[2] is None or not last[3]:
+        return None
+    summary: dict[str, object] = json.loads(last[3])
+    return summary
+
+
 def _run_cycle(config_path: Path) -> dict[str, object]:
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
     from flows.watch_cycle import watch_cycle
+    from tasks.ui import api_answers, api_url
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
 
@@ -189,28 +206,75 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     # reported in one line rather than as a failed flow run.
     with open_warehouse(settings.warehouse_path):
         pass
-    with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
-        return watch_cycle(str(config_path))
+    # A second earlier: the warehouse keeps microseconds, the flow's clock starts after this.
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    try:
+        with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
+            return watch_cycle(str(config_path))
+    except (httpx.HTTPError, PrefectHTTPStatusError) as err:
+        # Sources and SMTP do not use httpx: this is the Prefect API, gone during the cycle
+        # (the flow run's state could not be recorded). The warehouse says what was done.
+        url = api_url()
+        if url is None or api_answers(url):
+            raise
+        summary = _cycle_finished_since(settings.warehouse_path, started)
+        done = (
+            f"cycle {summary['cycle_id']} was loaded and its emails sent, but its run is not "
+            "recorded in Prefect"
+            if summary is not None
+            else "the cycle did not finish; the next one collects what it missed"
+        )
+        raise PrefectUnreachable(
+            f"the Prefect API at {url} stopped answering during the cycle "
+            f"({type(err).__name__}): {done}",
+            summary,
+        ) from err
+
+
+def _print_cycle(summary: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
+        return
+    failed = summary["sources_failed"]
+    print(
+        f"cycle {summary['cycle_id']}: {summary['sources_ok']} sources ok, "
+        f"{len(failed)} failed, {summary['new_mentions']} new mentions, "  # type: ignore[arg-type]
+        f"{len(summary['alerts_opened'])} alerts opened, "  # type: ignore[arg-type]
+        f"{summary['emails_sent']} emails sent ({summary['duration_s']:.1f} s)",
+        flush=True,
+    )
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without Prefect's at-exit flush: with its API gone, its event and log queues
+    would retry every item for minutes before the process could end (the data is in the
+    warehouse, and the queued items are only the run's telemetry for the UI)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tasks.ui import quiet_api_outage_logs
+
     config_path = resolve_config_path(args.config)
     settings = load_settings(config_path)
     # Alerts to placeholder addresses would reach nobody: say so where the watch is started.
     _warn_placeholders(settings, file=sys.stderr)
+    quiet_api_outage_logs()
     while True:
-        summary = _run_cycle(config_path)
-        if args.json:
-            print(json.dumps(summary, ensure_ascii=False), flush=True)
-        else:
-            failed = summary["sources_failed"]
-            print(
-                f"cycle {summary['cycle_id']}: {summary['sources_ok']} sources ok, "
-                f"{len(failed)} failed, {summary['new_mentions']} new mentions, "  # type: ignore[arg-type]
-                f"{len(summary['alerts_opened'])} alerts opened, "  # type: ignore[arg-type]
-                f"{summary['emails_sent']} emails sent ({summary['duration_s']:.1f} s)",
-                flush=True,
-            )
+        try:
+            _print_cycle(_run_cycle(config_path), args.json)
+        except PrefectUnreachable as err:
+            # The watch goes on without the UI: each cycle tries again, and the next one
+            # after the server is back collects what the skipped ones missed.
+            if err.summary is not None:
+                _print_cycle(err.summary, args.json)
+            if args.once:
+                print(f"vigie: {one_line(err)}", file=sys.stderr, flush=True)
+                _exit_now(EXIT_ERROR)
+            minutes = settings.schedule.watch_every_minutes
+            print(f"vigie: {one_line(err)}; next try in {minutes} min", file=sys.stderr, flush=True)
         if args.once:
             return 0
         time.sleep(settings.schedule.watch_every_minutes * 60)

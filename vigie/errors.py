@@ -24,6 +24,15 @@ class ConfigError(VigieError):
     """The configuration file is missing, unreadable or invalid; the message names the key."""
 
 
+class PrefectUnreachable(VigieError):
+    """The Prefect API does not answer: before a cycle (it does not start), or during one (its
+    `summary` is the cycle's when the cycle was loaded all the same, else None)."""
+
+    def __init__(self, message: str, summary: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 class SourceError(VigieError):
     """A source could not be collected; recorded in `source_runs`, never fatal to a cycle."""
 

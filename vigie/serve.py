@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from vigie.deployments import DeploymentSpec, ScheduleSpec
-from vigie.errors import ConfigError, VigieError, one_line
+from vigie.errors import ConfigError, PrefectUnreachable, one_line
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -54,7 +54,7 @@ def check_api_answers(env: Mapping[str, str] | None = None, *, timeout_s: float 
     try:
         requests.get(f"{url.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
     except (requests.RequestException, ValueError) as err:
-        raise VigieError(
+        raise PrefectUnreachable(
             f"the Prefect API at {url} does not answer ({type(err).__name__}): start it "
             f"(`prefect server start`), or unset {API_URL_ENV} to run with a temporary server"
         ) from err

@@ -156,12 +156,15 @@ def wait_healthy(api_url: str, process: subprocess.Popen[bytes], timeout_s: floa
 
 
 @contextlib.contextmanager
-def running_prefect_server(*, startup_timeout_s: float = 180) -> Iterator[PrefectServer]:
+def running_prefect_server(
+    *, startup_timeout_s: float = 180, home: Path | None = None, port: int | None = None
+) -> Iterator[PrefectServer]:
     """Start `prefect server start` on a free port with a temporary SQLite home; stop it (and
-    everything started through it) by PID at the end."""
+    everything started through it) by PID at the end. With `home` and `port`, a server is
+    restarted on the same database and address."""
     with tempfile.TemporaryDirectory(prefix="vigie-prefect-") as folder:
-        home = Path(folder)
-        port = free_port()
+        home = home or Path(folder)
+        port = port or free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         env = client_env(api_url, home)
         server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}

@@ -20,7 +20,10 @@ from tests.e2e.prefect_server import ManagedProcess, PrefectServer
 from vigie import scenario
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.responses import DeploymentResponse
 
     from vigie.localservers import MailSink
@@ -58,12 +61,17 @@ def scenario_sources(urls: Mapping[str, str]) -> list[dict[str, object]]:
 
 
 def start_serve(
-    server: PrefectServer, name: str, config: Path, project: Path, cwd: Path
+    server: PrefectServer,
+    name: str,
+    config: Path,
+    project: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
 ) -> ManagedProcess:
     """`vigie serve` of the project's prefect.yaml with `config`, stopped with the server."""
     prefect_yaml = str(project / "prefect.yaml")
     command = [VIGIE, "--config", str(config), "serve", "--prefect-yaml", prefect_yaml]
-    return server.start(name, command, cwd=cwd)
+    return server.start(name, command, cwd=cwd, env=env)
 
 
 def wait_served(
@@ -89,6 +97,20 @@ def wait_served(
             missing = sorted(wanted - set(served))
             raise AssertionError(f"not served after {timeout_s:.0f} s: {missing}\n{serve.output()}")
         time.sleep(1)
+
+
+def wait_final(
+    client: SyncPrefectClient, run_id: UUID, process: ManagedProcess, timeout_s: float = 240
+) -> FlowRun:
+    """The flow run once its state is final, while `process` (worker or serve) runs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = client.read_flow_run(run_id)
+        if run.state is not None and run.state.is_final():
+            return run
+        assert process.process.poll() is None, process.output()[-3000:]
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish: {run.state}\n{process.output()[-3000:]}")
 
 
 def wait_mail(sink: MailSink, tag: str, timeout_s: float = 60) -> list[Any]:

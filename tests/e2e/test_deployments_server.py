@@ -12,17 +12,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import pytest
 
 from tests.conftest import ConfigWriter
-from tests.e2e.prefect_server import BIN, ManagedProcess, PrefectServer
+from tests.e2e.prefect_server import BIN, PrefectServer
 from tests.e2e.served import (
     copy_project,
     prefect_client,
     scenario_sources,
     start_serve,
+    wait_final,
     wait_mail,
     wait_served,
 )
@@ -32,8 +32,6 @@ from vigie.localservers import FeedServer, MailSink
 from warehouse.connection import open_warehouse
 
 if TYPE_CHECKING:
-    from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.responses import DeploymentResponse
 
 pytestmark = pytest.mark.prefect
@@ -63,17 +61,6 @@ def _assert_deployed(
         assert sorted(_schedule_key(s) for s in deployed.schedules if s.active) == wanted
         assert deployed.description == spec.description
     return by_name
-
-
-def _wait_final(client: SyncPrefectClient, run_id: UUID, process: ManagedProcess) -> FlowRun:
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        run = client.read_flow_run(run_id)
-        if run.state is not None and run.state.is_final():
-            return run
-        assert process.process.poll() is None, process.output()[-3000:]
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish: {run.state}\n{process.output()[-3000:]}")
 
 
 def test_deploy_all_and_a_worker_run_a_watch_cycle(
@@ -107,7 +94,7 @@ def test_deploy_all_and_a_worker_run_a_watch_cycle(
         )
         try:
             run = client.create_flow_run_from_deployment(by_name["watch-cycle"].id)
-            final = _wait_final(client, run.id, worker)
+            final = wait_final(client, run.id, worker, RUN_TIMEOUT_S)
         finally:
             worker.stop()
     assert final.state is not None and final.state.is_completed(), worker.output()[-3000:]
@@ -153,7 +140,7 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
         assert by_name["digest"].parameters == {"period": "daily", "config_path": str(config)}
         assert not any(d.paused for d in served.values())
         run = client.create_flow_run_from_deployment(by_name["digest"].id)
-        final = _wait_final(client, run.id, serve)
+        final = wait_final(client, run.id, serve, RUN_TIMEOUT_S)
         assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]
         assert final.name == f"digest daily {datetime.now(UTC):%Y-%m-%d}"
         [digest] = wait_mail(mail_sink, "[Vigie][RÉSUMÉ]")
@@ -199,11 +186,11 @@ def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_a
             incident, watch = served["incident-mode"], served["watch-cycle"]
             # The scheduled watch saw the calm before the storm (its first collection is history).
             calm = client.create_flow_run_from_deployment(watch.id)
-            calm_final = _wait_final(client, calm.id, serve)
+            calm_final = wait_final(client, calm.id, serve, RUN_TIMEOUT_S)
             assert calm_final.state is not None and calm_final.state.is_completed()
             scenario.publish(feed_server, "burst", anchor)
             run = client.create_flow_run_from_deployment(incident.id, parameters=parameters)
-            final = _wait_final(client, run.id, serve)
+            final = wait_final(client, run.id, serve, RUN_TIMEOUT_S)
             assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]
             assert final.name == "incident rappel"
             artifacts = client.read_artifacts(
