@@ -36,19 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness
 from bench_warehouse import build
-from harness import (
-    DEFAULT_FARM,
-    QUIET_ENV,
-    farm_script,
-    get_json,
-    measure,
-    start_farm,
-    start_prefect_server,
-    stop_all,
-    vigie_config,
-    vigie_cycle_argv,
-)
 
 import vigie  # noqa: F401  (telemetry off)
 from vigie.localservers import MailSink
@@ -94,9 +83,11 @@ def _iso(value: str) -> datetime:
 def cycle_times(api: str) -> dict[str, datetime]:
     """Start and end of the latest flow run and the end of each of its task runs, from the
     Prefect server (task names without their run suffix: `load-warehouse`, `send-outbox`...)."""
-    run = get_json(f"{api}/flow_runs/filter", "POST", {"sort": "START_TIME_DESC", "limit": 1})[0]
+    run = harness.get_json(
+        f"{api}/flow_runs/filter", "POST", {"sort": "START_TIME_DESC", "limit": 1}
+    )[0]
     times = {"cycle-start": _iso(run["start_time"]), "cycle-end": _iso(run["end_time"])}
-    tasks = get_json(
+    tasks = harness.get_json(
         f"{api}/task_runs/filter",
         "POST",
         {"flow_runs": {"id": {"any_": [run["id"]]}}, "limit": 200},
@@ -124,7 +115,7 @@ def run_scale(
     children: list[subprocess.Popen[bytes]] = []
     try:
         started = time.monotonic()
-        farm, _ = start_farm(
+        farm, _ = harness.start_farm(
             script,
             state / "farm",
             feeds=sources,
@@ -136,14 +127,14 @@ def run_scale(
         urls = (state / "farm" / "urls.txt").read_text().split()
         print(f"  {scale:g}x: farm of {len(urls):,} feeds up in {time.monotonic() - started:.0f} s")
         with MailSink(state / "inbox") as mail:
-            config = vigie_config(
+            config = harness.vigie_config(
                 state, urls, mail.port, args.concurrency, query=BURST_QUERY, extra=EXTRA_CONFIG
             )
-            measured = measure(vigie_cycle_argv(config), env, state / "cycle.out")
+            measured = harness.measure(harness.vigie_cycle_argv(config), env, state / "cycle.out")
             arrivals = sorted(int(p.stem) for p in mail.folder.glob("*.eml"))
         summary = json.loads((state / "cycle.out").read_text().splitlines()[-1])
     finally:
-        stop_all(children)
+        harness.stop_all(children)
     times = cycle_times(env["PREFECT_API_URL"])
     measured["summary"] = summary
     measured["emails"] = len(arrivals)
@@ -211,7 +202,9 @@ def report(scales: list[float], results: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--farm", type=Path, default=DEFAULT_FARM, help="folder of feedfarm.py")
+    parser.add_argument(
+        "--farm", type=Path, default=harness.DEFAULT_FARM, help="folder of feedfarm.py"
+    )
     parser.add_argument("--scales", default="1,10", help="multiples of the 1x load (1,3,10...)")
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the load: 100 sources at 1x"
@@ -221,18 +214,18 @@ def main() -> int:
     args = parser.parse_args()
     args.unit = 0.1 if args.quick else 1.0
     scales = [float(s) for s in args.scales.split(",") if s]
-    script = farm_script(args.farm)
+    script = harness.farm_script(args.farm)
     if script is None:
         return 2
     work = Path(tempfile.mkdtemp(prefix="vigie-bench-load-"))
-    env = {**os.environ, **QUIET_ENV}
+    env = {**os.environ, **harness.QUIET_ENV}
     print(f"Load benchmark: scales {args.scales} of {UNIT_SOURCES * args.unit:,.0f} sources")
     children: list[subprocess.Popen[bytes]] = []
     try:
-        children.append(start_prefect_server(env, work / "prefect"))
+        children.append(harness.start_prefect_server(env, work / "prefect"))
         results = [run_scale(scale, args, script, env, work) for scale in scales]
     finally:
-        stop_all(children)
+        harness.stop_all(children)
         shutil.rmtree(work, ignore_errors=True)
     report(scales, results)
     return 0
