@@ -24,108 +24,28 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FARM = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench"
+from harness import (
+    DEFAULT_FARM,
+    QUIET_ENV,
+    farm_script,
+    get_json,
+    measure,
+    start_farm,
+    start_prefect_server,
+    stop_all,
+    vigie_config,
+    vigie_cycle_argv,
+)
+
 POLLS = ("first", "unchanged", "mutated")
-# The farm's organisations: one of them is the watched organisation, as a crisis cell would.
-WATCH_QUERY = '"Acme Renewables" OR "Énergies Acmé"'
-QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get_json(url: str, method: str = "GET") -> Any:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-def _wait_for(url: str, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout_s:.0f} s")
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, now (Linux /proc)."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    pending.extend(int(child) for child in children.read().split())
-        except (OSError, ValueError):
-            continue  # the process ended meanwhile
-    return total / 2**20
-
-
-def _measure(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
-    """Run argv in its own process; wall, CPU (children included) and peak RSS of that tree.
-
-    The peak is the larger of the biggest single process (wait4's ru_maxrss) and the sum over
-    the process and its children (parsing workers), sampled every 20 ms while it runs.
-    """
-    started = time.monotonic()
-    peak_tree = 0.0
-    with out.open("wb") as stdout:
-        process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak_tree
-            while not stop.wait(0.02):
-                peak_tree = max(peak_tree, _tree_rss_mb(process.pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        stderr_bytes = process.stderr.read() if process.stderr else b""
-        _, status, usage = os.wait4(process.pid, 0)
-        stop.set()
-        sampler.join()
-        process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    stderr = stderr_bytes.decode(errors="replace")
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:4])} failed ({process.returncode}):\n{stderr[-3000:]}")
-    # wait4 counts the process and the children it waited for (ru_maxrss: the largest).
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_mb": max(usage.ru_maxrss / 1024, peak_tree),
-    }
 
 
 # -- contenders run in their own process (`bench_collection.py _poll KIND STATE URLS`) ---------
@@ -191,45 +111,6 @@ def _poll_main(kind: str, state: Path, urls_file: Path) -> None:
 # -- the parent -----------------------------------------------------------------------------
 
 
-def _vigie_config(state: Path, urls: Sequence[str], smtp_port: int, concurrency: int) -> Path:
-    sources = "".join(
-        f'[[sources]]\nname = "feed-{i:05d}"\nurl = "{url}"\nplatform = "news"\ntier = 3\n\n'
-        for i, url in enumerate(urls)
-    )
-    text = f"""[organisation]
-name = "Acme Renewables"
-language = "en"
-
-[warehouse]
-path = "{state / "vigie.duckdb"}"
-
-[[watch]]
-name = "acme"
-query = '{WATCH_QUERY}'
-
-{sources}
-[email]
-host = "127.0.0.1"
-port = {smtp_port}
-sender = "vigie@acme.example"
-security = "none"
-timeout_s = 5
-
-[[cell.members]]
-name = "Awa Diallo"
-email = "awa.diallo@acme.example"
-role = "lead"
-level = 1
-
-[collection]
-concurrency = {concurrency}
-per_host = {concurrency}
-"""
-    path = state / "vigie.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--farm", type=Path, default=DEFAULT_FARM, help="folder of feedfarm.py")
@@ -241,12 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contenders", default="vigie,reader,requests")
     args = parser.parse_args(argv)
 
-    farm_script = (args.farm / "feedfarm.py").resolve()
-    if not farm_script.exists():
-        print(
-            f"bench_collection: the feed farm is not at {farm_script} (pass --farm FOLDER)",
-            file=sys.stderr,
-        )
+    script = farm_script(args.farm)
+    if script is None:
         return 2
     contenders = [c for c in args.contenders.split(",") if c]
     if "reader" in contenders:
@@ -262,55 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     mail: Any = None
     smtp_port = 0
     try:
-        port = _free_port()
-        farm_url = f"http://127.0.0.1:{port}"
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(farm_script),
-                    "serve",
-                    f"--feeds={args.feeds}",
-                    f"--entries={args.entries}",
-                    f"--latency-ms={args.latency_ms}",
-                    f"--port={port}",
-                    "--seed=1",
-                    f"--outdir={work / 'farm'}",
-                    "--backlog=1024",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        farm, farm_url = start_farm(
+            script,
+            work / "farm",
+            feeds=args.feeds,
+            entries=args.entries,
+            latency_ms=args.latency_ms,
         )
-        _wait_for(f"{farm_url}/_admin/stats", 180, "the feed farm")
-        urls_file = work / "urls.txt"
-        with urllib.request.urlopen(f"{farm_url}/urls.txt", timeout=30) as response:
-            urls_file.write_bytes(response.read())
+        children.append(farm)
+        urls_file = work / "farm" / "urls.txt"
         urls = urls_file.read_text().split()
 
         if "vigie" in contenders:
-            prefect_port = _free_port()
-            env["PREFECT_HOME"] = str(work / "prefect")
-            env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-            children.append(
-                subprocess.Popen(
-                    [
-                        str(Path(sys.executable).with_name("prefect")),
-                        "server",
-                        "start",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(prefect_port),
-                    ],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-            _wait_for(f"http://127.0.0.1:{prefect_port}/api/health", 180, "the Prefect server")
+            children.append(start_prefect_server(env, work / "prefect"))
             from vigie.localservers import MailSink
 
             mail = MailSink(work / "inbox").__enter__()
@@ -322,23 +163,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state = work / f"{contender}-{run}"
                 state.mkdir()
                 config = (
-                    _vigie_config(state, urls, smtp_port, args.concurrency)
+                    vigie_config(state, urls, smtp_port, args.concurrency)
                     if contender == "vigie"
                     else None
                 )
                 for poll in POLLS:
                     if poll == "mutated":
-                        _get_json(f"{farm_url}/_admin/mutate?frac=0.1&k=5", "POST")
-                    _get_json(f"{farm_url}/_admin/reset", "POST")
-                    if contender == "vigie":
-                        argv_ = [sys.executable, "-m", "vigie.cli", "--config", str(config)]
-                        argv_ += ["run", "--once", "--json"]
+                        get_json(f"{farm_url}/_admin/mutate?frac=0.1&k=5", "POST")
+                    get_json(f"{farm_url}/_admin/reset", "POST")
+                    if config is not None:
+                        argv_ = vigie_cycle_argv(config)
                     else:
                         argv_ = [sys.executable, __file__, "_poll", contender, str(state)]
                         argv_ += [str(urls_file)]
                     out = state / f"{poll}.out"
-                    measured = _measure(argv_, env, out)
-                    stats = _get_json(f"{farm_url}/_admin/stats")
+                    measured = measure(argv_, env, out)
+                    stats = get_json(f"{farm_url}/_admin/stats")
                     by_status = {str(k): int(v) for k, v in stats.get("by_status", {}).items()}
                     served = by_status.get("200", 0)
                     measured["not_modified"] = by_status.get("304", 0)
@@ -402,13 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if mail is not None:
             mail.__exit__(None, None, None)
-        for child in reversed(children):
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(child.pid, signal.SIGKILL)
+        stop_all(children)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -14,7 +14,8 @@ import resource
 import statistics
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import vigie  # noqa: F401  (telemetry off)
@@ -26,26 +27,52 @@ WINDOW = timedelta(minutes=60)
 WINDOWS = 49
 
 
-def build(path: Path, mentions: int, topics: int) -> float:
+# The year the warehouse holds by default (bench_load.py makes it end at its own clock).
+YEAR_END = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def build(
+    path: Path,
+    mentions: int,
+    topics: int,
+    *,
+    end: datetime = YEAR_END,
+    topic_names: Sequence[str] = (),
+    source_names: Sequence[str] = (),
+) -> float:
+    """Fill the warehouse at `path` with a year of `mentions` ending at `end`, evenly spread;
+    return the seconds it took.
+
+    Each mention has one topic, `topic-0`... `topic-{topics - 1}` in turn (or `topic_names`),
+    and one of 200 sources `source-0`... (or `source_names`) in turn.
+    """
+    topic_names = list(topic_names) or [f"topic-{k}" for k in range(topics)]
+    source_names = list(source_names) or [f"source-{k}" for k in range(200)]
     t0 = time.perf_counter()
     with open_warehouse(path) as con:
         # A year of mentions, evenly spread, inserted in time order as a watch would.
         spacing = 365 * 86400 / mentions
         con.execute(
             f"""
-            INSERT INTO mentions
-            SELECT 'm' || i, 'source-' || (i % 200),
+            INSERT INTO mentions (mention_id, source, platform, tier, url, title, summary,
+                author, published_at, collected_at, language, story_id, topics, cycle_id,
+                sentiment)
+            SELECT 'm' || i, $sources[i % len($sources) + 1],
                    ['news', 'blog', 'social', 'forum'][i % 4 + 1],
                    i % 3 + 1, 'https://example.org/a/' || i, 'Titre de la mention ' || i,
                    'Résumé', NULL,
-                   TIMESTAMPTZ '2025-11-26 00:00:00+00'
-                       + to_microseconds((i * {spacing} * 1e6)::BIGINT),
-                   TIMESTAMPTZ '2026-11-26 00:00:00+00',
+                   $start + to_microseconds((i * {spacing} * 1e6)::BIGINT), $end,
                    CASE WHEN i % 5 = 0 THEN 'en' ELSE 'fr' END,
-                   's' || (i % 500000), ['topic-' || (i % {topics})], 'bench',
+                   's' || (i % 500000), [$topics[i % len($topics) + 1]], 'bench',
                    ((i % 200) - 100) / 100.0
             FROM range({mentions}) t(i)
-            """
+            """,
+            {
+                "sources": source_names,
+                "topics": topic_names,
+                "start": end - timedelta(days=365),
+                "end": end,
+            },
         )
         con.execute(
             """

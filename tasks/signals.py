@@ -11,6 +11,7 @@ crisis vocabulary), for the same reason.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -105,7 +106,10 @@ class Severity:
     evidence: dict[str, object] = field(default_factory=dict)
 
 
-def _compile(lexicon: Mapping[str, float]) -> list[tuple[tuple[str, ...], bool, float, str]]:
+Compiled = list[tuple[tuple[str, ...], bool, float, str]]
+
+
+def _compile(lexicon: Mapping[str, float]) -> Compiled:
     compiled = []
     for term, weight in lexicon.items():
         prefix = term.endswith("*")
@@ -115,20 +119,41 @@ def _compile(lexicon: Mapping[str, float]) -> list[tuple[tuple[str, ...], bool, 
     return compiled
 
 
-def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
-    """The lexicon terms found in `text`, with their weights."""
-    words = text_words(text)
+def _terms_in(words: tuple[str, ...], compiled: Compiled) -> dict[str, float]:
+    """The compiled terms found in `words`, in lexicon order.
+
+    Each word's positions are indexed once, so a term costs a lookup, not a pass over the text:
+    a burst of 100,000 mentions in one window is read in seconds, not minutes (bench_load.py).
+    A term of one word ending in `*` is found in the sorted distinct words, where every word
+    with that prefix follows the prefix itself.
+    """
+    if not words:
+        return {}
+    positions: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        positions.setdefault(word, []).append(index)
+    distinct = sorted(positions)
     found: dict[str, float] = {}
-    for terms, prefix, weight, label in _compile(lexicon):
+    for terms, prefix, weight, label in compiled:
         n = len(terms)
-        for start in range(len(words) - n + 1):
+        if n == 1 and prefix:
+            first = bisect_left(distinct, terms[0])
+            if first < len(distinct) and distinct[first].startswith(terms[0]):
+                found[label] = weight
+            continue
+        for start in positions.get(terms[0], ()):
             window = words[start : start + n]
-            head_ok = window[:-1] == terms[:-1]
-            last_ok = window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]
-            if head_ok and last_ok:
+            if len(window) < n or window[1:-1] != terms[1:-1]:
+                continue
+            if window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]:
                 found[label] = weight
                 break
     return found
+
+
+def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
+    """The lexicon terms found in `text`, with their weights."""
+    return _terms_in(text_words(text), _compile(lexicon))
 
 
 def vocabulary_signal(
@@ -138,10 +163,11 @@ def vocabulary_signal(
     many mentions carry each term."""
     if not mentions:
         return 0.0, {}
+    compiled = _compile(lexicon)
     total = 0.0
     counts: dict[str, int] = {}
     for mention in mentions:
-        found = crisis_terms(f"{mention.title} {mention.summary}", lexicon)
+        found = _terms_in(text_words(f"{mention.title} {mention.summary}"), compiled)
         if found:
             total += max(found.values())
             for term in found:
