@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -292,8 +292,7 @@ def _calm(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.
 
 
 def window_coverage(
-    runs: Sequence[tuple[str, datetime]],
-    weights: dict[str, float],
+    covered: Mapping[int, float],
     *,
     end: datetime,
     window: timedelta,
@@ -303,24 +302,19 @@ def window_coverage(
     """Share of a topic's usual volume whose sources were collected, for each window.
 
     Args:
-        runs: (source, started_at) of every successful fetch (ok or not modified).
-        weights: each source's share of the topic's volume (summing to 1).
+        covered: for each window index (0 the oldest), the summed shares of the topic's
+            volume of the sources fetched in it (`Store.covered_shares`).
         first_run: the first fetch ever recorded; windows before it are not judged (1.0),
             so history loaded from elsewhere is not read as a gap.
     """
     start = end - window * windows
-    seen: list[set[str]] = [set() for _ in range(windows)]
-    for source, moment in runs:
-        if start <= moment < end + RUN_SLACK:
-            # A fetch that began just after `end` belongs to the cycle judging that window.
-            seen[min(int((moment - start) / window), windows - 1)].add(source)
     coverage = []
-    for index, sources in enumerate(seen):
+    for index in range(windows):
         window_end = start + window * (index + 1)
         if first_run is None or window_end <= first_run:
             coverage.append(1.0)
         else:
-            coverage.append(min(1.0, sum(weights.get(s, 0.0) for s in sources)))
+            coverage.append(min(1.0, covered.get(index, 0.0)))
     return coverage
 
 
@@ -412,20 +406,21 @@ def assess_watches(
     end = bucket_ceiling(now)
     start = end - window
     baseline_start = end - window * (detection.baseline_windows + 1)
-    runs, first_run = (
-        store.collection_runs(start=baseline_start, end=end + RUN_SLACK) if sources else ([], None)
-    )
+    windows = detection.baseline_windows + 1
+    first_run = store.first_collection_run() if sources else None
     assessments = []
     for topic in topics:
         coverage: list[float] = []
         if sources:
+            shares = store.topic_source_shares(
+                topic, start=baseline_start, end=end, sources=sources
+            )
+            # A fetch that began just after `end` belongs to the cycle judging that window.
+            covered = store.covered_shares(
+                shares, start=baseline_start, window=window, windows=windows, until=end + RUN_SLACK
+            )
             coverage = window_coverage(
-                runs,
-                store.topic_source_shares(topic, start=baseline_start, end=end, sources=sources),
-                end=end,
-                window=window,
-                windows=detection.baseline_windows + 1,
-                first_run=first_run,
+                covered, end=end, window=window, windows=windows, first_run=first_run
             )
         counts, first_seen = store.window_counts(
             topic, end=end, window=window, windows=detection.baseline_windows + 1

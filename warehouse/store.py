@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -1019,20 +1019,40 @@ class Store:
             [state, now, reason, source],
         )
 
-    def collection_runs(
-        self, *, start: datetime, end: datetime
-    ) -> tuple[list[tuple[str, datetime]], datetime | None]:
-        """Successful fetches (ok or not modified) in [start, end), and the first fetch ever."""
-        runs = self.con.execute(
-            "SELECT source, started_at FROM source_runs WHERE status <> 'error' "
-            f"AND started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES}",
-            [start, end],
+    def covered_shares(
+        self,
+        weights: Mapping[str, float],
+        *,
+        start: datetime,
+        window: timedelta,
+        windows: int,
+        until: datetime,
+    ) -> dict[int, float]:
+        """For each of `windows` windows from `start`, the summed `weights` of the sources
+        fetched successfully (ok or not modified) in it; a fetch from the end of the last
+        window until `until` counts in the last. Windows with none are absent.
+
+        Summed here rather than in Python: 10,000 sources polled hourly make 1.68 million
+        runs in a week's baseline, which took 35 s to read and bucket (bench_load.py)."""
+        if not weights:
+            return {}
+        window_us = window // timedelta(microseconds=1)
+        rows = self.con.execute(
+            "WITH w AS (SELECT unnest(?::VARCHAR[]) AS source, unnest(?::DOUBLE[]) AS weight), "
+            "seen AS (SELECT DISTINCT least((epoch_us(started_at) - epoch_us(?::TIMESTAMPTZ)) "
+            "// ?, ?) AS idx, source FROM source_runs WHERE status <> 'error' "
+            f"AND started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES}) "
+            "SELECT idx, sum(weight) FROM seen JOIN w USING (source) GROUP BY idx",
+            [list(weights), list(weights.values()), start, window_us, windows - 1, start, until],
         ).fetchall()
-        # A drill's runs say nothing of the watch's coverage (nor when it began).
-        first = self.con.execute(
+        return {int(index): float(share) for index, share in rows}
+
+    def first_collection_run(self) -> datetime | None:
+        """The first fetch ever recorded; a drill's runs say nothing of when the watch began."""
+        first: datetime | None = self.con.execute(
             f"SELECT min(started_at) FROM source_runs WHERE source NOT IN {DRILL_SOURCES}"
         ).fetchall()[0][0]
-        return [(source, moment) for source, moment in runs], first
+        return first
 
     def topic_source_shares(
         self, topic: str, *, start: datetime, end: datetime, sources: Sequence[str]

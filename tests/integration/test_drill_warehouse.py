@@ -116,7 +116,14 @@ def _figures(settings: Settings) -> tuple[object, ...]:
             store.open_alerts(),
             store.source_health(),
             store.counts(drills=False),
-            store.collection_runs(start=NOW - timedelta(days=1), end=NOW + timedelta(hours=1)),
+            store.covered_shares(
+                {s.name: 1.0 for s in settings.sources},
+                start=NOW - timedelta(days=1),
+                window=timedelta(hours=1),
+                windows=25,
+                until=NOW + timedelta(hours=1),
+            ),
+            store.first_collection_run(),
             assess_watches(
                 store,
                 [w.name for w in settings.watch],

@@ -110,28 +110,22 @@ def test_freshness_ignores_entries_without_a_date() -> None:
     assert freshness["a"].gap_s == 3600.0
 
 
-def test_coverage_weighs_sources_by_their_share_of_the_topic() -> None:
-    end = NOW
-    runs = [("big", NOW - 30 * timedelta(minutes=1)), ("small", NOW - 90 * timedelta(minutes=1))]
+def test_coverage_is_the_covered_share_capped_and_not_judged_before_the_first_fetch() -> None:
     coverage = window_coverage(
-        runs,
-        {"big": 0.9, "small": 0.1},
-        end=end,
+        {1: 0.1, 2: 1.0000001},
+        end=NOW,
         window=HOUR,
         windows=3,
         first_run=NOW - 150 * timedelta(minutes=1),
     )
-    # Oldest window: only partly after the first run and no fetch in it; then small; then big.
-    assert coverage == [0.0, 0.1, 0.9]
+    # Oldest window: only partly after the first run and no fetch in it; then small; then all.
+    assert coverage == [0.0, 0.1, 1.0]
 
 
 def test_windows_before_the_first_fetch_are_not_gaps() -> None:
-    coverage = window_coverage([], {"a": 1.0}, end=NOW, window=HOUR, windows=3, first_run=NOW)
+    coverage = window_coverage({}, end=NOW, window=HOUR, windows=3, first_run=NOW)
     assert coverage == [1.0, 1.0, 1.0]
-    assert window_coverage([], {"a": 1.0}, end=NOW, window=HOUR, windows=2, first_run=None) == [
-        1.0,
-        1.0,
-    ]
+    assert window_coverage({}, end=NOW, window=HOUR, windows=2, first_run=None) == [1.0, 1.0]
 
 
 def _assess(counts: list[int], coverage: list[float]) -> float:
