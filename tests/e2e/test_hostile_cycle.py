@@ -10,11 +10,16 @@ twice, stays bounded in memory, and nothing hostile reaches a terminal, a log or
 
 from __future__ import annotations
 
+import email
+import email.policy
+import html
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tasks.notify import MAX_SUBJECT_CHARS
 from tests.conftest import ConfigWriter
 from tests.e2e.served import scenario_sources
 from tests.hostile import (
@@ -31,9 +37,11 @@ from tests.hostile import (
     gzip_bomb,
     hostile_server,
     never_answers,
+    reason_phrase,
     resets_mid_body,
     smtp_drops_mid_data,
 )
+from tests.integration.test_hostile_corpus import LINKS, TITLES, _rss, _unsafe
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink, free_port
 from warehouse.connection import open_warehouse
@@ -281,3 +289,173 @@ def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
         assert "emails sent 0, failed 0" in again.stdout
         [received] = sink.messages()
     assert received["Subject"].startswith("[Vigie][CRISE] Laiterie Boréale")
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string inside `value` (JSON-like data), without escaping anything."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _email_problems(raw: bytes, allowed: tuple[str, ...]) -> list[str]:
+    """What is wrong with one received email: a control character or a line break in a
+    header, an injected header, an unbounded subject or size, anything active or misleading
+    in its HTML, a control character in its text."""
+    problems = []
+    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+    for line in head.split(b"\r\n"):
+        if re.search(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]", line):
+            problems.append(f"header line {line[:80]!r}")
+        if line.lower().startswith((b"bcc:", b"x-evil:")):
+            problems.append(f"injected {line[:80]!r}")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = str(message["Subject"])
+    if len(subject) > MAX_SUBJECT_CHARS or RAW_CONTROL.search(subject) or "\n" in subject:
+        problems.append(f"subject {subject!r}")
+    if len(raw) > 2_000_000:
+        problems.append(f"{len(raw)} bytes")
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            # SMTP's CRLF line ends are the transport's; a lone CR would still be found.
+            markup = part.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+            problems += _unsafe(markup, allowed)
+            problems += [repr(c) for c in RAW_CONTROL.findall(html.unescape(markup))]
+        elif part.get_content_type() == "text/plain":
+            text = part.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+            problems += [repr(c) for c in RAW_CONTROL.findall(text)]
+    return problems
+
+
+def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_email(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """test_hostile_corpus.py's corpus served over HTTP, beside a server whose reason phrase
+    holds terminal escapes, through `vigie run`, `vigie status` and `vigie digest`: their
+    stdout and stderr, the run's Prefect logs and artifacts, and every email sent (the source
+    notice that carries the server's reason, the digest that carries the titles) hold no raw
+    control character, nothing active, no link that is not https, no broken header."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    laughs = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+    urls = {
+        "corpus": feed_server.set("/corpus.xml", _rss(list(zip(TITLES, LINKS, strict=True)))),
+        "laughs": feed_server.set(
+            "/laughs.xml", _rss([("Laiterie Boréale &lol2;", "https://presse.example/l")], laughs)
+        ),
+        "bad utf-8": feed_server.set(
+            "/bad.xml",
+            _rss([("Laiterie Boréale rappel", "https://presse.example/u")])
+            .encode()
+            .replace(b"rappel", b"rap\xff\xfepel"),
+        ),
+    }
+    with hostile_server(reason_phrase(HOSTILE_REASON)) as hostile_url:
+        sources = [
+            {"name": name, "url": url, "tier": 1 if name == "corpus" else 3}
+            for name, url in [*urls.items(), ("hostile reason", hostile_url)]
+        ]
+        # A failing source is told to the operators at once: its notice carries the reason.
+        extra = "\n[health]\nfailures_before_notice = 1\n"
+        config = write_config(sources=sources, smtp_port=mail_sink.port, extra=extra)
+        run = Vigie(config, prefect_harness, "run", "--once", "--json").finish()
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout)
+    failed = summary["sources_failed"]
+    assert failed["hostile reason"] == "HTTP 404 Not Found[2J[31mFAKE OK 31m â® gpj.exe"
+    assert "entities" in failed["laughs"]
+    # The titles with a javascript:, data: or file: link are quarantined (their artifact
+    # shows them too), the others loaded.
+    assert summary["new_mentions"] + summary["quarantined"] >= len(TITLES), summary
+    status = subprocess.run(
+        [*VIGIE, "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert status.returncode == 0 and "hostile reason" in status.stdout, status.stderr
+    digest = subprocess.run(
+        # The digest of the day up to now: the corpus was published minutes ago.
+        [
+            *VIGIE,
+            "--config",
+            str(config),
+            "digest",
+            "--period",
+            "daily",
+            "--end",
+            (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert digest.returncode == 0, digest.stdout + digest.stderr
+
+    outputs = {
+        "run stdout": run.stdout,
+        "run stderr": run.stderr,
+        "status": status.stdout + status.stderr,
+        "digest": digest.stdout + digest.stderr,
+    }
+    # Prefect's logs and artifacts of the run (the cycle id ends with the run's id).
+    run_prefix = summary["cycle_id"].rsplit("-", 1)[1]
+    with get_client(sync_client=True) as client:
+        [flow_run] = [
+            r
+            for r in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=50)
+            if str(r.id).startswith(run_prefix)
+        ]
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
+    assert logs and {a.key for a in artifacts} >= {"watch-cycle-summary", "top-stories"}
+    outputs["logs"] = "\n".join(log.message for log in logs)
+    outputs["artifacts"] = "\n".join(
+        text for a in artifacts for text in _strings([a.data, a.description])
+    )
+    assert "caché" in outputs["artifacts"]  # the corpus did reach the UI
+    assert {name: RAW_CONTROL.findall(text) for name, text in outputs.items()} == {
+        name: [] for name in outputs
+    }
+
+    received = sorted(mail_sink.folder.glob("*.eml"))
+    bodies = {
+        str(m["Subject"]): m.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        for m in mail_sink.messages()
+    }
+    [notice] = [b for s, b in bodies.items() if s.endswith("Source en panne : hostile reason")]
+    assert "Not Found[2J[31mFAKE OK" in notice  # the server's reason, inert
+    [digest_body] = [b for s, b in bodies.items() if s.startswith("[Vigie][RÉSUMÉ]")]
+    assert "intrus@evil.example" in digest_body  # the corpus reached it (the CR/LF title)
+    # Links the configuration makes: the cell's addresses, the Prefect UI's pages.
+    allowed = (
+        *(
+            f"mailto:{line.split('= ')[1].strip(chr(34))}"
+            for line in config.read_text(encoding="utf-8").splitlines()
+            if line.startswith("email = ")
+        ),
+        prefect_harness.removesuffix("/api"),
+    )
+    assert {path.name: _email_problems(path.read_bytes(), allowed) for path in received} == {
+        path.name: [] for path in received
+    }
