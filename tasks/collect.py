@@ -48,10 +48,19 @@ from vigie.settings import Collection, Source, Watch
 _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 _REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 5
+MAX_REASON_CHARS = 100
 _MAX_RETRY_AFTER_S = 30.0
 # A source failing this many cycles in a row is polled less and less often (`due_sources`).
 BACKOFF_AFTER = 3
 MAX_BACKOFF_CYCLES = 32
+
+
+def _reason_phrase(response: urllib3.BaseHTTPResponse) -> str:
+    """The server's reason phrase, fit to record: it is untrusted text that reaches terminals
+    (`vigie status`), emails and logs, so control characters (ESC, C1, CR) are dropped, and it
+    is bounded."""
+    reason = "".join(ch for ch in str(response.reason or "") if ch.isprintable())
+    return " ".join(reason.split())[:MAX_REASON_CHARS]
 
 
 def _retry_after(response: urllib3.BaseHTTPResponse, attempt: int) -> float:
@@ -256,7 +265,7 @@ def fetch_source(
             )
         if status >= 400:
             _discard(response)
-            return failed(f"HTTP {status} {response.reason or ''}".strip(), status)
+            return failed(f"HTTP {status} {_reason_phrase(response)}".strip(), status)
         try:
             body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
         except FetchError as err:

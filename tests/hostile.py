@@ -5,10 +5,12 @@ dribbles a byte at a time, sends an endless body, or resets the connection mid-b
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -45,6 +47,27 @@ def resets_mid_body(conn: socket.socket) -> None:
     conn.recv(65536)
     conn.sendall(HEADERS + b"Content-Length: 10000\r\n\r\n" + b"<rss>" + b" " * 95)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def answers_with_reason(reason: bytes, conn: socket.socket) -> None:
+    """A 404 whose reason phrase is `reason`: text the server chooses, recorded by the client.
+    Bind it with functools.partial (`reason_phrase` below)."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 404 " + reason + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def reason_phrase(reason: bytes) -> Behaviour:
+    return functools.partial(answers_with_reason, reason)
+
+
+@functools.cache
+def gzip_bomb(members: int = 32) -> bytes:
+    """`members` gzip members of 64 MB of zeros each, one after the other (a valid gzip
+    stream): 2 GB once decompressed from about 2 MB on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = b"\0" * (1 << 20)
+    member = b"".join(packer.compress(zeros) for _ in range(64)) + packer.flush()
+    return member * members
 
 
 @contextmanager

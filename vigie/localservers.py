@@ -11,6 +11,7 @@ Both bind port 0 so they never collide with what else runs on the machine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -222,11 +223,15 @@ class MailSink:
         self.folder = folder
         # Set to an SMTP reply (e.g. "451 4.3.0 Try again later") to refuse the next messages.
         self.refuse_with: str | None = None
+        # Set to a number of seconds to answer each message that late (a slow server).
+        self.answer_after_s = 0.0
         folder.mkdir(parents=True, exist_ok=True)
         sink = self
 
         class Save:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                if sink.answer_after_s:
+                    await asyncio.sleep(sink.answer_after_s)
                 if sink.refuse_with is not None:
                     return sink.refuse_with
                 data = envelope.original_content or envelope.content

@@ -7,8 +7,15 @@ import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
-from tasks.collect import collect_sources, fetch_sources
-from tests.hostile import dribbles, endless_body, hostile_server, never_answers, resets_mid_body
+from tasks.collect import MAX_REASON_CHARS, collect_sources, fetch_source, fetch_sources
+from tests.hostile import (
+    dribbles,
+    endless_body,
+    hostile_server,
+    never_answers,
+    reason_phrase,
+    resets_mid_body,
+)
 from vigie.localservers import FeedServer
 from vigie.models import FetchResult
 from vigie.settings import Collection, Source
@@ -77,3 +84,16 @@ def test_every_source_fault_is_bounded_recorded_and_the_good_feed_collected(
     assert sorted(m.url for m in mentions) == [f"https://presse.example/{n}" for n in range(3)]
     busy = [path for path, _ in feed_server.requests if path == "/busy.xml"]
     assert len(busy) == 2  # Retry-After honoured once, within the deadline, then recorded
+
+
+def test_a_reason_phrase_with_terminal_escapes_is_recorded_inert() -> None:
+    """The reason phrase is the server's own text, and it reaches terminals (`vigie status`),
+    emails and logs: ESC, CR, C1 controls and bidi bytes are dropped, and it is bounded."""
+    reason = b"Not Found\x1b[2J\x1b[31m\rFAKE OK \x9b31m \xe2\x80\xae gpj.exe" + b"x" * 500
+    with hostile_server(reason_phrase(reason)) as url:
+        result = fetch_source(Source(name="hostile", url=url), None, collection=BOUNDS)
+    assert result.status == "error" and result.http_status == 404
+    assert result.error is not None
+    assert result.error.startswith("HTTP 404 Not Found[2J[31mFAKE OK 31m â® gpj.exe")
+    assert len(result.error) <= len("HTTP 404 ") + MAX_REASON_CHARS
+    assert all(ch.isprintable() for ch in result.error)
