@@ -6,13 +6,13 @@ hang guards, nothing asserts a duration."""
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -166,6 +166,19 @@ def test_the_prefect_server_tells_of_a_stopped_watch_once(
         _cycle(prefect_server, config)
         assert len(_stopped(mail)) == 1
         assert _wait_for(lambda: len(_stopped(mail)) == 2, FIRE_WAIT_S), mail.messages()
+        # Figures for the record (not asserted): from the last event of a cycle to the notice.
+        watched = _watched(prefect_server, config)
+        for event, notice in zip((watched[1], watched[-1]), _stopped(mail), strict=True):
+            sent = parsedate_to_datetime(str(notice["Date"]))
+            print(f"notice {(sent - event.occurred).total_seconds():.1f} s after the last cycle")
+
+        # A new window updates the automation in place: still one.
+        config.write_text(text.replace("watchdog_minutes = 1", "watchdog_minutes = 2"), "utf-8")
+        updated = _vigie(prefect_server, config, "watchdog", "--automation")
+        assert f"Watchdog automation {name} updated" in updated.stdout, updated.stderr[-3000:]
+        with prefect_client(prefect_server) as client:
+            [automation] = client.read_automations_by_name(name)
+        assert automation.trigger.within.total_seconds() == 120  # type: ignore[union-attr]
 
     # The password reached the server in the block only, encrypted: not in its database.
     forms = [SECRET.encode()]
@@ -176,4 +189,3 @@ def test_the_prefect_server_tells_of_a_stopped_watch_once(
     ]
     assert leaks == []
     assert SECRET not in created.stdout + created.stderr + again.stdout + again.stderr
-    assert os.environ.get("VIGIE_SMTP_PASSWORD") != SECRET
