@@ -25,7 +25,7 @@ from flows.params import ConfigPath
 from tasks.collect import collect_matching_task, due_sources
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
-from tasks.events import emit_cycle_events_task
+from tasks.events import emit_cycle_events_task, emit_watch_event_task
 from tasks.health import check_source_health_task
 from tasks.incident import with_extra_watches
 from tasks.load import (
@@ -182,6 +182,8 @@ def watch_cycle(
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
+    # The dead man's switch automation expects this event (only when a source answered).
+    emit_watch_event_task(path, _q(settings), cycle_id)
     tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
     stories = read_top_stories_task(path, now, tolerance)
     publish_summary_task(summary, _q(stories))

@@ -3,8 +3,11 @@ alerts and on the health of sources (the contract of notes/contracts.md).
 
 Events: `vigie.alert.opened`, `vigie.alert.escalated` (the level rose, or nobody acknowledged
 and the next level of the cell was paged), `vigie.alert.acknowledged`, `vigie.source.down`,
-`vigie.source.recovered`. The resource of an alert event is `vigie.alert.<alert_id>` with its
-topic, level and drill mark as labels; of a source event, `vigie.source.<slug of its name>`.
+`vigie.source.recovered`, and `vigie.watch.watched` at the end of every cycle in which a source
+answered (what the dead man's switch automation expects: tasks/watch_automation.py). The
+resource of an alert event is `vigie.alert.<alert_id>` with its topic, level and drill mark as
+labels; of a source event, `vigie.source.<slug of its name>`; of a watch event,
+`vigie.watch.<key of the warehouse>` (one watch per warehouse file).
 
 Plain functions build the events from what the warehouse recorded; `emit_vigie_events` hands
 them to `prefect.events.emit_event`. Requires `PREFECT_API_URL` outside a flow run: without it
@@ -15,12 +18,14 @@ once per process, and the alert itself (its emails, its rows) does not depend on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.alerts import AlertChanges
 from tasks.notify import header_safe
 from vigie.query import fold
+from vigie.settings import Settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -38,6 +44,7 @@ ALERT_ESCALATED = "vigie.alert.escalated"
 ALERT_ACKNOWLEDGED = "vigie.alert.acknowledged"
 SOURCE_DOWN = "vigie.source.down"
 SOURCE_RECOVERED = "vigie.source.recovered"
+WATCH_WATCHED = "vigie.watch.watched"
 
 # Label values and payload texts come from the configuration and the network: one line,
 # bounded, so an event stays far below Prefect's size limit.
@@ -87,6 +94,26 @@ def source_resource(name: str) -> dict[str, str]:
         "prefect.resource.id": f"vigie.source.{source_slug(name)}",
         "prefect.resource.name": _one_line(name),
     }
+
+
+def watch_key(settings: Settings) -> str:
+    """What tells one watch from another on a shared Prefect server: its warehouse file."""
+    path = str(settings.warehouse_path.resolve())
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:12]
+
+
+def watch_resource(settings: Settings) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"vigie.watch.{watch_key(settings)}",
+        "prefect.resource.name": _one_line(settings.organisation.name),
+        "vigie.warehouse": _one_line(settings.warehouse_path.resolve()),
+    }
+
+
+def watched_event(settings: Settings, cycle_id: str, finished_at: datetime) -> VigieEvent:
+    """`vigie.watch.watched`: the cycle completed with at least one source answering."""
+    payload = {"cycle_id": cycle_id, "finished_at": f"{finished_at:%Y-%m-%d %H:%M} UTC"}
+    return VigieEvent(WATCH_WATCHED, watch_resource(settings), payload)
 
 
 def alert_event(
@@ -304,3 +331,21 @@ def emit_cycle_events_task(
         _report_failure(err, logger)
         return 0
     return emit_vigie_events(events, logger)
+
+
+@task(name="emit-watch-event", cache_policy=NO_CACHE)
+def emit_watch_event_task(path: Path, settings: Settings, cycle_id: str) -> int:
+    """Tell Prefect that this cycle watched (a source answered), as `vigie watchdog` counts
+    it; nothing for a cycle where every source failed. Never fails."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+    try:
+        with open_warehouse(path) as con:
+            last = Store(con).last_watching_cycle()
+    except Exception as err:  # an event is never worth a failed cycle
+        _report_failure(err, logger)
+        return 0
+    if last is None or last[0] != cycle_id:
+        return 0
+    return emit_vigie_events([watched_event(settings, cycle_id, last[1])], logger)

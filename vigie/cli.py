@@ -738,6 +738,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     for spec in specs:
         print(f"  {spec.name}/{spec.name}: {spec.describe_schedules()}", flush=True)
+    try:
+        _set_up_watch_automation(settings)
+    except VigieError as err:  # the watch itself matters more: serve, and say so
+        print(f"vigie: warning: {err}; `vigie watchdog` in cron still watches", file=sys.stderr)
     serve_deployments(deployments, limit=args.limit)
     print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
@@ -977,6 +981,30 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_up_watch_automation(settings: Settings) -> None:
+    """Create or update the dead man's switch automation on the Prefect server of
+    PREFECT_API_URL, and say what it does."""
+    from tasks.watch_automation import ensure_watch_automation
+    from tasks.watchdog import duration_text, watchdog_limit
+
+    if not settings.operators:
+        print("No watchdog automation: the cell has no members to tell ([[cell.members]]).")
+        return
+    secrets = load_secrets(settings)
+    try:
+        setup = ensure_watch_automation(settings, secrets, within=watchdog_limit(settings))
+    except Exception as err:  # the Prefect client's HTTP and connection errors
+        raise VigieError(
+            f"the watchdog automation could not be set up on the Prefect server: {one_line(err)}"
+        ) from err
+    print(
+        f"Watchdog automation {setup.name} {setup.action}: the Prefect server emails "
+        f"{', '.join(m.email for m in settings.operators)} when no cycle has completed with a "
+        f"source answering for {duration_text(setup.within)} (email block {setup.block_name}).",
+        flush=True,
+    )
+
+
 def cmd_watchdog(args: argparse.Namespace) -> int:
     from tasks.load import send_pending
     from tasks.watchdog import check_watch, duration_text, stop_notice_id
@@ -984,6 +1012,13 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
     from warehouse.store import Store
 
     settings = _settings(args)
+    if args.automation:
+        from vigie.serve import check_api_answers, require_api_url
+
+        require_api_url()
+        check_api_answers()
+        _set_up_watch_automation(settings)
+        return 0
     path = settings.warehouse_path
     if not path.exists():
         raise VigieError(
@@ -1357,6 +1392,13 @@ def build_parser() -> argparse.ArgumentParser:
             "system's cron, every few minutes: it needs neither Prefect nor its server. "
             "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing)."
         ),
+    )
+    watchdog.add_argument(
+        "--automation",
+        action="store_true",
+        help="instead: create or update the Prefect automation that does the same from the "
+        "Prefect server of PREFECT_API_URL (`vigie serve` does it at start; run this after "
+        "`prefect deploy`), then exit",
     )
     watchdog.set_defaults(func=cmd_watchdog)
     return parser

@@ -32,6 +32,10 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
             "*/5 * * * * vigie --config /srv/vigie/vigie.toml watchdog",
             "a crontab line: checked every 5 minutes, outside Prefect",
         ),
+        (
+            "vigie watchdog --automation",
+            "the same from the Prefect server: create or update its automation (after deploy)",
+        ),
     ),
     "quality": (
         ("vigie quality", "drift of the last 7 days: languages, empty texts, duplicates"),

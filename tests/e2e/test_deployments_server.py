@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tasks.watch_automation import automation_name
+from tasks.watchdog import watchdog_limit
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_server import BIN, PrefectServer
 from tests.e2e.served import (
@@ -29,6 +31,7 @@ from tests.e2e.served import (
 from vigie import scenario
 from vigie.deployments import DeploymentSpec, ScheduleSpec, read_deployments
 from vigie.localservers import FeedServer, MailSink
+from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
 
 if TYPE_CHECKING:
@@ -139,6 +142,11 @@ def test_vigie_serve_serves_every_deployment_and_runs_a_digest_started_from_the_
         by_name = _assert_deployed(specs, list(served.values()))
         assert by_name["digest"].parameters == {"period": "daily", "config_path": str(config)}
         assert not any(d.paused for d in served.values())
+        # At start, serve set up the dead man's switch automation, once.
+        settings = load_settings(config)
+        assert f"Watchdog automation {automation_name(settings)} created" in serve.output()
+        [automation] = client.read_automations_by_name(automation_name(settings))
+        assert automation.trigger.within == watchdog_limit(settings)  # type: ignore[union-attr]
         run = client.create_flow_run_from_deployment(by_name["digest"].id)
         final = wait_final(client, run.id, serve, RUN_TIMEOUT_S)
         assert final.state is not None and final.state.is_completed(), serve.output()[-3000:]

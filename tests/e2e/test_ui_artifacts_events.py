@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from tasks.events import WATCH_WATCHED, watch_key
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_events import wait_for_events
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
+from vigie.settings import load_settings
 
 pytestmark = pytest.mark.prefect
 
@@ -50,6 +52,10 @@ def _latest_run_of(key: str) -> Any:
             artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key]))
         )
     return latest.flow_run_id
+
+
+def _watched(events: list[Any]) -> list[Any]:
+    return [e for e in events if e.event == WATCH_WATCHED]
 
 
 def _markdown_links(text: str) -> list[str]:
@@ -145,4 +151,13 @@ def test_a_watch_cycle_shows_its_summary_and_top_stories_and_emits_alert_and_sou
     rerun = watch_cycle(str(config))
     assert rerun["alerts_opened"] == [] and rerun["health_changes"] == []
     later = wait_for_events(since, lambda e: False, timeout_s=6)
-    assert sorted(e.event for e in later) == ["vigie.alert.opened", "vigie.source.down"]
+    later = wait_for_events(since, lambda e: len(_watched(e)) >= 3)
+    assert sorted(e.event for e in later if e not in _watched(later)) == [
+        "vigie.alert.opened",
+        "vigie.source.down",
+    ]
+    # Every cycle in which a source answered says so (the dead man's switch automation's event).
+    cycles = [calm["cycle_id"], burst["cycle_id"], rerun["cycle_id"]]
+    assert [e.payload["cycle_id"] for e in _watched(later)] == cycles
+    resource = f"vigie.watch.{watch_key(load_settings(config))}"
+    assert {e.resource.id for e in _watched(later)} == {resource}

@@ -135,3 +135,33 @@ def test_a_watch_that_never_ran_is_one_clear_line(write_config: ConfigWriter) ->
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("vigie: WATCH NOT STARTED")
     assert "Traceback" not in result.stderr
+
+
+def test_the_automation_without_a_prefect_server_is_one_clear_line(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(sources=[SOURCE], smtp_port=free_port(), extra=OPERATOR)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    unset = subprocess.run(
+        [sys.executable, "-m", "vigie.cli", "--config", str(config), "watchdog", "--automation"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=config.parent,
+        env=env,
+    )
+    assert unset.returncode == 2
+    assert unset.stderr.strip().splitlines()[-1].startswith("vigie: PREFECT_API_URL is not set")
+    down = subprocess.run(
+        [sys.executable, "-m", "vigie.cli", "--config", str(config), "watchdog", "--automation"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=config.parent,
+        env={**env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
+    )
+    assert down.returncode == 1
+    assert "does not answer" in down.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in unset.stderr + down.stderr

@@ -1,0 +1,106 @@
+"""`VigieEmail`, a Prefect notification block that sends an email over Vigie's own SMTP settings.
+
+The dead man's switch as a Prefect automation (tasks/watch_automation.py) must email the
+operators when the worker or `vigie serve` is dead, so the email is sent by the Prefect server
+itself: its actions service loads the block named in the automation's SendNotification action
+and calls `notify`. No core Prefect block sends SMTP email (they call webhooks or SendGrid), so
+Vigie registers this one through the `prefect.collections` entry point of pyproject.toml: a
+Prefect server started from Vigie's environment imports this module and can load the block.
+
+This module is imported by every Prefect process of that environment (server, workers): it
+imports nothing heavy; the SMTP code is imported when a notification is sent. The password is
+a SecretStr field, stored by the server encrypted (Fernet) like every block document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from prefect.blocks.abstract import NotificationBlock, NotificationError
+from pydantic import Field, SecretStr
+
+BLOCK_TYPE_SLUG = "vigie-email"
+
+
+class VigieEmail(NotificationBlock):
+    """Email a notification to fixed recipients through an SMTP server (Vigie's [email])."""
+
+    _block_type_name = "Vigie email"
+    _block_type_slug = BLOCK_TYPE_SLUG
+    _description = (
+        "Sends a notification as an email through an SMTP server, with Vigie's settings "
+        "(certificates verified). Used by Vigie's dead man's switch automation."
+    )
+
+    host: str = Field(description="SMTP server")
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    sender: str = Field(description="The From address (also the login when there is one)")
+    sender_name: str = "Vigie"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = Field(default=None, description="CA bundle to verify the server")
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
+    recipients: list[str] = Field(description="Who receives every notification")
+
+    async def notify(self, body: str, subject: str | None = None) -> None:
+        """Send `body` to the recipients; raises NotificationError (inside Prefect's
+        `raise_on_failure`, as its SendNotification action does) when SMTP refuses it."""
+        reason = await asyncio.to_thread(self.send, body, subject or "Vigie")
+        if reason is None:
+            return
+        self.logger.error("Vigie email not sent: %s", reason)
+        if self._raise_on_failure:
+            raise NotificationError(log=reason)
+
+    def send(self, body: str, subject: str) -> str | None:
+        """Send now; None when the server accepted the message, else why not (one line, no
+        password: the same descriptions as the outbox's)."""
+        import html
+
+        from tasks.delivery import compose_email
+        from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, header_safe, smtp_client
+        from vigie.models import OutboxMessage
+        from vigie.settings import Email, Secrets
+
+        email = Email(
+            host=self.host,
+            port=self.port,
+            security=self.security,
+            sender=self.sender,
+            sender_name=self.sender_name,
+            username=self.username,
+            ca_file=Path(self.ca_file) if self.ca_file else None,
+            timeout_s=self.timeout_s,
+        )
+        message = OutboxMessage(
+            message_id=f"prefect.notification.{uuid.uuid4().hex}",
+            kind="prefect_notification",
+            recipients=tuple(self.recipients),
+            subject=header_safe(subject),
+            html=(
+                '<html><body style="font-family:sans-serif">'
+                + "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n") if p.strip())
+                + "</body></html>"
+            ),
+            text=body,
+            critical=True,
+        )
+        client = None
+        try:
+            client = smtp_client(email, Secrets(smtp_password=self.password))
+            client.login()
+            mime = compose_email(message, sender=self.sender, sender_name=self.sender_name)
+            client.smtp.sendmail(self.sender, list(self.recipients), mime.as_bytes())
+        except _SMTP_ERRORS as err:
+            return _describe_smtp_error(err)
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except (*_SMTP_ERRORS, AttributeError):
+                    pass
+        return None
