@@ -40,6 +40,8 @@ from tests.hostile import (
     reason_phrase,
     resets_mid_body,
     smtp_drops_mid_data,
+    smtp_never_greets,
+    smtp_refuses_permanently,
 )
 from tests.integration.test_hostile_corpus import LINKS, TITLES, _rss, _unsafe
 from vigie import scenario
@@ -223,6 +225,22 @@ def test_a_cycle_beside_every_hostile_source_completes_records_each_fault_and_st
     assert 50_000_000 < finished.max_rss_bytes < MAX_CYCLE_RSS
 
 
+def _command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A short `vigie` command with `config`, its output captured."""
+    return subprocess.run(
+        [*VIGIE, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _port(url: str) -> int:
+    """The port of a hostile server's URL (http://127.0.0.1:PORT/)."""
+    return int(url.split(":")[2].split("/")[0])
+
+
 def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
     prefect_harness: str,
     feed_server: FeedServer,
@@ -230,9 +248,10 @@ def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
     tmp_path: Path,
 ) -> None:
     """A calm cycle, then a burst whose alert is due while the SMTP server is down, then
-    cycles where it answers 451, drops the connection in the middle of DATA, and answers 3 s
-    late (inside its 10 s timeout). Each cycle completes and exits 0; the alert stays in the
-    outbox with each reason, and the slow server gets it, exactly once."""
+    cycles where it answers 451, drops the connection in the middle of DATA, never greets,
+    refuses every recipient for good (554), and answers 3 s late (inside its 10 s timeout).
+    Each cycle completes and exits 0; the alert stays in the outbox with each reason, and the
+    slow server gets it, exactly once."""
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
     # The blog answers with an HTML page, whose notice would be a second email: left out.
@@ -253,12 +272,16 @@ def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
     with (
         MailSink(tmp_path / "inbox") as sink,
         hostile_server(smtp_drops_mid_data) as dropping,
+        hostile_server(smtp_never_greets) as silent,
+        hostile_server(smtp_refuses_permanently) as refusing,
     ):
         sink.refuse_with = "451 4.3.0 Mailbox busy, try again later"
         faults = [
             ("down", free_port(), "ConnectionRefusedError"),
             ("451", sink.port, "SMTP 451: 4.3.0 Mailbox busy"),
-            ("drops mid-DATA", int(dropping.split(":")[2].split("/")[0]), "SMTPServerDisconnected"),
+            ("drops mid-DATA", _port(dropping), "SMTPServerDisconnected"),
+            ("never greets", _port(silent), "timed out"),
+            ("554 for good", _port(refusing), "every recipient was refused (SMTP 554"),
         ]
         for attempts, (fault, port, reason) in enumerate(faults, start=1):
             line = cycle(port)
@@ -278,13 +301,7 @@ def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
         [(_, _, _, sent_at)] = outbox()
         assert sent_at is not None
         # Another delivery sends nothing: the alert went once.
-        again = subprocess.run(
-            [*VIGIE, "--config", str(config), "escalate"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+        again = _command(config, "escalate")
         assert again.returncode == 0, again.stderr[-2000:]
         assert "emails sent 0, failed 0" in again.stdout
         [received] = sink.messages()
@@ -302,6 +319,18 @@ def _strings(value: object) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
+
+
+def _links_vigie_makes(config: Path, prefect_api: str) -> tuple[str, ...]:
+    """The links the configuration makes: the cell's addresses, the Prefect UI's pages."""
+    return (
+        *(
+            f"mailto:{line.split('= ')[1].strip(chr(34))}"
+            for line in config.read_text(encoding="utf-8").splitlines()
+            if line.startswith("email = ")
+        ),
+        prefect_api.removesuffix("/api"),
+    )
 
 
 def _email_problems(raw: bytes, allowed: tuple[str, ...]) -> list[str]:
@@ -383,31 +412,11 @@ def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_e
     # The titles with a javascript:, data: or file: link are quarantined (their artifact
     # shows them too), the others loaded.
     assert summary["new_mentions"] + summary["quarantined"] >= len(TITLES), summary
-    status = subprocess.run(
-        [*VIGIE, "--config", str(config), "status"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    status = _command(config, "status")
     assert status.returncode == 0 and "hostile reason" in status.stdout, status.stderr
-    digest = subprocess.run(
-        # The digest of the day up to now: the corpus was published minutes ago.
-        [
-            *VIGIE,
-            "--config",
-            str(config),
-            "digest",
-            "--period",
-            "daily",
-            "--end",
-            (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    # The digest of the day up to now: the corpus was published minutes ago.
+    end = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    digest = _command(config, "digest", "--period", "daily", "--end", end)
     assert digest.returncode == 0, digest.stdout + digest.stderr
 
     outputs = {
@@ -447,15 +456,54 @@ def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_e
     assert "Not Found[2J[31mFAKE OK" in notice  # the server's reason, inert
     [digest_body] = [b for s, b in bodies.items() if s.startswith("[Vigie][RÉSUMÉ]")]
     assert "intrus@evil.example" in digest_body  # the corpus reached it (the CR/LF title)
-    # Links the configuration makes: the cell's addresses, the Prefect UI's pages.
-    allowed = (
-        *(
-            f"mailto:{line.split('= ')[1].strip(chr(34))}"
-            for line in config.read_text(encoding="utf-8").splitlines()
-            if line.startswith("email = ")
-        ),
-        prefect_harness.removesuffix("/api"),
-    )
+    allowed = _links_vigie_makes(config, prefect_harness)
     assert {path.name: _email_problems(path.read_bytes(), allowed) for path in received} == {
         path.name: [] for path in received
+    }
+
+
+def test_the_alert_and_its_escalation_sent_by_whole_cycles_carry_the_corpus_inertly(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """A calm cycle, then a burst in which a major outlet carries test_hostile_corpus.py's
+    titles and links: the alert `vigie run` sends, and the escalation `vigie escalate` sends
+    when nobody acknowledged it, show the corpus with nothing active, no link that is not
+    https, no control character and no broken header."""
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    # The blog answers with an HTML page, whose notice would be another email: left out.
+    feeds = [s for s in scenario_sources(urls) if s["name"] != "Blogue du terroir"]
+    corpus = feed_server.set("/corpus.xml", _rss([]))
+    config = write_config(
+        sources=[*feeds, {"name": "corpus", "url": corpus, "tier": 1}], smtp_port=mail_sink.port
+    )
+    baseline = Vigie(config, prefect_harness, "run", "--once").finish()
+    assert _summary_line(baseline)["alerts"] == "0"
+    scenario.publish(feed_server, "burst", anchor)
+    feed_server.set("/corpus.xml", _rss(list(zip(TITLES, LINKS, strict=True))))
+    burst = Vigie(config, prefect_harness, "run", "--once").finish()
+    assert _summary_line(burst)["alerts"] == "1", burst.stdout + burst.stderr[-2000:]
+    # Nobody acknowledged it for an hour (test_escalation.py proves the delay itself).
+    with open_warehouse(config.parent / "wh" / "vigie.duckdb") as con:
+        con.execute(
+            "UPDATE alerts SET opened_at = opened_at - INTERVAL 1 HOUR, "
+            "paged_at = paged_at - INTERVAL 1 HOUR"
+        )
+    escalate = _command(config, "escalate")
+    assert escalate.returncode == 0 and "emails sent 1," in escalate.stdout, escalate.stdout
+    assert RAW_CONTROL.findall(escalate.stdout + escalate.stderr) == []
+
+    received = {str(m["Subject"]): m for m in mail_sink.messages()}
+    [alert] = [m for s, m in received.items() if s.startswith("[Vigie][CRISE]")]
+    [escalation] = [m for s, m in received.items() if "ESCALADE" in s.upper()]
+    for message in (alert, escalation):
+        markup = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "caché" in markup or "intrus@evil.example" in markup, markup[:3000]
+    allowed = _links_vigie_makes(config, prefect_harness)
+    paths = sorted(mail_sink.folder.glob("*.eml"))
+    assert {p.name: _email_problems(p.read_bytes(), allowed) for p in paths} == {
+        p.name: [] for p in paths
     }
