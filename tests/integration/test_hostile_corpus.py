@@ -1,5 +1,6 @@
 """Issue 8's hostile-input corpus, from a feed served over HTTP to what people read: the alert
-email (HTML and subject) and the Prefect UI's top-stories table (markdown), through the real
+email (HTML and subject), an incident's situation report and final report (emails and UI
+markdown) and the Prefect UI's top-stories table (markdown), through the real
 fetch, parsing, matching and warehouse. Nothing executes, nothing breaks a header, nothing is
 unbounded, and hostile documents are refused or recorded, never a crash."""
 
@@ -13,6 +14,14 @@ from html.parser import HTMLParser
 from markdown_it import MarkdownIt
 
 from tasks.collect import collect_matching, fetch_sources
+from tasks.incident import (
+    IncidentPlan,
+    begin_incident,
+    build_report,
+    build_sitrep,
+    render_report,
+    render_sitrep,
+)
 from tasks.normalise import MAX_TITLE_CHARS
 from tasks.notify import MAX_SUBJECT_CHARS, render_alert_email
 from tasks.report import top_story_rows
@@ -20,7 +29,7 @@ from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import VolumeSignal
 from warehouse.connection import open_warehouse
-from warehouse.store import Store
+from warehouse.store import IncidentStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 BRAND = "Laiterie Boréale"
@@ -84,7 +93,7 @@ def _rss(items: list[tuple[str, str]], extra: str = "") -> str:
     return f"{head}<channel>{body}</channel></rss>"
 
 
-def test_a_hostile_corpus_is_inert_in_the_alert_email_and_the_ui(
+def test_a_hostile_corpus_is_inert_in_the_alert_email_the_incident_reports_and_the_ui(
     feed_server: FeedServer, tmp_path: object
 ) -> None:
     from pathlib import Path
@@ -110,8 +119,10 @@ def test_a_hostile_corpus_is_inert_in_the_alert_email_and_the_ui(
             _rss([(f"{BRAND} {n}", f"https://presse.example/h/{n}") for n in range(10_000)]),
         ),
     }
+    # The corpus comes from a major outlet (tier 1), so it leads the stories people read first.
     sources = "".join(
-        f'[[sources]]\nname = "{name}"\nurl = "{url}"\n' for name, url in urls.items()
+        f'[[sources]]\nname = "{name}"\nurl = "{url}"\ntier = {1 if name == "corpus" else 2}\n'
+        for name, url in urls.items()
     )
     toml = MINIMAL_TOML[: MINIMAL_TOML.index("[[sources]]")] + sources
     toml += MINIMAL_TOML[MINIMAL_TOML.index("[email]") :]
@@ -133,12 +144,36 @@ def test_a_hostile_corpus_is_inert_in_the_alert_email_and_the_ui(
     assert all(BAD_ASCII.search(m.title + m.summary) is None for m in collected.matched)
 
     with open_warehouse(folder / "wh.duckdb") as con:
-        store = Store(con)
+        store = IncidentStore(con)
         store.begin_cycle("c1", NOW, None)
         store.load_cycle("c1", settings.sources, collected.outcomes, collected.matched, [], NOW)
         window = {"start": NOW - timedelta(days=1), "end": NOW + timedelta(minutes=1)}
         stories = store.top_stories(**window, limit=10_000)
         top = store.top_mentions("marque", **window, limit=10_000)
+        # An incident named by someone in a hurry, or by a crafted trigger, over the corpus.
+        started = NOW - timedelta(hours=1)
+        plan = IncidentPlan.of(
+            started, cadence_minutes=5, duration_hours=2, sitrep_every_minutes=60
+        )
+        incident, _ = begin_incident(store, TITLES[1], {"extra_queries": [TITLES[0]]}, plan, "r1")
+        sitrep = build_sitrep(
+            store,
+            settings,
+            incident,
+            number=1,
+            start=started,
+            end=NOW + timedelta(minutes=1),
+            extra_topics=[],
+        )
+        report = build_report(
+            store,
+            settings,
+            incident,
+            status="ended",
+            ended_at=NOW + timedelta(minutes=1),
+            extra_topics=[],
+            interval=timedelta(hours=1),
+        )
     corpus = [s for s in stories if s["source"] == "corpus"]
     corpus_top = [m for m in top if m["source"] == "corpus"]
     assert len(corpus) >= 5 and len(corpus_top) >= 5  # hostile titles reach what people read
@@ -162,3 +197,15 @@ def test_a_hostile_corpus_is_inert_in_the_alert_email_and_the_ui(
         .render("\n".join(str(value) for row in top_story_rows(corpus) for value in row.values()))
     )
     assert _unsafe(rendered) == []
+
+    # The incident's situation report and final report: emails, and markdown for the UI.
+    assert {s.story_id for s in sitrep.stories} & {s["story_id"] for s in corpus}
+    for message, markdown in (
+        render_sitrep(sitrep, settings, ["cell@example.org"]),
+        render_report(report, settings, ["cell@example.org"]),
+    ):
+        assert "\r" not in message.subject and "\n" not in message.subject
+        assert len(message.subject) <= MAX_SUBJECT_CHARS and not BAD_ASCII.search(message.subject)
+        assert _unsafe(message.html, cell) == []
+        assert BAD_ASCII.search(message.text) is None
+        assert _unsafe(MarkdownIt("commonmark").enable("table").render(markdown)) == []
