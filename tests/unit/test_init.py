@@ -214,6 +214,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @example(name='Acme """ Corp', aliases=["a\\", "'''"], people=['x"\ny'])
 @example(name='L\'Oréal\n[email]\nhost = "evil"', aliases=[], people=[])
 @example(name='a\\" OR "b', aliases=["(c"], people=["d NEAR/2"])
+@example(name="Acme", aliases=[], people=["\t", " , "])  # people that clean to nothing: no watch
 def test_hostile_names_cannot_break_the_toml_or_the_queries(
     folder: Path, name: str, aliases: list[str], people: list[str]
 ) -> None:
@@ -234,10 +235,12 @@ def test_hostile_names_cannot_break_the_toml_or_the_queries(
     assert _matches(organisation, clean_name(name))
     for alias in split_names(aliases):
         assert _matches(organisation, alias)
-    if people:
+    if split_names(people):
         assert _matches(
             _watch(settings, "personnes"), f"{split_names(people)[0]} {clean_name(name)}"
         )
+    else:
+        assert all(w.name != "personnes" for w in settings.watch)
 
 
 @pytest.mark.parametrize(
