@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import urllib3
 from prefect import task
@@ -43,7 +43,7 @@ from vigie.models import (
     SourceStatus,
 )
 from vigie.progress import listener
-from vigie.settings import Collection, Source, Watch
+from vigie.settings import Collection, Source, Watch, source_token
 
 _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 _REDIRECT_STATUS = {301, 302, 303, 307, 308}
@@ -208,7 +208,14 @@ def fetch_source(
         headers["If-Modified-Since"] = state.last_modified
     timeout = urllib3.Timeout(connect=collection.connect_timeout_s, read=collection.read_timeout_s)
 
+    try:
+        token = read_token(source)
+    except FetchError as err:
+        return failed_fetch(source, err.reason, started_at=started_at, t0=t0)
+
     def failed(reason: str, http_status: int | None = None) -> FetchResult:
+        if token is not None:  # a server may echo the token in a reason phrase or a Location
+            reason = token.redact(reason)
         return failed_fetch(source, reason, started_at=started_at, t0=t0, http_status=http_status)
 
     url = source.url
@@ -222,7 +229,10 @@ def fetch_source(
                 else "not an http(s) URL (refused)"
             )
         try:
-            response = client.get(url, headers, timeout)
+            if token is None:
+                response = client.get(url, headers, timeout)
+            else:
+                response = client.get(*token.apply(url, headers), timeout)
         except urllib3.exceptions.LocationValueError as err:
             return failed(f"request failed: {type(err).__name__}")
         except (urllib3.exceptions.HTTPError, OSError) as err:
@@ -283,10 +293,68 @@ def fetch_source(
             http_status=status,
             body=body,
             headers={name.lower(): response.headers[name] for name in response.headers},
-            final_url=url,
+            final_url=url if token is None else token.redact(url),
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
         )
+
+
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the default port spelt out."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        return scheme, (parts.hostname or "").lower(), port
+    except ValueError:
+        return "", url, None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceToken:
+    """A source's token, read from its environment variable at fetch time (never from the
+    file, never a task parameter), and sent only to the origin of the source's URL."""
+
+    value: str
+    origin: tuple[str, str, int | None]
+    header: str | None  # None: sent as the query parameter `param`
+    param: str | None
+
+    def redact(self, text: str) -> str:
+        """`text` with the token (as it is, or as it appears in a URL's query) masked."""
+        for form in {self.value, urlencode({"": self.value})[1:]}:
+            text = text.replace(form, "***")
+        return text
+
+    def apply(self, url: str, headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """The URL and headers of a request to `url`, with the token when `url` is at the
+        source's origin: a redirect elsewhere never carries it."""
+        if url_origin(url) != self.origin:
+            return url, dict(headers)
+        if self.header is not None:
+            value = f"Bearer {self.value}" if self.header.lower() == "authorization" else self.value
+            return url, {**headers, self.header: value}
+        # Appended to the query as it is: re-encoding it could change what the API reads.
+        parts = urlsplit(url)
+        added = urlencode({str(self.param): self.value})
+        query = f"{parts.query}&{added}" if parts.query else added
+        return urlunsplit(parts._replace(query=query)), dict(headers)
+
+
+def read_token(source: Source) -> SourceToken | None:
+    """The token `source` needs, from its variable, now (None: it needs none).
+
+    Raises:
+        FetchError: the variable is unset or unusable (`source_token`), never its value.
+    """
+    try:
+        value = source_token(source)
+    except ConfigError as err:
+        raise FetchError(source.name, str(err)) from None
+    if value is None:
+        return None
+    header = None if source.token_param else (source.token_header or "Authorization")
+    return SourceToken(value, url_origin(source.url), header, source.token_param)
 
 
 def host_of(url: str) -> str:

@@ -21,7 +21,14 @@ from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
 from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
-from vigie.settings import CONFIG_ENV, Settings, load_secrets, load_settings, resolve_config_path
+from vigie.settings import (
+    CONFIG_ENV,
+    Settings,
+    load_secrets,
+    load_settings,
+    resolve_config_path,
+    source_token,
+)
 
 if TYPE_CHECKING:
     from tasks.delivery import DeliveryReport
@@ -53,6 +60,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"    tag: #{source.hashtag}")
         if source.query:
             print(f"    searches: {source.query}")
+        if source.token_env:
+            print(f"    token: from ${source.token_env}")
     email = settings.email
     login = f"as {email.username}" if email.username else "without login"
     print(f"Email: {email.sender} via {email.host}:{email.port} ({email.security}, {login})")
@@ -68,8 +77,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
+    _warn_tokens(settings)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_tokens(settings: Settings) -> None:
+    """A token that is not here: the source would fail where the environment is this one (the
+    watch may run elsewhere, with its own environment, so it is a warning)."""
+    for source in settings.sources:
+        try:
+            source_token(source)
+        except ConfigError as err:
+            print(f"Warning: source {source.name!r}: {err}; it fails in this environment")
 
 
 def _warn_placeholders(settings: Settings, file: TextIO = sys.stdout) -> None:

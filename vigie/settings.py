@@ -81,6 +81,21 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
     "subreddit": ("reddit",),
     "mapping": ("json_api",),
 }
+# A token header may not replace what Vigie sends itself, nor HTTP's own framing.
+_HEADERS_VIGIE_SETS = frozenset(
+    {
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "if-none-match",
+        "if-modified-since",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+    }
+)
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _DOTTED_PATH = r"^[^.\s]+(\.[^.\s]+)*$"
 
 
@@ -177,6 +192,12 @@ class Source(_Model):
     tag: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?[^\W]+$")] | None = None
     subreddit: Annotated[str, Field(pattern=r"^(r/)?[A-Za-z0-9_]{2,21}$")] | None = None
     mapping: JsonMapping | None = None
+    # A source that needs a token names the environment variable holding it: the token itself
+    # never goes in the file. Sent as `Authorization: Bearer <token>`, or raw in `token_header`,
+    # or as the query parameter `token_param`; only to the origin of `url`.
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")] | None = None
+    token_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,60}$")] | None = None
+    token_param: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,60}$")] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -222,7 +243,27 @@ class Source(_Model):
             raise ValueError(
                 "mapping: is required for kind 'json_api' (at least items, title and url paths)"
             )
+        self._check_token()
         return self
+
+    def _check_token(self) -> None:
+        if self.token_env is None:
+            if self.token_header is not None or self.token_param is not None:
+                raise ValueError(
+                    "token_env: is required with token_header or token_param (the name of "
+                    "the environment variable that holds the token)"
+                )
+            return
+        if self.token_header is not None and self.token_param is not None:
+            raise ValueError("token_header and token_param: give one of them, not both")
+        if self.token_header is not None and self.token_header.lower() in _HEADERS_VIGIE_SETS:
+            raise ValueError(f"token_header: {self.token_header!r} is a header Vigie sets itself")
+        parts = urlsplit(self.url)
+        if parts.scheme.lower() != "https" and (parts.hostname or "") not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                "token_env: a token is only sent over https (or to this machine), "
+                "and this url is not https"
+            )
 
     @property
     def hashtag(self) -> str | None:
@@ -730,6 +771,27 @@ def load_settings(path: str | os.PathLike[str], *, lenient_cell: bool = False) -
         return Settings.model_validate(data, context={LENIENT_CELL: lenient_cell})
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from err
+
+
+def source_token(source: Source, env: Mapping[str, str] | None = None) -> str | None:
+    """The token `source` needs, from the variable its `token_env` names (None: it needs none).
+
+    Raises:
+        ConfigError: the variable is unset or empty, or holds what a request cannot carry;
+            the message names the variable, never its value.
+    """
+    if source.token_env is None:
+        return None
+    env = os.environ if env is None else env
+    value = env.get(source.token_env, "").strip()
+    if not value:
+        raise ConfigError(f"the token variable {source.token_env} is not set")
+    if not all("!" <= ch <= "~" for ch in value):
+        raise ConfigError(
+            f"the token in {source.token_env} holds spaces, control or non-ASCII characters "
+            "(a request cannot carry them)"
+        )
+    return value
 
 
 def load_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> Secrets:

@@ -56,6 +56,29 @@ def test_check_prints_what_will_be_watched(
     assert "Awa Diallo <awa.diallo@laiterie-boreale.example>" in result.stdout
 
 
+def test_check_names_the_token_variable_a_source_needs_and_warns_when_it_is_unset(
+    write_config: ConfigWriter,
+) -> None:
+    """The watch may run with another environment, so an unset token is a warning, not a
+    failure; the value itself is never printed."""
+    api = {"name": "Agence (API)", "url": "https://agence.example/rss", "token_env": "AGENCE_KEY"}
+    config = write_config(sources=[api], smtp_port=2525)
+    env = {k: v for k, v in os.environ.items() if k != "AGENCE_KEY"}
+    unset = subprocess.run(
+        [*VIGIE, "--config", str(config), "check"], capture_output=True, text=True, env=env
+    )
+    assert unset.returncode == 0, unset.stderr
+    assert "    token: from $AGENCE_KEY" in unset.stdout
+    assert (
+        "Warning: source 'Agence (API)': the token variable AGENCE_KEY is not set; it fails in "
+        "this environment"
+    ) in unset.stdout
+    here = _vigie("--config", str(config), "check", env={"AGENCE_KEY": "k-Secret-123"})
+    assert here.returncode == 0, here.stderr
+    assert "Warning: source" not in here.stdout
+    assert "k-Secret-123" not in here.stdout + here.stderr
+
+
 def test_the_config_file_can_come_from_the_environment(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:

@@ -1,8 +1,10 @@
 """Secrets never leave the process that uses them: a full watch cycle logs in to a real SMTP
-server (STARTTLS, a password), and then its password is looked for in every output: the
-command's stdout and stderr, the emails received, the warehouse file, and everything the
-temporary Prefect server stored (logs, artifacts, parameters, events: PREFECT_HOME). A second
-cycle with a wrong password must not leak it in its errors either."""
+server (STARTTLS, a password) and reads a source that needs a token (an API key, sent as a
+query parameter, which the server echoes in a redirect), and then the password and the token
+are looked for in every output: the command's stdout and stderr, the emails received, the
+warehouse file, and everything the temporary Prefect server stored (logs, artifacts,
+parameters, events: PREFECT_HOME). A second cycle with a wrong password must not leak it in
+its errors either."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import ConfigWriter
@@ -22,6 +25,10 @@ from vigie.localservers import FeedServer, MailSink
 
 SECRET = "pw-Zq8!x7-vigie-secret"
 WRONG = "pw-Wr0ng-vigie-not-the-secret"
+TOKEN = "tok-Agence-7Hq2-vigie-api-key"
+AGENCE = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Agence</title>
+<item><title>La Laiterie Boréale ouvre une usine</title><link>/depeches/1</link>
+<guid>agence-1</guid></item></channel></rss>"""
 SENDER = "vigie@laiterie-boreale.example"
 
 
@@ -32,7 +39,11 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
 
 def _vigie(config: Path, password: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
-    env.update(VIGIE_SMTP_PASSWORD=password, PREFECT_HOME=str(config.parent / "prefect-home"))
+    env.update(
+        VIGIE_SMTP_PASSWORD=password,
+        VIGIE_AGENCE_TOKEN=TOKEN,
+        PREFECT_HOME=str(config.parent / "prefect-home"),
+    )
     return subprocess.run(
         [sys.executable, "-m", "vigie.cli", "--config", str(config), *args],
         capture_output=True,
@@ -51,10 +62,18 @@ def _leaks(folder: Path, texts: list[str], secret: str) -> list[str]:
     for path in folder.rglob("*"):
         if path.is_file() and any(form in path.read_bytes() for form in forms):
             places.append(str(path))
+    # DuckDB may compress strings on disk: its tables are read too.
+    for path in folder.rglob("*.duckdb"):
+        with duckdb.connect(str(path), read_only=True) as db:
+            tables = db.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            for (table,) in tables:
+                rows = db.execute(f'SELECT * FROM "{table}"').fetchall()
+                if secret in repr(rows):
+                    places.append(f"{path}:{table}")
     return places
 
 
-def test_the_smtp_password_appears_in_no_output_of_a_full_cycle(
+def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycle(
     feed_server: FeedServer,
     write_config: ConfigWriter,
     tmp_path: Path,
@@ -68,6 +87,10 @@ def test_the_smtp_password_appears_in_no_output_of_a_full_cycle(
         {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
         for s in scenario.SOURCES
     ]
+    feed_server.set("/agence", b"", status=302, location=f"/agence.xml?vu={TOKEN}")
+    feed_server.set("/agence.xml", AGENCE)
+    agence = {"name": "Agence (API)", "url": feed_server.url("/agence"), "tier": 2}
+    sources.append(agence | {"token_env": "VIGIE_AGENCE_TOKEN", "token_param": "key"})
     with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as sink:
         config = write_config(sources=sources, smtp_port=sink.port)
         text = config.read_text(encoding="utf-8").replace(
@@ -81,6 +104,8 @@ def test_the_smtp_password_appears_in_no_output_of_a_full_cycle(
         # The blog answers with an HTML page: the operators' notice went out, logged in.
         assert sink.messages(), "no email was sent, so the password was never used"
         status = _vigie(config, SECRET, "status")
+        asked = [path for path, _ in feed_server.requests if path.startswith("/agence?")]
+        assert asked == [f"/agence?key={TOKEN}"]  # the source got its token, once
 
         # Another warehouse, so that a notice is due again, and a wrong password this time.
         other = tmp_path / "wrong" / "vigie.toml"
@@ -105,3 +130,5 @@ def test_the_smtp_password_appears_in_no_output_of_a_full_cycle(
     assert _leaks(tmp_path, outputs, SENDER)  # the search does read the files (the emails)
     assert _leaks(tmp_path, outputs, SECRET) == []
     assert _leaks(tmp_path, outputs, WRONG) == []
+    assert any(":mentions" in place for place in _leaks(tmp_path, outputs, "/depeches/1"))
+    assert _leaks(tmp_path, outputs, TOKEN) == []

@@ -310,3 +310,74 @@ def test_the_default_is_vigie_toml(env: dict[str, str]) -> None:
 
 def test_an_explicit_path_like_is_accepted(tmp_path: Path) -> None:
     assert resolve_config_path(tmp_path / "x.toml", env={}) == tmp_path / "x.toml"
+
+
+# --- source tokens ---------------------------------------------------------------------------
+
+
+def test_a_source_token_is_named_by_its_variable_never_written_in_the_file(tmp_path: Path) -> None:
+    text = MINIMAL_TOML.replace(
+        SOURCE_URL, SOURCE_URL + '\ntoken_env = "QUOTIDIEN_TOKEN"\ntoken_header = "X-Api-Key"'
+    )
+    source = settings_from(tmp_path, text).sources[0]
+    assert (source.token_env, source.token_header, source.token_param) == (
+        "QUOTIDIEN_TOKEN",
+        "X-Api-Key",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "message_part"),
+    [
+        ('token_header = "X-Api-Key"', "token_env: is required with token_header or token_param"),
+        ('token_param = "key"', "token_env: is required with token_header or token_param"),
+        (
+            'token_env = "T"\ntoken_header = "X-Api-Key"\ntoken_param = "key"',
+            "token_header and token_param: give one of them, not both",
+        ),
+        ('token_env = "T"\ntoken_header = "Host"', "'Host' is a header Vigie sets itself"),
+        ('token_env = "T"\ntoken_header = "X-A\\r\\nB"', "token_header: "),
+        ('token_env = "A TOKEN"', "token_env: "),
+        ('token_env = "T"\ntoken_param = "k&x=1"', "token_param: "),
+    ],
+    ids=[
+        "header-alone",
+        "param-alone",
+        "both",
+        "vigie-header",
+        "crlf-header",
+        "bad-env",
+        "bad-param",
+    ],
+)
+def test_a_token_that_cannot_be_sent_safely_is_refused(
+    tmp_path: Path, keys: str, message_part: str
+) -> None:
+    path, message = config_error(
+        tmp_path, MINIMAL_TOML.replace(SOURCE_URL, SOURCE_URL + "\n" + keys)
+    )
+    assert message.startswith(f"{path}: sources[0]")
+    assert message_part in message
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("http://news.example/api", False),
+        ("HTTP://news.example/api", False),
+        ("https://news.example/api", True),
+        ("http://127.0.0.1:8080/api", True),
+        ("http://localhost/api", True),
+        ("http://127.0.0.1.news.example/api", False),
+    ],
+)
+def test_a_token_is_only_sent_over_https_or_to_this_machine(
+    tmp_path: Path, url: str, accepted: bool
+) -> None:
+    text = MINIMAL_TOML.replace(SOURCE_URL, f'url = "{url}"\ntoken_env = "T"')
+    if accepted:
+        assert settings_from(tmp_path, text).sources[0].token_env == "T"
+    else:
+        _, message = config_error(tmp_path, text)
+        assert "a token is only sent over https (or to this machine)" in message
