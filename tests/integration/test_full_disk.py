@@ -2,12 +2,14 @@
 last good state, and once there is room again the same load completes.
 
 The disk is a 6 MB tmpfs mounted for the test; mounting needs root (or CAP_SYS_ADMIN), and the
-test is skipped, saying so, where the machine does not allow it."""
+test is skipped, saying so, where the machine does not allow it; the second test, a file size
+limit on the writer process, runs everywhere."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,4 +93,45 @@ def test_a_full_disk_is_one_clear_error_and_the_load_completes_once_there_is_roo
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     assert _load(path, "c2", burst) == 3000
+    assert _stored(path) == 3200
+
+
+_WRITER = """
+import resource, signal, sys
+from pathlib import Path
+from tests.integration.test_full_disk import _load, _mentions
+from vigie.errors import WarehouseError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+try:
+    print(_load(Path(sys.argv[1]), "c2", _mentions("c2", 3000)))
+except WarehouseError as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+def test_a_file_size_limit_is_one_clear_error_and_the_load_completes_without_it(
+    tmp_path: Path,
+) -> None:
+    """The same promise where no disk can be mounted: the writer runs under a file size limit
+    (`ulimit -f`) a little above the warehouse's size, so its writes fail as on a full disk."""
+    path = tmp_path / "vigie.duckdb"
+    assert _load(path, "c1", _mentions("c1", 200)) == 200
+    limit = path.stat().st_size + 2_000_000
+    root = Path(__file__).resolve().parents[2]
+    limited = subprocess.run(
+        [sys.executable, "-c", _WRITER, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    assert limited.returncode == 3, limited.stdout + limited.stderr[-2000:]
+    assert "File too large" in limited.stdout
+    assert "Traceback" not in limited.stderr
+    assert _stored(path) == 200  # the last good state, whole
+
+    assert _load(path, "c2", _mentions("c2", 3000)) == 3000
     assert _stored(path) == 3200
