@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -121,3 +122,61 @@ def quiet_api_outage_logs() -> None:
     # Prefect's log shipper writes "--- Error logging to API ---" to stderr unless
     # the standard library is told to stay quiet about handler errors.
     logging.raiseExceptions = False
+
+
+def record_unrecorded_runs(warehouse_path: Path) -> list[str]:
+    """Tell the Prefect server how each `vigie run` cycle it did not record really ended.
+
+    A cycle whose server stopped answering under it loads its data and sends its emails, but
+    its run stays Running in the UI (`vigie run` noted it in the warehouse). With the server
+    back, each such run still not final is set Completed (Crashed when the cycle did not
+    finish), with a message saying so. One line per run recorded; a failing API leaves the rest
+    for the next cycle.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.objects import State
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.states import Completed, Crashed
+
+    from warehouse.connection import open_warehouse
+    from warehouse.store import Store
+
+    with open_warehouse(warehouse_path, lock_wait_s=30) as con:
+        pending = Store(con).unrecorded_runs()
+    if not pending:
+        return []
+    lines: list[str] = []
+    settled: list[str] = []
+    with get_client(sync_client=True) as client:
+        for cycle_id, flow_run_id, finished_at in pending:
+            try:
+                run = client.read_flow_run(UUID(flow_run_id))
+                if run.state is None or not run.state.is_final():
+                    state: State[Any]
+                    if finished_at is not None:
+                        state = Completed(
+                            message=f"cycle {cycle_id} finished at "
+                            f"{finished_at:%Y-%m-%d %H:%M:%S %Z} while the Prefect server "
+                            "was away: its data were "
+                            "loaded and its emails sent (recorded by a later vigie run)"
+                        )
+                    else:
+                        state = Crashed(
+                            message=f"cycle {cycle_id} did not finish while the Prefect server "
+                            "was away; a later cycle collected what it missed"
+                        )
+                    client.set_flow_run_state(run.id, state, force=True)
+                    lines.append(
+                        f"the run of cycle {cycle_id}, left Running when the Prefect server "
+                        f"went away, is now recorded as {state.name}"
+                    )
+            except ObjectNotFound:
+                pass  # the server lost it (a new database): nothing to record
+            except (httpx.HTTPError, PrefectHTTPStatusError):
+                break  # the API fails again: the next cycle tries
+            settled.append(cycle_id)
+    with open_warehouse(warehouse_path, lock_wait_s=30) as con:
+        store = Store(con)
+        for cycle_id in settled:
+            store.forget_unrecorded_run(cycle_id)
+    return lines

@@ -215,9 +215,10 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from flows.watch_cycle import watch_cycle
-    from tasks.ui import api_answers, api_url
+    from tasks.ui import api_answers, api_url, record_unrecorded_runs
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
+    from warehouse.store import Store
 
     settings = load_settings(config_path)
     load_secrets(settings)
@@ -226,17 +227,28 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     # reported in one line rather than as a failed flow run.
     with open_warehouse(settings.warehouse_path):
         pass
+    for line in record_unrecorded_runs(settings.warehouse_path):
+        print(f"vigie: {line}", file=sys.stderr, flush=True)
     # A second earlier: the warehouse keeps microseconds, the flow's clock starts after this.
     started = datetime.now(UTC) - timedelta(seconds=1)
+    run_ids: list[str] = []  # this cycle's flow run, to note it if the server goes away
+
+    def remember_run(flow: object, flow_run: object, state: object) -> None:
+        run_ids.append(str(getattr(flow_run, "id", "")))
+
+    cycle = watch_cycle.with_options(on_running=[*watch_cycle.on_running_hooks, remember_run])
     try:
         with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
-            return watch_cycle(str(config_path))
+            return cycle(str(config_path))
     except (httpx.HTTPError, PrefectHTTPStatusError) as err:
         # Sources and SMTP do not use httpx: this is the Prefect API, gone during the cycle
         # (the flow run's state could not be recorded). The warehouse says what was done.
         url = api_url()
         if url is None or api_answers(url):
             raise
+        if run_ids:  # the next cycle with the server back records how this run ended
+            with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+                Store(con).note_unrecorded_run(run_ids[-1], datetime.now(UTC))
         summary = _cycle_finished_since(settings.warehouse_path, started)
         done = (
             f"cycle {summary['cycle_id']} was loaded and its emails sent, but its run is not "

@@ -125,6 +125,26 @@ class Store:
             [finished_at, json.dumps(summary, default=_json_default), cycle_id],
         )
 
+    def note_unrecorded_run(self, flow_run_id: str, at: datetime) -> str | None:
+        """Mark the cycle of `flow_run_id` as not recorded in Prefect; its cycle id, or None
+        when that run never began a cycle."""
+        rows = self.con.execute(
+            "UPDATE cycles SET unrecorded_at = ? WHERE flow_run_id = ? RETURNING cycle_id",
+            [at, flow_run_id],
+        ).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def unrecorded_runs(self) -> list[tuple[str, str, datetime | None]]:
+        """(cycle id, flow run id, finished at) of each cycle whose run is not recorded."""
+        rows = self.con.execute(
+            "SELECT cycle_id, flow_run_id, finished_at FROM cycles "
+            "WHERE unrecorded_at IS NOT NULL ORDER BY started_at"
+        ).fetchall()
+        return [(str(c), str(r), f) for c, r, f in rows]
+
+    def forget_unrecorded_run(self, cycle_id: str) -> None:
+        self.con.execute("UPDATE cycles SET unrecorded_at = NULL WHERE cycle_id = ?", [cycle_id])
+
     def recent_story_signatures(self, since: datetime) -> list[StorySignature]:
         rows = self.con.execute(
             "SELECT story_id, signature FROM story_signatures WHERE created_at >= ?", [since]

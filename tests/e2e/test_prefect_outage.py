@@ -1,7 +1,8 @@
 """The Prefect server killed while a cycle runs, then restarted. `vigie run` finishes the cycle
 (its data loaded, its emails sent), says in one line that its run is not recorded in Prefect,
 ends without waiting minutes on Prefect's queues, and the next cycle, on the restarted server,
-collects what came meanwhile and is recorded as usual. A run served by `vigie serve` is recorded
+records how the killed cycle's run really ended, collects what came meanwhile and is recorded
+as usual. A run served by `vigie serve` is recorded
 once the server is back, and `vigie serve` goes on serving."""
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def _mentions(config: Path) -> int:
     return int(row[0])
 
 
+def _unrecorded(config: Path) -> list[str]:
+    """The cycles whose run `vigie run` could not record in Prefect."""
+    with duckdb.connect(str(config.parent / "wh" / "vigie.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT cycle_id FROM cycles WHERE unrecorded_at IS NOT NULL")
+        return [str(row[0]) for row in rows.fetchall()]
+
+
 def _run(env: dict[str, str], config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "vigie.cli", "--config", str(config), "run", "--once"],
@@ -99,6 +107,8 @@ def test_a_server_killed_mid_cycle_loses_nothing_and_the_next_cycle_catches_up(
         first = _mentions(config)
         assert first > 0
         assert any(path == "/slow.xml" for path, _ in feed_server.requests)
+        unrecorded_before = _unrecorded(config)
+        assert len(unrecorded_before) == 1  # noted, for the next cycle to record
 
         # While the server was away, the news went on: the next cycle collects it.
         later = datetime.now(UTC)
@@ -109,8 +119,19 @@ def test_a_server_killed_mid_cycle_loses_nothing_and_the_next_cycle_catches_up(
             out, err = cycle.communicate(timeout=600)
             assert cycle.returncode == 0, err[-3000:]
             with prefect_client(restarted) as client:
-                states = [run.state_type.value for run in client.read_flow_runs() if run.state]
-        assert "COMPLETED" in states, states
+                runs = client.read_flow_runs()
+        # The killed cycle's run, left Running, is recorded as it really ended.
+        (killed_cycle,) = unrecorded_before
+        assert (
+            f"vigie: the run of cycle {killed_cycle}, left Running when the Prefect server went "
+            "away, is now recorded as Completed"
+        ) in err, err[-3000:]
+        assert len(runs) == 2 and all(r.state and r.state.is_completed() for r in runs), runs
+        killed = next(r for r in runs if r.state and killed_cycle in (r.state.message or ""))
+        assert killed.state is not None and "while the Prefect server was away" in str(
+            killed.state.message
+        )
+        assert _unrecorded(config) == []
         second = _mentions(config)
         assert second > first, (first, second)
         assert f"{second - first} new mentions" in out, out

@@ -1,14 +1,26 @@
 """Publishing to the Prefect UI is best effort: with the API gone, an artifact is skipped with
-one warning, without Prefect's minute of retries, and the caller goes on."""
+one warning, without Prefect's minute of retries, and the caller goes on; once the API is back,
+the runs an outage left Running are recorded as they really ended."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
 
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-from tasks.ui import api_answers, publish_markdown, publish_progress, publish_table
+from tasks.ui import (
+    api_answers,
+    publish_markdown,
+    publish_progress,
+    publish_table,
+    record_unrecorded_runs,
+)
 from vigie.localservers import free_port
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
 
 
 class _Kept(logging.Handler):
@@ -52,3 +64,42 @@ def test_with_the_api_up_the_artifact_is_published(prefect_harness: str) -> None
     with get_client(sync_client=True) as client:
         latest = client.read_latest_artifacts()
     assert any(a.key == "ui-publish-check" and a.data == "# Published" for a in latest)
+
+
+def test_runs_left_running_by_an_outage_are_recorded_as_they_ended(
+    prefect_harness: str, tmp_path: Path
+) -> None:
+    """Three cycles `vigie run` could not record: one finished (Completed), one that did not
+    (Crashed), one whose run the server no longer has (forgotten). A run already final is left
+    as it is. Each is recorded once: a second call finds nothing to do."""
+    from prefect import flow, get_client
+    from prefect.states import Failed, Running
+
+    @flow(name="watch-cycle-outage-check")
+    def cycle() -> None:
+        pass
+
+    now = datetime.now(UTC)
+    path = tmp_path / "vigie.duckdb"
+    with get_client(sync_client=True) as client:
+        runs = [client.create_flow_run(cycle, state=Running()) for _ in range(3)]
+        client.set_flow_run_state(runs[2].id, Failed(message="failed for real"), force=True)
+        with open_warehouse(path) as con:
+            store = Store(con)
+            for n, run_id in enumerate([*(str(r.id) for r in runs), str(uuid4())]):
+                store.begin_cycle(f"c{n}", now, run_id)
+                store.note_unrecorded_run(run_id, now)
+            store.finish_cycle("c0", now, {"cycle_id": "c0"})
+        lines = record_unrecorded_runs(path)
+        assert lines == [
+            "the run of cycle c0, left Running when the Prefect server went away, is now "
+            "recorded as Completed",
+            "the run of cycle c1, left Running when the Prefect server went away, is now "
+            "recorded as Crashed",
+        ]
+        states = [client.read_flow_run(r.id).state for r in runs]
+    assert [s.type.value if s else None for s in states] == ["COMPLETED", "CRASHED", "FAILED"]
+    assert states[0] is not None and "while the Prefect server was away" in str(states[0].message)
+    assert record_unrecorded_runs(path) == []
+    with open_warehouse(path) as con:
+        assert Store(con).unrecorded_runs() == []
