@@ -45,21 +45,46 @@ class VigieEmail(NotificationBlock):
     ca_file: str | None = Field(default=None, description="CA bundle to verify the server")
     timeout_s: float = Field(default=30.0, gt=0, le=300)
     recipients: list[str] = Field(description="Who receives every notification")
+    # Prefect runs an automation's action once: a server that is down or answers 4xx for a
+    # moment is tried again after each of these pauses before the notice is given up.
+    retry_delays_s: list[float] = Field(
+        default=[10.0, 30.0, 90.0],
+        max_length=10,
+        description="Pauses before trying again a server that is down or answers 4xx",
+    )
 
     async def notify(self, body: str, subject: str | None = None) -> None:
-        """Send `body` to the recipients; raises NotificationError (inside Prefect's
-        `raise_on_failure`, as its SendNotification action does) when SMTP refuses it."""
-        reason = await asyncio.to_thread(self.send, body, subject or "Vigie")
-        if reason is None:
-            return
+        """Send `body` to the recipients, again after each of `retry_delays_s` while the
+        failure may pass (server down, 4xx); raises NotificationError (inside Prefect's
+        `raise_on_failure`, as its SendNotification action does) when SMTP refuses it for good
+        or every attempt failed."""
+        delays = iter(self.retry_delays_s)
+        while True:
+            failure = await asyncio.to_thread(self._send_once, body, subject or "Vigie")
+            if failure is None:
+                return
+            reason, passing = failure
+            delay = next(delays, None) if passing else None
+            if delay is None:
+                break
+            self.logger.warning("Vigie email not sent yet (%s): next try in %g s", reason, delay)
+            await asyncio.sleep(delay)
         self.logger.error("Vigie email not sent: %s", reason)
         if self._raise_on_failure:
             raise NotificationError(log=reason)
 
     def send(self, body: str, subject: str) -> str | None:
-        """Send now; None when the server accepted the message, else why not (one line, no
-        password: the same descriptions as the outbox's)."""
+        """Send now, once; None when the server accepted the message, else why not (one line,
+        no password: the same descriptions as the outbox's)."""
+        failure = self._send_once(body, subject)
+        return None if failure is None else failure[0]
+
+    def _send_once(self, body: str, subject: str) -> tuple[str, bool] | None:
+        """None when the server accepted the message, else why not and whether trying again
+        may succeed."""
         import html
+        import smtplib
+        import ssl
 
         from tasks.delivery import compose_email
         from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, header_safe, smtp_client
@@ -96,7 +121,13 @@ class VigieEmail(NotificationBlock):
             mime = compose_email(message, sender=self.sender, sender_name=self.sender_name)
             client.smtp.sendmail(self.sender, list(self.recipients), mime.as_bytes())
         except _SMTP_ERRORS as err:
-            return _describe_smtp_error(err)
+            if isinstance(err, smtplib.SMTPResponseException):
+                passing = 400 <= err.smtp_code < 500
+            elif isinstance(err, smtplib.SMTPRecipientsRefused):
+                passing = all(400 <= code < 500 for code, _ in err.recipients.values())
+            else:  # down, timed out, dropped: it may come back; a certificate will not
+                passing = not isinstance(err, ssl.SSLError)
+            return _describe_smtp_error(err), passing
         finally:
             if client is not None:
                 try:

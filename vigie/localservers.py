@@ -223,6 +223,9 @@ class MailSink:
         self.folder = folder
         # Set to an SMTP reply (e.g. "451 4.3.0 Try again later") to refuse the next messages.
         self.refuse_with: str | None = None
+        # With `refuse_with`: refuse only this many messages, then accept again (None: all).
+        self.refuse_times: int | None = None
+        self.refused = 0  # messages refused so far
         # Set to a number of seconds to answer each message that late (a slow server).
         self.answer_after_s = 0.0
         folder.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,10 @@ class MailSink:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
                 if sink.answer_after_s:
                     await asyncio.sleep(sink.answer_after_s)
-                if sink.refuse_with is not None:
+                if sink.refuse_with is not None and (
+                    sink.refuse_times is None or sink.refused < sink.refuse_times
+                ):
+                    sink.refused += 1
                     return sink.refuse_with
                 data = envelope.original_content or envelope.content
                 name = f"{time.time_ns()}.eml"

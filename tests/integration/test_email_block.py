@@ -28,7 +28,11 @@ WRONG = "pw-Block-wrong-not-the-secret"
 SENDER = "vigie@laiterie-boreale.example"
 
 
+LOGINS: list[bytes] = []
+
+
 def _check_password(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
+    LOGINS.append(data.password if isinstance(data, LoginPassword) else b"")
     ok = isinstance(data, LoginPassword) and data.password == SECRET.encode()
     return AuthResult(success=ok, handled=False)
 
@@ -62,8 +66,11 @@ def test_the_block_emails_over_verified_starttls_and_a_refusal_is_one_line_witho
         assert plain is not None and "Première ligne." in plain.get_content()
 
         wrong = _block(mail.port, cert, WRONG)
+        LOGINS.clear()
         with wrong.raise_on_failure(), pytest.raises(NotificationError) as refused:
             asyncio.run(wrong.notify("body", "Sujet"))
+        # One attempt (smtplib tries PLAIN then LOGIN, as the server offers both), no retry.
+        assert [WRONG.encode()] * 2 == LOGINS
         assert refused.value.log.startswith("SMTP 535"), refused.value.log
         assert WRONG not in refused.value.log and SECRET not in refused.value.log
         assert len(mail.messages()) == 1
@@ -104,3 +111,32 @@ def test_the_automation_expects_a_watching_cycle_within_the_watchdog_limit(
     assert block.password is None
     assert block.recipients == [m.email for m in settings.operators]
     assert SECRET not in automation.model_dump_json()
+
+
+def test_the_block_tries_again_a_server_that_answers_4xx_and_never_a_5xx(
+    tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    """Prefect runs the automation's action once: the block itself tries again after each
+    pause while the failure may pass (4xx, a server down), and gives up at once on a 5xx."""
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as mail:
+        block = _block(mail.port, cert, SECRET).model_copy(update={"retry_delays_s": [0.2] * 3})
+        mail.refuse_with, mail.refuse_times = "451 4.3.0 Try again later", 2
+        asyncio.run(block.notify("Le guet s'est arrêté.", "Vigie"))
+        assert mail.refused == 2
+        assert len(mail.messages()) == 1  # the third attempt, once
+
+        mail.refuse_with, mail.refuse_times, mail.refused = "554 5.7.1 Rejected", None, 0
+        with block.raise_on_failure(), pytest.raises(NotificationError) as rejected:
+            asyncio.run(block.notify("Le guet s'est arrêté.", "Vigie"))
+        assert mail.refused == 1
+        assert rejected.value.log.startswith("SMTP 554"), rejected.value.log
+
+        mail.refuse_with, mail.refuse_times, mail.refused = "421 4.3.2 Going down", None, 0
+        with block.raise_on_failure(), pytest.raises(NotificationError) as busy:
+            asyncio.run(block.notify("Le guet s'est arrêté.", "Vigie"))
+        assert mail.refused == 4  # the first attempt and one after each of the 3 pauses
+        assert busy.value.log.startswith("SMTP 421"), busy.value.log
+        assert len(mail.messages()) == 1
