@@ -22,7 +22,7 @@ test: $(STAMP)
 
 # Figures only, printed side by side; the 10 M-mention warehouse takes about a minute to build.
 # bench_load.py runs one watch cycle at 1x and 10x the load (10,000 feeds, 10 M mentions, a
-# 100,000-mention burst): 8.5 minutes of the whole on 2 shared cores (--quick: a tenth).
+# 100,000-mention burst): about 10 minutes of the whole on 2 cores (--quick: a tenth).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_collection.py
