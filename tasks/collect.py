@@ -229,10 +229,9 @@ def fetch_source(
                 else "not an http(s) URL (refused)"
             )
         try:
-            if token is None:
-                response = client.get(url, headers, timeout)
-            else:
-                response = client.get(*token.apply(url, headers), timeout)
+            response = client.get(
+                *(token.apply(url, headers) if token else (url, headers)), timeout
+            )
         except urllib3.exceptions.LocationValueError as err:
             return failed(f"request failed: {type(err).__name__}")
         except (urllib3.exceptions.HTTPError, OSError) as err:

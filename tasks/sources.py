@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from tasks.collect import failed_fetch, fetch_source
+from tasks.collect import failed_fetch, fetch_source, url_origin
 from tasks.normalise import clean_text, parse_feed
 from vigie.errors import ParseError
 from vigie.models import FeedEntry, FetchResult, SourceState
@@ -188,11 +188,6 @@ def _http_url(value: Any, base: str | None = None) -> str | None:
         return None
     url = urljoin(base, value.strip()) if base else value.strip()
     return url if url.lower().startswith(("http://", "https://")) else None
-
-
-def _same_origin(url: str, other: str) -> bool:
-    a, b = urlsplit(url), urlsplit(other)
-    return (a.scheme.lower(), a.netloc.lower()) == (b.scheme.lower(), b.netloc.lower())
 
 
 def with_params(url: str, **params: str | int | None) -> str:
@@ -782,7 +777,7 @@ def fetch_api_source(
             entries.extend(page.entries)
             newest = newer(newest, page.newest)
             next_url = None if page.reached else page.next_url
-            if next_url is not None and not _same_origin(next_url, source.url):
+            if next_url is not None and url_origin(next_url) != url_origin(source.url):
                 problems.append("next page on another server (refused)")
                 next_url = None
             url = next_url

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -124,14 +125,16 @@ def quiet_api_outage_logs() -> None:
     logging.raiseExceptions = False
 
 
-def record_unrecorded_runs(warehouse_path: Path) -> list[str]:
+def record_unrecorded_runs(
+    warehouse_path: Path, pending: list[tuple[str, str, datetime | None]]
+) -> list[str]:
     """Tell the Prefect server how each `vigie run` cycle it did not record really ended.
 
     A cycle whose server stopped answering under it loads its data and sends its emails, but
-    its run stays Running in the UI (`vigie run` noted it in the warehouse). With the server
-    back, each such run still not final is set Completed (Crashed when the cycle did not
-    finish), with a message saying so. One line per run recorded; a failing API leaves the rest
-    for the next cycle.
+    its run stays Running in the UI (`vigie run` noted it in the warehouse: `pending`, as
+    `Store.unrecorded_runs` gives it). With the server back, each such run still not final is
+    set Completed (Crashed when the cycle did not finish), with a message saying so. One line
+    per run recorded; a failing API leaves the rest for the next cycle.
     """
     from prefect import get_client
     from prefect.client.schemas.objects import State
@@ -141,8 +144,6 @@ def record_unrecorded_runs(warehouse_path: Path) -> list[str]:
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
-    with open_warehouse(warehouse_path, lock_wait_s=30) as con:
-        pending = Store(con).unrecorded_runs()
     if not pending:
         return []
     lines: list[str] = []
@@ -157,8 +158,8 @@ def record_unrecorded_runs(warehouse_path: Path) -> list[str]:
                         state = Completed(
                             message=f"cycle {cycle_id} finished at "
                             f"{finished_at:%Y-%m-%d %H:%M:%S %Z} while the Prefect server "
-                            "was away: its data were "
-                            "loaded and its emails sent (recorded by a later vigie run)"
+                            "was away: its data were loaded and its emails sent (recorded by "
+                            "a later vigie run)"
                         )
                     else:
                         state = Crashed(

@@ -225,9 +225,9 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     check_api_answers()
     # Open (and migrate) the warehouse before Prefect starts, so a broken or locked file is
     # reported in one line rather than as a failed flow run.
-    with open_warehouse(settings.warehouse_path):
-        pass
-    for line in record_unrecorded_runs(settings.warehouse_path):
+    with open_warehouse(settings.warehouse_path) as con:
+        unrecorded = Store(con).unrecorded_runs()
+    for line in record_unrecorded_runs(settings.warehouse_path, unrecorded):
         print(f"vigie: {line}", file=sys.stderr, flush=True)
     # A second earlier: the warehouse keeps microseconds, the flow's clock starts after this.
     started = datetime.now(UTC) - timedelta(seconds=1)

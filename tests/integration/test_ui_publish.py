@@ -66,6 +66,11 @@ def test_with_the_api_up_the_artifact_is_published(prefect_harness: str) -> None
     assert any(a.key == "ui-publish-check" and a.data == "# Published" for a in latest)
 
 
+def store_runs(path: Path) -> list[tuple[str, str, datetime | None]]:
+    with open_warehouse(path) as con:
+        return Store(con).unrecorded_runs()
+
+
 def test_runs_left_running_by_an_outage_are_recorded_as_they_ended(
     prefect_harness: str, tmp_path: Path
 ) -> None:
@@ -90,7 +95,7 @@ def test_runs_left_running_by_an_outage_are_recorded_as_they_ended(
                 store.begin_cycle(f"c{n}", now, run_id)
                 store.note_unrecorded_run(run_id, now)
             store.finish_cycle("c0", now, {"cycle_id": "c0"})
-        lines = record_unrecorded_runs(path)
+        lines = record_unrecorded_runs(path, store_runs(path))
         assert lines == [
             "the run of cycle c0, left Running when the Prefect server went away, is now "
             "recorded as Completed",
@@ -100,6 +105,5 @@ def test_runs_left_running_by_an_outage_are_recorded_as_they_ended(
         states = [client.read_flow_run(r.id).state for r in runs]
     assert [s.type.value if s else None for s in states] == ["COMPLETED", "CRASHED", "FAILED"]
     assert states[0] is not None and "while the Prefect server was away" in str(states[0].message)
-    assert record_unrecorded_runs(path) == []
-    with open_warehouse(path) as con:
-        assert Store(con).unrecorded_runs() == []
+    assert record_unrecorded_runs(path, store_runs(path)) == []
+    assert store_runs(path) == []
