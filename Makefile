@@ -5,7 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+# Test workers: every core (pytest-xdist); WORKERS=0 runs in this process (pdb, -s).
+WORKERS ?= auto
+# What make check leaves out: a Prefect server, a browser, whole commands, long real-clock waits.
+FAST := not server and not e2e and not browser and not slow
+
+.PHONY: demo test check lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11 or newer is needed: set PYTHON=/path/to/python3.11")'
@@ -17,8 +22,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vigie demo
 
+# The whole suite (what .ci/run runs), spread over the cores; the slowest tests are listed.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --durations=25
+
+# The developer's loop: lint, the import contracts and the fast tests (under 5 minutes).
+check: lint
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal -m "$(FAST)" --durations=10
 
 # Figures only, printed side by side; the 10 M-mention warehouse takes about a minute to build.
 # bench_load.py runs one watch cycle at 1x and 10x the load (10,000 feeds, 10 M mentions, a
@@ -38,6 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Benchmark: detection on the synthetic crisis scenarios (vigie/simulation.py).
+"""Benchmark: detection on the synthetic crisis scenarios (tasks/simulation.py).
 
 For each scenario and five random seeds, prints the median time from onset to the first alert
 and the false alerts per simulated week (alerts of scenarios without a crisis, or opened before
@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 
 import vigie  # noqa: F401  (telemetry off)
-from vigie.simulation import replay, scenarios
+from tasks.simulation import replay, scenarios
 
 SEEDS = [1, 2, 3, 4, 5]
 

@@ -173,7 +173,7 @@ per_host = {concurrency}
 
 def vigie_cycle_argv(config: Path) -> list[str]:
     """`vigie run --once --json` with this configuration, as a command."""
-    return [sys.executable, "-m", "vigie.cli", "--config", str(config), "run", "--once", "--json"]
+    return [sys.executable, "-m", "cli.main", "--config", str(config), "run", "--once", "--json"]
 
 
 def tree_rss_mb(pid: int) -> float:

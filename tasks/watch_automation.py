@@ -4,7 +4,7 @@ Every cycle in which a source answered emits `vigie.watch.watched` (tasks/events
 automation's trigger is proactive: after such an event, it expects the next one within
 `health.watchdog_minutes` (the limit of `vigie watchdog`); when none comes (the worker or
 `vigie serve` is dead, every source fails, the flow crashes), it fires once and the server
-emails the operators through a `VigieEmail` block (vigie/email_block.py). The same event in
+emails the operators through a `VigieEmail` block (tasks/email_block.py). The same event in
 `after` and `expect`, bucketed per watch, is Prefect's pattern for heartbeats: the window
 restarts at each event, and after firing nothing is armed until the next watching cycle, so a
 long stop is told once. Prefect sends nothing when the watch comes back (an event trigger has
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from tasks.email_block import VigieEmail
 from tasks.events import WATCH_WATCHED, watch_key, watch_resource
 from tasks.watchdog import WATCHDOG_TEXT, duration_text
-from vigie.email_block import VigieEmail
 from vigie.settings import Secrets, Settings
 
 if TYPE_CHECKING:

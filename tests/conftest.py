@@ -148,3 +148,17 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+# Fixtures that start a real Prefect server (session-wide, one per xdist worker).
+_SERVER_FIXTURES = frozenset({"prefect_harness", "prefect_server"})
+_E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what `make check` leaves out: tests that need a Prefect server, and whole commands."""
+    for item in items:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+        if _E2E in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)

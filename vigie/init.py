@@ -427,7 +427,7 @@ def render_config(spec: InitSpec) -> str:
         _lines(
             "# What to look for: a mention is kept when one query matches (case and accents",
             '# ignored). Syntax: words, "phrases", prefix*, AND, OR, NOT, NEAR/n, (...);',
-            "# README.md, \"Watch queries\". Try one: echo 'some text' | vigie query '...'",
+            "# docs/guide.md, \"Watch queries\". Try one: echo 'some text' | vigie query '...'",
             "# Ce qu'il faut chercher : une mention est gardée quand une requête la reconnaît",
             "# (sans tenir compte des majuscules ni des accents).",
             "",

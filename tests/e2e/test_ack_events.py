@@ -30,7 +30,7 @@ def _ack(
     started = time.monotonic()
     command = ["ack", alert_id, "--by", "Awa Diallo"]
     result = subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), *command],
+        [sys.executable, "-m", "cli.main", "--config", str(config), *command],
         capture_output=True,
         text=True,
         timeout=120,

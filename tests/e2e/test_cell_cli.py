@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.configs import CELL_TOML, MINIMAL_TOML, READY_CELL_TOML, write_toml
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 
 
 def _vigie(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
 
 

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 SOURCES: list[dict[str, object]] = [
     {"name": "Le Quotidien", "url": "https://quotidien.example/rss.xml", "tier": 1}
 ]

@@ -21,7 +21,7 @@ from warehouse.store import Store
 
 def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -87,7 +87,7 @@ def test_vigie_drill_runs_the_drill_and_prints_its_result(
     other = threading.Thread(target=acknowledge, daemon=True)
     other.start()
     result = subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), *DRILL_ARGS],
+        [sys.executable, "-m", "cli.main", "--config", str(config), *DRILL_ARGS],
         capture_output=True,
         text=True,
         timeout=500,

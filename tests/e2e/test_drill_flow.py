@@ -73,7 +73,7 @@ def _acknowledge_when_alerted(config: Path, by: str, use_cli: bool) -> threading
             if use_cli:
                 command = ["--config", str(config), "ack", str(rows[0][0]), "--by", by]
                 subprocess.run(
-                    [sys.executable, "-m", "vigie.cli", *command],
+                    [sys.executable, "-m", "cli.main", *command],
                     check=True,
                     capture_output=True,
                     timeout=120,

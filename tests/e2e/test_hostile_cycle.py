@@ -50,7 +50,7 @@ from warehouse.connection import open_warehouse
 
 pytestmark = pytest.mark.prefect
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 ONE_LINE = re.compile(
     r"cycle \S+: (?P<ok>\d+) sources ok, (?P<failed>\d+) failed, (?P<new>\d+) new mentions, "
     r"(?P<alerts>\d+) alerts opened, (?P<sent>\d+) emails sent \(\d+\.\d s\)"

@@ -210,7 +210,7 @@ def test_a_malformed_extra_query_fails_the_run_at_once(
 
 
 def _stop_incident(config: Path, api_url: str, by: str) -> subprocess.CompletedProcess[str]:
-    command = ["-m", "vigie.cli", "--config", str(config), "incident", "stop", "boycott"]
+    command = ["-m", "cli.main", "--config", str(config), "incident", "stop", "boycott"]
     return subprocess.run(
         [sys.executable, *command, "--by", by],
         env=_prefect_env(api_url),
@@ -313,7 +313,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
     [(cycles,)] = _rows(warehouse, "SELECT count(*) FROM cycles WHERE finished_at IS NOT NULL")
     assert cycles >= 2 + outcome["cycles"]
     listed = subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), "incident", "list"],
+        [sys.executable, "-m", "cli.main", "--config", str(config), "incident", "list"],
         env=_prefect_env(prefect_harness),
         capture_output=True,
         text=True,

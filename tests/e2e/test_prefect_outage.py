@@ -63,7 +63,7 @@ def _unrecorded(config: Path) -> list[str]:
 
 def _run(env: dict[str, str], config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), "run", "--once"],
+        [sys.executable, "-m", "cli.main", "--config", str(config), "run", "--once"],
         cwd=config.parent,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ from tests.preview_data import ESCAPED_SCRIPT, STORED_TITLE, fill_crisis, outbox
 from vigie.localservers import MailSink
 from vigie.settings import load_settings
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 SOURCES: list[dict[str, object]] = [
     {"name": "Le Quotidien", "url": "https://quotidien.example/rss.xml", "tier": 1}
 ]

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import ConfigWriter
 from vigie.localservers import FeedServer, MailSink
 
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 FEEDS = 40
 REDRAW = "\r\x1b[K"
 

@@ -45,7 +45,7 @@ def _vigie(config: Path, password: str, *args: str) -> subprocess.CompletedProce
         PREFECT_HOME=str(config.parent / "prefect-home"),
     )
     return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=600,

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.configs import MINIMAL_TOML, write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-VIGIE = [sys.executable, "-m", "vigie.cli"]
+VIGIE = [sys.executable, "-m", "cli.main"]
 
 
 def _vigie(

@@ -54,7 +54,7 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
 
 def _vigie(server: PrefectServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=300,

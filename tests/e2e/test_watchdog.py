@@ -34,7 +34,7 @@ SOURCE = {"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}
 
 def _watchdog(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), "watchdog"],
+        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,7 +143,7 @@ def test_the_automation_without_a_prefect_server_is_one_clear_line(
     config = write_config(sources=[SOURCE], smtp_port=free_port(), extra=OPERATOR)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     unset = subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), "watchdog", "--automation"],
+        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog", "--automation"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -154,7 +154,7 @@ def test_the_automation_without_a_prefect_server_is_one_clear_line(
     assert unset.returncode == 2
     assert unset.stderr.strip().splitlines()[-1].startswith("vigie: PREFECT_API_URL is not set")
     down = subprocess.run(
-        [sys.executable, "-m", "vigie.cli", "--config", str(config), "watchdog", "--automation"],
+        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog", "--automation"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,11 +15,11 @@ from prefect.blocks.abstract import NotificationError
 from prefect.blocks.core import Block
 from pydantic import SecretStr
 
+from tasks.email_block import VigieEmail
 from tasks.events import WATCH_WATCHED
 from tasks.watch_automation import email_block, notice_texts, watch_automation
 from tasks.watchdog import watchdog_limit
 from tests.conftest import ConfigWriter
-from vigie.email_block import VigieEmail
 from vigie.localservers import MailSink
 from vigie.settings import Secrets, load_settings
 

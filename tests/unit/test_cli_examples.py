@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from vigie.cli import build_parser
-from vigie.cli_examples import EXAMPLES, examples_epilog
+from cli.examples import EXAMPLES, examples_epilog
+from cli.main import build_parser
 
 SHELL_OPERATORS = {"|", "<", ">", "&&", ";"}
 
@@ -51,7 +51,7 @@ def test_the_walk_finds_nested_subcommands() -> None:
 
 @pytest.mark.parametrize("path", sorted(SUBCOMMANDS))
 def test_every_subcommand_has_examples_in_its_help(path: str) -> None:
-    assert EXAMPLES.get(path), f"add examples for `vigie {path}` to vigie/cli_examples.py"
+    assert EXAMPLES.get(path), f"add examples for `vigie {path}` to cli/examples.py"
     help_text = SUBCOMMANDS[path].format_help()
     assert examples_epilog(path) in help_text
     for command, what in EXAMPLES[path]:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from tasks.detect import assess_topic, window_coverage
 from tasks.health import entry_freshness, health_changes, judge_source
+from tasks.simulation import replay, scenarios
 from vigie.models import Mention, SourceCondition
 from vigie.settings import Detection, Health
-from vigie.simulation import replay, scenarios
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

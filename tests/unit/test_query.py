@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from vigie.cli import main
+from cli.main import main
 from vigie.errors import QueryError
 from vigie.query import And, Near, Not, Or, Term, fold, parse_query, render_query, text_words
 

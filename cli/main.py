@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from cli.examples import ExampleParser
 from vigie import disable_telemetry
-from vigie.cli_examples import ExampleParser
 from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import (
@@ -509,7 +509,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_detect_series(args: argparse.Namespace) -> int:
-    from vigie.series import read_series, score_series, write_scores
+    from tasks.series import read_series, score_series, write_scores
 
     timestamps, values = read_series(Path(args.input))
     scores = score_series(timestamps, values)
@@ -780,7 +780,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from vigie.demo import run_demo
+    from demo.run import run_demo
 
     return run_demo(Path(args.workdir))
 

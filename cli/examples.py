@@ -1,6 +1,6 @@
 """Examples shown at the end of every `vigie ... --help`.
 
-Kept apart from `vigie/cli.py` so that adding a command touches one line here and its parser
+Kept apart from `cli/main.py` so that adding a command touches one line here and its parser
 block there. Each command path ("db export") maps to example command lines, each with what it
 does. tests/unit/test_cli_examples.py checks that every command and subcommand has examples
 and that each example parses, so they cannot drift from the options.

@@ -1,0 +1,1 @@
+"""The command line: `vigie`, one front end on top of the flows, tasks and warehouse."""
