@@ -12,10 +12,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from cli.examples import ExampleParser
 from vigie import disable_telemetry
@@ -210,7 +210,7 @@ def _cycle_finished_since(path: Path, started: datetime) -> dict[str, object] | 
     return summary
 
 
-def _run_cycle(config_path: Path) -> dict[str, object]:
+def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     import httpx
     from prefect.exceptions import PrefectHTTPStatusError
 
@@ -263,7 +263,7 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
         ) from err
 
 
-def _print_cycle(summary: dict[str, object], as_json: bool) -> None:
+def _print_cycle(summary: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, ensure_ascii=False), flush=True)
         return

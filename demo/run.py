@@ -14,15 +14,15 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
+from vigie.models import CycleSummary
 
 Printer = Callable[[str], None]
 
 
-def _cycle_line(label: str, summary: dict[str, Any]) -> str:
+def _cycle_line(label: str, summary: CycleSummary) -> str:
     failed = summary["sources_failed"]
     failures = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
     return (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -50,6 +50,7 @@ from tasks.report import (
 )
 from tasks.validate import validate_mentions_task, validate_source_runs_task
 from tasks.validate import warm_up as warm_up_validation
+from vigie.models import CycleSummary
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
 T = TypeVar("T")
@@ -81,7 +82,7 @@ def watch_cycle(
     config_path: ConfigPath = "vigie.toml",
     now: datetime | None = None,
     extra_watches: list[Watch] | None = None,
-) -> dict[str, Any]:
+) -> CycleSummary:
     """Run one complete watch cycle and return its summary.
 
     Args:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -20,6 +19,7 @@ from tasks.detect import TopicAssessment, assess_watches
 from tasks.escalation import escalate_unacknowledged
 from tasks.stories import assign_stories
 from vigie.models import (
+    CycleSummary,
     Mention,
     QuarantinedMention,
     SourceOutcome,
@@ -183,7 +183,7 @@ def send_outbox_task(path: Path, settings: Settings, secrets: Secrets) -> Delive
 
 @task(name="finish-cycle", cache_policy=NO_CACHE)
 def finish_cycle_task(
-    path: Path, cycle_id: str, finished_at: datetime, summary: dict[str, Any]
+    path: Path, cycle_id: str, finished_at: datetime, summary: CycleSummary
 ) -> None:
     """Record the cycle's summary, which `vigie status` reads."""
     with open_warehouse(path) as con:

@@ -24,7 +24,7 @@ from tasks.detect import TopicAssessment
 from tasks.notify import header_safe
 from tasks.ui import publish_markdown, publish_table
 from tasks.validate import ExpectationCheck, ValidationOutcome
-from vigie.models import QuarantinedMention, SourceOutcome
+from vigie.models import CycleSummary, QuarantinedMention, SourceOutcome
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -82,7 +82,7 @@ def cycle_summary(
     quality_changes: Sequence[str] = (),
     health_changes: Sequence[str] = (),
     escalations: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> CycleSummary:
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources).
 
     `sources_skipped` names the sources not polled this cycle (poll interval or back-off) and
@@ -191,7 +191,7 @@ def _when(value: object) -> str:
     return md_text(value or "")
 
 
-def summary_markdown(summary: dict[str, Any], stories: Sequence[Mapping[str, Any]] = ()) -> str:
+def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> str:
     """The cycle's summary for the Prefect UI: counts, failed sources and why, alerts opened
     or escalated, emails, time per step, and the top stories with their links."""
     failed = summary["sources_failed"]
@@ -251,20 +251,20 @@ def summary_markdown(summary: dict[str, Any], stories: Sequence[Mapping[str, Any
             f"{s['tier']} | {s['mentions']} |"
             for s in stories
         ]
-    for title, key in (
-        ("Emails not sent", "emails_failed"),
-        ("Skipped sources", "sources_skipped"),
+    for title, reasons in (
+        ("Emails not sent", summary.get("emails_failed")),
+        ("Skipped sources", summary.get("sources_skipped")),
     ):
-        if summary.get(key):
+        if reasons:
             lines += ["", f"## {title}", ""]
-            lines += [f"- {md_text(k)}: {md_text(v)}" for k, v in summary[key].items()]
-    for title, key in (
-        ("Failed checks", "failed_checks"),
-        ("Source quality", "quality_changes"),
-        ("Source health", "health_changes"),
+            lines += [f"- {md_text(k)}: {md_text(v)}" for k, v in reasons.items()]
+    for title, items in (
+        ("Failed checks", summary.get("failed_checks")),
+        ("Source quality", summary.get("quality_changes")),
+        ("Source health", summary.get("health_changes")),
     ):
-        if summary.get(key):
-            lines += ["", f"## {title}", ""] + [f"- {md_text(item)}" for item in summary[key]]
+        if items:
+            lines += ["", f"## {title}", ""] + [f"- {md_text(item)}" for item in items]
     lines += ["", "## Time per step", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {md_text(step)} | {seconds:.2f} |" for step, seconds in summary["steps"].items()]
     lines += [
@@ -308,9 +308,7 @@ def read_top_stories_task(
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)
-def publish_summary_task(
-    summary: dict[str, Any], stories: Sequence[Mapping[str, Any]] = ()
-) -> None:
+def publish_summary_task(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> None:
     """Show the cycle's summary as a markdown artifact in the Prefect UI."""
     publish_markdown(
         key="watch-cycle-summary",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict
 
 SourceStatus = Literal["ok", "not_modified", "error"]
 HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
@@ -210,3 +210,47 @@ class HealthChange:
     source: str
     previous: HealthState
     verdict: HealthVerdict
+
+
+class TopicSummary(TypedDict):
+    """One watch topic in a cycle's summary: its window and how it was judged."""
+
+    mentions: int
+    volume_score: float
+    severity: float
+    level: str
+    contributions: dict[str, float]
+
+
+class CycleSummary(TypedDict):
+    """What one watch cycle did, as `vigie run --json` prints it and `cycles.summary` keeps it.
+
+    `duration_s` is the collection's own time (first fetch to end of loading), `total_s` the
+    whole cycle; `sources_failed` and `emails_failed` map a name or message id to its reason.
+    """
+
+    cycle_id: str
+    duration_s: float
+    total_s: float
+    steps: dict[str, float]
+    sources: int
+    sources_ok: int
+    sources_not_modified: int
+    sources_failed: dict[str, str]
+    sources_skipped: dict[str, str]
+    entries_parsed: int
+    collected: int
+    matched: int
+    quarantined: int
+    new_mentions: int
+    alerts_opened: list[str]
+    alerts_escalated: list[str]
+    alerts_updated: list[str]
+    alerts_resolved: list[str]
+    topics: dict[str, TopicSummary]
+    emails_sent: int
+    emails_failed: dict[str, str]
+    failed_checks: list[str]
+    quality_changes: list[str]
+    health_changes: list[str]
+    escalations: list[str]

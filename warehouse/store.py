@@ -119,7 +119,9 @@ class Store:
             [cycle_id, started_at, flow_run_id],
         )
 
-    def finish_cycle(self, cycle_id: str, finished_at: datetime, summary: dict[str, Any]) -> None:
+    def finish_cycle(
+        self, cycle_id: str, finished_at: datetime, summary: Mapping[str, Any]
+    ) -> None:
         self.con.execute(
             "UPDATE cycles SET finished_at = ?, summary = ? WHERE cycle_id = ?",
             [finished_at, json.dumps(summary, default=_json_default), cycle_id],
