@@ -17,7 +17,7 @@ cycles do: escalating real alerts, retention, health and quality notices, the `c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,12 +26,10 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
-from flows.watch_cycle import _q, load_config_task
-from tasks.collect import collect_sources_task, fetch_sources_task
+from flows.watch_cycle import _q, cycle_steps, load_config_task
 from tasks.drill import (
     begin_drill_task,
     check_drill_topic,
-    detection_settings,
     drill_id_for,
     drill_settings,
     drill_summary,
@@ -43,16 +41,7 @@ from tasks.drill import (
     serve_drill,
     wait_for_acknowledgement_task,
 )
-from tasks.enrich import enrich_mentions_task
-from tasks.load import (
-    cluster_stories_task,
-    detect_task,
-    load_cycle_task,
-    raise_alerts_task,
-    send_outbox_task,
-)
-from tasks.match import match_mentions_task
-from tasks.validate import validate_mentions_task, validate_source_runs_task
+from tasks.report import StepClock
 from vigie.localservers import FeedServer
 from vigie.settings import Secrets, Settings
 
@@ -74,39 +63,19 @@ def drill_cycle(
     cycle_id: str,
     config_path: str,
 ) -> list[str]:
-    """One watch cycle over the drill's sources with the watch-cycle tasks; the alerts opened."""
-    now = datetime.now(UTC)
+    """One cycle over the drill's sources with the watch cycle's own steps; the alerts opened."""
     states = register_drill_sources_task(path, _q(settings.sources))
-    fetched = fetch_sources_task(_q(settings.sources), _q(states), settings.collection)
-    collected, outcomes = collect_sources_task(
-        _q(settings.sources), _q(fetched), now, settings.collection.max_entries
+    steps = cycle_steps(
+        settings,
+        secrets,
+        states,
+        cycle_id=cycle_id,
+        now=datetime.now(UTC),
+        config_path=config_path,
+        clock=StepClock(),
+        drill=True,
     )
-    matched = match_mentions_task(_q(collected), settings.watch)
-    matched = enrich_mentions_task(_q(matched))
-    matched, new_stories = cluster_stories_task(path, _q(matched), now)
-    checked = validate_mentions_task(
-        _q(matched),
-        now,
-        timedelta(minutes=settings.detection.future_tolerance_minutes),
-        timedelta(days=settings.detection.horizon_days),
-    )
-    validate_source_runs_task(_q(outcomes), settings.collection)
-    load_cycle_task(
-        path,
-        cycle_id,
-        _q(settings.sources),
-        _q(outcomes),
-        _q(checked.good),
-        _q(checked.quarantined),
-        now,
-        _q(new_stories),
-    )
-    assessments = detect_task(path, settings.watch, _q(detection_settings(settings)), now)
-    changes = raise_alerts_task(
-        path, _q(settings), assessments, now, flow_run.ui_url, config_path, drill=True
-    )
-    send_outbox_task(path, _q(settings), secrets)
-    return changes.opened
+    return steps.changes.opened
 
 
 @flow(name="drill", flow_run_name="drill {name}")

@@ -10,6 +10,7 @@ A failing source is recorded and the run ends Completed; a broken warehouse or c
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar, cast
@@ -22,7 +23,11 @@ from prefect.utilities.annotations import quote
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
+from tasks.alerts import AlertChanges
 from tasks.collect import collect_matching_task, due_sources
+from tasks.delivery import DeliveryReport
+from tasks.detect import TopicAssessment
+from tasks.drill import detection_settings
 from tasks.enrich import enrich_mentions_task
 from tasks.enrich import warm_up as warm_up_enrichment
 from tasks.events import emit_cycle_events_task, emit_watch_event_task
@@ -48,9 +53,14 @@ from tasks.report import (
     publish_validation_task,
     read_top_stories_task,
 )
-from tasks.validate import validate_mentions_task, validate_source_runs_task
+from tasks.validate import (
+    ExpectationCheck,
+    ValidationOutcome,
+    validate_mentions_task,
+    validate_source_runs_task,
+)
 from tasks.validate import warm_up as warm_up_validation
-from vigie.models import CycleSummary
+from vigie.models import CycleSummary, SourceOutcome, SourceState
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
 T = TypeVar("T")
@@ -77,30 +87,45 @@ def _run_name() -> str:
     return f"watch-cycle {datetime.now(UTC):%Y-%m-%d %H:%M}"
 
 
-@flow(name="watch-cycle", flow_run_name=_run_name)
-def watch_cycle(
-    config_path: ConfigPath = "vigie.toml",
-    now: datetime | None = None,
-    extra_watches: list[Watch] | None = None,
-) -> CycleSummary:
-    """Run one complete watch cycle and return its summary.
+@dataclass(frozen=True)
+class CycleSteps:
+    """What the steps every cycle shares produced: the watch cycle, incident cycles and
+    drills all run them (`cycle_steps`), so a step added there reaches each."""
 
-    Args:
-        config_path: The Vigie configuration file (TOML); a relative path is read from the
-            deployment's working directory.
-        now: The cycle's clock (UTC), for replays and tests; empty: now.
-        extra_watches: Topics watched in this run only, beside vigie.toml's (incident mode).
+    outcomes: list[SourceOutcome]
+    skipped: dict[str, str]
+    entries: int
+    matched: int
+    checked: ValidationOutcome
+    run_checks: list[ExpectationCheck]
+    new_mentions: int
+    quality_changes: list[str]
+    health_changes: list[str]
+    assessments: list[TopicAssessment]
+    changes: AlertChanges
+    escalations: list[str]
+    delivery: DeliveryReport
+
+
+def cycle_steps(
+    settings: Settings,
+    secrets: Secrets,
+    states: dict[str, SourceState],
+    *,
+    cycle_id: str,
+    now: datetime,
+    config_path: str,
+    clock: StepClock,
+    drill: bool = False,
+) -> CycleSteps:
+    """Fetch, parse and match, enrich, cluster, validate, load, judge the sources, detect,
+    alert, escalate and send: one cycle's steps, called from a flow.
+
+    A drill's cycle (`drill=True`) runs the same steps over its own sources and topic, leaving
+    out what only real cycles do: quality and health notices about the sources, and escalating
+    other alerts; its detection does not judge collection coverage (tasks/drill.py).
     """
-    clock = StepClock()
-    now = now or datetime.now(UTC)
-    run_id: str | None = flow_run.id
-    cycle_id = f"{now:%Y%m%dT%H%M%S}-{(run_id or uuid.uuid4().hex)[:8]}"
-    settings, secrets = load_config_task(config_path)
-    if extra_watches:
-        settings = with_extra_watches(settings, extra_watches)
     path = settings.warehouse_path
-    with clock.step("prepare"):
-        states = prepare_warehouse(path, cycle_id, now, run_id)
     with clock.step("fetch"):
         # Sources with a longer poll interval, or backing off after failures, wait their turn.
         due, skipped = due_sources(
@@ -145,41 +170,91 @@ def watch_cycle(
             now,
             _q(new_stories),
         )
-        quality_changes = flag_degraded_sources_task(path, _q(settings), _q(checked), now)
-        health_changes = check_source_health_task(path, _q(settings), collected.freshness, now)
+        quality_changes: list[str] = []
+        health_changes: list[str] = []
+        if not drill:
+            quality_changes = flag_degraded_sources_task(path, _q(settings), _q(checked), now)
+            health_changes = check_source_health_task(path, _q(settings), collected.freshness, now)
     with clock.step("detect"):
-        assessments = detect_task(path, settings.watch, _q(settings), now)
+        detection = detection_settings(settings) if drill else settings
+        assessments = detect_task(path, settings.watch, _q(detection), now)
     with clock.step("alert"):
         changes = raise_alerts_task(
-            path,
-            _q(settings),
-            assessments,
-            now,
-            flow_run.ui_url,
-            str(Path(config_path).resolve()),
+            path, _q(settings), assessments, now, flow_run.ui_url, config_path, drill=drill
         )
-        escalations = escalate_task(path, _q(settings), now)
+        escalations = [] if drill else escalate_task(path, _q(settings), now)
     # Prefect events for automations; emitting never fails the cycle.
     emit_cycle_events_task(path, changes, escalations, health_changes, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, _q(settings), secrets)
+    return CycleSteps(
+        outcomes=list(outcomes),
+        skipped=skipped,
+        entries=collected.entries,
+        matched=len(matched),
+        checked=checked,
+        run_checks=list(run_checks),
+        new_mentions=loaded.new_mentions,
+        quality_changes=list(quality_changes),
+        health_changes=list(health_changes),
+        assessments=list(assessments),
+        changes=changes,
+        escalations=list(escalations),
+        delivery=delivery,
+    )
+
+
+@flow(name="watch-cycle", flow_run_name=_run_name)
+def watch_cycle(
+    config_path: ConfigPath = "vigie.toml",
+    now: datetime | None = None,
+    extra_watches: list[Watch] | None = None,
+) -> CycleSummary:
+    """Run one complete watch cycle and return its summary.
+
+    Args:
+        config_path: The Vigie configuration file (TOML); a relative path is read from the
+            deployment's working directory.
+        now: The cycle's clock (UTC), for replays and tests; empty: now.
+        extra_watches: Topics watched in this run only, beside vigie.toml's (incident mode).
+    """
+    clock = StepClock()
+    now = now or datetime.now(UTC)
+    run_id: str | None = flow_run.id
+    cycle_id = f"{now:%Y%m%dT%H%M%S}-{(run_id or uuid.uuid4().hex)[:8]}"
+    settings, secrets = load_config_task(config_path)
+    if extra_watches:
+        settings = with_extra_watches(settings, extra_watches)
+    path = settings.warehouse_path
+    with clock.step("prepare"):
+        states = prepare_warehouse(path, cycle_id, now, run_id)
+    steps = cycle_steps(
+        settings,
+        secrets,
+        states,
+        cycle_id=cycle_id,
+        now=now,
+        config_path=str(Path(config_path).resolve()),
+        clock=clock,
+    )
+    checked = steps.checked
     summary = cycle_summary(
         cycle_id=cycle_id,
         clock=clock,
-        outcomes=outcomes,
-        skipped=skipped,
-        collected=collected.entries,
-        matched=len(matched),
+        outcomes=steps.outcomes,
+        skipped=steps.skipped,
+        collected=steps.entries,
+        matched=steps.matched,
         quarantined=len(checked.quarantined),
-        new_mentions=loaded.new_mentions,
-        alerts=changes,
-        assessments=assessments,
-        emails_sent=len(delivery.sent),
-        emails_failed=delivery.failed,
-        failed_checks=[c.label for c in (*checked.checks, *run_checks) if not c.success],
-        quality_changes=quality_changes,
-        health_changes=health_changes,
-        escalations=escalations,
+        new_mentions=steps.new_mentions,
+        alerts=steps.changes,
+        assessments=steps.assessments,
+        emails_sent=len(steps.delivery.sent),
+        emails_failed=steps.delivery.failed,
+        failed_checks=[c.label for c in (*checked.checks, *steps.run_checks) if not c.success],
+        quality_changes=steps.quality_changes,
+        health_changes=steps.health_changes,
+        escalations=steps.escalations,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
@@ -189,5 +264,5 @@ def watch_cycle(
     stories = read_top_stories_task(path, now, tolerance)
     publish_summary_task(summary, _q(stories))
     publish_top_stories_task(_q(stories))
-    publish_validation_task(_q(checked), run_checks)
+    publish_validation_task(_q(checked), steps.run_checks)
     return summary

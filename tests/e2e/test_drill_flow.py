@@ -21,6 +21,45 @@ from warehouse.connection import open_warehouse
 
 pytestmark = pytest.mark.prefect
 
+# What only the watch cycle does; every other step of the cycle must run in a drill too.
+REAL_CYCLE_ONLY = {
+    "load-config",
+    "prepare-warehouse",
+    "check-source-health",
+    "flag-degraded-sources",
+    "escalate",
+    "apply-retention",
+    "finish-cycle",
+    "emit-watch-event",
+    "read-top-stories",
+    "publish-summary",
+    "publish-top-stories",
+    "publish-validation",
+}
+
+
+def _task_names(flow_name: str) -> set[str]:
+    """The names of the tasks the latest run of `flow_name` ran."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        [run] = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+        )
+    return {task.name.rsplit("-", 1)[0] for task in tasks}
+
 
 def _real_watch(feed_server: FeedServer, write_config: ConfigWriter, smtp_port: int) -> Path:
     """A configuration with the bundled scenario's real sources, one watch cycle already run."""
@@ -136,6 +175,9 @@ def test_drill_alerts_the_cell_waits_for_the_ack_and_reports_the_times(
 
     # Real figures are the same as before the drill: digest, status counts, alerts, sources.
     assert _digest_and_status(config) == before
+
+    # One pipeline: the drill ran every step of the watch cycle but those only real cycles run.
+    assert _task_names("watch-cycle") - REAL_CYCLE_ONLY <= _task_names("drill")
 
     # The same drill again: reported as it was, nothing sent twice.
     again = drill("Exercice de novembre", ack_wait_minutes=5, config_path=str(config))
