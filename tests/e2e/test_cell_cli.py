@@ -82,3 +82,16 @@ def test_an_english_organisation_reads_the_cell_check_in_english(tmp_path: Path)
     assert "  Level 1:\n    Awa Diallo — cell lead" in result.stdout
     assert "WARNING  no phone for Louis Tremblay, Sophie Roy" in result.stdout
     assert result.stdout.endswith("The cell is ready (1 warning).\n")
+
+
+def test_vigie_check_says_when_source_notices_have_no_operator(tmp_path: Path) -> None:
+    without = _vigie("--config", str(write_toml(tmp_path, MINIMAL_TOML + CELL_TOML)), "check")
+    assert without.returncode == 0, without.stderr
+    assert (
+        'Warning: no operator in the cell (role = "operator"): notices about the sources have no '
+        "recipient in the cell and go only to vigie@laiterie-boreale.example (email.sender)."
+    ) in without.stdout
+    ready = write_toml(tmp_path, MINIMAL_TOML + READY_CELL_TOML, name="ready.toml")
+    with_operator = _vigie("--config", str(ready), "check")
+    assert with_operator.returncode == 0, with_operator.stderr
+    assert "no operator" not in with_operator.stdout
