@@ -473,7 +473,7 @@ HEALTH_TEXT: dict[str, dict[str, Any]] = {
                 "d’habitude toutes les {gap}."
             ),
             "silent_failing": "ne publie plus rien, et sa dernière collecte a échoué : {why}.",
-            "ok": "est de nouveau collectée normalement.",
+            "ok": "est maintenant collectée normalement.",
         },
         "failures": ("{n} cycle en échec", "{n} cycles en échec"),
         "why": {
@@ -536,7 +536,7 @@ HEALTH_TEXT: dict[str, dict[str, Any]] = {
                 "publishes every {gap}."
             ),
             "silent_failing": "has stopped publishing, and its last fetch failed: {why}.",
-            "ok": "is collected normally again.",
+            "ok": "is now collected normally.",
         },
         "failures": ("{n} failed cycle", "{n} failed cycles"),
         "why": {
