@@ -268,7 +268,12 @@ def _phone_findings(settings: Settings, text: dict[str, str]) -> list[Finding]:
         for i, m in enumerate(settings.cell.members)
         if m.phone is not None and phone_problem(m.phone)
     ]
-    without = [m.name for m in settings.cell.members if not m.phone]
+    unfilled = set(placeholders(settings))  # already missing as a whole
+    without = [
+        m.name
+        for i, m in enumerate(settings.cell.members)
+        if not m.phone and f"cell.members[{i}]" not in unfilled
+    ]
     if without:
         findings.append(
             Finding("warning", "no_phone", text["no_phone"].format(names=", ".join(without)))
