@@ -566,7 +566,7 @@ HEALTH_TEXT: dict[str, dict[str, Any]] = {
 
 
 def _plural(forms: tuple[str, str], n: int) -> str:
-    # French and English alike: singular for 1 (French also for 0, never shown here).
+    # French and English alike here: the singular for 1 (a count of 0 is never shown).
     return forms[0 if n == 1 else 1].format(n=n)
 
 
