@@ -180,10 +180,15 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ),
     ),
     "init": (
-        ("vigie init", "asks the organisation's names, people, languages and region"),
+        (
+            "vigie init",
+            "asks the organisation's names, people, languages, region, time zone, and the "
+            "cell's lead, spokesperson, legal counsel and operator with their phones",
+        ),
         (
             'vigie init --yes --name "Société de transport de Montréal" --aliases STM '
-            '--people "Marie Tremblay" --languages fr,en --region CA',
+            '--people "Marie Tremblay" --languages fr,en --region CA '
+            '--member "lead:Marie Roy:marie.roy@stm.example:+1 514 555 0101"',
             "the same without questions, from options",
         ),
     ),

@@ -74,6 +74,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             "Warning: the crisis cell has no members; alerts would reach nobody: add "
             "[[cell.members]] (`vigie cell check` says what the cell needs)."
         )
+    if first and not settings.source_operators:
+        print(
+            'Warning: no operator in the cell (role = "operator"): notices about the sources '
+            f"have no recipient in the cell and go only to {settings.email.sender} (email.sender)."
+        )
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
@@ -118,35 +123,9 @@ def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
 
 def _print_cell(settings: Settings) -> None:
     """The cell by escalation level, where to reach it, its charter and the teams reminded."""
-    from tasks.notify import ROLE_NAMES
+    from tasks.cell import cell_lines
 
-    cell = settings.cell
-    print(f"Crisis cell of {settings.organisation.name} ({settings.config_path})")
-    for level in sorted({m.level for m in cell.members}):
-        print(f"  Level {level}:")
-        for member in settings.level_members(level):
-            details = [ROLE_NAMES["en"].get(member.role, member.role), member.email]
-            if member.phone:
-                details.append(member.phone)
-            details.append("speaks " + ", ".join(settings.member_languages(member)))
-            if member.backup:
-                details.append(f"backup: {member.backup}")
-            if member.platforms:
-                details.append("answers on " + ", ".join(member.platforms))
-            print(f"    {member.name} — {' · '.join(details)}")
-    if not cell.members:
-        print("  (no members)")
-    reach = cell.address or ", ".join(m.email for m in settings.first_level) or "nobody"
-    print(f"Things seen are forwarded to: {reach}")
-    print(f"Charter: {len(cell.charter)} rule{'s' if len(cell.charter) != 1 else ''}")
-    for number, rule in enumerate(cell.charter, 1):
-        print(f"  {number}. {rule}")
-    print(f"Teams reminded ({len(settings.teams)}):")
-    for team in settings.teams:
-        print(
-            f"  {team.name} [{settings.team_language(team)}, cron "
-            f"{settings.team_cron(team)!r}]: {', '.join(team.emails)}"
-        )
+    print("\n".join(cell_lines(settings)))
 
 
 def cmd_cell_show(args: argparse.Namespace) -> int:
@@ -155,21 +134,14 @@ def cmd_cell_show(args: argparse.Namespace) -> int:
 
 
 def cmd_cell_check(args: argparse.Namespace) -> int:
-    from tasks.cell import check_cell
+    from tasks.cell import check_cell, report_lines
 
     settings = load_settings(resolve_config_path(args.config), lenient_cell=True)
     report = check_cell(settings)
     _print_cell(settings)
     print()
-    for finding in report.findings:
-        print(f"{finding.severity.upper():<8} {finding.message}")
-    missing, warnings = len(report.missing), len(report.warnings)
-    plural = "s" if warnings != 1 else ""
-    if report.ready:
-        print(f"The cell is ready ({warnings} warning{plural}).")
-        return 0
-    print(f"The cell is NOT ready: {missing} missing, {warnings} warning{plural}.")
-    return EXIT_ERROR
+    print("\n".join(report_lines(report, settings.organisation.language)))
+    return 0 if report.ready else EXIT_ERROR
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
@@ -993,6 +965,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         languages=args.languages,
         region=args.region,
         timezone=args.timezone,
+        members=args.members,
         ask=input if interactive else None,
         say=lambda line: print(line, file=sys.stderr),
     )
@@ -1400,7 +1373,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--region", metavar="CC", help="two-letter country code for news search (default CA)"
     )
     init.add_argument(
-        "--timezone", metavar="ZONE", help="IANA time zone (default: the region's, else UTC)"
+        "--timezone",
+        metavar="ZONE",
+        help="IANA time zone such as Europe/Paris (default: the region's, else UTC)",
+    )
+    init.add_argument(
+        "--member",
+        dest="members",
+        action="append",
+        metavar="ROLE:NAME:EMAIL[:PHONE]",
+        help="a member of the cell (ROLE: lead, spokesperson, legal or operator), repeated; "
+        "given, members are not asked / un membre de la cellule",
     )
     init.add_argument(
         "--output", metavar="FILE", default="vigie.toml", help="file to write (default vigie.toml)"

@@ -1,7 +1,8 @@
 """Health of the watch itself: a source that keeps failing, answers with an HTML page, or has
 gone silent for much longer than usual is reported to the operators once, and again when it
-recovers. The verdicts are plain functions of what `sources` remembers; the task records them
-and queues the notices in the same transaction, so a rerun never sends one twice.
+recovers: one email per cycle lists every change. The verdicts are plain functions of what
+`sources` remembers; the task records them and queues the notice in the same transaction, so a
+rerun never sends it twice.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.failures import network_down
 from tasks.notify import source_health_notice
 from vigie.models import EntryFreshness, HealthChange, HealthVerdict, Mention, SourceCondition
 from vigie.settings import Health, Settings
@@ -96,8 +99,18 @@ def health_changes(
     for condition in conditions:
         verdict = judge_source(condition, health, now)
         if verdict.state != condition.health:
-            changes.append(HealthChange(condition.name, condition.health, verdict))
+            changes.append(HealthChange(condition.name, condition.health, verdict, condition))
     return changes
+
+
+def sources_unreachable(conditions: Sequence[SourceCondition], settings: Settings) -> bool:
+    """Whether every source fetched so far now fails to connect (DNS or connection), on
+    at least two hosts: the machine has no network, rather than each source a fault."""
+    hosts = {s.name: urlsplit(s.url).netloc.lower() for s in settings.sources}
+    failing = [
+        (c.last_error, hosts.get(c.name, c.name)) for c in conditions if c.consecutive_failures
+    ]
+    return network_down(failing, total=len(conditions))
 
 
 def check_source_health(
@@ -107,14 +120,20 @@ def check_source_health(
     *,
     now: datetime,
 ) -> list[str]:
-    """Record freshness, judge every configured source, and queue one notice per change."""
+    """Record freshness, judge every configured source, and queue one notice for all the
+    changes of this cycle (to the operators: `Settings.source_notice_recipients`)."""
     names = [s.name for s in settings.sources]
     with store.transaction():
         store.record_freshness(list(freshness.values()))
-        changes = health_changes(store.source_conditions(names), settings.health, now)
+        conditions = store.source_conditions(names)
+        changes = health_changes(conditions, settings.health, now)
         for change in changes:
             store.set_health(change.source, change.verdict.state, change.verdict.reason, now)
-            store.queue(source_health_notice(settings, change, now=now), now)
+        if changes:
+            notice = source_health_notice(
+                settings, changes, now=now, network_down=sources_unreachable(conditions, settings)
+            )
+            store.queue(notice, now)
     return [f"{c.source}: {c.previous} -> {c.verdict.state}" for c in changes]
 
 
@@ -122,6 +141,7 @@ def check_source_health(
 def check_source_health_task(
     path: Any, settings: Settings, freshness: dict[str, EntryFreshness], now: datetime
 ) -> list[str]:
-    """Tell the operators, once, about sources that stopped watching (and their recovery)."""
+    """Tell the operators, in one email per cycle, about sources that stopped watching (and
+    their recovery)."""
     with open_warehouse(path) as con:
         return check_source_health(Store(con), settings, freshness, now=now)

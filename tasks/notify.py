@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import yagmail
 
+from tasks.failures import read_failure
 from tasks.signals import Severity
 from vigie.models import HealthChange, InlineImage, OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
@@ -427,7 +428,7 @@ def quality_notice(
     return OutboxMessage(
         message_id=f"quality.{transition}.{key}.{now:%Y%m%dT%H%M%S}",
         kind="quality",
-        recipients=tuple(m.email for m in settings.operators),
+        recipients=settings.source_notice_recipients,
         subject=subject,
         html=f'<html><body style="font-family:sans-serif"><p>{body}</p>{listing}</body></html>',
     )
@@ -435,80 +436,258 @@ def quality_notice(
 
 HEALTH_TEXT: dict[str, dict[str, Any]] = {
     "fr": {
+        # One source changed: the subject names it; "never" when it has never answered.
         "subject": {
             "failing": "[Vigie][SOURCE] Source en panne : {source}",
+            "failing_never": "[Vigie][SOURCE] Source jamais collectée : {source}",
             "not_a_feed": "[Vigie][SOURCE] La source ne renvoie plus de flux : {source}",
+            "not_a_feed_never": "[Vigie][SOURCE] La source ne renvoie pas de flux : {source}",
             "silent": "[Vigie][SOURCE] Source muette : {source}",
             "ok": "[Vigie][SOURCE] Source rétablie : {source}",
         },
-        "intro": {
-            "failing": "La source « {source} » n’est plus collectée.",
-            "not_a_feed": (
-                "La source « {source} » renvoie une page HTML au lieu d’un flux : l’adresse a "
-                "probablement changé."
-            ),
-            "silent": "La source « {source} » ne publie plus rien de neuf.",
-            "ok": "La source « {source} » est de nouveau collectée normalement.",
-        },
-        "reason": "Constat",
-        "gap": (
-            "Tant qu’elle ne l’est pas, la veille a un angle mort : la détection ne prend pas "
-            "ce trou pour du calme. Vous ne recevrez pas d’autre avis avant son rétablissement."
+        # Several: how many to check, how many recovered.
+        "subject_many": "[Vigie][SOURCE] {parts}",
+        "to_check": ("{n} source à vérifier", "{n} sources à vérifier"),
+        "recovered": ("{n} source rétablie", "{n} sources rétablies"),
+        "subject_network": "[Vigie][SOURCE] Pas de réseau ou de DNS : aucune source ne répond",
+        "network": (
+            "Pas de réseau ou de DNS : aucune source ne répond, toutes faute de connexion. "
+            "Vérifiez d’abord la connexion du serveur de Vigie (réseau, DNS, pare-feu, proxy) "
+            "plutôt que chaque source."
         ),
-        "since": "Depuis",
+        "seen": "Constaté au cycle de veille du {when}.",
+        "heading_problems": "Sources à vérifier",
+        "heading_recovered": "Sources rétablies",
+        "line": {
+            "failing": "ne répond plus depuis le {last_ok} ({failures}) : {why}.",
+            "failing_never": "n’a jamais répondu ({failures}) : {why}.",
+            "not_a_feed": (
+                "renvoie une page web au lieu d’un flux : son adresse a probablement changé."
+            ),
+            "not_a_feed_never": (
+                "renvoie une page web au lieu d’un flux depuis le début : son adresse est "
+                "sans doute erronée."
+            ),
+            "silent": (
+                "ne publie plus rien : sa dernière entrée date de {age}, alors qu’elle publie "
+                "d’habitude toutes les {gap}."
+            ),
+            "silent_failing": "ne publie plus rien, et sa dernière collecte a échoué : {why}.",
+            "ok": "est maintenant collectée normalement.",
+        },
+        "failures": ("{n} cycle en échec", "{n} cycles en échec"),
+        "why": {
+            "html_page": "une page web au lieu d’un flux",
+            "timeout": "le serveur ne répond pas dans le délai",
+            "http_404": "la page n’existe pas ou plus (erreur {status})",
+            "http_auth": "le serveur refuse l’accès (erreur {status})",
+            "http_429": "le serveur limite le nombre de requêtes (erreur {status})",
+            "http_5xx": "le serveur est en panne (erreur {status})",
+            "http_other": "le serveur répond par une erreur (code {status})",
+            "redirect": "redirection refusée (vers une adresse non web, un autre serveur, ou trop "
+            "de redirections)",
+            "dns": "le nom du serveur est introuvable (DNS)",
+            "connection": "connexion impossible (refusée, ou serveur injoignable)",
+            "parse": "le contenu reçu n’est pas un flux lisible",
+            "too_large": "la réponse dépasse la taille permise",
+            "other": "erreur de collecte",
+        },
+        "details": "Détail technique : {error}",
+        "units": ("min", "h", "j"),
+        "gap": (
+            "Tant qu’une source n’est pas collectée, la veille a un angle mort : la détection ne "
+            "prend pas ce trou pour du calme. Vous ne recevrez pas d’autre avis sur une source "
+            "avant son rétablissement."
+        ),
     },
     "en": {
         "subject": {
             "failing": "[Vigie][SOURCE] Source down: {source}",
+            "failing_never": "[Vigie][SOURCE] Source never collected: {source}",
             "not_a_feed": "[Vigie][SOURCE] Source no longer returns a feed: {source}",
+            "not_a_feed_never": "[Vigie][SOURCE] Source does not return a feed: {source}",
             "silent": "[Vigie][SOURCE] Source silent: {source}",
             "ok": "[Vigie][SOURCE] Source recovered: {source}",
         },
-        "intro": {
-            "failing": "The source “{source}” is no longer being collected.",
-            "not_a_feed": (
-                "The source “{source}” answers with an HTML page instead of a feed: its address "
-                "has probably changed."
-            ),
-            "silent": "The source “{source}” has stopped publishing anything new.",
-            "ok": "The source “{source}” is collected normally again.",
-        },
-        "reason": "Finding",
-        "gap": (
-            "Until it is, the watch has a blind spot: detection does not read this gap as calm. "
-            "You will not be told again until it recovers."
+        "subject_many": "[Vigie][SOURCE] {parts}",
+        "to_check": ("{n} source to check", "{n} sources to check"),
+        "recovered": ("{n} source recovered", "{n} sources recovered"),
+        "subject_network": "[Vigie][SOURCE] No network or DNS: no source answers",
+        "network": (
+            "No network or DNS: no source answers, every one for want of a connection. Check "
+            "the network of the machine running Vigie first (network, DNS, firewall, proxy) "
+            "rather than each source."
         ),
-        "since": "Since",
+        "seen": "Found by the watch cycle of {when}.",
+        "heading_problems": "Sources to check",
+        "heading_recovered": "Sources recovered",
+        "line": {
+            "failing": "has stopped answering since {last_ok} ({failures}): {why}.",
+            "failing_never": "has never answered ({failures}): {why}.",
+            "not_a_feed": (
+                "answers with a web page instead of a feed: its address has probably changed."
+            ),
+            "not_a_feed_never": (
+                "has answered with a web page instead of a feed from the start: its address is "
+                "probably wrong."
+            ),
+            "silent": (
+                "has stopped publishing: its newest entry is {age} old, while it usually "
+                "publishes every {gap}."
+            ),
+            "silent_failing": "has stopped publishing, and its last fetch failed: {why}.",
+            "ok": "is now collected normally.",
+        },
+        "failures": ("{n} failed cycle", "{n} failed cycles"),
+        "why": {
+            "html_page": "a web page instead of a feed",
+            "timeout": "the server does not answer in time",
+            "http_404": "the page does not exist (any more) (error {status})",
+            "http_auth": "the server refuses access (error {status})",
+            "http_429": "the server limits the number of requests (error {status})",
+            "http_5xx": "the server is failing (error {status})",
+            "http_other": "the server answers with an error (code {status})",
+            "redirect": "redirect refused (to a non-web address, another server, or too many "
+            "redirects)",
+            "dns": "the server's name cannot be found (DNS)",
+            "connection": "cannot connect (refused, or server unreachable)",
+            "parse": "what was received is not a readable feed",
+            "too_large": "the answer is larger than allowed",
+            "other": "collection error",
+        },
+        "details": "Technical details: {error}",
+        "units": ("min", "h", "d"),
+        "gap": (
+            "While a source is not collected, the watch has a blind spot: detection does not "
+            "read this gap as calm. You will not be told about a source again until it recovers."
+        ),
     },
 }
 
 
-def source_health_notice(
-    settings: Settings, change: HealthChange, *, now: datetime
-) -> OutboxMessage:
-    """The operators' notice that a source stopped watching, or recovered (once per change).
+def _plural(forms: tuple[str, str], n: int) -> str:
+    # French and English alike here: the singular for 1 (a count of 0 is never shown).
+    return forms[0 if n == 1 else 1].format(n=n)
 
-    The message id names the source, the new state and the moment, so a rerun of the same
-    cycle queues nothing new.
+
+def _span(seconds: float, units: tuple[str, str, str]) -> str:
+    minutes, hours, days = units
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} {days}"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} {hours}"
+    return f"{max(seconds, 60) / 60:.0f} {minutes}"
+
+
+def failure_words(error: str | None, language: str) -> str:
+    """A recorded collection error said plainly in `language` (the kind of failure, not the
+    technical text, which the notice keeps as a details line)."""
+    failure = read_failure(error)
+    words = HEALTH_TEXT[language]["why"]
+    status = failure.http_status
+    if status is None:
+        return str(words[failure.kind if failure.kind != "http_status" else "other"])
+    if status in (404, 410):
+        key = "http_404"
+    elif status in (401, 403, 407):
+        key = "http_auth"
+    elif status == 429:
+        key = "http_429"
+    elif status >= 500:
+        key = "http_5xx"
+    else:
+        key = "http_other"
+    return str(words[key]).format(status=status)
+
+
+def _health_line(
+    change: HealthChange, language: str, local: Callable[[datetime], str], now: datetime
+) -> str:
+    text = HEALTH_TEXT[language]
+    condition = change.condition
+    state = change.verdict.state
+    never = condition.last_ok_at is None
+    error = condition.last_error
+    key: str = state
+    if state in ("failing", "not_a_feed") and never:
+        key = f"{state}_never"
+    elif state == "silent" and condition.consecutive_failures:
+        key = "silent_failing"
+    age = (now - condition.newest_entry_at).total_seconds() if condition.newest_entry_at else 0.0
+    sentence = text["line"][key].format(
+        last_ok=local(condition.last_ok_at) if condition.last_ok_at else "",
+        failures=_plural(text["failures"], condition.consecutive_failures),
+        why=failure_words(error, language),
+        age=_span(age, text["units"]),
+        gap=_span(condition.entry_gap_s or 0.0, text["units"]),
+    )
+    details = (
+        f"<br><small>{html.escape(text['details'].format(error=header_safe(error, 300)))}</small>"
+        if error and state != "ok"
+        else ""
+    )
+    return (
+        f"<li><strong>{html.escape(change.source)}</strong> {html.escape(sentence)}{details}</li>"
+    )
+
+
+def source_health_notice(
+    settings: Settings,
+    changes: Sequence[HealthChange],
+    *,
+    now: datetime,
+    network_down: bool = False,
+) -> OutboxMessage:
+    """The operators' one notice of a cycle: every source that stopped watching, or recovered.
+
+    In the organisation's language and time zone; a source that has never answered is told
+    apart from one that stopped; `network_down` (every source fails to connect) puts the
+    machine's network first. The message id names the changes and the moment, so a rerun of
+    the same cycle queues nothing new.
     """
     language = settings.organisation.language
     text = HEALTH_TEXT[language]
-    state = change.verdict.state
-    subject = header_safe(text["subject"][state].format(source=change.source))
-    intro = html.escape(text["intro"][state].format(source=change.source))
-    reason = html.escape(change.verdict.reason)
-    gap = f"<p>{html.escape(text['gap'])}</p>" if state != "ok" else ""
-    key = hashlib.sha256(change.source.encode("utf-8")).hexdigest()[:12]
+    zone = ZoneInfo(settings.organisation.timezone)
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+    problems = [c for c in changes if c.verdict.state != "ok"]
+    recovered = [c for c in changes if c.verdict.state == "ok"]
+    if network_down:
+        subject = text["subject_network"]
+    elif len(changes) == 1:
+        change = changes[0]
+        state = change.verdict.state
+        never = change.condition.last_ok_at is None and state in ("failing", "not_a_feed")
+        subject = text["subject"][f"{state}_never" if never else state].format(source=change.source)
+    else:
+        parts = []
+        if problems:
+            parts.append(_plural(text["to_check"], len(problems)))
+        if recovered:
+            parts.append(_plural(text["recovered"], len(recovered)))
+        subject = text["subject_many"].format(parts=", ".join(parts))
+    body = ['<html><body style="font-family:sans-serif">']
+    if network_down:
+        body.append(f"<p><strong>{html.escape(text['network'])}</strong></p>")
+    body.append(f"<p>{html.escape(text['seen'].format(when=local(now)))}</p>")
+    for heading, group in (("heading_problems", problems), ("heading_recovered", recovered)):
+        if group:
+            items = "".join(_health_line(c, language, local, now) for c in group)
+            body.append(f"<h3>{html.escape(text[heading])} ({len(group)})</h3><ul>{items}</ul>")
+    if problems:
+        body.append(f"<p>{html.escape(text['gap'])}</p>")
+    body.append("</body></html>")
+    key = hashlib.sha256(
+        "\n".join(f"{c.source}\t{c.verdict.state}" for c in changes).encode("utf-8")
+    ).hexdigest()[:12]
     return OutboxMessage(
-        message_id=f"health.{state}.{key}.{now:%Y%m%dT%H%M%S}",
+        message_id=f"health.{now:%Y%m%dT%H%M%S}.{key}",
         kind="source_health",
-        recipients=tuple(m.email for m in settings.operators),
-        subject=subject,
-        html=(
-            '<html><body style="font-family:sans-serif">'
-            f"<p>{intro}</p><p><strong>{html.escape(text['reason'])}</strong> : {reason}</p>"
-            f"<p>{html.escape(text['since'])} {now:%Y-%m-%d %H:%M} UTC</p>{gap}</body></html>"
-        ),
+        recipients=settings.source_notice_recipients,
+        subject=header_safe(subject),
+        html="".join(body),
     )
 
 

@@ -22,12 +22,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from vigie.errors import ConfigError
 from vigie.query import text_words
 from vigie.search import derived_search_query
-from vigie.settings import DEFAULT_BASE_URLS, Language, Settings, load_settings
+from vigie.settings import (
+    DEFAULT_BASE_URLS,
+    Language,
+    Settings,
+    address_problem,
+    load_settings,
+    phone_problem,
+)
 
 # Placeholders are marked in their text and use a reserved domain (RFC 2606): mail to them
 # can never reach anybody, and `placeholders` finds them by these two marks.
@@ -123,11 +130,71 @@ QUESTIONS = {
     "People to watch (executives, spokespeople), comma-separated",
     "region": "Pays, code à deux lettres (CA, FR, BE, CH...) / Country, two-letter code",
     "languages": "Langues à surveiller (fr, en ou fr,en) / Languages to watch (fr, en or fr,en)",
+    "timezone": "Fuseau horaire (America/Toronto, Europe/Paris...) / Time zone",
 }
+# What an answer must look like, said plainly (French, then English) when one does not fit:
+# the interactive questions never answer with an option's name.
+HINTS: dict[str, tuple[str, str]] = {
+    "name": (
+        "Nom de l’organisation : au moins une lettre ou un chiffre, 120 caractères au plus.",
+        "Organisation name: at least one letter or digit, at most 120 characters.",
+    ),
+    "aliases": (
+        "Noms séparés par des virgules : 20 au plus, chacun de 120 caractères au plus, avec "
+        "une lettre ou un chiffre.",
+        "Names separated by commas: at most 20, each at most 120 characters, with a letter or "
+        "a digit.",
+    ),
+    "region": (
+        "Pays : un code de deux lettres, comme CA, FR, BE ou CH.",
+        "Country: a two-letter code such as CA, FR, BE or CH.",
+    ),
+    "languages": (
+        "Langues : fr, en (séparées par des virgules).",
+        "Languages: fr, en (comma-separated).",
+    ),
+    "timezone": (
+        "Fuseau horaire : un nom comme Europe/Paris, America/Toronto ou UTC.",
+        "Time zone: a name such as Europe/Paris, America/Toronto or UTC.",
+    ),
+    "member_name": (
+        "Nom : 120 caractères au plus (Entrée pour le remplir plus tard).",
+        "Name: at most 120 characters (Enter to fill it in later).",
+    ),
+    "email": (
+        "Courriel : une adresse comme prenom.nom@exemple.org.",
+        "Email: an address such as first.last@example.org.",
+    ),
+    "phone": (
+        "Téléphone : chiffres, espaces, +, -, parenthèses et points, par exemple "
+        "+1 514 555 0101 (Entrée pour passer).",
+        "Phone: digits, spaces, +, -, parentheses and dots, for example +1 514 555 0101 "
+        "(Enter to skip).",
+    ),
+}
+HINTS["people"] = HINTS["aliases"]
+# The members `vigie init` asks about: role, words for the questions (French, English), level.
+# The operator hears about the sources (tasks/health.py); level 3: told last of an alert.
+ASKED_MEMBERS: tuple[tuple[str, str, str, int], ...] = (
+    ("lead", "Responsable de la cellule de crise", "Crisis cell lead", 1),
+    ("spokesperson", "Porte-parole", "Spokesperson", 1),
+    ("legal", "Juriste", "Legal counsel", 2),
+    ("operator", "Opérateur de Vigie (avis sur les sources)", "Vigie operator (source notices)", 3),
+)
 _WORD = re.compile(r"[^\W_]+")
 # Words the query parser reads as operators when they stand alone.
 _OPERATOR_WORDS = {"AND", "OR", "NOT", "NEAR"}
 _LANGUAGES: tuple[Language, ...] = get_args(Language)
+
+
+@dataclass(frozen=True, slots=True)
+class InitMember:
+    """A member of the cell given to `vigie init` (the others stay placeholders)."""
+
+    role: str  # a role of ASKED_MEMBERS
+    name: str
+    email: str
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +208,9 @@ class InitSpec:
     region: str = DEFAULT_REGION
     # None: the region's main time zone (REGION_TIMEZONES), else UTC.
     timezone: str | None = None
+    # At most one per role of ASKED_MEMBERS; a role without one gets a placeholder (the
+    # operator: a commented example).
+    members: tuple[InitMember, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +223,7 @@ class _Checked:
     timezone: str
     org_terms: tuple[str, ...]
     people_terms: tuple[str, ...]
+    members: dict[str, InitMember]
 
 
 def clean_name(value: str) -> str:
@@ -216,6 +287,93 @@ def parse_region(value: str) -> str:
             f"--region: {clean_name(value)[:20]!r} is not a two-letter country code (CA, FR...)"
         )
     return region
+
+
+def parse_timezone(value: str) -> str:
+    """An IANA time zone name as zoneinfo knows it (`"europe/paris"` -> "Europe/Paris").
+
+    Raises:
+        ConfigError: not a time zone zoneinfo knows.
+    """
+    zone = value.strip()
+    try:
+        ZoneInfo(zone)
+        return zone
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    known = {name.lower(): name for name in available_timezones()}
+    if zone.lower() in known:
+        return known[zone.lower()]
+    raise ConfigError(
+        f"--timezone: unknown time zone {clean_name(value)[:40]!r} (an IANA name such "
+        "as America/Toronto or Europe/Paris)"
+    )
+
+
+def parse_member_name(value: str) -> str:
+    """A member's name, cleaned; empty when none was given.
+
+    Raises:
+        ConfigError: longer than MAX_NAME_CHARS.
+    """
+    name = clean_name(value)
+    if len(name) > MAX_NAME_CHARS:
+        raise ConfigError(
+            f"member name {name[:40]!r}... is longer than {MAX_NAME_CHARS} characters"
+        )
+    return name
+
+
+def parse_email(value: str) -> str:
+    """An email address (syntax only).
+
+    Raises:
+        ConfigError: not a usable address.
+    """
+    address = value.strip()
+    problem = address_problem(address) if address else "it is empty"
+    if problem:
+        raise ConfigError(f"{clean_name(address)[:60]!r} is not an email address: {problem}")
+    return address
+
+
+def parse_phone(value: str) -> str | None:
+    """A phone number as the settings accept it; None when none was given.
+
+    Raises:
+        ConfigError: characters other than digits, spaces, + - ( ) ., or too few digits.
+    """
+    phone = " ".join(value.split())
+    if not phone:
+        return None
+    problem = phone_problem(phone)
+    if problem:
+        raise ConfigError(f"{clean_name(phone)[:40]!r} {problem}")
+    return phone
+
+
+def parse_member(value: str) -> InitMember:
+    """`"lead:Awa Diallo:awa@example.org:+1 514 555 0101"` (the phone optional) -> a member.
+
+    Raises:
+        ConfigError: an unknown role, no name, an invalid address or phone; names --member.
+    """
+    parts = [part.strip() for part in value.split(":", 3)]
+    roles = [role for role, *_ in ASKED_MEMBERS]
+    if len(parts) < 3 or parts[0] not in roles:
+        raise ConfigError(
+            f"--member: {clean_name(value)[:60]!r} is not ROLE:NAME:EMAIL[:PHONE] with ROLE one "
+            f"of {', '.join(roles)}"
+        )
+    try:
+        name = parse_member_name(parts[1])
+        if not name:
+            raise ConfigError("the name is empty")
+        return InitMember(
+            parts[0], name, parse_email(parts[2]), parse_phone(parts[3] if len(parts) > 3 else "")
+        )
+    except ConfigError as err:
+        raise ConfigError(f"--member {parts[0]}: {err}") from None
 
 
 def query_term(name: str) -> str | None:
@@ -291,14 +449,18 @@ def check_spec(spec: InitSpec) -> _Checked:
     people = parse_names(spec.people, "--people")
     languages = parse_languages(",".join(spec.languages))
     region = parse_region(spec.region)
-    timezone = spec.timezone or REGION_TIMEZONES.get(region, "UTC")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ConfigError(
-            f"--timezone: unknown time zone {clean_name(timezone)[:40]!r} (an IANA name such "
-            "as America/Toronto or Europe/Paris)"
-        ) from err
+    timezone = parse_timezone(spec.timezone or REGION_TIMEZONES.get(region, "UTC"))
+    members: dict[str, InitMember] = {}
+    roles = [role for role, *_ in ASKED_MEMBERS]
+    for member in spec.members:
+        if member.role not in roles or member.role in members:
+            raise ConfigError(f"member role {member.role!r}: one each of {', '.join(roles)}")
+        member_name = parse_member_name(member.name)
+        if not member_name:
+            raise ConfigError(f"member ({member.role}): the name is empty")
+        members[member.role] = InitMember(
+            member.role, member_name, parse_email(member.email), parse_phone(member.phone or "")
+        )
     return _Checked(
         name=name,
         aliases=aliases,
@@ -308,6 +470,7 @@ def check_spec(spec: InitSpec) -> _Checked:
         timezone=timezone,
         org_terms=_terms((name, *aliases), "--aliases"),
         people_terms=_terms(people, "--people"),
+        members=members,
     )
 
 
@@ -464,7 +627,7 @@ def render_config(spec: InitSpec) -> str:
     )
     parts.append(_sources(checked, queries.search))
     parts.append(_email())
-    parts.append(_cell(language))
+    parts.append(_cell(language, checked.members))
     parts.append(
         _lines(
             "# [schedule], [collection], [detection], [retention], [quality], [health] and",
@@ -610,15 +773,27 @@ _PLACEHOLDER_MEMBERS = (
     ("spokesperson", "porte-parole", "spokesperson", 1),
     ("legal", "juriste", "legal counsel", 2),
 )
+_PHONE_EXAMPLE = '# phone = "+1 514 555 0100"     # optional / facultatif'
 
 
-def _cell(language: Language) -> str:
+def _member_lines(member: InitMember, level: int) -> list[str]:
+    return [
+        "[[cell.members]]",
+        f"name = {toml_string(member.name)}",
+        f"email = {toml_string(member.email)}",
+        f'role = "{member.role}"',
+        f"level = {level}                       # escalation order / ordre d'escalade",
+        f"phone = {toml_string(member.phone)}" if member.phone else _PHONE_EXAMPLE,
+    ]
+
+
+def _cell(language: Language, members: dict[str, InitMember]) -> str:
     lines = [
         "# The crisis cell (step 1 of crisis readiness): who decides, who speaks, who checks",
-        "# the law, who stands in. The members below are placeholders: put real people,",
-        "# add backups, then `vigie cell check` says what is still missing.",
+        "# the law, who stands in. Members marked as placeholders: put real people,",
+        "# add backups and phones, then `vigie cell check` says what is still missing.",
         "# La cellule de crise (étape 1) : qui décide, qui parle, qui vérifie le droit, qui",
-        "# remplace qui. Les membres ci-dessous sont à remplacer par de vraies personnes ;",
+        "# remplace qui. Les membres marqués sont à remplacer par de vraies personnes ;",
         "# `vigie cell check` dit ensuite ce qui manque.",
         "[cell]",
         '# address = "cellule@example.org"  # optional: where teams forward what they see',
@@ -636,14 +811,38 @@ def _cell(language: Language) -> str:
         ]
     lines += ["]", ""]
     for role, french, english, level in _PLACEHOLDER_MEMBERS:
+        given = members.get(role)
+        if given is not None:
+            lines += _member_lines(given, level)
+        else:
+            lines += [
+                "[[cell.members]]",
+                f'name = "{PLACEHOLDER_MARK}: {french} / {english}"',
+                f'email = "{french}@{PLACEHOLDER_DOMAIN}"',
+                f'role = "{role}"',
+                f"level = {level}                       # escalation order / ordre d'escalade",
+                _PHONE_EXAMPLE,
+            ]
         lines += [
-            "[[cell.members]]",
-            f'name = "{PLACEHOLDER_MARK}: {french} / {english}"',
-            f'email = "{french}@{PLACEHOLDER_DOMAIN}"',
-            f'role = "{role}"',
-            f"level = {level}                       # escalation order / ordre d'escalade",
             '# backup = "..."                # who stands in (a member\'s name) / qui remplace',
             '# platforms = ["facebook", "x"] # where this person may answer / où répondre',
+            "",
+        ]
+    lines += [
+        "# Who runs Vigie and repairs its sources: hears about sources that fail or fall",
+        "# silent (without one, these notices go only to email.sender). Qui fait tourner Vigie",
+        "# et répare ses sources : reçoit les avis sur les sources en panne ou muettes.",
+    ]
+    operator = members.get("operator")
+    if operator is not None:
+        lines += [*_member_lines(operator, 3), ""]
+    else:
+        lines += [
+            "# [[cell.members]]",
+            '# name = "..."',
+            '# email = "..."',
+            '# role = "operator"',
+            "# level = 3",
             "",
         ]
     lines += [
@@ -694,28 +893,47 @@ def ask_spec(
     timezone: str | None,
     ask: Ask | None,
     say: Callable[[str], None],
+    members: list[str] | None = None,
 ) -> InitSpec:
     """The spec from the options given, asking for the others with `ask` (French and English
     prompts, the default in brackets), or taking their defaults when `ask` is None.
+
+    An answer that does not fit is asked again, after saying plainly what is expected
+    (`HINTS`). In a terminal, the time zone and, unless `members` are given (`--member`), the
+    cell's lead, spokesperson, legal counsel and operator are asked too (name, email, phone;
+    Enter leaves one to fill in later).
 
     Raises:
         ConfigError: the name is missing and cannot be asked, or an option is invalid.
     """
 
-    def answer(key: str, default: str, parse: Callable[[str], object]) -> str:
+    def answer(
+        question: str,
+        default: str,
+        parse: Callable[[str], object],
+        hint: str,
+        option: str | None = None,
+    ) -> str:
         assert ask is not None
         shown = f" [{default}]" if default else ""
         while True:
             try:
-                value = ask(f"{QUESTIONS[key]}{shown}: ").strip() or default
+                value = ask(f"{question}{shown}: ").strip() or default
             except EOFError as err:
-                raise ConfigError(f"no answer to {QUESTIONS[key]!r}: pass --{key}") from err
+                where = f"pass --{option}" if option else "answer in a terminal"
+                raise ConfigError(f"no answer to {question!r}: {where}") from err
             try:
                 parse(value)
-            except ConfigError as err:
-                say(str(err))  # and ask again
+            except ConfigError:
+                french, english = HINTS[hint]
+                shown_value = clean_name(value)[:40]
+                say(f"« {shown_value} » ne convient pas. {french}")
+                say(f"'{shown_value}' does not fit. {english}")
                 continue
             return value
+
+    def asked(key: str, default: str, parse: Callable[[str], object]) -> str:
+        return answer(QUESTIONS[key], default, parse, key, key)
 
     if name is None and ask is None:
         raise ConfigError(
@@ -724,19 +942,26 @@ def ask_spec(
         )
     if ask is not None:
         if name is None:
-            name = answer("name", "", parse_name)
+            name = asked("name", "", parse_name)
         if aliases is None:
-            aliases = [answer("aliases", "", lambda v: parse_names([v], "--aliases"))]
+            aliases = [asked("aliases", "", lambda v: parse_names([v], "--aliases"))]
         if people is None:
-            people = [answer("people", "", lambda v: parse_names([v], "--people"))]
+            people = [asked("people", "", lambda v: parse_names([v], "--people"))]
         if region is None:
-            region = answer("region", DEFAULT_REGION, parse_region)
+            region = asked("region", DEFAULT_REGION, parse_region)
     region = region or DEFAULT_REGION
-    default_languages = ",".join(REGION_LANGUAGES.get(parse_region(region), ("fr", "en")))
+    code = parse_region(region)
+    default_languages = ",".join(REGION_LANGUAGES.get(code, ("fr", "en")))
     if languages is None:
         languages = (
-            answer("languages", default_languages, parse_languages) if ask else default_languages
+            asked("languages", default_languages, parse_languages) if ask else default_languages
         )
+    cell = [parse_member(value) for value in members or ()]
+    if ask is not None:
+        if timezone is None:
+            timezone = asked("timezone", REGION_TIMEZONES.get(code, "UTC"), parse_timezone)
+        if members is None:
+            cell = _ask_members(answer)
     assert name is not None
     return InitSpec(
         name=name,
@@ -744,8 +969,36 @@ def ask_spec(
         people=tuple(people or ()),
         languages=parse_languages(languages),
         region=region,
-        timezone=timezone,
+        timezone=parse_timezone(timezone) if timezone else None,
+        members=tuple(cell),
     )
+
+
+def _ask_members(
+    answer: Callable[[str, str, Callable[[str], object], str], str],
+) -> list[InitMember]:
+    """The members of ASKED_MEMBERS whose name is given, with their email and phone."""
+    members = []
+    for role, french, english, _level in ASKED_MEMBERS:
+        name = parse_member_name(
+            answer(
+                f"{french} : nom (Entrée : plus tard) / {english}: name (Enter: later)",
+                "",
+                parse_member_name,
+                "member_name",
+            )
+        )
+        if not name:
+            continue
+        email = answer(f"{french} : courriel / {english}: email", "", parse_email, "email")
+        phone = answer(
+            f"{french} : téléphone (facultatif) / {english}: phone (optional)",
+            "",
+            parse_phone,
+            "phone",
+        )
+        members.append(InitMember(role, name, email.strip(), parse_phone(phone)))
+    return members
 
 
 def refuse_existing(path: Path, *, force: bool) -> None:

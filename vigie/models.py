@@ -197,6 +197,8 @@ class SourceCondition:
     entry_gap_s: float | None
     health: HealthState
     health_since: datetime | None
+    # The last fetch that succeeded; None: the source has never answered.
+    last_ok_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,8 @@ class HealthChange:
     source: str
     previous: HealthState
     verdict: HealthVerdict
+    # What the verdict was made from: the notice tells "never answered" from "stopped".
+    condition: SourceCondition
 
 
 class TopicSummary(TypedDict):

@@ -255,6 +255,12 @@ email = "sophie.roy@laiterie-boreale.example"
 role = "legal"
 level = 2
 
+[[cell.members]]                # told about the sources (the moved blog), not the lead
+name = "Chloé Martin"
+email = "chloe.martin@laiterie-boreale.example"
+role = "operator"
+level = 3
+
 [[teams]]
 name = "Service à la clientèle"
 emails = ["clientele@laiterie-boreale.example"]

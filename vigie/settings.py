@@ -348,6 +348,20 @@ def address_problem(value: str) -> str | None:
     return None
 
 
+_PHONE_CHARACTERS = re.compile(r"[0-9+\-(). ]+")
+MIN_PHONE_DIGITS = 3
+
+
+def phone_problem(value: str) -> str | None:
+    """Why `value` cannot be a phone number (checked loosely: digits, spaces, + - ( ) .,
+    and at least three digits), or None."""
+    if not _PHONE_CHARACTERS.fullmatch(value.strip()):
+        return "is not a phone number: digits, spaces, +, -, parentheses and dots only"
+    if sum(ch.isdigit() for ch in value) < MIN_PHONE_DIGITS:
+        return f"is not a phone number: at least {MIN_PHONE_DIGITS} digits"
+    return None
+
+
 def _lenient(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(LENIENT_CELL))
 
@@ -384,6 +398,7 @@ class Member(_Model):
     level: Annotated[int, Field(ge=1, le=9)] = 1
     # Where this person is trained and authorised to answer in the organisation's name.
     platforms: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = ()
+    # Shown in alerts and reminders; checked loosely (digits, spaces, + - ( ) .).
     phone: Annotated[str, Field(max_length=40)] | None = None
     # The member who stands in when this one cannot be reached (a `name` of the cell).
     backup: Annotated[str, Field(min_length=1, max_length=120)] | None = None
@@ -394,6 +409,16 @@ class Member(_Model):
     @classmethod
     def _valid_email(cls, value: str, info: ValidationInfo) -> str:
         return _address(value, info)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _lenient(info):
+            return value
+        problem = phone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return " ".join(value.split())
 
     @field_validator("languages")
     @classmethod
@@ -669,8 +694,22 @@ class Settings(_Model):
 
     @property
     def operators(self) -> tuple[Member, ...]:
-        """Who hears about the watch's own health: the cell's operators, else its first level."""
-        return tuple(m for m in self.cell.members if m.role == "operator") or self.first_level
+        """Who hears that the whole watch stopped (the watchdog): the cell's operators, else its
+        first level, since no alert can reach the cell while the watch is stopped."""
+        return self.source_operators or self.first_level
+
+    @property
+    def source_operators(self) -> tuple[Member, ...]:
+        """The members with role "operator": the only ones told about sources (failing,
+        silent, degraded), which the rest of the cell cannot repair."""
+        return tuple(m for m in self.cell.members if m.role == "operator")
+
+    @property
+    def source_notice_recipients(self) -> tuple[str, ...]:
+        """Where notices about sources go: the operators; with none, Vigie's own mailbox
+        (`email.sender`), never the cell's lead or spokesperson. `vigie check` and `vigie cell
+        check` warn that nobody of the cell gets them."""
+        return tuple(m.email for m in self.source_operators) or (self.email.sender,)
 
     @property
     def first_level(self) -> tuple[Member, ...]:

@@ -1028,7 +1028,7 @@ class Store:
         """What the health verdict needs of each named source that has been run."""
         rows = self.con.execute(
             "SELECT name, consecutive_failures, last_error, newest_entry_at, entry_gap_s, "
-            "coalesce(health, 'ok'), health_since FROM sources "
+            "coalesce(health, 'ok'), health_since, last_ok_at FROM sources "
             "WHERE name IN (SELECT unnest(?::VARCHAR[])) AND last_run_at IS NOT NULL "
             "ORDER BY name",
             [list(names)],

@@ -358,3 +358,8 @@ def test_the_demo_runs_its_three_cycles_and_says_it_went_as_expected(tmp_path: P
     assert "did not go as expected" not in result.stdout
     assert "Received emails (2)" in result.stdout
     assert "[Vigie][CRISE]" in result.stdout
+    # The moved blog's notice goes to the cell's operator only.
+    assert (
+        "Email to chloe.martin@laiterie-boreale.example: [Vigie][SOURCE] La source ne renvoie "
+        "pas de flux : Blogue du terroir"
+    ) in result.stdout

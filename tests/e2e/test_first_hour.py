@@ -99,8 +99,9 @@ def test_the_generated_file_passes_check_and_the_cell_check_says_what_to_fill_in
 
     cell = _vigie("cell", "check", cwd=first_hour)
     assert cell.returncode == 1, cell.stderr
-    assert "MISSING  cell.members[0]: still a placeholder of vigie init" in cell.stdout
-    assert "The cell is NOT ready" in cell.stdout
+    # In the organisation's language (French here).
+    assert "MANQUE    cell.members[0] : encore à remplir (À REMPLIR / TO FILL IN" in cell.stdout
+    assert "La cellule n’est PAS prête" in cell.stdout
 
 
 def test_sources_test_fetches_every_generated_source_with_items_that_match(
@@ -210,7 +211,7 @@ def _read_until(fd: int, wanted: str, seen: list[str], timeout: float = 60) -> N
     seen[:] = [rest]
 
 
-def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_bad_answer(
+def test_in_a_terminal_init_asks_plainly_and_asks_again_after_a_bad_answer(
     tmp_path: Path,
 ) -> None:
     controller, terminal = pty.openpty()
@@ -231,9 +232,18 @@ def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_ba
             ("Other names and products, comma-separated: ", "STM, OPUS"),
             ("People to watch (executives, spokespeople), comma-separated: ", ""),
             ("two-letter code [CA]: ", "Canada"),
-            ("--region: 'Canada' is not a two-letter country code", None),
+            ("'Canada' does not fit. Country: a two-letter code such as CA, FR, BE or CH.", None),
             ("two-letter code [CA]: ", ""),
+            ("Languages to watch (fr, en or fr,en) [fr,en]: ", "ca"),
+            ("« ca » ne convient pas. Langues : fr, en (séparées par des virgules).", None),
             ("Languages to watch (fr, en or fr,en) [fr,en]: ", "fr"),
+            ("Time zone [America/Toronto]: ", "america/montreal"),
+            ("Crisis cell lead: name (Enter: later): ", "Marie Roy"),
+            ("Crisis cell lead: email: ", "marie.roy@stm.example"),
+            ("Crisis cell lead: phone (optional): ", "+1 514 555 0101"),
+            ("Spokesperson: name (Enter: later): ", ""),
+            ("Legal counsel: name (Enter: later): ", ""),
+            ("Vigie operator (source notices): name (Enter: later): ", ""),
             ("vigie.toml: written / écrit", None),
         ):
             _read_until(controller, prompt, seen)
@@ -251,3 +261,10 @@ def test_in_a_terminal_init_asks_in_french_and_english_and_asks_again_after_a_ba
     assert [(s.language, s.region) for s in settings.sources if s.kind == "news_search"] == [
         ("fr", "CA")
     ]
+    assert settings.organisation.timezone == "America/Montreal"
+    lead = settings.cell.members[0]
+    assert (lead.name, lead.email, lead.phone) == (
+        "Marie Roy",
+        "marie.roy@stm.example",
+        "+1 514 555 0101",
+    )

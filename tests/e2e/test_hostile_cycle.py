@@ -452,7 +452,9 @@ def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_e
         str(m["Subject"]): m.get_body(("html",)).get_content()  # type: ignore[union-attr]
         for m in mail_sink.messages()
     }
-    [notice] = [b for s, b in bodies.items() if s.endswith("Source en panne : hostile reason")]
+    # One notice for every source that failed in the cycle.
+    [notice] = [b for s, b in bodies.items() if s.startswith("[Vigie][SOURCE]")]
+    assert "<strong>hostile reason</strong> n’a jamais répondu" in notice
     assert "Not Found[2J[31mFAKE OK" in notice  # the server's reason, inert
     [digest_body] = [b for s, b in bodies.items() if s.startswith("[Vigie][RÉSUMÉ]")]
     assert "intrus@evil.example" in digest_body  # the corpus reached it (the CR/LF title)

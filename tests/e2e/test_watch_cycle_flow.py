@@ -45,13 +45,15 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
     calm = watch_cycle(str(config))
     assert calm["alerts_opened"] == []
     assert calm["new_mentions"] == 6
-    # The moved blog is reported to the operators (here level 1) once, at once.
+    # The blog, an HTML page from the start, is reported once, at once: the cell has no
+    # operator, so to Vigie's own address, not to the lead or the spokesperson.
     assert calm["health_changes"] == ["Blogue du terroir: ok -> not_a_feed"]
     assert calm["emails_sent"] == 1
     [notice] = mail_sink.messages()
     assert notice["Subject"] == (
-        "[Vigie][SOURCE] La source ne renvoie plus de flux : Blogue du terroir"
+        "[Vigie][SOURCE] La source ne renvoie pas de flux : Blogue du terroir"
     )
+    assert notice["To"] == "vigie@laiterie-boreale.example"
 
     scenario.publish(feed_server, "burst", anchor)
     burst = watch_cycle(str(config))

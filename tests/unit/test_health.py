@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from tasks.detect import assess_topic, window_coverage
+from tasks.failures import Failure, network_down, read_failure
 from tasks.health import entry_freshness, health_changes, judge_source
+from tasks.notify import failure_words, source_health_notice
 from tasks.simulation import replay, scenarios
-from vigie.models import Mention, SourceCondition
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
+from vigie.models import HealthChange, HealthVerdict, Mention, SourceCondition
 from vigie.settings import Detection, Health
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -160,3 +166,91 @@ def test_a_long_outage_raises_no_warning_once_detection_knows_of_it() -> None:
     scenario = next(s for s in scenarios() if s.name == "long-outage")
     assert set(replay(scenario).levels) == {"veille"}
     assert "vigilance" in replay(scenario, use_coverage=False).levels
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "status"),
+    [
+        ("not a feed: an HTML page", "html_page", None),
+        ("timed out", "timeout", None),
+        ("total deadline exceeded while reading the body", "timeout", None),
+        ("HTTP 404 Not Found", "http_status", 404),
+        ("HTTP 503", "http_status", 503),
+        ("redirected to a non-HTTP URL (refused)", "redirect", None),
+        ("too many redirects", "redirect", None),
+        ("next page on another server (refused)", "redirect", None),
+        ("connection failed: NameResolutionError", "dns", None),
+        ("connection failed: NewConnectionError", "connection", None),
+        ("connection failed: ProxyError", "connection", None),
+        ("not a feed (SAXParseException)", "parse", None),
+        ("not JSON", "parse", None),
+        ("empty document", "parse", None),
+        ("document declares XML entities (refused: expansion attack)", "parse", None),
+        ("response larger than 5000000 bytes (size cap)", "too_large", None),
+        ("fetch crashed (internal error)", "other", None),
+        (None, "other", None),
+    ],
+)
+def test_each_recorded_reason_is_read_as_its_kind(
+    error: str | None, kind: str, status: int | None
+) -> None:
+    assert read_failure(error) == Failure(kind, status)  # type: ignore[arg-type]
+
+
+def test_the_network_is_down_only_when_every_source_fails_to_connect_on_several_hosts() -> None:
+    refused = "connection failed: NewConnectionError"
+    dns = "connection failed: NameResolutionError"
+    assert network_down([(refused, "a:80"), (dns, "b:443")], total=2)
+    # One host down is that host, not the network.
+    assert not network_down([(refused, "a:80"), (refused, "a:80")], total=2)
+    # A source still answering, or failing another way, says the network works.
+    assert not network_down([(refused, "a:80"), (dns, "b:443")], total=3)
+    assert not network_down([(refused, "a:80"), ("HTTP 500", "b:443")], total=2)
+    assert not network_down([], total=0)
+
+
+def _change(state: str, **condition: object) -> HealthChange:
+    verdict = HealthVerdict(state, "")  # type: ignore[arg-type]
+    return HealthChange("Le Quotidien", "ok", verdict, _condition(**condition))
+
+
+def test_an_english_notice_is_english_throughout_in_local_time(tmp_path: Path) -> None:
+    text = MINIMAL_TOML.replace('language = "fr"', 'language = "en"') + CELL_TOML
+    settings = settings_from(tmp_path, text)
+    changes = [
+        _change(
+            "failing",
+            consecutive_failures=3,
+            last_error="connection failed: NameResolutionError",
+            last_ok_at=None,
+        ),
+        replace(
+            _change("silent", newest_entry_at=NOW - timedelta(hours=30)),
+            source="Radio Nord",
+        ),
+    ]
+    message = source_health_notice(settings, changes, now=NOW)
+    assert message.subject == "[Vigie][SOURCE] 2 sources to check"
+    assert message.recipients == ("vigie@laiterie-boreale.example",)  # no operator
+    assert "Found by the watch cycle of 2026-11-25 07:00 EST." in message.html
+    assert (
+        "<strong>Le Quotidien</strong> has never answered (3 failed cycles): the "
+        "server&#x27;s name cannot be found (DNS)."
+    ) in message.html
+    assert "Technical details: connection failed: NameResolutionError" in message.html
+    assert (
+        "<strong>Radio Nord</strong> has stopped publishing: its newest entry is 30 h old, "
+        "while it usually publishes every 60 min."
+    ) in message.html
+    assert not any(word in message.html for word in ("Constat", "Source en panne", "depuis"))
+
+
+def test_a_failure_is_said_plainly_whatever_its_status() -> None:
+    assert failure_words("HTTP 403 Forbidden", "fr") == "le serveur refuse l’accès (erreur 403)"
+    assert failure_words("HTTP 429", "en") == (
+        "the server limits the number of requests (error 429)"
+    )
+    assert failure_words("HTTP 418 I'm a teapot", "fr") == (
+        "le serveur répond par une erreur (code 418)"
+    )
+    assert failure_words("something new", "fr") == "erreur de collecte"

@@ -19,9 +19,12 @@ from vigie.init import (
     MAX_NAMES,
     PLACEHOLDER_MARK,
     Ask,
+    InitMember,
     InitSpec,
     ask_spec,
+    check_spec,
     clean_name,
+    parse_timezone,
     placeholders,
     query_term,
     render_config,
@@ -314,7 +317,8 @@ def test_placeholders_pass_check_but_the_cell_check_says_what_to_fill_in(tmp_pat
     assert not report.ready
     flagged = [f.message for f in report.missing if f.code == "placeholder"]
     assert len(flagged) == 3
-    assert flagged[0].startswith("cell.members[0]: still a placeholder of vigie init")
+    assert "no_phone" not in [f.code for f in report.warnings]  # placeholders are missing already
+    assert flagged[0].startswith("cell.members[0] : encore à remplir (À REMPLIR / TO FILL IN")
 
 
 def test_a_filled_in_member_is_no_longer_a_placeholder(tmp_path: Path) -> None:
@@ -353,13 +357,36 @@ def test_a_text_that_does_not_load_is_never_written(tmp_path: Path) -> None:
 def _spec(ask: Ask | None, said: list[str] | None = None, **given: object) -> InitSpec:
     """ask_spec with the options not in `given` left out (None)."""
     options: dict[str, Any] = dict.fromkeys(
-        ("name", "aliases", "people", "languages", "region", "timezone")
+        ("name", "aliases", "people", "languages", "region", "timezone", "members")
     )
     return ask_spec(**{**options, **given}, ask=ask, say=(said if said is not None else []).append)
 
 
-def test_questions_are_asked_in_french_and_english_and_invalid_answers_asked_again() -> None:
-    answers = iter(["Laiterie Boréale", "boreale, Cheddar Nord", "", "fr", "de", "fr"])
+def test_questions_are_asked_in_french_and_english_and_invalid_answers_asked_again(
+    tmp_path: Path,
+) -> None:
+    answers = iter(
+        [
+            "Laiterie Boréale",
+            "boreale, Cheddar Nord",
+            "",
+            "fr",
+            "ca",  # not a language Vigie reads
+            "fr",
+            "Mars/Olympus",  # not a time zone
+            "",  # France's
+            "Awa Diallo",  # the lead
+            "awa.diallo@",  # not an address
+            "awa.diallo@laiterie-boreale.example",
+            "appelez l’accueil",  # not a phone
+            "+33 1 23 45 67 89",
+            "",  # the spokesperson: later
+            "",  # the legal counsel: later
+            "Odile Opérations",  # the operator
+            "odile@laiterie-boreale.example",
+            "",  # no phone
+        ]
+    )
     prompts: list[str] = []
     said: list[str] = []
 
@@ -374,25 +401,95 @@ def test_questions_are_asked_in_french_and_english_and_invalid_answers_asked_aga
         people=("",),
         languages=("fr",),
         region="fr",
+        timezone="Europe/Paris",
+        members=(
+            InitMember(
+                "lead", "Awa Diallo", "awa.diallo@laiterie-boreale.example", "+33 1 23 45 67 89"
+            ),
+            InitMember("operator", "Odile Opérations", "odile@laiterie-boreale.example", None),
+        ),
     )
     assert prompts[0] == "Nom de l'organisation / Organisation name: "
     assert prompts[3].startswith("Pays, code à deux lettres") and prompts[3].endswith("[CA]: ")
     assert prompts[4].endswith("[fr]: ")  # France's default language
-    assert said == ["--languages: 'de' is not supported (fr, en, or fr,en)"]
-    assert len(prompts) == 6
+    assert (
+        prompts[6]
+        == "Fuseau horaire (America/Toronto, Europe/Paris...) / Time zone [Europe/Paris]: "
+    )
+    assert prompts[8].startswith("Responsable de la cellule de crise : nom (Entrée : plus tard)")
+    assert prompts[11].startswith("Responsable de la cellule de crise : téléphone (facultatif)")
+    assert len(prompts) == 18
+    # Plain words on what is expected, never an option's name.
+    assert said[:2] == [
+        "« ca » ne convient pas. Langues : fr, en (séparées par des virgules).",
+        "'ca' does not fit. Languages: fr, en (comma-separated).",
+    ]
+    assert said[2].startswith("« Mars/Olympus » ne convient pas. Fuseau horaire : un nom comme")
+    assert said[4].startswith("« awa.diallo@ » ne convient pas. Courriel : une adresse comme")
+    assert said[6].startswith("« appelez l’accueil » ne convient pas. Téléphone : chiffres")
+    assert len(said) == 8 and not any("--" in line for line in said)
+    # The answers are in the file: time zone, the lead's phone, the operator.
+    settings = _load(tmp_path, spec)
+    assert settings.organisation.name == "Laiterie Boréale"
+    assert settings.organisation.timezone == "Europe/Paris"
+    lead = settings.member("Awa Diallo")
+    assert lead is not None and lead.role == "lead" and lead.phone == "+33 1 23 45 67 89"
+    assert [m.email for m in settings.source_operators] == ["odile@laiterie-boreale.example"]
+    assert placeholders(settings) == [
+        "email.host",
+        "email.sender",
+        "cell.members[1]",
+        "cell.members[2]",
+    ]
+
+
+def test_a_time_zone_is_found_whatever_its_case() -> None:
+    assert parse_timezone("europe/paris") == "Europe/Paris"
+    assert parse_timezone(" America/Montreal ") == "America/Montreal"
+    with pytest.raises(ConfigError, match=r"^--timezone: unknown time zone 'Europe/Lyon'"):
+        parse_timezone("Europe/Lyon")
 
 
 def test_given_options_are_not_asked_again() -> None:
     def ask(prompt: str) -> str:
         raise AssertionError(f"asked {prompt!r}")
 
-    spec = _spec(ask, name="STM", aliases=["OPUS"], people=[], languages="en", region="us")
-    assert (spec.name, spec.aliases, spec.languages, spec.region) == (
+    spec = _spec(
+        ask,
+        name="STM",
+        aliases=["OPUS"],
+        people=[],
+        languages="en",
+        region="us",
+        timezone="america/chicago",
+        members=["spokesperson: Ann Lee : ann@stm.example : +1 312 555 0100"],
+    )
+    assert (spec.name, spec.aliases, spec.languages, spec.region, spec.timezone) == (
         "STM",
         ("OPUS",),
         ("en",),
         "us",
+        "America/Chicago",
     )
+    assert spec.members == (
+        InitMember("spokesperson", "Ann Lee", "ann@stm.example", "+1 312 555 0100"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ("boss:Ann Lee:ann@stm.example", "--member: 'boss:Ann Lee:ann@stm.example' is not ROLE"),
+        ("lead:Ann Lee", "is not ROLE:NAME:EMAIL[:PHONE]"),
+        ("lead::ann@stm.example", "--member lead: the name is empty"),
+        ("lead:Ann Lee:ann@", "--member lead: 'ann@' is not an email address"),
+        ("lead:Ann Lee:ann@stm.example:poste douze", "--member lead: 'poste douze' is not a phone"),
+    ],
+)
+def test_a_member_option_that_cannot_be_read_names_the_option(member: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _spec(None, name="STM", members=[member])
+    assert message in str(err.value)
 
 
 def test_without_a_terminal_the_name_is_required_and_the_rest_defaults() -> None:
@@ -400,6 +497,7 @@ def test_without_a_terminal_the_name_is_required_and_the_rest_defaults() -> None
         _spec(None)
     spec = _spec(None, name="STM")
     assert spec == InitSpec(name="STM", languages=("fr", "en"), region="CA")
+    assert check_spec(spec).timezone == "America/Toronto"  # the region's
 
 
 def test_an_answer_that_never_comes_names_the_option() -> None:

@@ -122,6 +122,18 @@ def test_a_complete_cell_loads_backups_languages_charter_and_teams(tmp_path: Pat
             id="blank-rule",
         ),
         pytest.param(
+            'phone = "+1 514 555 0101"',
+            'phone = "appelez le standard"',
+            "cell.members[0].phone: is not a phone number: digits, spaces, +, -, parentheses",
+            id="phone-with-words",
+        ),
+        pytest.param(
+            'phone = "+1 514 555 0101"',
+            'phone = "+1"',
+            "cell.members[0].phone: is not a phone number: at least 3 digits",
+            id="phone-too-short",
+        ),
+        pytest.param(
             "[cell]\n",
             '[cell]\nadress = "x@y.example"\n',
             "cell.adress: unknown key",
@@ -175,3 +187,28 @@ def test_lenient_loading_keeps_bad_addresses_and_backups_for_the_cell_check(
         load_settings(
             write_toml(tmp_path, text.replace("level = 1", "level = 0", 1)), lenient_cell=True
         )
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        pytest.param("+33 (0)1 23 45 67 89", "+33 (0)1 23 45 67 89", id="france"),
+        pytest.param("514.555.0101", "514.555.0101", id="dots"),
+        pytest.param("  +1 514-555-0101  ", "+1 514-555-0101", id="spaces-trimmed"),
+        pytest.param("4421", "4421", id="extension"),
+    ],
+)
+def test_a_phone_is_checked_loosely(tmp_path: Path, written: str, kept: str) -> None:
+    text = (MINIMAL_TOML + READY_CELL_TOML).replace("+1 514 555 0101", written)
+    awa = settings_from(tmp_path, text).member("Awa Diallo")
+    assert awa is not None and awa.phone == kept
+
+
+def test_source_notices_go_to_the_operators_only(tmp_path: Path) -> None:
+    ready = settings_from(tmp_path, MINIMAL_TOML + READY_CELL_TOML)
+    assert ready.source_notice_recipients == ("chloe.martin@laiterie-boreale.example",)
+    # Without an operator: Vigie's own mailbox, never the lead or the spokesperson; the
+    # watchdog (the whole watch stopped) still reaches level 1.
+    plain = settings_from(tmp_path, MINIMAL_TOML + CELL_TOML)
+    assert plain.source_notice_recipients == ("vigie@laiterie-boreale.example",)
+    assert [m.name for m in plain.operators] == ["Awa Diallo", "Louis Tremblay"]
