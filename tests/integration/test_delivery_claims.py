@@ -24,8 +24,10 @@ from tasks.delivery import (
     conversation_limit,
     deliver,
 )
+from tests.conftest import ConfigWriter
 from tests.hostile import hostile_server
 from tests.integration.test_notify_smtp import NOW, _deliver, _email, _message, _queue, _store
+from vigie.cli import main
 from vigie.localservers import MailSink, free_port
 from vigie.settings import Secrets
 from warehouse.connection import open_warehouse
@@ -320,3 +322,31 @@ def test_a_conversation_is_cut_at_its_limit_so_a_live_sender_never_outlives_its_
     assert took < limit + 10, took
     assert report.uncertain == ["digest.1"] and "delivery uncertain" in report.failed["digest.1"]
     assert claim_lease(email, 2).total_seconds() > took + 60
+
+
+def test_vigie_status_and_outbox_list_show_what_is_uncertain_and_what_goes_again(
+    write_config: ConfigWriter, mail_sink: MailSink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a server received an alert and a digest without answering: the digest is listed
+    as uncertain, with the reason, by `vigie status` and `vigie outbox list`; the alert as due
+    for its second sending."""
+    feed = {"name": "Le Quotidien", "kind": "rss", "url": "http://127.0.0.1:9/feed.xml"}
+    config = write_config(sources=[feed], smtp_port=mail_sink.port)
+    path = config.parent / "wh" / "vigie.duckdb"
+    digest = replace(_message(2), message_id="digest.1", kind="digest", critical=False)
+    _queue(path, digest)
+    mail_sink.drop_after_receiving = 1
+    assert _deliver(path, _email(mail_sink.port)).uncertain == ["digest.1"]
+    _queue(path, _message())
+    mail_sink.drop_after_receiving = 1
+    assert _deliver(path, _email(mail_sink.port)).uncertain == ["al-1.opened"]
+    capsys.readouterr()
+    assert main(["--config", str(config), "status"]) == 0
+    status = capsys.readouterr().out
+    [digest_line] = [line for line in status.splitlines() if "digest.1" in line]
+    assert "UNCERTAIN, not sent again: SMTPServerDisconnected" in digest_line
+    assert "al-1.opened" not in status  # due again: not a person's business
+    assert main(["--config", str(config), "outbox", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "digest.1 [digest]" in listed and "UNCERTAIN (SMTPServerDisconnected" in listed
+    assert "al-1.opened [alert]" in listed and "second sending due" in listed
