@@ -63,7 +63,7 @@ RESEND_ONCE_KINDS = ("alert", "escalation")
 # Recording a message's outcome may wait for the warehouse lock (a minute at most).
 LEASE_MARGIN = timedelta(minutes=2)
 DIED_WHILE_SENDING = "delivery uncertain: the process sending it stopped before the server answered"
-UNCERTAIN_REASON = "delivery uncertain: the server received the message and did not answer"
+UNCERTAIN_REASON = "delivery uncertain: the whole message was handed over, no answer came"
 SECOND_SENDING = {
     "fr": "Second envoi : le premier envoi de ce message n’a pas pu être confirmé.",
     "en": "Second sending: the first sending of this message could not be confirmed.",
@@ -361,6 +361,8 @@ def transmit(
         try:
             code, reply = smtp.getreply()
         except smtplib.SMTPServerDisconnected as err:
+            if was_cut.is_set():
+                raise DeliveryUncertain(f"no answer within the limit of {limit_s:g} s") from err
             raise DeliveryUncertain(_describe_smtp_error(err)) from err
         if code != 250 and was_cut.is_set():
             raise DeliveryUncertain(f"no whole answer within the limit of {limit_s:g} s")
@@ -490,7 +492,7 @@ def deliver(
                 report.failed[message.message_id] = reason
                 report.uncertain.append(message.message_id)
                 for rest in to_send[index + 1 :]:  # the connection is gone
-                    fail(rest, None, reason)
+                    fail(rest, None, f"not tried, the connection was lost: {err}")
                 break
             except _SMTP_ERRORS as err:
                 reason = _describe_smtp_error(err)
