@@ -412,8 +412,10 @@ def deliver(
     started = monotonic()
 
     def clock() -> datetime:
-        """`now` moved on by the time this delivery has taken (claims are dated by it)."""
-        return now + timedelta(seconds=monotonic() - started)
+        """When a claim starts: `now` moved on by the time this delivery has taken, or the
+        real time when `now` lags behind it (a flow passes the time it started), so that a
+        lease never starts in the past."""
+        return max(now + timedelta(seconds=monotonic() - started), datetime.now(UTC))
 
     with open_store() as store, store.transaction():
         report.uncertain = _settle_dead_claims(store, now)

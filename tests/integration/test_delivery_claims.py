@@ -158,7 +158,7 @@ def _claimed(path: Path) -> bool:
         )
 
 
-@pytest.mark.parametrize("first_sender", ["process", "thread"])
+@pytest.mark.parametrize("first_sender", ["process", "thread", "thread-with-a-stale-now"])
 def test_a_live_senders_claim_is_left_alone_and_its_refused_alert_arrives_once(
     tmp_path: Path, mail_sink: MailSink, first_sender: str
 ) -> None:
@@ -182,12 +182,14 @@ def test_a_live_senders_claim_is_left_alone_and_its_refused_alert_arrives_once(
             text=True,
         )
     else:
+        stale = dt.timedelta(minutes=10 if first_sender.endswith("stale-now") else 0)
 
         def cycle_sender() -> None:
             report = deliver(
                 email=_email(mail_sink.port, timeout_s=30),
                 secrets=Secrets(),
-                now=dt.datetime.now(dt.UTC),
+                # A flow passes the time it started: its claim is still dated by the clock.
+                now=dt.datetime.now(dt.UTC) - stale,
                 open_store=lambda: _store(path),
             )
             outcome.update(failed=report.failed, uncertain=report.uncertain)
