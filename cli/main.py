@@ -329,9 +329,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{in_window} mentions in window"
         )
     print(f"Emails waiting in the outbox: {unsent}")
-    for message_id, kind, subject, uncertain_at, attempts, error in undelivered:
-        why = "delivery uncertain" if uncertain_at else f"given up after {attempts}: {error}"
-        print(f"  {message_id} [{kind}] {subject[:80]}: {why} (vigie outbox resend)")
+    for message_id, kind, subject, uncertain_at, attempts, error, critical in undelivered:
+        if uncertain_at:
+            why = f"UNCERTAIN, not sent again: {error} (check, then vigie outbox resend)"
+        elif critical:
+            why = f"still tried at every delivery, {attempts} attempts: {error}"
+        else:
+            why = f"given up after {attempts}: {error} (vigie outbox resend)"
+        print(f"  {message_id} [{kind}] {subject[:80]}: {why}")
     return 0
 
 
@@ -670,19 +675,26 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
         rows = con.execute(
             "SELECT message_id, kind, subject, attempts, not_before, held_reason, uncertain_at, "
-            "last_error FROM outbox WHERE sent_at IS NULL ORDER BY created_at, message_id"
+            "last_error, critical, sending_at, coalesce(uncertain_sendings, 0) FROM outbox "
+            "WHERE sent_at IS NULL ORDER BY created_at, message_id"
         ).fetchall()
     if not rows:
         print("The outbox is empty: every email was sent.")
-    for message_id, kind, subject, attempts, not_before, held, uncertain, error in rows:
+    for message_id, kind, subject, attempts, not_before, held, uncertain, error, *more in rows:
+        critical, sending_at, uncertain_sendings = more
         if uncertain is not None:
-            state = "UNCERTAIN (the process died while sending; check, then `vigie outbox resend`)"
-        elif attempts >= MAX_ATTEMPTS:
+            state = f"UNCERTAIN ({error}; check, then `vigie outbox resend`)"
+        elif sending_at is not None:
+            state = f"being sent since {sending_at:%Y-%m-%d %H:%M:%S %Z}"
+        elif uncertain_sendings:
+            state = f"second sending due, the first could not be confirmed ({error})"
+        elif attempts >= MAX_ATTEMPTS and not critical:
             state = f"GIVEN UP after {attempts} attempts: {error}"
         elif held:
             state = f"held ({held}) until {not_before:%Y-%m-%d %H:%M %Z}"
         elif error:
-            state = f"retry after {not_before:%Y-%m-%d %H:%M %Z} ({attempts} attempts): {error}"
+            when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
+            state = f"retry {when} ({attempts} attempts): {error}"
         else:
             state = "pending"
         print(f"{message_id} [{kind}] {subject[:80]}: {state}")

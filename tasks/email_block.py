@@ -86,7 +86,7 @@ class VigieEmail(NotificationBlock):
         import smtplib
         import ssl
 
-        from tasks.delivery import compose_email
+        from tasks.delivery import DeliveryUncertain, compose_email, conversation_limit, transmit
         from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, header_safe, smtp_client
         from vigie.models import OutboxMessage
         from vigie.settings import Email, Secrets
@@ -119,7 +119,11 @@ class VigieEmail(NotificationBlock):
             client = smtp_client(email, Secrets(smtp_password=self.password))
             client.login()
             mime = compose_email(message, sender=self.sender, sender_name=self.sender_name)
-            client.smtp.sendmail(self.sender, list(self.recipients), mime.as_bytes())
+            limit_s = conversation_limit(email, len(self.recipients))
+            transmit(client.smtp, self.sender, self.recipients, mime.as_bytes(), limit_s=limit_s)
+        except DeliveryUncertain as err:
+            # The server may have it: a notice is never sent twice (docs/reliability.md).
+            return f"{err}; delivery uncertain, not sent again", False
         except _SMTP_ERRORS as err:
             if isinstance(err, smtplib.SMTPResponseException):
                 passing = 400 <= err.smtp_code < 500

@@ -228,6 +228,9 @@ class MailSink:
         self.refused = 0  # messages refused so far
         # Set to a number of seconds to answer each message that late (a slow server).
         self.answer_after_s = 0.0
+        # Set to N to keep the next N messages whole, then drop the connection without
+        # answering (the sender cannot know the message arrived).
+        self.drop_after_receiving = 0
         folder.mkdir(parents=True, exist_ok=True)
         sink = self
 
@@ -243,6 +246,9 @@ class MailSink:
                 data = envelope.original_content or envelope.content
                 name = f"{time.time_ns()}.eml"
                 (sink.folder / name).write_bytes(data)
+                if sink.drop_after_receiving > 0:
+                    sink.drop_after_receiving -= 1
+                    server.transport.abort()
                 return "250 Message accepted for delivery"
 
         # aiosmtpd's controller cannot bind port 0 (it probes the port it was given), so ask

@@ -803,24 +803,58 @@ class Store:
     def mark_sent(self, message_id: str, at: datetime) -> None:
         self.con.execute(
             "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, "
-            "last_error = NULL, sending_at = NULL, held_reason = NULL "
-            "WHERE message_id = ? AND sent_at IS NULL",
+            "last_error = NULL, sending_at = NULL, claim_owner = NULL, claim_expires_at = NULL, "
+            "held_reason = NULL WHERE message_id = ? AND sent_at IS NULL",
             [at, at, message_id],
         )
 
-    def mark_uncertain_claims(self, now: datetime) -> list[str]:
-        """Claims left by a process that died while talking to SMTP: never resent by itself."""
+    def open_claims(self) -> list[tuple[str, str | None, datetime | None]]:
+        """Messages a sender holds for SMTP: (message_id, owner, end of its lease)."""
         rows = self.con.execute(
-            "UPDATE outbox SET uncertain_at = ? WHERE sending_at IS NOT NULL AND sent_at IS NULL "
-            "AND uncertain_at IS NULL RETURNING message_id",
-            [now],
+            "SELECT message_id, claim_owner, claim_expires_at FROM outbox "
+            "WHERE sending_at IS NOT NULL AND sent_at IS NULL AND uncertain_at IS NULL "
+            "ORDER BY created_at, message_id"
         ).fetchall()
-        return sorted(row[0] for row in rows)
+        return [(str(mid), owner, expires) for mid, owner, expires in rows]
+
+    def settle_uncertain(
+        self,
+        message_id: str,
+        owner: str | None,
+        error: str,
+        now: datetime,
+        resend_kinds: Sequence[str],
+    ) -> bool:
+        """The server may have accepted the message `owner` holds. One of `resend_kinds` whose
+        earlier sendings all had a known outcome is due again (its second sending); any other
+        becomes *uncertain*, left for a person. Returns whether it is due again.
+        """
+        again = "(kind IN (SELECT unnest($kinds)) AND coalesce(uncertain_sendings, 0) = 0)"
+        rows = self.con.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $now, "
+            f"last_error = $error, uncertain_at = CASE WHEN {again} THEN NULL ELSE $now END, "
+            f"sending_at = CASE WHEN {again} THEN NULL ELSE sending_at END, "
+            f"claim_owner = CASE WHEN {again} THEN NULL ELSE claim_owner END, "
+            "uncertain_sendings = coalesce(uncertain_sendings, 0) + 1, "
+            "not_before = NULL, held_reason = NULL "
+            "WHERE message_id = $message_id AND sent_at IS NULL AND uncertain_at IS NULL "
+            "AND sending_at IS NOT NULL AND claim_owner IS NOT DISTINCT FROM $owner "
+            "RETURNING uncertain_at",
+            {
+                "now": now,
+                "error": error[:500],
+                "kinds": list(resend_kinds),
+                "message_id": message_id,
+                "owner": owner,
+            },
+        ).fetchall()
+        return bool(rows) and rows[0][0] is None
 
     def due_messages(self, max_attempts: int, now: datetime) -> list[tuple[OutboxMessage, int]]:
-        """Unsent, unclaimed, certain messages whose hold or back-off is over, with attempts."""
+        """Unsent, unclaimed, certain messages whose hold or back-off is over, with attempts;
+        critical mail is never given up after `max_attempts`."""
         return self._outbox_rows(
-            "sending_at IS NULL AND uncertain_at IS NULL AND attempts < ? "
+            "sending_at IS NULL AND uncertain_at IS NULL AND (critical OR attempts < ?) "
             "AND (not_before IS NULL OR not_before <= ?)",
             [max_attempts, now],
         )
@@ -843,47 +877,66 @@ class Store:
             [until, reason, message_id],
         )
 
-    def claim(self, message_id: str, now: datetime) -> bool:
-        """Take a message for SMTP; False when it is already taken or sent."""
+    def claim(self, message_id: str, owner: str, now: datetime, lease: timedelta) -> int | None:
+        """Take a message for SMTP in the name of `owner` until `now + lease`.
+
+        Returns how many earlier sendings of it ended with no known outcome (0 for a first
+        sending), or None when it is already taken, uncertain or sent.
+        """
         rows = self.con.execute(
-            "UPDATE outbox SET sending_at = ? WHERE message_id = ? AND sent_at IS NULL "
-            "AND sending_at IS NULL AND uncertain_at IS NULL RETURNING message_id",
-            [now, message_id],
+            "UPDATE outbox SET sending_at = ?, claim_owner = ?, claim_expires_at = ? "
+            "WHERE message_id = ? AND sent_at IS NULL AND sending_at IS NULL "
+            "AND uncertain_at IS NULL RETURNING coalesce(uncertain_sendings, 0)",
+            [now, owner, now + lease, message_id],
         ).fetchall()
-        return bool(rows)
+        return int(rows[0][0]) if rows else None
 
     def release_claim(
         self,
         message_id: str,
+        owner: str | None,
         error: str,
         now: datetime,
         backoff: Callable[[int], timedelta] | None,
     ) -> None:
-        """The server refused or could not be reached: count the attempt, wait before the next."""
+        """The server refused the message or could not be reached: count the attempt; it is due
+        again after `backoff(attempts)` (None: at the next delivery).
+
+        Only `owner`'s own claim is released; with `owner` None, only a message nobody holds
+        (one this sender read as due and never claimed).
+        """
+        held_by, holder = ("claim_owner = ?", [owner]) if owner else ("sending_at IS NULL", [])
         rows = self.con.execute(
-            "UPDATE outbox SET sending_at = NULL, attempts = attempts + 1, last_attempt_at = ?, "
-            "last_error = ? WHERE message_id = ? RETURNING attempts",
-            [now, error[:500], message_id],
+            "UPDATE outbox SET sending_at = NULL, claim_owner = NULL, claim_expires_at = NULL, "
+            "attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
+            "not_before = NULL, held_reason = NULL "
+            f"WHERE message_id = ? AND sent_at IS NULL AND uncertain_at IS NULL AND {held_by} "
+            "RETURNING attempts",
+            [now, error[:500], message_id, *holder],
         ).fetchall()
         if rows and backoff is not None:
             self.con.execute(
-                "UPDATE outbox SET not_before = ?, held_reason = NULL WHERE message_id = ?",
+                "UPDATE outbox SET not_before = ? WHERE message_id = ?",
                 [now + backoff(int(rows[0][0])), message_id],
             )
 
     def resend(self, message_id: str) -> bool:
         """Make an uncertain (or given-up) message pending again, once someone has checked."""
         rows = self.con.execute(
-            "UPDATE outbox SET uncertain_at = NULL, sending_at = NULL, not_before = NULL, "
-            "attempts = 0 WHERE message_id = ? AND sent_at IS NULL RETURNING message_id",
+            "UPDATE outbox SET uncertain_at = NULL, sending_at = NULL, claim_owner = NULL, "
+            "claim_expires_at = NULL, not_before = NULL, attempts = 0 "
+            "WHERE message_id = ? AND sent_at IS NULL RETURNING message_id",
             [message_id],
         ).fetchall()
         return bool(rows)
 
     def undelivered(self, max_attempts: int) -> list[tuple[Any, ...]]:
-        """Messages that need a person: uncertain, or given up after every attempt."""
+        """Messages that need a person: uncertain, or failed `max_attempts` times (critical
+        mail is still tried at every delivery): message_id, kind, subject, uncertain_at,
+        attempts, last_error, critical."""
         return self.con.execute(
-            "SELECT message_id, kind, subject, uncertain_at, attempts, last_error FROM outbox "
+            "SELECT message_id, kind, subject, uncertain_at, attempts, last_error, critical "
+            "FROM outbox "
             "WHERE sent_at IS NULL AND (uncertain_at IS NOT NULL OR attempts >= ?) "
             "ORDER BY created_at",
             [max_attempts],

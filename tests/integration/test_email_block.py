@@ -140,3 +140,25 @@ def test_the_block_tries_again_a_server_that_answers_4xx_and_never_a_5xx(
         assert mail.refused == 4  # the first attempt and one after each of the 3 pauses
         assert busy.value.log.startswith("SMTP 421"), busy.value.log
         assert len(mail.messages()) == 1
+
+
+def test_the_block_never_sends_again_a_notice_the_server_received_without_answering(
+    tmp_path: Path,
+) -> None:
+    """The server keeps the whole notice and drops the connection before answering: it may
+    have it, so the block does not try again (a notice is not resent, docs/reliability.md)."""
+    with MailSink(tmp_path / "inbox") as mail:
+        mail.drop_after_receiving = 1
+        block = VigieEmail(
+            host="127.0.0.1",
+            port=mail.port,
+            security="none",
+            sender=SENDER,
+            timeout_s=10,
+            recipients=["nadia.ouellet@laiterie-boreale.example"],
+            retry_delays_s=[0.2] * 3,
+        )
+        with block.raise_on_failure(), pytest.raises(NotificationError) as uncertain:
+            asyncio.run(block.notify("Le guet s'est arrêté.", "Vigie"))
+        assert "delivery uncertain" in uncertain.value.log, uncertain.value.log
+        assert len(mail.messages()) == 1

@@ -104,19 +104,20 @@ def test_queueing_the_same_message_twice_keeps_one(tmp_path: Path, mail_sink: Ma
 def test_a_server_that_is_down_keeps_the_message_for_the_next_cycle(
     tmp_path: Path, mail_sink: MailSink
 ) -> None:
+    """A digest backs off (alerts do not: test_delivery_claims.py)."""
     path = tmp_path / "wh.duckdb"
-    _queue(path, _message())
+    _queue(path, replace(_message(), message_id="digest.1", kind="digest", critical=False))
     down = _deliver(path, _email(free_port()))
     with open_warehouse(path) as con:
         attempts, error, sent_at = con.execute(
             "SELECT attempts, last_error, sent_at FROM outbox"
         ).fetchall()[0]
-    assert down.sent == [] and "al-1.opened" in down.failed
+    assert down.sent == [] and "digest.1" in down.failed
     assert attempts == 1 and sent_at is None and "ConnectionRefusedError" in error
     too_soon = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(seconds=30))
     assert too_soon.sent == []  # the back-off after one failure is a minute
     later = _deliver(path, _email(mail_sink.port), now=NOW + dt.timedelta(minutes=2))
-    assert later.sent == ["al-1.opened"]
+    assert later.sent == ["digest.1"]
     assert len(mail_sink.messages()) == 1
 
 
@@ -216,30 +217,53 @@ deliver(email=email, secrets=Secrets(), now=datetime.now(UTC), open_store=store,
 """
 
 
-def test_a_process_killed_right_after_sending_never_sends_a_second_copy(
-    tmp_path: Path, mail_sink: MailSink
-) -> None:
-    path = tmp_path / "wh.duckdb"
-    _queue(path, _message())
-    script = tmp_path / "killed.py"
+def _killed_right_after_the_server_accepted(path: Path, port: int, script: Path) -> None:
     script.write_text(KILLED_AFTER_ACCEPT, encoding="utf-8")
     died = subprocess.run(
-        [sys.executable, str(script), str(path), str(mail_sink.port)],
+        [sys.executable, str(script), str(path), str(port)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert died.returncode == 9, died.stderr[-2000:]
+
+
+def test_a_process_killed_right_after_sending_never_sends_a_second_copy(
+    tmp_path: Path, mail_sink: MailSink
+) -> None:
+    """A digest (or any mail but an alert or an escalation) whose sender died is uncertain."""
+    path = tmp_path / "wh.duckdb"
+    _queue(path, replace(_message(), message_id="digest.1", kind="digest", critical=False))
+    _killed_right_after_the_server_accepted(path, mail_sink.port, tmp_path / "killed.py")
     assert len(mail_sink.messages()) == 1
     after = _deliver(path, _email(mail_sink.port), now=dt.datetime.now(dt.UTC))
-    assert after.uncertain == ["al-1.opened"] and after.sent == []
+    assert after.uncertain == ["digest.1"] and after.sent == []
     assert len(mail_sink.messages()) == 1  # never a second copy
     with open_warehouse(path) as con:
         store = Store(con)
         [(message_id, *_)] = store.undelivered(MAX_ATTEMPTS)
-        assert message_id == "al-1.opened"
+        assert message_id == "digest.1"
         # Once someone has checked it did not arrive, it can be sent again on purpose.
-        assert store.resend("al-1.opened")
+        assert store.resend("digest.1")
+
+
+def test_an_alert_whose_sender_was_killed_after_sending_goes_once_more_as_a_second_sending(
+    tmp_path: Path, mail_sink: MailSink
+) -> None:
+    """The process is gone (this machine, its pid ended): its claim is dead at once, and the
+    alert, whose first copy may or may not have arrived, goes once more, marked as such."""
+    path = tmp_path / "wh.duckdb"
+    _queue(path, _message())
+    _killed_right_after_the_server_accepted(path, mail_sink.port, tmp_path / "killed.py")
+    after = _deliver(path, _email(mail_sink.port), now=dt.datetime.now(dt.UTC))
+    assert after.uncertain == ["al-1.opened"] and after.sent == ["al-1.opened"]
+    again = _deliver(path, _email(mail_sink.port), now=dt.datetime.now(dt.UTC))
+    assert again.sent == [] and again.uncertain == []
+    first, second = mail_sink.messages()
+    assert first["Message-ID"] == second["Message-ID"] == "<al-1.opened@vigie>"
+    line = "Second envoi : le premier envoi de ce message n’a pas pu être confirmé."
+    assert line not in first.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert line in second.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
 def test_quiet_hours_hold_a_digest_and_release_it_after(
