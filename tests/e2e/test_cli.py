@@ -12,26 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.commands import VIGIE, vigie
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
-
-
-def _vigie(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VIGIE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,  # no terminal: a command never waits for an answer
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _scenario_config(
@@ -49,7 +35,7 @@ def test_check_prints_what_will_be_watched(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = _vigie("--config", str(config), "check")
+    result = vigie("--config", str(config), "check")
     assert result.returncode == 0, result.stderr
     assert 'marque: ("laiterie boréale" OR boreale) NOT recrutement' in result.stdout
     assert "Le Quotidien du Nord [rss, news, tier 1]" in result.stdout
@@ -73,7 +59,7 @@ def test_check_names_the_token_variable_a_source_needs_and_warns_when_it_is_unse
         "Warning: source 'Agence (API)': the token variable AGENCE_KEY is not set; it fails in "
         "this environment"
     ) in unset.stdout
-    here = _vigie("--config", str(config), "check", env={"AGENCE_KEY": "k-Secret-123"})
+    here = vigie("--config", str(config), "check", env={"AGENCE_KEY": "k-Secret-123"})
     assert here.returncode == 0, here.stderr
     assert "Warning: source" not in here.stdout
     assert "k-Secret-123" not in here.stdout + here.stderr
@@ -83,7 +69,7 @@ def test_the_config_file_can_come_from_the_environment(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = _vigie("check", env={"VIGIE_CONFIG": str(config)})
+    result = vigie("check", env={"VIGIE_CONFIG": str(config)})
     assert result.returncode == 0
     assert f"{config}: valid" in result.stdout
 
@@ -119,7 +105,7 @@ def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
     assert replace in text
     config = tmp_path / "bad.toml"
     config.write_text(text.replace(replace, by, 1), encoding="utf-8")
-    result = _vigie("--config", str(config), "check", env={"VIGIE_SMTP_PASSWORD": "x"})
+    result = vigie("--config", str(config), "check", env={"VIGIE_SMTP_PASSWORD": "x"})
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
@@ -154,7 +140,7 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
     env = {"PREFECT_API_URL": prefect_harness}
-    result = _vigie("--config", str(config), "run", "--once", "--json", env=env)
+    result = vigie("--config", str(config), "run", "--once", "--json", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["duration_s"] > 0
@@ -172,7 +158,7 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
     assert summary["sources_failed"] == {"Blogue du terroir": "not a feed: an HTML page"}
     assert summary["new_mentions"] == 6
 
-    status = _vigie("--config", str(config), "status", env=env)
+    status = vigie("--config", str(config), "status", env=env)
     assert status.returncode == 0, status.stderr
     assert f"Last cycle: {summary['cycle_id']}" in status.stdout
     assert "Blogue du terroir: error" in status.stdout
@@ -200,7 +186,7 @@ def test_status_on_a_locked_warehouse_is_one_clear_line(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        result = _vigie("--config", str(config), "status")
+        result = vigie("--config", str(config), "status")
     finally:
         holder.kill()
         holder.wait()
@@ -248,7 +234,7 @@ def test_two_cycles_at_once_on_one_warehouse_both_complete(
         assert run.returncode == 0, err[-2000:]
         summaries.append(json.loads(out))
     assert [s["new_mentions"] for s in summaries] == [3, 1]
-    status = _vigie("--config", str(first), "db", "info")
+    status = vigie("--config", str(first), "db", "info")
     assert status.returncode == 0, status.stderr
     assert re.search(r"^  mentions +4 rows$", status.stdout, re.MULTILINE)
     assert re.search(r"^  source_runs +2 rows$", status.stdout, re.MULTILINE)
@@ -258,12 +244,12 @@ def test_db_commands_export_back_up_and_restore(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    migrate = _vigie("--config", str(config), "db", "migrate")
+    migrate = vigie("--config", str(config), "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr
     assert "applied 001_init, 002_buckets_and_health" in migrate.stdout
-    assert "up to date" in _vigie("--config", str(config), "db", "migrate").stdout
+    assert "up to date" in vigie("--config", str(config), "db", "migrate").stdout
 
-    export = _vigie(
+    export = vigie(
         "--config",
         str(config),
         "db",
@@ -281,16 +267,16 @@ def test_db_commands_export_back_up_and_restore(
     assert export.stdout.strip().endswith(f"0 mentions written to {tmp_path / 'out.csv'}")
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").startswith("mention_id,")
 
-    backup = _vigie("--config", str(config), "db", "backup", str(tmp_path / "b.duckdb"))
+    backup = vigie("--config", str(config), "db", "backup", str(tmp_path / "b.duckdb"))
     assert backup.returncode == 0 and (tmp_path / "b.duckdb").exists()
-    restore = _vigie("--config", str(config), "db", "restore", str(tmp_path / "b.duckdb"))
+    restore = vigie("--config", str(config), "db", "restore", str(tmp_path / "b.duckdb"))
     assert restore.returncode == 0, restore.stderr
 
-    bad = _vigie(
+    bad = vigie(
         "--config", str(config), "db", "export", "--since", "yesterday", "--until", "2027-01-01"
     )
     assert bad.returncode == 2 and "is not a date" in bad.stderr
-    backwards = _vigie(
+    backwards = vigie(
         "--config", str(config), "db", "export", "--since", "2027-01-01", "--until", "2026-01-01"
     )
     assert backwards.returncode == 2
@@ -305,7 +291,7 @@ def test_detect_series_writes_one_score_per_row(tmp_path: Path) -> None:
         rows.append(f"{(start + timedelta(minutes=5 * i)):%Y-%m-%d %H:%M:%S},{value}")
     series = tmp_path / "in.csv"
     series.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    result = _vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    result = vigie("detect-series", str(series), str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "timestamp,anomaly_score"
@@ -317,7 +303,7 @@ def test_detect_series_writes_one_score_per_row(tmp_path: Path) -> None:
 def test_detect_series_refuses_a_file_without_its_header(tmp_path: Path) -> None:
     series = tmp_path / "in.csv"
     series.write_text("2026-11-01 00:00:00,3\n", encoding="utf-8")
-    result = _vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    result = vigie("detect-series", str(series), str(tmp_path / "out.csv"))
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"vigie: {series}: the first line must be the header timestamp,value"
@@ -344,7 +330,7 @@ def test_ack_of_an_unknown_alert_is_one_clear_line(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = _vigie("--config", str(config), "ack", "al-nope", "--by", "Awa Diallo")
+    result = vigie("--config", str(config), "ack", "al-nope", "--by", "Awa Diallo")
     assert result.returncode == 1
     assert (
         result.stderr.strip() == "vigie: there is no alert al-nope (vigie status lists open alerts)"
@@ -353,7 +339,7 @@ def test_ack_of_an_unknown_alert_is_one_clear_line(
 
 @pytest.mark.prefect
 def test_the_demo_runs_its_three_cycles_and_says_it_went_as_expected(tmp_path: Path) -> None:
-    result = _vigie("demo", "--workdir", str(tmp_path / "demo"), timeout=400)
+    result = vigie("demo", "--workdir", str(tmp_path / "demo"), timeout=400)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "did not go as expected" not in result.stdout
     assert "Received emails (2)" in result.stdout

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 SOURCES: list[dict[str, object]] = [
     {"name": "Le Quotidien", "url": "https://quotidien.example/rss.xml", "tier": 1}
 ]
-
-
-def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VIGIE, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ)
-    )
 
 
 def test_digest_no_send_queues_once_and_says_so(
@@ -26,8 +16,8 @@ def test_digest_no_send_queues_once_and_says_so(
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port))
     args = ("--config", config, "digest", "--period", "daily", "--end", "2026-11-25T07:00-05:00")
-    first = _vigie(*args, "--no-send")
-    again = _vigie(*args, "--no-send")
+    first = vigie(*args, "--no-send")
+    again = vigie(*args, "--no-send")
     assert first.returncode == 0, first.stderr
     assert "Digest daily from 2026-11-24 12:00 to 2026-11-25 12:00 UTC: mentions marque 0" in (
         first.stdout
@@ -43,9 +33,7 @@ def test_digest_no_send_queues_once_and_says_so(
 
 def test_digest_sends_the_outbox(mail_sink: MailSink, write_config: ConfigWriter) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port, language="en"))
-    result = _vigie(
-        "--config", config, "digest", "--period", "weekly", "--end", "2026-11-25T12:00Z"
-    )
+    result = vigie("--config", config, "digest", "--period", "weekly", "--end", "2026-11-25T12:00Z")
     assert result.returncode == 0, result.stderr
     assert "Outbox: 1 sent, 0 failed" in result.stdout
     (received,) = mail_sink.messages()

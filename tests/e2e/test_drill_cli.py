@@ -13,20 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
-
-
-def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +41,7 @@ def test_a_drill_that_cannot_run_is_one_line_and_exit_2(
         smtp_port=25,
         extra='\n[[watch]]\nname = "drill-x"\nquery = "exercice"\n',
     )
-    result = _vigie("--config", str(config), *args)
+    result = vigie("--config", str(config), *args)
     assert result.returncode == 2
     assert result.stderr.strip() == line
     assert not (config.parent / "wh").exists()  # nothing was started or written

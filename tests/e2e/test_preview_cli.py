@@ -4,20 +4,17 @@ must receive nothing, and a browser command that must receive the file."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from tests.preview_data import ESCAPED_SCRIPT, STORED_TITLE, fill_crisis, outbox
 from vigie.localservers import MailSink
 from vigie.settings import load_settings
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 SOURCES: list[dict[str, object]] = [
     {"name": "Le Quotidien", "url": "https://quotidien.example/rss.xml", "tier": 1}
 ]
@@ -27,16 +24,6 @@ name = "Ontario sales"
 emails = ["sales-on@laiterie-boreale.example"]
 language = "en"
 """
-
-
-def _vigie(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VIGIE, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
-    )
 
 
 def _written(stdout: str) -> Path:
@@ -65,7 +52,7 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
         ),
     }
     for kind, (subject, content) in expected.items():
-        result = _vigie("--config", str(config), "preview", kind)
+        result = vigie("--config", str(config), "preview", kind)
         assert result.returncode == 0, result.stderr
         path = _written(result.stdout)
         assert path == config.parent / "vigie-preview" / f"{kind}-fr.html"
@@ -90,8 +77,8 @@ def test_stored_data_is_previewed_escaped_and_the_warehouse_is_left_as_it_was(
     path = settings.warehouse_path
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    alert = _vigie("--config", str(config), "preview", "alert")
-    digest = _vigie("--config", str(config), "preview", "digest", "--stored")
+    alert = vigie("--config", str(config), "preview", "alert")
+    digest = vigie("--config", str(config), "preview", "digest", "--stored")
     assert alert.returncode == 0 and digest.returncode == 0, alert.stderr + digest.stderr
     assert f"alert email in French with stored data (alert {alert_id} on 'marque'" in alert.stdout
     assert "digest email in French with stored data (the daily period from" in digest.stdout
@@ -110,17 +97,17 @@ def test_errors_are_one_line_that_says_what_to_do(
     mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port))
-    stored = _vigie("--config", config, "preview", "alert", "--stored")
+    stored = vigie("--config", config, "preview", "alert", "--stored")
     assert stored.returncode == 1
     assert stored.stdout == ""
     (line,) = stored.stderr.strip().splitlines()
     assert line.startswith("vigie: no alert stored in ")
     assert line.endswith("run the watch first (vigie run --once), or preview with --sample")
-    unknown = _vigie("--config", config, "preview", "memo")
+    unknown = vigie("--config", config, "preview", "memo")
     assert unknown.returncode == 2 and "invalid choice: 'memo'" in unknown.stderr
-    both = _vigie("--config", config, "preview", "alert", "--sample", "--stored")
+    both = vigie("--config", config, "preview", "alert", "--sample", "--stored")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
-    team = _vigie("--config", config, "preview", "digest", "--team", "x")
+    team = vigie("--config", config, "preview", "digest", "--team", "x")
     assert team.returncode == 2
     assert team.stderr.strip() == "vigie: --team applies to readiness reminders only"
     assert "Traceback" not in stored.stderr + team.stderr
@@ -131,14 +118,14 @@ def test_language_output_and_open(
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port, extra=TEAM))
     # An empty warehouse: previews fall back to the sample and queue nothing in it.
-    assert _vigie("--config", config, "db", "migrate").returncode == 0
+    assert vigie("--config", config, "db", "migrate").returncode == 0
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n', encoding="utf-8")
     browser.chmod(browser.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "previews"
     out.mkdir()
-    result = _vigie(
+    result = vigie(
         "--config",
         config,
         "preview",
@@ -160,7 +147,7 @@ def test_language_output_and_open(
         "[Vigie] La cellule de crise de Laiterie Boréale est prête — rappel pour Ontario sales"
     )
     assert opened.read_text(encoding="utf-8").strip() == path.as_uri()
-    english = _vigie("--config", config, "preview", "alert", "--sample", "--language", "en")
+    english = vigie("--config", config, "preview", "alert", "--sample", "--language", "en")
     assert english.returncode == 0, english.stderr
     page = _written(english.stdout).read_text(encoding="utf-8")
     assert "spike in mentions of “marque”" in _subject(page)
