@@ -4,12 +4,21 @@ with its reason, and the good feed is collected as if nothing happened."""
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
-from tasks.collect import MAX_REASON_CHARS, collect_sources, fetch_source, fetch_sources
+from tasks.collect import (
+    HEADERS_DEADLINE,
+    MAX_REASON_CHARS,
+    STEP_MARGIN_S,
+    collect_sources,
+    fetch_source,
+    fetch_sources,
+)
 from tests.hostile import (
     dribbles,
+    dribbles_headers,
     endless_body,
     hostile_server,
     never_answers,
@@ -97,3 +106,35 @@ def test_a_reason_phrase_with_terminal_escapes_is_recorded_inert() -> None:
     assert result.error.startswith("HTTP 404 Not Found[2J[31mFAKE OK 31m â® gpj.exe")
     assert len(result.error) <= len("HTTP 404 ") + MAX_REASON_CHARS
     assert all(ch.isprintable() for ch in result.error)
+
+
+def test_a_server_dribbling_its_headers_holds_the_fetch_step_no_longer_than_the_deadline(
+    feed_server: FeedServer,
+) -> None:
+    """Issue 20, item 1: each byte of the headers came within the read timeout, so the fetch
+    waited as long as the server went on (240 s with deadline_s = 60). Now the deadline holds
+    from connect to the last byte, headers included, and the fetch step ends with it."""
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=2, retries=1)
+    good = feed_server.set("/good.xml", GOOD)
+    fetched: list[FetchResult] = []
+    with hostile_server(dribbles_headers) as slow:
+        sources = [
+            Source(name="slow headers", url=slow),
+            Source(name="slow headers again", url=slow.replace("feed.xml", "other.xml")),
+            Source(name="good", url=good),
+        ]
+        began = time.monotonic()
+        worker = threading.Thread(
+            target=lambda: fetched.extend(fetch_sources(sources, {}, collection=bounds))
+        )
+        worker.start()
+        worker.join(timeout=60)  # a hang guard: the server dribbles for 90 s
+        elapsed = time.monotonic() - began
+        assert not worker.is_alive(), "a server dribbling its headers held the fetch step"
+    by_name = {result.source: result for result in fetched}
+    assert by_name["good"].status == "ok"
+    for name in ("slow headers", "slow headers again"):
+        assert (by_name[name].status, by_name[name].error) == ("error", HEADERS_DEADLINE)
+        assert by_name[name].duration_s < bounds.deadline_s + STEP_MARGIN_S
+    # A generous bound drawn from the setting (the watchdog ends each fetch at its deadline).
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1
