@@ -3,10 +3,14 @@ with its reason, and the good feed is collected as if nothing happened."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from tasks.collect import (
     HEADERS_DEADLINE,
@@ -138,3 +142,44 @@ def test_a_server_dribbling_its_headers_holds_the_fetch_step_no_longer_than_the_
         assert by_name[name].duration_s < bounds.deadline_s + STEP_MARGIN_S
     # A generous bound drawn from the setting (the watchdog ends each fetch at its deadline).
     assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1
+
+
+def test_a_source_stuck_where_no_socket_bounds_it_is_left_behind_at_its_deadline(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch step waits on its threads no longer than a source's deadline and its margin,
+    whatever holds a thread. A name lookup is such a wait (no socket of ours to shut down): the
+    system resolver cannot be made slow from a test, so its delay is injected for one name."""
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=1, retries=0)
+    resolve = socket.getaddrinfo
+    released = threading.Event()
+
+    def slow_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            released.wait(60)  # a resolver that does not answer
+            host = "127.0.0.1"
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    sources = [
+        Source(name="slow name", url=f"http://slow-dns.test:{feed_server.port}/good.xml"),
+        Source(name="good", url=feed_server.set("/good.xml", GOOD)),
+    ]
+    fetched: list[FetchResult] = []
+    began = time.monotonic()
+    worker = threading.Thread(
+        target=lambda: fetched.extend(fetch_sources(sources, {}, collection=bounds))
+    )
+    worker.start()
+    worker.join(timeout=30)  # a hang guard, far above the bound
+    elapsed = time.monotonic() - began
+    released.set()
+    assert not worker.is_alive(), "a thread stuck in a name lookup held the fetch step"
+    by_name = {result.source: result for result in fetched}
+    assert by_name["good"].status == "ok"
+    assert by_name["slow name"].status == "error"
+    assert by_name["slow name"].error == (
+        f"still fetching {bounds.deadline_s + STEP_MARGIN_S:g} s after it started "
+        f"(deadline_s = {bounds.deadline_s:g}): abandoned"
+    )
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5
