@@ -20,6 +20,7 @@ import functools
 import heapq
 import ipaddress
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -64,6 +65,9 @@ _MAX_RETRY_AFTER_S = 30.0
 # A source failing this many cycles in a row is polled less and less often (`due_sources`).
 BACKOFF_AFTER = 3
 MAX_BACKOFF_CYCLES = 32
+# urllib3 logs a server's malformed headers (one cut at the deadline, too) as a warning with a
+# traceback; the fetch records its own one-line reason.
+logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 # How long past its deadline `fetch_sources` waits for a source before recording it as failed
 # (the watchdog has already shut its socket: this covers what no socket bounds, such as DNS).
 STEP_MARGIN_S = 2.0
@@ -523,6 +527,9 @@ def _fetch_watched(
                     time.sleep(max(0.0, min(0.5 * attempt, deadline - time.monotonic())))
                 continue
             return failed("timed out" if timed_out else f"connection failed: {type(err).__name__}")
+        if watch.expired:  # the headers were cut at the deadline: what came is not an answer
+            _discard(response)
+            return failed(HEADERS_DEADLINE)
         status = response.status
         location = response.headers.get("Location")
         if status in _REDIRECT_STATUS and location:

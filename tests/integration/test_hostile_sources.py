@@ -1,13 +1,16 @@
 """Issue 8's source faults, all in one collection beside a good feed: each is bounded, recorded
-with its reason, and the good feed is collected as if nothing happened."""
+with its reason, and the good feed is collected as if nothing happened. Issue 20's: headers sent
+a byte at a time (over TLS too), and a thread stuck where no socket bounds it."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +186,27 @@ def test_a_source_stuck_where_no_socket_bounds_it_is_left_behind_at_its_deadline
         f"(deadline_s = {bounds.deadline_s:g}): abandoned"
     )
     assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5
+
+
+def test_a_tls_server_dribbling_its_headers_is_cut_at_the_deadline(
+    tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bound over TLS, where the socket read is the TLS socket's."""
+    cert, key = tls_files
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def dribbles_over_tls(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            dribbles_headers(tls)
+
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=2, retries=0)
+    with hostile_server(dribbles_over_tls) as url:
+        began = time.monotonic()
+        result = fetch_source(
+            Source(name="slow tls", url=url.replace("http:", "https:")), None, collection=bounds
+        )
+        elapsed = time.monotonic() - began
+    assert (result.status, result.error) == ("error", HEADERS_DEADLINE)
+    assert elapsed < bounds.deadline_s + 1.5
