@@ -110,7 +110,9 @@ def screen_document(body: bytes, decoded: bytes, *, source: str) -> None:
         ParseError: entity declarations (looked for in the bytes, in UTF-16 and UTF-32, and
             after decoding), or elements nested deeper than MAX_DEPTH.
     """
-    if any(pattern.search(body) for pattern in _ENTITY_IN_BYTES) or (
+    # UTF-16 and UTF-32 spell every ASCII character with a NUL byte: without one, no need.
+    patterns = _ENTITY_IN_BYTES if b"\x00" in body else _ENTITY_IN_BYTES[:1]
+    if any(pattern.search(body) for pattern in patterns) or (
         decoded is not body and _ENTITY_IN_BYTES[0].search(decoded)
     ):
         raise ParseError(source, ENTITIES_REFUSED)
