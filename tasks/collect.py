@@ -109,6 +109,18 @@ def _read_capped(response: urllib3.BaseHTTPResponse, *, max_bytes: int, deadline
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(address: str) -> IPAddress | None:
+    """An IP address (an IPv4 one mapped into IPv6 as itself), None when it is not one."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +131,22 @@ class AllowedHosts:
     names: frozenset[str]
     networks: tuple[Network, ...]
 
-    def refusal(self, host: str, address: str) -> str | None:
-        """Why a connection to `host` at `address` is refused (None: it is allowed)."""
+    def refusal(self, host: str, address: str, *, met: set[IPAddress] | None = None) -> str | None:
+        """Why a connection to `host` at `address` is refused (None: it is allowed).
+
+        `met` gathers the addresses the named hosts were found at, and allows them: the same
+        machine, by another of its names (a source on `localhost` redirected to 127.0.0.1).
+        """
         host = host.strip("[]").rstrip(".").lower()
+        ip = _ip(address)
         if host in self.names:
+            if met is not None and ip is not None:
+                met.add(ip)
             return None
-        try:
-            ip = ipaddress.ip_address(address.partition("%")[0])
-        except ValueError:
+        if ip is None:
             return None  # not an IP socket: nothing to judge
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        if met is not None and ip in met:
+            return None
         if any(ip in network for network in self.networks) or not is_internal(ip):
             return None
         return (
@@ -138,7 +155,7 @@ class AllowedHosts:
         )
 
 
-def is_internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def is_internal(ip: IPAddress) -> bool:
     """Loopback, private, link-local, multicast, reserved or unspecified: not the web."""
     return (
         not ip.is_global
@@ -191,6 +208,7 @@ class _FetchWatch:
     allowed: AllowedHosts
     expired: bool = False
     done: bool = False
+    met: set[IPAddress] = field(default_factory=set)  # where the named hosts were found
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -286,7 +304,7 @@ def _admit(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -
         address = str(sock.getpeername()[0])
     except (OSError, IndexError, TypeError):
         return  # not connected: the request fails on its own
-    refusal = watch.allowed.refusal(connection.host, address)
+    refusal = watch.allowed.refusal(connection.host, address, met=watch.met)
     if refusal is not None:
         with contextlib.suppress(OSError):
             sock.close()
@@ -496,7 +514,7 @@ def _fetch_watched(
                 if redirects
                 else "not an http(s) URL (refused)"
             )
-        literal = _literal_refusal(url, watch.allowed)  # checked here too, for proxies
+        literal = _literal_refusal(url, watch)  # checked here too, for proxies
         if literal is not None:
             return failed(literal)
         left = deadline - time.monotonic()
@@ -589,15 +607,16 @@ def _fetch_watched(
         )
 
 
-def _literal_refusal(url: str, allowed: AllowedHosts) -> str | None:
+def _literal_refusal(url: str, watch: _FetchWatch) -> str | None:
     """The refusal of a URL whose host is an internal IP address the configuration does not
     name (a host name is judged on the address it resolves to, when connected)."""
     try:
         host = urlsplit(url).hostname or ""
-        ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
         return None
-    return allowed.refusal(host, host)
+    if _ip(host) is None:
+        return None
+    return watch.allowed.refusal(host, host, met=watch.met)
 
 
 def url_origin(url: str) -> tuple[str, str, int | None]:

@@ -131,3 +131,13 @@ def test_a_next_page_redirected_to_an_internal_address_is_refused(
     assert "x" not in {entry.guid for entry in result.entries}  # page 1 kept, nothing more
     assert result.error is not None and "internal address (127.0.0.2)" in result.error
     assert other_machine.requests == []
+
+
+def test_the_configured_host_by_another_of_its_names_is_allowed(feed_server: FeedServer) -> None:
+    """A source on `localhost` redirected to 127.0.0.1, where `localhost` was found: the same
+    machine the operator named."""
+    target = feed_server.set("/new.xml", RSS)
+    feed_server.set("/old.xml", "", status=301, location=target)
+    url = f"http://localhost:{feed_server.port}/old.xml"
+    result = fetch_source(Source(name="local", url=url), None, collection=FAST)
+    assert result.status == "ok" and result.final_url == target
