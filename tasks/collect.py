@@ -828,14 +828,14 @@ def fetch_sources(
             now = time.monotonic()
             late = [i for i, (began, _, _) in running.items() if now - began > limit_s]
             for index in late:
-                _, host, worker = running.pop(index)
+                began, host, worker = running.pop(index)
                 left_behind.add(worker)
                 results[index] = failed_fetch(
                     sources[index],
                     f"still fetching {limit_s:g} s after it started (deadline_s = "
                     f"{collection.deadline_s:g}): abandoned",
-                    started_at=datetime.now(UTC),
-                    t0=now - limit_s,
+                    started_at=datetime.now(UTC) - timedelta(seconds=now - began),
+                    t0=began,
                 )
                 recorded[0] += 1
                 scheduler.done(host)
