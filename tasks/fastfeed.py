@@ -392,22 +392,30 @@ def _entry(item: ET.Element, base: str, language: str | None) -> FeedEntry:
 
 
 def parse_fast(
-    body: bytes, *, url: str, headers: Mapping[str, str], max_entries: int
+    body: bytes,
+    *,
+    url: str,
+    headers: Mapping[str, str],
+    max_entries: int,
+    decoded: tuple[bytes, Mapping[str, Any]] | None = None,
 ) -> tuple[list[FeedEntry], str | None] | None:
     """Entries and language of a well-formed feed, or None when feedparser must decide.
 
     `headers` are the response's, lower-case keys; `url` is the base of relative links (the
     response's Content-Location, else where the document came from), as feedparser takes it.
+    `decoded` is what `feedparser.encodings.convert_to_utf8` made of `body`, when the caller
+    has it already (`tasks.xmlbounds.decode_document`).
     """
-    if any(marker in body for marker in _FALLBACK_MARKERS):
+    if decoded is None:
+        result: dict[str, Any] = {}
+        try:
+            decoded = convert_to_utf8(dict(headers), body, result), result
+        except Exception:
+            return None
+    data, found = decoded
+    if not found.get("encoding"):
         return None
-    http_headers = dict(headers)
-    result: dict[str, Any] = {}
-    try:
-        data = convert_to_utf8(http_headers, body, result)
-    except Exception:
-        return None
-    if not result.get("encoding"):
+    if any(marker in data for marker in _FALLBACK_MARKERS):  # decoded: UTF-16 hides nothing
         return None
     try:
         root = ET.fromstring(data)

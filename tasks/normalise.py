@@ -2,9 +2,10 @@
 processes.
 
 From bytes only (a URL or a path is never given to a parser: feedparser would open local files
-and file:// URLs); documents declaring XML entities are refused (entity-expansion attack); an
-HTML page where a feed was expected is "not a feed"; text is cleaned of markup and control
-characters and bounded; URLs are made canonical and ids stable.
+and file:// URLs); documents declaring XML entities, in whatever encoding, and documents nested
+too deep or too large for feedparser are refused (`tasks.xmlbounds`); an HTML page where a feed
+was expected is "not a feed"; text is cleaned of markup and control characters and bounded;
+URLs are made canonical and ids stable.
 
 This module imports neither Prefect nor the HTTP client, so that the worker processes of
 `parse_fetched_all` (`python -m tasks.normalise`) start in a third of a second with about
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 
 from tasks.fastfeed import parse_fast
+from tasks.xmlbounds import check_fallback_work, decode_document, screen_document
 from vigie.errors import ParseError, SourceError
 from vigie.matching import CompiledWatch, match_one
 from vigie.models import FeedEntry, FetchResult, Mention, SourceOutcome
@@ -64,7 +66,6 @@ SHARES_PER_PROCESS = 4
 MAX_TITLE_CHARS = 500
 MAX_SUMMARY_CHARS = 4000
 _TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid"}
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 # An http(s) URL that canonical_url would leave as it is (lower-case host, no port, no query).
 _PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#\s\\]*)?")
 
@@ -94,23 +95,27 @@ def parse_feed(
     broken documents. Both give the same entries once normalised.
 
     Raises:
-        ParseError: empty body, entity declarations, or not a feed (an HTML page, garbage).
+        ParseError: empty body, entity declarations, elements nested too deep, too many
+            elements for feedparser, or not a feed (an HTML page, garbage).
     """
     if not body.strip():
         raise ParseError(source, "empty document")
-    if _ENTITY_DECLARATION.search(body):
-        raise ParseError(source, "document declares XML entities (refused: expansion attack)")
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
+    # Checked on what the parsers will read: "<!ENTITY" in UTF-16 is not "<!ENTITY" in bytes.
+    decoded = decode_document(body, response_headers)
+    screen_document(body, decoded[0], source=source)
     if fast:
         quick = parse_fast(
             body,
             url=response_headers["content-location"],
             headers=response_headers,
             max_entries=max_entries,
+            decoded=decoded,
         )
         if quick is not None:
             return quick
+    check_fallback_work(decoded[0], source=source)
     parsed = feedparser.parse(body, response_headers=response_headers)
     if not parsed.get("version") and not parsed.entries:
         head = body[:2048].lower()

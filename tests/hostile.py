@@ -1,5 +1,6 @@
 """A raw TCP server on 127.0.0.1 that misbehaves the way real web servers do: it never answers,
-dribbles a byte at a time, sends an endless body, or resets the connection mid-body. FeedServer
+dribbles a byte at a time (its body, or its headers), sends an endless body, or resets the
+connection mid-body. FeedServer
 (vigie/localservers.py) speaks proper HTTP; this one is for the faults it cannot make."""
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ def dribbles(conn: socket.socket) -> None:
     conn.sendall(HEADERS + b"Content-Length: 100000\r\n\r\n<rss>")
     for _ in range(300):
         conn.sendall(b" ")
+        time.sleep(0.2)
+
+
+def dribbles_headers(conn: socket.socket) -> None:
+    """Sends its status line and headers one byte every 0.2 s, for a minute: each byte resets
+    the client's read timeout, and the headers never end."""
+    conn.recv(65536)
+    for byte in (HEADERS + b"X-Padding: " + b"x" * 400).decode():
+        conn.sendall(byte.encode())
         time.sleep(0.2)
 
 

@@ -42,9 +42,12 @@ class Route:
 
 
 class FeedServer:
-    """An HTTP server on 127.0.0.1 serving in-memory documents; thread-safe updates."""
+    """An HTTP server on 127.0.0.1 serving in-memory documents; thread-safe updates.
 
-    def __init__(self) -> None:
+    `host` binds another loopback address (127.0.0.2: "another machine" for the address checks).
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         # path -> [(query parameters that must be present, route)], most specific first
         self.query_routes: dict[str, list[tuple[dict[str, str], Route]]] = {}
@@ -109,7 +112,8 @@ class FeedServer:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(route.body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._host = host
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -142,7 +146,7 @@ class FeedServer:
         return int(self._server.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self._host}:{self.port}{path}"
 
     def set(
         self,

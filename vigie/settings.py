@@ -8,6 +8,7 @@ comes from the environment variable named by `email.password_env` (default
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -96,6 +97,7 @@ _HEADERS_VIGIE_SETS = frozenset(
     }
 )
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_HOST_NAME = re.compile(r"(?i)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?")
 _DOTTED_PATH = r"^[^.\s]+(\.[^.\s]+)*$"
 
 
@@ -524,12 +526,31 @@ class Collection(_Model):
     # Worker processes that parse a large batch of documents (a first poll); 0: one per core,
     # at most 4; 1: parse in the cycle's process.
     parse_processes: Annotated[int, Field(ge=0, le=64)] = 0
+    # Hosts a source may reach at an internal address (loopback, private, link-local...):
+    # names, addresses or networks ("intranet.example", "10.0.0.5", "10.1.0.0/16"). A source's
+    # own URL host is always allowed; any other internal address, met through a redirect or a
+    # next page, is refused.
+    allow_hosts: tuple[str, ...] = ()
 
     def parse_process_count(self) -> int:
         """How many processes parse a large batch (`parse_processes`, 0 resolved)."""
         if self.parse_processes:
             return self.parse_processes
         return max(1, min(os.cpu_count() or 1, 4))
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(
+                        f"{entry!r} is not a host name, an IP address or a network "
+                        '(such as "intranet.example", "10.0.0.5" or "10.1.0.0/16")'
+                    ) from None
+        return value
 
     @field_validator("dask_address")
     @classmethod

@@ -1,15 +1,31 @@
 """Issue 8's source faults, all in one collection beside a good feed: each is bounded, recorded
-with its reason, and the good feed is collected as if nothing happened."""
+with its reason, and the good feed is collected as if nothing happened. Issue 20's: headers sent
+a byte at a time (over TLS too), and a thread stuck where no socket bounds it."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from tasks.collect import MAX_REASON_CHARS, collect_sources, fetch_source, fetch_sources
+import pytest
+
+from tasks.collect import (
+    HEADERS_DEADLINE,
+    MAX_REASON_CHARS,
+    STEP_MARGIN_S,
+    collect_sources,
+    fetch_source,
+    fetch_sources,
+)
 from tests.hostile import (
     dribbles,
+    dribbles_headers,
     endless_body,
     hostile_server,
     never_answers,
@@ -97,3 +113,100 @@ def test_a_reason_phrase_with_terminal_escapes_is_recorded_inert() -> None:
     assert result.error.startswith("HTTP 404 Not Found[2J[31mFAKE OK 31m â® gpj.exe")
     assert len(result.error) <= len("HTTP 404 ") + MAX_REASON_CHARS
     assert all(ch.isprintable() for ch in result.error)
+
+
+def test_a_server_dribbling_its_headers_holds_the_fetch_step_no_longer_than_the_deadline(
+    feed_server: FeedServer,
+) -> None:
+    """Issue 20, item 1: each byte of the headers came within the read timeout, so the fetch
+    waited as long as the server went on (240 s with deadline_s = 60). Now the deadline holds
+    from connect to the last byte, headers included, and the fetch step ends with it."""
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=2, retries=1)
+    good = feed_server.set("/good.xml", GOOD)
+    fetched: list[FetchResult] = []
+    with hostile_server(dribbles_headers) as slow:
+        sources = [
+            Source(name="slow headers", url=slow),
+            Source(name="slow headers again", url=slow.replace("feed.xml", "other.xml")),
+            Source(name="good", url=good),
+        ]
+        began = time.monotonic()
+        worker = threading.Thread(
+            target=lambda: fetched.extend(fetch_sources(sources, {}, collection=bounds))
+        )
+        worker.start()
+        worker.join(timeout=60)  # a hang guard: the server dribbles for 90 s
+        elapsed = time.monotonic() - began
+        assert not worker.is_alive(), "a server dribbling its headers held the fetch step"
+    by_name = {result.source: result for result in fetched}
+    assert by_name["good"].status == "ok"
+    for name in ("slow headers", "slow headers again"):
+        assert (by_name[name].status, by_name[name].error) == ("error", HEADERS_DEADLINE)
+        assert by_name[name].duration_s < bounds.deadline_s + STEP_MARGIN_S
+    # A generous bound drawn from the setting (the watchdog ends each fetch at its deadline).
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1
+
+
+def test_a_source_stuck_where_no_socket_bounds_it_is_left_behind_at_its_deadline(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch step waits on its threads no longer than a source's deadline and its margin,
+    whatever holds a thread. A name lookup is such a wait (no socket of ours to shut down): the
+    system resolver cannot be made slow from a test, so its delay is injected for one name."""
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=1, retries=0)
+    resolve = socket.getaddrinfo
+    released = threading.Event()
+
+    def slow_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            released.wait(60)  # a resolver that does not answer
+            host = "127.0.0.1"
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    sources = [
+        Source(name="slow name", url=f"http://slow-dns.test:{feed_server.port}/good.xml"),
+        Source(name="good", url=feed_server.set("/good.xml", GOOD)),
+    ]
+    fetched: list[FetchResult] = []
+    began = time.monotonic()
+    worker = threading.Thread(
+        target=lambda: fetched.extend(fetch_sources(sources, {}, collection=bounds))
+    )
+    worker.start()
+    worker.join(timeout=30)  # a hang guard, far above the bound
+    elapsed = time.monotonic() - began
+    released.set()
+    assert not worker.is_alive(), "a thread stuck in a name lookup held the fetch step"
+    by_name = {result.source: result for result in fetched}
+    assert by_name["good"].status == "ok"
+    assert by_name["slow name"].status == "error"
+    assert by_name["slow name"].error == (
+        f"still fetching {bounds.deadline_s + STEP_MARGIN_S:g} s after it started "
+        f"(deadline_s = {bounds.deadline_s:g}): abandoned"
+    )
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5
+
+
+def test_a_tls_server_dribbling_its_headers_is_cut_at_the_deadline(
+    tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bound over TLS, where the socket read is the TLS socket's."""
+    cert, key = tls_files
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def dribbles_over_tls(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            dribbles_headers(tls)
+
+    bounds = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=2, retries=0)
+    with hostile_server(dribbles_over_tls) as url:
+        began = time.monotonic()
+        result = fetch_source(
+            Source(name="slow tls", url=url.replace("http:", "https:")), None, collection=bounds
+        )
+        elapsed = time.monotonic() - began
+    assert (result.status, result.error) == ("error", HEADERS_DEADLINE)
+    assert elapsed < bounds.deadline_s + 1.5

@@ -174,3 +174,38 @@ def test_a_feed_cannot_make_vigie_read_a_local_file(doctype: str, tmp_path: Path
         assert "LOCAL-FILE-MARKER" not in str(err)
     else:
         assert "LOCAL-FILE-MARKER" not in repr(entries)
+
+
+ENTITY_FEED = (
+    '<?xml version="1.0" encoding="{encoding}"?>'
+    '<!DOCTYPE rss [<!ENTITY boom "EXPANDED">]>'
+    '<rss version="2.0"><channel><title>t</title>'
+    "<item><title>&boom;</title><link>https://presse.example/1</link></item>"
+    "</channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "declared"),
+    [
+        pytest.param("utf-16-le", b"\xff\xfe", "utf-16", id="utf-16-le-bom"),
+        pytest.param("utf-16-be", b"\xfe\xff", "utf-16", id="utf-16-be-bom"),
+        pytest.param("utf-16-le", b"", "utf-16le", id="utf-16-le-declared"),
+        pytest.param("utf-32-le", b"\xff\xfe\x00\x00", "utf-32", id="utf-32-le-bom"),
+        pytest.param("utf-32-be", b"\x00\x00\xfe\xff", "utf-32", id="utf-32-be-bom"),
+        pytest.param("utf-7", b"", "utf-7", id="utf-7"),
+    ],
+)
+def test_entity_declarations_are_refused_in_any_encoding(
+    encoding: str, bom: bytes, declared: str
+) -> None:
+    """Issue 20, item 7: "<!ENTITY" was looked for in the bytes, where UTF-16 spells it
+    "<\\0!\\0E\\0..." (and feedparser expanded the entity). It is looked for after decoding."""
+    text = ENTITY_FEED.format(encoding=declared)
+    if encoding == "utf-7":  # "<" as "+ADw-": ASCII bytes that decode to "<!ENTITY"
+        body = text.replace("<!ENTITY", "+ADw-!ENTITY").encode("ascii")
+    else:
+        body = bom + text.encode(encoding)
+    assert b"<!ENTITY" not in body
+    with pytest.raises(ParseError, match="entities"):
+        parse_feed(body, source="test", url="http://127.0.0.1/feeds/x", headers={}, max_entries=10)
