@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from vigie import disable_telemetry
 from vigie.cli_examples import ExampleParser
-from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
+from vigie.errors import (
+    ConfigError,
+    PrefectUnreachable,
+    VigieError,
+    WarehouseDamaged,
+    one_line,
+)
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import (
     CONFIG_ENV,
@@ -225,7 +231,7 @@ def _run_cycle(config_path: Path) -> dict[str, object]:
     check_api_answers()
     # Open (and migrate) the warehouse before Prefect starts, so a broken or locked file is
     # reported in one line rather than as a failed flow run.
-    with open_warehouse(settings.warehouse_path) as con:
+    with open_warehouse(settings.warehouse_path, verify=True) as con:
         unrecorded = Store(con).unrecorded_runs()
     for line in record_unrecorded_runs(settings.warehouse_path, unrecorded):
         print(f"vigie: {line}", file=sys.stderr, flush=True)
@@ -318,7 +324,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from warehouse.store import Store
 
     settings = _settings(args)
-    with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
+    with open_warehouse(settings.warehouse_path, lock_wait_s=5, verify=True) as con:
         store = Store(con)
         last = store.last_cycle()
         health = store.source_health()
@@ -396,7 +402,7 @@ def cmd_db_info(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     path = settings.warehouse_path
-    with open_warehouse(path, lock_wait_s=5) as con:
+    with open_warehouse(path, lock_wait_s=5, verify=True) as con:
         info = Store(con).info()
     size = path.stat().st_size
     print(f"Warehouse: {path} ({size / 1e6:.1f} MB)")
@@ -413,6 +419,19 @@ def cmd_db_info(args: argparse.Namespace) -> int:
             f"Mentions published from {info['oldest']:%Y-%m-%d %H:%M} "
             f"to {info['newest']:%Y-%m-%d %H:%M} UTC"
         )
+    print("(Counts come from the file's metadata: `vigie db check` reads it whole.)")
+    return 0
+
+
+def cmd_db_check(args: argparse.Namespace) -> int:
+    from warehouse.backup import check_warehouse
+
+    settings = _settings(args)
+    result = check_warehouse(settings.warehouse_path, lock_wait_s=30)
+    print(
+        f"{result.path}: readable whole ({result.tables} tables, {result.rows:,} rows, "
+        f"{result.size / 1e6:.1f} MB read in {result.seconds:.1f} s)"
+    )
     return 0
 
 
@@ -1039,7 +1058,7 @@ def _set_up_watch_automation(settings: Settings) -> None:
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
     from tasks.load import send_pending
-    from tasks.watchdog import check_watch, duration_text, stop_notice_id
+    from tasks.watchdog import check_watch, clear_unreadable, duration_text, stop_notice_id
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -1058,8 +1077,13 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
             "start it with vigie run --once, then vigie serve"
         )
     now = datetime.now(UTC)
-    with open_warehouse(path, lock_wait_s=30) as con:
-        state, queued = check_watch(Store(con), settings, now=now)
+    try:
+        with open_warehouse(path, lock_wait_s=30, verify=True) as con:
+            state, queued = check_watch(Store(con), settings, now=now)
+    except WarehouseDamaged as err:
+        return _alarm_unreadable(settings, path, err, now)
+    if clear_unreadable(path) is not None:
+        print(f"The warehouse {path} reads again: the unreadable-warehouse incident is over.")
     limit = duration_text(state.limit)
     if state.last_watched_at is not None and state.silent_for is not None:
         last = (
@@ -1089,6 +1113,40 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
         print(
             f"The operators are not told yet: {notice} failed {attempts} time(s) "
             f"({error or 'not tried'}); the next run{retry} tries again."
+        )
+    return EXIT_ERROR
+
+
+def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now: datetime) -> int:
+    """The warehouse cannot be read: tell the operators straight through SMTP, once per
+    incident (tasks/watchdog.py), and say so in one line each."""
+    from tasks.watchdog import send_directly, tell_unreadable
+    from warehouse.connection import restore_hint
+
+    print(f"WATCH STOPPED: {one_line(err)}")
+    if not settings.operators:
+        print("Nobody to tell: the cell has no members ([[cell.members]] in the configuration).")
+        return EXIT_ERROR
+    cause = err.__cause__ if err.__cause__ is not None else err
+    outcome, alarm = tell_unreadable(
+        settings,
+        path,
+        one_line(cause, 200),
+        restore_hint(path),
+        now=now,
+        send=send_directly(settings, load_secrets(settings)),
+    )
+    if outcome == "sent":
+        print(f"Sent: {alarm.message_id} (to {', '.join(m.email for m in settings.operators)})")
+    elif outcome == "already_sent":
+        assert alarm.sent_at is not None
+        print(
+            f"The operators were told at {alarm.sent_at:%Y-%m-%d %H:%M} UTC ({alarm.message_id})."
+        )
+    else:
+        print(
+            f"The operators are not told yet: {alarm.message_id} failed {alarm.attempts} "
+            f"time(s) ({alarm.last_error}); the next run tries again."
         )
     return EXIT_ERROR
 
@@ -1134,6 +1192,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("info", help="schema version, row counts, time range").set_defaults(
         func=cmd_db_info
     )
+    db_sub.add_parser(
+        "check",
+        help="read the whole file (every row of every table) to find damage; exit 1 if damaged",
+        epilog="Read-only; safe while the watch runs (it waits for a writer to finish).",
+    ).set_defaults(func=cmd_db_check)
     export = db_sub.add_parser("export", help="write mentions to Parquet or CSV")
     export.add_argument("--since", type=_day, required=True, help="first day (UTC), included")
     export.add_argument("--until", type=_day, required=True, help="last day (UTC), excluded")
