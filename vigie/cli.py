@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -303,6 +305,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     while True:
         try:
             _print_cycle(_run_cycle(config_path), args.json)
+        except KeyboardInterrupt:
+            # Prefect says its run crashed; say what that means for the watch.
+            print(
+                f"vigie: interrupted: what this cycle loaded is kept in {settings.warehouse_path} "
+                "(each load is whole or nothing); sources not loaded yet are fetched again, and "
+                "emails not sent yet are sent, by the next cycle",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_INTERRUPTED
         except PrefectUnreachable as err:
             # The watch goes on without the UI: each cycle tries again, and the next one
             # after the server is back collects what the skipped ones missed.
@@ -1506,7 +1518,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, so that a reader gone away is met inside this `try`
+        return code
+    except BrokenPipeError:
+        # `vigie check | head -1`: the reader has what it wanted. Python's recipe: point stdout
+        # at /dev/null so that the flush at exit does not fail again, and end as `yes` does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as err:
         print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_CONFIG
@@ -1514,7 +1534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
