@@ -3,6 +3,7 @@ sources, concurrent writers and a load killed mid-way — on real DuckDB files a
 
 from __future__ import annotations
 
+import csv
 import signal
 import subprocess
 import sys
@@ -137,6 +138,45 @@ def test_export_writes_the_mentions_of_the_period(tmp_path: Path, fmt: str) -> N
     )
     assert count == 3
     assert exported == [("m1", "marque"), ("m2", "marque"), ("m3", "marque")]
+
+
+FORMULAS = {
+    "title": '=HYPERLINK("https://evil.example","Cliquez")',
+    "summary": "+cmd|' /C calc'!A0",
+    "author": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "url": "-2+3+cmd|' /C calc'!A0",
+}
+
+
+def test_a_csv_export_neutralises_every_cell_a_spreadsheet_would_run(tmp_path: Path) -> None:
+    """OWASP's rule for CSV injection: a text cell starting with =, +, -, @, a tab or a carriage
+    return gets a leading single quote; the Parquet export keeps the text as it is."""
+    path = tmp_path / "wh.duckdb"
+    hostile = [
+        _mention(1, **FORMULAS),
+        _mention(2, title="\t=1+1", summary="\r=1+1", topics=("=marque",)),
+        _mention(3, title="Laiterie = qualité", summary="-"),
+    ]
+    _load(path, hostile)
+    with open_warehouse(path) as con:
+        store = Store(con)
+        for fmt in ("csv", "parquet"):
+            store.export_mentions(
+                tmp_path / f"out.{fmt}", since=NOW - timedelta(days=5), until=NOW, fmt=fmt
+            )
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {row["mention_id"]: row for row in csv.DictReader(handle)}
+    cells = [value for row in rows.values() for value in row.values()]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    assert {key: rows["m1"][key] for key in FORMULAS} == {k: "'" + v for k, v in FORMULAS.items()}
+    assert (rows["m2"]["title"], rows["m2"]["summary"]) == ("'\t=1+1", "'\r=1+1")
+    assert rows["m2"]["topics"] == "'=marque"
+    assert (rows["m3"]["title"], rows["m3"]["summary"]) == ("Laiterie = qualité", "'-")
+    assert rows["m1"]["tier"] == "1"  # numbers stay numbers
+    parquet = duckdb.connect().execute(
+        f"SELECT title FROM read_parquet('{tmp_path / 'out.parquet'}') WHERE mention_id = 'm1'"
+    )
+    assert parquet.fetchall() == [(FORMULAS["title"],)]
 
 
 def test_backup_is_consistent_and_restore_brings_it_back(tmp_path: Path) -> None:
