@@ -1053,9 +1053,8 @@ def _set_up_watch_automation(settings: Settings) -> None:
     if not settings.operators:
         print("No watchdog automation: the cell has no members to tell ([[cell.members]]).")
         return
-    secrets = load_secrets(settings)
     try:
-        setup = ensure_watch_automation(settings, secrets, within=watchdog_limit(settings))
+        setup = ensure_watch_automation(settings, within=watchdog_limit(settings))
     except Exception as err:  # the Prefect client's HTTP and connection errors
         raise VigieError(
             f"the watchdog automation could not be set up on the Prefect server: {one_line(err)}"
@@ -1063,7 +1062,13 @@ def _set_up_watch_automation(settings: Settings) -> None:
     print(
         f"Watchdog automation {setup.name} {setup.action}: the Prefect server emails "
         f"{', '.join(m.email for m in settings.operators)} when no cycle has completed with a "
-        f"source answering for {duration_text(setup.within)} (email block {setup.block_name}).",
+        f"source answering for {duration_text(setup.within)} (email block {setup.block_name}"
+        + (
+            f"; the server reads the SMTP password from ${settings.email.password_env} in its "
+            "own environment)."
+            if settings.email.username
+            else ")."
+        ),
         flush=True,
     )
 
