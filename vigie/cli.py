@@ -1144,11 +1144,10 @@ def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now
     if not settings.operators:
         print("Nobody to tell: the cell has no members ([[cell.members]] in the configuration).")
         return EXIT_ERROR
-    cause = err.__cause__ if err.__cause__ is not None else err
     outcome, alarm = tell_unreadable(
         settings,
         path,
-        one_line(cause, 200),
+        err.reason,
         restore_hint(path),
         now=now,
         send=send_directly(settings, load_secrets(settings)),

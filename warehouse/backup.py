@@ -182,8 +182,8 @@ def rotate_backups(path: Path, *, keep: int, now: datetime) -> tuple[Path, list[
         check_warehouse(destination, lock_wait_s=0)
     except WarehouseError as err:
         destination.unlink(missing_ok=True)
-        if isinstance(err, WarehouseDamaged) and err.__cause__ is not None:
-            raise damaged(path, err.__cause__) from err  # the copy is as the warehouse is
+        if isinstance(err, WarehouseDamaged):
+            raise damaged(path, err.reason) from err  # the copy is as the warehouse is
         raise
     kept = [p for p in backup_files(path) if p.parent == backup_folder(path)]
     removed = kept[: max(len(kept) - keep, 0)]

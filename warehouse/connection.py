@@ -76,9 +76,10 @@ def restore_hint(path: Path) -> str:
 
 def damaged(path: Path, err: BaseException | str) -> WarehouseDamaged:
     """The one-line error of a damaged warehouse file."""
+    reason = one_line(err, 200)
     return WarehouseDamaged(
-        f"the warehouse {path} is damaged and cannot be read ({one_line(err, 200)}): "
-        f"{restore_hint(path)}"
+        f"the warehouse {path} is damaged and cannot be read ({reason}): {restore_hint(path)}",
+        reason,
     )
 
 
