@@ -309,8 +309,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             # Prefect says its run crashed; say what that means for the watch.
             print(
                 f"vigie: interrupted: what this cycle loaded is kept in {settings.warehouse_path} "
-                "(each load is whole or nothing); sources not loaded yet are fetched again, and "
-                "emails not sent yet are sent, by the next cycle",
+                "(each load is whole or nothing); the next cycle fetches again the sources not "
+                "loaded yet and sends what waits in the outbox",
                 file=sys.stderr,
                 flush=True,
             )
