@@ -1501,7 +1501,10 @@ def build_parser() -> argparse.ArgumentParser:
             "health.watchdog_minutes (default: 3 scheduled cycles, 30 min at least). If not, "
             "email the operators once per stop, and again when the watch is back. Meant for the "
             "system's cron, every few minutes: it needs neither Prefect nor its server. "
-            "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing)."
+            "A warehouse that cannot be read is told the same way, straight through SMTP, "
+            "once per incident. "
+            "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing or "
+            "damaged)."
         ),
     )
     watchdog.add_argument(

@@ -40,7 +40,8 @@ _DAMAGE_MARKS = (
 )
 # A DuckDB file starts with three 4 KiB headers, then its blocks (`block_size` each).
 _HEADER_BYTES = 3 * 4096
-# `vigie db backup` without a destination, and the maintenance flow, write here (beside the file).
+# The maintenance flow writes its daily backups here, beside the file (`vigie db backup` without
+# a destination writes beside the file itself; both are offered for a restore).
 BACKUP_FOLDER = "backups"
 _OFFLINE: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
