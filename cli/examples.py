@@ -47,6 +47,9 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     ),
     "db migrate": (("vigie db migrate", "apply the migrations the warehouse has not had yet"),),
     "db info": (("vigie db info", "schema version, rows per table, time range of the mentions"),),
+    "db check": (
+        ("vigie db check", "read the whole warehouse to find damage (exit 1 when damaged)"),
+    ),
     "db export": (
         (
             "vigie db export --since 2026-11-01 --until 2026-12-01",
@@ -65,6 +68,10 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         (
             "vigie db restore /backups/vigie.duckdb",
             "replace the warehouse with that backup (stop the watch first)",
+        ),
+        (
+            "vigie db restore data/backups/vigie-20261206T081500.duckdb",
+            "a daily backup of the maintenance flow (a damaged warehouse is kept as .damaged)",
         ),
     ),
     "db prune": (("vigie db prune", "erase raw texts older than retention.raw_text_days now"),),

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from cli.examples import ExampleParser
 from vigie import disable_telemetry
-from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
+from vigie.errors import (
+    ConfigError,
+    PrefectUnreachable,
+    VigieError,
+    WarehouseDamaged,
+    one_line,
+)
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import (
     CONFIG_ENV,
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -197,7 +205,7 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     check_api_answers()
     # Open (and migrate) the warehouse before Prefect starts, so a broken or locked file is
     # reported in one line rather than as a failed flow run.
-    with open_warehouse(settings.warehouse_path) as con:
+    with open_warehouse(settings.warehouse_path, verify=True) as con:
         unrecorded = Store(con).unrecorded_runs()
     for line in record_unrecorded_runs(settings.warehouse_path, unrecorded):
         print(f"vigie: {line}", file=sys.stderr, flush=True)
@@ -269,6 +277,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     while True:
         try:
             _print_cycle(_run_cycle(config_path), args.json)
+        except KeyboardInterrupt:
+            # Prefect says its run crashed; say what that means for the watch.
+            print(
+                f"vigie: interrupted: what this cycle loaded is kept in {settings.warehouse_path} "
+                "(each load is whole or nothing); the next cycle fetches again the sources not "
+                "loaded yet and sends what waits in the outbox",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_INTERRUPTED
         except PrefectUnreachable as err:
             # The watch goes on without the UI: each cycle tries again, and the next one
             # after the server is back collects what the skipped ones missed.
@@ -290,7 +308,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from warehouse.store import Store
 
     settings = _settings(args)
-    with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
+    with open_warehouse(settings.warehouse_path, lock_wait_s=5, verify=True) as con:
         store = Store(con)
         last = store.last_cycle()
         health = store.source_health()
@@ -373,7 +391,7 @@ def cmd_db_info(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     path = settings.warehouse_path
-    with open_warehouse(path, lock_wait_s=5) as con:
+    with open_warehouse(path, lock_wait_s=5, verify=True) as con:
         info = Store(con).info()
     size = path.stat().st_size
     print(f"Warehouse: {path} ({size / 1e6:.1f} MB)")
@@ -390,6 +408,19 @@ def cmd_db_info(args: argparse.Namespace) -> int:
             f"Mentions published from {info['oldest']:%Y-%m-%d %H:%M} "
             f"to {info['newest']:%Y-%m-%d %H:%M} UTC"
         )
+    print("(Counts come from the file's metadata: `vigie db check` reads it whole.)")
+    return 0
+
+
+def cmd_db_check(args: argparse.Namespace) -> int:
+    from warehouse.backup import check_warehouse
+
+    settings = _settings(args)
+    result = check_warehouse(settings.warehouse_path, lock_wait_s=30)
+    print(
+        f"{result.path}: readable whole ({result.tables} tables, {result.rows:,} rows, "
+        f"{result.size / 1e6:.1f} MB read in {result.seconds:.1f} s)"
+    )
     return 0
 
 
@@ -1007,9 +1038,8 @@ def _set_up_watch_automation(settings: Settings) -> None:
     if not settings.operators:
         print("No watchdog automation: the cell has no members to tell ([[cell.members]]).")
         return
-    secrets = load_secrets(settings)
     try:
-        setup = ensure_watch_automation(settings, secrets, within=watchdog_limit(settings))
+        setup = ensure_watch_automation(settings, within=watchdog_limit(settings))
     except Exception as err:  # the Prefect client's HTTP and connection errors
         raise VigieError(
             f"the watchdog automation could not be set up on the Prefect server: {one_line(err)}"
@@ -1017,14 +1047,20 @@ def _set_up_watch_automation(settings: Settings) -> None:
     print(
         f"Watchdog automation {setup.name} {setup.action}: the Prefect server emails "
         f"{', '.join(m.email for m in settings.operators)} when no cycle has completed with a "
-        f"source answering for {duration_text(setup.within)} (email block {setup.block_name}).",
+        f"source answering for {duration_text(setup.within)} (email block {setup.block_name}"
+        + (
+            f"; the server reads the SMTP password from ${settings.email.password_env} in its "
+            "own environment)."
+            if settings.email.username
+            else ")."
+        ),
         flush=True,
     )
 
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
     from tasks.load import send_pending
-    from tasks.watchdog import check_watch, duration_text, stop_notice_id
+    from tasks.watchdog import check_watch, clear_unreadable, duration_text, stop_notice_id
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -1043,8 +1079,13 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
             "start it with vigie run --once, then vigie serve"
         )
     now = datetime.now(UTC)
-    with open_warehouse(path, lock_wait_s=30) as con:
-        state, queued = check_watch(Store(con), settings, now=now)
+    try:
+        with open_warehouse(path, lock_wait_s=30, verify=True) as con:
+            state, queued = check_watch(Store(con), settings, now=now)
+    except WarehouseDamaged as err:
+        return _alarm_unreadable(settings, path, err, now)
+    if clear_unreadable(path) is not None:
+        print(f"The warehouse {path} reads again: the unreadable-warehouse incident is over.")
     limit = duration_text(state.limit)
     if state.last_watched_at is not None and state.silent_for is not None:
         last = (
@@ -1074,6 +1115,39 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
         print(
             f"The operators are not told yet: {notice} failed {attempts} time(s) "
             f"({error or 'not tried'}); the next run{retry} tries again."
+        )
+    return EXIT_ERROR
+
+
+def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now: datetime) -> int:
+    """The warehouse cannot be read: tell the operators straight through SMTP, once per
+    incident (tasks/watchdog.py), and say so in one line each."""
+    from tasks.watchdog import send_directly, tell_unreadable
+    from warehouse.connection import restore_hint
+
+    print(f"WATCH STOPPED: {one_line(err)}")
+    if not settings.operators:
+        print("Nobody to tell: the cell has no members ([[cell.members]] in the configuration).")
+        return EXIT_ERROR
+    outcome, alarm = tell_unreadable(
+        settings,
+        path,
+        err.reason,
+        restore_hint(path),
+        now=now,
+        send=send_directly(settings, load_secrets(settings)),
+    )
+    if outcome == "sent":
+        print(f"Sent: {alarm.message_id} (to {', '.join(m.email for m in settings.operators)})")
+    elif outcome == "already_sent":
+        assert alarm.sent_at is not None
+        print(
+            f"The operators were told at {alarm.sent_at:%Y-%m-%d %H:%M} UTC ({alarm.message_id})."
+        )
+    else:
+        print(
+            f"The operators are not told yet: {alarm.message_id} failed {alarm.attempts} "
+            f"time(s) ({alarm.last_error}); the next run tries again."
         )
     return EXIT_ERROR
 
@@ -1119,6 +1193,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("info", help="schema version, row counts, time range").set_defaults(
         func=cmd_db_info
     )
+    db_sub.add_parser(
+        "check",
+        help="read the whole file (every row of every table) to find damage; exit 1 if damaged",
+        epilog="Read-only; safe while the watch runs (it waits for a writer to finish).",
+    ).set_defaults(func=cmd_db_check)
     export = db_sub.add_parser("export", help="write mentions to Parquet or CSV")
     export.add_argument("--since", type=_day, required=True, help="first day (UTC), included")
     export.add_argument("--until", type=_day, required=True, help="last day (UTC), excluded")
@@ -1417,7 +1496,10 @@ def build_parser() -> argparse.ArgumentParser:
             "health.watchdog_minutes (default: 3 scheduled cycles, 30 min at least). If not, "
             "email the operators once per stop, and again when the watch is back. Meant for the "
             "system's cron, every few minutes: it needs neither Prefect nor its server. "
-            "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing)."
+            "A warehouse that cannot be read is told the same way, straight through SMTP, "
+            "once per incident. "
+            "Exit 0: the watch runs; 1: it has stopped (or the warehouse is missing or "
+            "damaged)."
         ),
     )
     watchdog.add_argument(
@@ -1438,7 +1520,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, so that a reader gone away is met inside this `try`
+        return code
+    except BrokenPipeError:
+        # `vigie check | head -1`: the reader has what it wanted. Python's recipe: point stdout
+        # at /dev/null so that the flush at exit does not fail again, and end as `yes` does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as err:
         print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_CONFIG
@@ -1446,7 +1536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vigie: {one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -8,13 +8,17 @@ Vigie registers this one through the `prefect.collections` entry point of pyproj
 Prefect server started from Vigie's environment imports this module and can load the block.
 
 This module is imported by every Prefect process of that environment (server, workers): it
-imports nothing heavy; the SMTP code is imported when a notification is sent. The password is
-a SecretStr field, stored by the server encrypted (Fernet) like every block document.
+imports nothing heavy; the SMTP code is imported when a notification is sent. The SMTP password
+is never stored in the block: anyone who can reach the Prefect API can read a block's secrets
+(`POST /block_documents/filter {"include_secrets": true}`). The block names the environment
+variable (`password_env`, by default VIGIE_SMTP_PASSWORD) that the Prefect server reads at send
+time: set it in the server's environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -41,7 +45,12 @@ class VigieEmail(NotificationBlock):
     sender: str = Field(description="The From address (also the login when there is one)")
     sender_name: str = "Vigie"
     username: str | None = None
-    password: SecretStr | None = None
+    password_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$",
+        description="With a username: the environment variable of the Prefect server that holds "
+        "the SMTP password, read at send time (the password is never stored in the block)",
+    )
     ca_file: str | None = Field(default=None, description="CA bundle to verify the server")
     timeout_s: float = Field(default=30.0, gt=0, le=300)
     recipients: list[str] = Field(description="Who receives every notification")
@@ -114,9 +123,17 @@ class VigieEmail(NotificationBlock):
             text=body,
             critical=True,
         )
+        password = os.environ.get(self.password_env, "") if self.password_env else ""
+        if self.username and not password:
+            return (
+                f"{self.password_env or 'the password variable'} is not set in the environment "
+                "of the Prefect server: set it where `prefect server start` runs",
+                False,
+            )
         client = None
         try:
-            client = smtp_client(email, Secrets(smtp_password=self.password))
+            secret = SecretStr(password) if password else None
+            client = smtp_client(email, Secrets(smtp_password=secret))
             client.login()
             mime = compose_email(message, sender=self.sender, sender_name=self.sender_name)
             limit_s = conversation_limit(email, len(self.recipients))

@@ -30,7 +30,7 @@ from tasks.ui import publish_markdown, publish_progress, update_progress
 from vigie.errors import ConfigError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings
-from warehouse.backup import backup_warehouse, checkpoint_warehouse
+from warehouse.backup import backup_warehouse, checkpoint_warehouse, rotate_backups
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -218,11 +218,29 @@ def replay_markdown(
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    """The maintenance's backup: the file written, those deleted beyond the number kept."""
+
+    path: Path
+    size: int
+    removed: tuple[Path, ...]
+
+    def describe(self) -> str:
+        gone = f", {len(self.removed)} older deleted" if self.removed else ""
+        return f"checked backup written to {self.path} ({self.size / 1e6:.1f} MB){gone}"
+
+
 def maintenance_markdown(
-    retention: RetentionResult, exports: Sequence[DayExport], checkpoint: tuple[int, int]
+    retention: RetentionResult,
+    exports: Sequence[DayExport],
+    checkpoint: tuple[int, int],
+    backup: BackupResult | None = None,
 ) -> str:
     before, after = checkpoint
     lines = ["# Maintenance", "", "| step | what it did |", "|---|---|"]
+    if backup is not None:
+        lines.append(f"| backup | {md_text(backup.describe())} |")
     lines.append(f"| retention | {md_text(retention.describe())} |")
     if exports:
         for export in exports:
@@ -333,6 +351,13 @@ def export_days_task(
 ) -> list[DayExport]:
     """Export the last days' mentions, one file per UTC day."""
     return export_days(settings.warehouse_path, folder, days=days, today=today, fmt=fmt)
+
+
+@task(name="backup", cache_policy=NO_CACHE)
+def backup_task(settings: Settings, keep: int, now: datetime) -> BackupResult:
+    """Write a dated, checked backup beside the warehouse (backups/) and keep the newest."""
+    path, removed = rotate_backups(settings.warehouse_path, keep=keep, now=now)
+    return BackupResult(path, path.stat().st_size, tuple(removed))
 
 
 @task(name="checkpoint", cache_policy=NO_CACHE)

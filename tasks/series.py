@@ -67,12 +67,21 @@ def score_series(timestamps: Sequence[str], values: Sequence[float]) -> list[flo
     return seasonal_anomaly_scores(values, period=buckets_per_day(timestamps))
 
 
+# A cell starting with one of these is read as a formula by spreadsheets (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` with a leading single quote when a spreadsheet would read it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def write_scores(path: Path, timestamps: Sequence[str], scores: Sequence[float]) -> None:
     try:
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["timestamp", "anomaly_score"])
             for timestamp, score in zip(timestamps, scores, strict=True):
-                writer.writerow([timestamp, f"{score:.6f}"])
+                writer.writerow([spreadsheet_safe(timestamp), f"{score:.6f}"])
     except OSError as err:
         raise SeriesError(f"{path}: cannot be written: {err.strerror}") from err

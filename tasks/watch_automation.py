@@ -24,11 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
 
 from tasks.email_block import VigieEmail
 from tasks.events import WATCH_WATCHED, watch_key, watch_resource
 from tasks.watchdog import WATCHDOG_TEXT, duration_text
-from vigie.settings import Secrets, Settings
+from vigie.settings import Settings
 
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
@@ -72,8 +73,9 @@ def block_name(settings: Settings) -> str:
     return f"vigie-watchdog-email-{watch_key(settings)}"
 
 
-def email_block(settings: Settings, secrets: Secrets) -> VigieEmail:
-    """The block that emails the operators with the configured SMTP server."""
+def email_block(settings: Settings) -> VigieEmail:
+    """The block that emails the operators with the configured SMTP server; with a login, it
+    names the variable the Prefect server reads the password from (never the password)."""
     email = settings.email
     return VigieEmail(
         host=email.host,
@@ -82,7 +84,7 @@ def email_block(settings: Settings, secrets: Secrets) -> VigieEmail:
         sender=email.sender,
         sender_name=email.sender_name,
         username=email.username,
-        password=secrets.smtp_password if email.username else None,
+        password_env=email.password_env if email.username else None,
         ca_file=str(email.ca_file.resolve()) if email.ca_file else None,
         timeout_s=email.timeout_s,
         recipients=[m.email for m in settings.operators],
@@ -145,18 +147,29 @@ def _comparable(automation: AutomationCore) -> dict[str, Any]:
     return core.model_dump(mode="json", exclude={"trigger": {"id"}})
 
 
-def ensure_watch_automation(
-    settings: Settings, secrets: Secrets, *, within: timedelta
-) -> AutomationSetup:
+def ensure_watch_automation(settings: Settings, *, within: timedelta) -> AutomationSetup:
     """Create or update, by name, the email block and the automation on the server of
     PREFECT_API_URL. Raises what the Prefect client raises when the server does not answer."""
     from prefect import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
 
-    block = email_block(settings, secrets)
+    block = email_block(settings)
     name = block_name(settings)
     block_id = str(block.save(name, overwrite=True))
     wanted = watch_automation(settings, block_id, within)
     with get_client(sync_client=True) as client:
+        # Saving over a block merges the new data into the old: a password an earlier
+        # version stored there would stay. Keep only what the block has now.
+        saved = client.read_block_document(UUID(block_id), include_secrets=True)
+        fields = set(VigieEmail.model_fields)
+        if set(saved.data) - fields:
+            client.update_block_document(
+                saved.id,
+                BlockDocumentUpdate(
+                    data={k: v for k, v in saved.data.items() if k in fields},
+                    merge_existing_data=False,
+                ),
+            )
         existing = client.read_automations_by_name(wanted.name)
         for duplicate in existing[1:]:  # made by hand, or by two starts at once
             client.delete_automation(duplicate.id)

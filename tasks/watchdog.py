@@ -7,21 +7,36 @@ server or worker cannot silence it: it reads the warehouse and talks SMTP, nothi
 where every source failed does not count as watching. Each notice has a deterministic id (the
 last cycle that watched names the stop), so a watchdog run every minute queues it once; a notice
 that cannot be sent stays in the outbox for the next run.
+
+A warehouse that cannot be read (truncated, corrupt) stops the watch too, and then the outbox
+cannot be used: `tell_unreadable` emails the operators straight through SMTP, and remembers it
+in a small state file beside the warehouse (`<warehouse>.watchdog.json`, under a file lock, so
+two watchdogs at once send one email), once per incident; the file is removed by the first run
+that reads the warehouse again, which ends the incident. A process killed after the server took
+the email but before the file says so sends it once more, with the same Message-ID.
 """
 
 from __future__ import annotations
 
+import fcntl
 import html
-from dataclasses import dataclass
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Literal
 
 from tasks.notify import header_safe
 from vigie.models import OutboxMessage
-from vigie.settings import Settings
+from vigie.settings import Secrets, Settings
 from warehouse.store import Store
 
 STOPPED = "watchdog_stopped"
 RECOVERED = "watchdog_recovered"
+UNREADABLE = "watchdog_unreadable"
 # Without `health.watchdog_minutes`: this many scheduled cycles missed, and at least MIN_LIMIT.
 MISSED_CYCLES = 3
 MIN_LIMIT = timedelta(minutes=30)
@@ -43,6 +58,14 @@ WATCHDOG_TEXT: dict[str, dict[str, str]] = {
         ),
         "recovered_subject": "[Vigie] La veille a repris",
         "recovered_intro": "La veille a repris : un cycle s’est terminé à {at} UTC.",
+        "unreadable_subject": "[Vigie][ENTREPÔT ILLISIBLE] La veille est arrêtée : {file}",
+        "unreadable_intro": (
+            "L’entrepôt de la veille {path} est endommagé et ne peut pas être lu ({reason}). "
+            "Tant qu’il n’est pas restauré, aucun cycle ne peut enregistrer de mention ni "
+            "envoyer d’alerte."
+        ),
+        "unreadable_do": "À faire : {hint}, puis `vigie db check`.",
+        "unreadable_once": "Vous ne recevrez pas d’autre avis pour cet incident.",
     },
     "en": {
         "stopped_subject": "[Vigie][WATCH STOPPED] No watch cycle for {silent}",
@@ -59,6 +82,13 @@ WATCHDOG_TEXT: dict[str, dict[str, str]] = {
         ),
         "recovered_subject": "[Vigie] The watch is back",
         "recovered_intro": "The watch is back: a cycle completed at {at} UTC.",
+        "unreadable_subject": "[Vigie][WAREHOUSE UNREADABLE] The watch is stopped: {file}",
+        "unreadable_intro": (
+            "The watch's warehouse {path} is damaged and cannot be read ({reason}). Until it "
+            "is restored, no cycle can store a mention or send an alert."
+        ),
+        "unreadable_do": "To do: {hint}, then `vigie db check`.",
+        "unreadable_once": "You will not get another notice for this incident.",
     },
 }
 
@@ -176,3 +206,153 @@ def check_watch(store: Store, settings: Settings, *, now: datetime) -> tuple[Wat
         for message in watchdog_notices(settings, state, store.last_notice((STOPPED, RECOVERED))):
             queued += store.queue(message, now)
     return state, queued
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableAlarm:
+    """What the state file beside the warehouse remembers of an unreadable warehouse."""
+
+    message_id: str  # names the incident: when it was first seen
+    first_seen: datetime
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+
+def alarm_file(path: Path) -> Path:
+    """The state file of the unreadable-warehouse alarm of the warehouse `path`."""
+    return path.with_name(path.name + ".watchdog.json")
+
+
+def unreadable_notice(
+    settings: Settings, alarm: UnreadableAlarm, path: Path, reason: str, hint: str
+) -> OutboxMessage:
+    """The email telling the operators that the warehouse cannot be read, and what to do."""
+    text = WATCHDOG_TEXT[settings.organisation.language]
+    intro = text["unreadable_intro"].format(path=path, reason=header_safe(reason, 300))
+    todo = text["unreadable_do"].format(hint=hint)
+    paragraphs = (intro, todo, text["unreadable_once"])
+    return OutboxMessage(
+        message_id=alarm.message_id,
+        kind=UNREADABLE,
+        recipients=tuple(m.email for m in settings.operators),
+        subject=header_safe(text["unreadable_subject"].format(file=path.name)),
+        html='<html><body style="font-family:sans-serif">'
+        + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        + "</body></html>",
+        text="\n\n".join(paragraphs) + "\n",
+        critical=True,
+    )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[IO[str]]:
+    """The state file, open for reading and writing, alone in every process until the end."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield handle
+
+
+def _read_alarm(handle: IO[str]) -> UnreadableAlarm | None:
+    handle.seek(0)
+    try:
+        data = json.loads(handle.read() or "null")
+        if not isinstance(data, dict):
+            return None
+        sent = data.get("sent_at")
+        return UnreadableAlarm(
+            message_id=str(data["message_id"]),
+            first_seen=datetime.fromisoformat(data["first_seen"]),
+            sent_at=datetime.fromisoformat(sent) if sent else None,
+            attempts=int(data.get("attempts", 0)),
+            last_error=data.get("last_error"),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # a state file cut short: a new incident (one more email, none lost)
+
+
+def _write_alarm(handle: IO[str], alarm: UnreadableAlarm) -> None:
+    handle.seek(0)
+    handle.truncate()
+    json.dump(
+        {
+            "message_id": alarm.message_id,
+            "first_seen": alarm.first_seen.isoformat(),
+            "sent_at": alarm.sent_at.isoformat() if alarm.sent_at else None,
+            "attempts": alarm.attempts,
+            "last_error": alarm.last_error,
+        },
+        handle,
+    )
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def tell_unreadable(
+    settings: Settings,
+    path: Path,
+    reason: str,
+    hint: str,
+    *,
+    now: datetime,
+    send: Callable[[OutboxMessage], str | None],
+) -> tuple[Literal["sent", "already_sent", "failed"], UnreadableAlarm]:
+    """Email the operators, once per incident, that the warehouse `path` cannot be read.
+
+    `send` hands one message to SMTP and returns None, or why it was not sent. The incident
+    lasts until `clear_unreadable`; a failed send is tried again by the next run.
+    """
+    with _locked(alarm_file(path)) as handle:
+        alarm = _read_alarm(handle) or UnreadableAlarm(
+            f"watchdog.unreadable.{now:%Y%m%dT%H%M%SZ}", now, None, 0, None
+        )
+        if alarm.sent_at is not None:
+            return "already_sent", alarm
+        failure = send(unreadable_notice(settings, alarm, path, reason, hint))
+        alarm = replace(
+            alarm,
+            attempts=alarm.attempts + 1,
+            sent_at=now if failure is None else None,
+            last_error=failure,
+        )
+        _write_alarm(handle, alarm)
+    return ("sent" if failure is None else "failed"), alarm
+
+
+def clear_unreadable(path: Path) -> UnreadableAlarm | None:
+    """End the unreadable-warehouse incident (the warehouse reads again); the alarm it had."""
+    state = alarm_file(path)
+    if not state.exists():
+        return None
+    with _locked(state) as handle:
+        alarm = _read_alarm(handle)
+        state.unlink(missing_ok=True)
+    return alarm
+
+
+def send_directly(settings: Settings, secrets: Secrets) -> Callable[[OutboxMessage], str | None]:
+    """A sender that talks SMTP without the outbox: None when the server took the message,
+    else why not (one line, no password)."""
+    from tasks.delivery import compose_email
+    from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, smtp_client
+
+    def send(message: OutboxMessage) -> str | None:
+        email = settings.email
+        client = None
+        try:
+            client = smtp_client(email, secrets)
+            client.login()
+            mime = compose_email(message, sender=email.sender, sender_name=email.sender_name)
+            client.smtp.sendmail(email.sender, list(message.recipients), mime.as_bytes())
+        except _SMTP_ERRORS as err:
+            return _describe_smtp_error(err)
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except (*_SMTP_ERRORS, AttributeError):
+                    pass
+        return None
+
+    return send

@@ -93,5 +93,14 @@ class WarehouseError(VigieError):
     """The DuckDB warehouse cannot be opened, migrated or written."""
 
 
+class WarehouseDamaged(WarehouseError):
+    """The warehouse file cannot be read (truncated, corrupt): a restore of a backup mends it.
+    The message names the file and the command to run; `reason` is what was found."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class NotifyError(VigieError):
     """An email could not be handed to the SMTP server."""

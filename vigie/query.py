@@ -32,6 +32,11 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NEAR = re.compile(r"NEAR/([0-9]+)", re.ASCII)
 _OPERATORS = {"AND", "OR", "NOT"}
 NEAR_MAX = 50
+# A watch query is written by a person: these bounds are far above real queries, and checked
+# before anything is derived from one (the search string, the term index), whose costs grow
+# with its size.
+MAX_QUERY_CHARS = 2000
+MAX_QUERY_TERMS = 300
 # Parentheses and NOTs nest the parser's recursion; real queries never come close.
 MAX_DEPTH = 32
 
@@ -476,11 +481,23 @@ def parse_query(query: str) -> Node:
     """Parse a watch query.
 
     Raises:
-        QueryError: the query is empty or malformed; the message gives the position.
+        QueryError: the query is empty, malformed (the message gives the position), or longer
+            than MAX_QUERY_CHARS or MAX_QUERY_TERMS.
     """
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query has {len(query)} characters, more than {MAX_QUERY_CHARS}: split it "
+            "into several watches"
+        )
     parser = _Parser(query)
     if not parser.tokens:
         raise QueryError("the query is empty")
+    terms = sum(1 for token in parser.tokens if token.kind in {"word", "phrase"})
+    if terms > MAX_QUERY_TERMS:
+        raise QueryError(
+            f"the query has {terms} terms, more than {MAX_QUERY_TERMS}: split it into several "
+            "watches"
+        )
     node = parser.parse_or()
     token = parser.peek()
     if token is not None:

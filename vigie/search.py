@@ -57,11 +57,11 @@ def _render(term: Term, spellings: dict[str, str]) -> str:
 def _keyed_terms(query: str) -> list[tuple[tuple[str, ...], str]]:
     node: Node = parse_query(query)
     spellings = _spellings(query)
-    found: list[tuple[tuple[str, ...], str]] = []
+    found: dict[tuple[str, ...], str] = {}
     for term in _positive_terms(node):
-        if all(term.words != words for words, _ in found):
-            found.append((term.words, _render(term, spellings)))
-    return found
+        if term.words not in found:
+            found[term.words] = _render(term, spellings)
+    return list(found.items())
 
 
 def positive_terms(query: str) -> list[str]:

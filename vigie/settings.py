@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import email_validator
 from cronsim import CronSim, CronSimError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -35,13 +37,39 @@ from pydantic import (
 from pydantic.networks import validate_email
 
 from vigie.errors import ConfigError, QueryError, one_line
-from vigie.query import Node, parse_query
+from vigie.query import MAX_QUERY_CHARS, Node, parse_query
 from vigie.search import derived_search_query
 
 DEFAULT_CONFIG = "vigie.toml"
 CONFIG_ENV = "VIGIE_CONFIG"
 # tomllib ends its messages with "(at line 3, column 8)".
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+# Bidirectional overrides and isolates, zero-width characters and the BOM: invisible, and able
+# to make a line read otherwise than it is.
+_INVISIBLE = frozenset(
+    [
+        *map(chr, range(0x200B, 0x2010)),
+        *map(chr, range(0x202A, 0x202F)),
+        *map(chr, range(0x2060, 0x206A)),
+        "\ufeff",
+    ]
+)
+
+
+def _no_control(value: str) -> str:
+    """Text shown to people (terminals, emails) holds no control or invisible character."""
+    for ch in value:
+        if ch in _INVISIBLE or unicodedata.category(ch) == "Cc":
+            raise ValueError(
+                f"holds the control character U+{ord(ch):04X}: it would print raw in "
+                "terminals and emails; remove it"
+            )
+    return value
+
+
+# A name or text of the configuration that commands and emails show.
+Shown = AfterValidator(_no_control)
 
 Platform = Literal["news", "blog", "social", "forum", "video", "other"]
 Role = Literal[
@@ -106,10 +134,10 @@ class _Model(BaseModel):
 
 
 class Organisation(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), Shown]
     language: Literal["fr", "en"] = "fr"
     timezone: str = "UTC"
-    other_names: tuple[str, ...] = ()
+    other_names: tuple[Annotated[str, Shown], ...] = ()
 
     @field_validator("timezone")
     @classmethod
@@ -130,7 +158,7 @@ Language = Literal["fr", "en"]
 
 class Watch(_Model):
     name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[\w .'-]+$")]
-    query: Annotated[str, Field(min_length=1, max_length=2000)]
+    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS), Shown]
     # None: every language. Otherwise a mention in another known language does not match;
     # one whose language cannot be told still does (a short post may be about us).
     languages: tuple[Language, ...] | None = None
@@ -142,13 +170,26 @@ class Watch(_Model):
             raise ValueError("lists no language: leave it out to match every language")
         return value
 
+    @field_validator("query", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        """Too long a query is refused first, naming the watch (before any other check)."""
+        if isinstance(value, str) and len(value) > MAX_QUERY_CHARS:
+            raise ValueError(
+                f"the query of watch {info.data.get('name', '?')!r} has {len(value)} "
+                f"characters, more than {MAX_QUERY_CHARS}: split it into several watches"
+            )
+        return value
+
     @field_validator("query")
     @classmethod
-    def _parsable(cls, value: str) -> str:
+    def _parsable(cls, value: str, info: ValidationInfo) -> str:
         try:
             parse_query(value)
         except QueryError as err:
-            raise ValueError(str(err)) from err
+            # A fault at a position is shown there; the others (empty, too big) name the watch.
+            where = "" if err.position is not None else f"watch {info.data.get('name', '?')!r}: "
+            raise ValueError(f"{where}{err}") from err
         return value
 
     @property
@@ -178,17 +219,17 @@ class JsonMapping(_Model):
 
 
 class Source(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[str, Field(min_length=1, max_length=120), Shown]
     kind: str = "rss"
     # For API kinds, the base URL of the service (`https://public.api.bsky.app`); defaults to
     # the public service of the kind (DEFAULT_BASE_URLS), or to `instance` for mastodon.
-    url: Annotated[str, Field(max_length=2000)]
+    url: Annotated[str, Field(max_length=2000), Shown]
     platform: Platform = "news"
     tier: Annotated[int, Field(ge=1, le=3)] = 3
     language: Literal["fr", "en"] | None = None
     # Poll this source at most every `poll_minutes` (None: every watch cycle).
     poll_minutes: Annotated[int, Field(ge=1, le=10080)] | None = None
-    query: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    query: Annotated[str, Field(min_length=1, max_length=500), Shown] | None = None
     region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     instance: Annotated[str, Field(min_length=1, max_length=300)] | None = None
     tag: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?[^\W]+$")] | None = None
@@ -305,7 +346,7 @@ class Email(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 587
     sender: EmailStr
-    sender_name: str = "Vigie"
+    sender_name: Annotated[str, Shown] = "Vigie"
     username: str | None = None
     security: Literal["none", "starttls", "ssl"] = "starttls"
     ca_file: Path | None = None
@@ -394,16 +435,16 @@ def _cron(value: str) -> str:
 
 
 class Member(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[str, Field(min_length=1, max_length=120), Shown]
     email: str
     role: Role
     level: Annotated[int, Field(ge=1, le=9)] = 1
     # Where this person is trained and authorised to answer in the organisation's name.
-    platforms: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = ()
+    platforms: tuple[Annotated[str, Field(min_length=1, max_length=60), Shown], ...] = ()
     # Shown in alerts and reminders; checked loosely (digits, spaces, + - ( ) .).
-    phone: Annotated[str, Field(max_length=40)] | None = None
+    phone: Annotated[str, Field(max_length=40), Shown] | None = None
     # The member who stands in when this one cannot be reached (a `name` of the cell).
-    backup: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    backup: Annotated[str, Field(min_length=1, max_length=120), Shown] | None = None
     # Languages this member works in; None: the organisation's (`Settings.member_languages`).
     languages: tuple[Language, ...] | None = None
 
@@ -475,7 +516,7 @@ class Cell(_Model):
 
 
 class Team(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), Shown]
     emails: Annotated[tuple[str, ...], Field(min_length=1)]
     # The reminder's language; None: the organisation's (`Settings.team_language`).
     language: Language | None = None

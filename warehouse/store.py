@@ -71,6 +71,8 @@ SENTIMENT_LABEL_SQL = (
 
 # What a drill created (migration 012): real figures leave these out.
 DRILL_SOURCES = "(SELECT name FROM sources WHERE drill)"
+# A text cell starting with =, +, -, @, a tab or a carriage return is a formula to spreadsheets.
+_FORMULA_PATTERN = "'^[-=+@\t\r]'"
 # The columns of a top story, as top_stories and collected_stories return them.
 STORY_KEYS = (
     "story_id",
@@ -1187,14 +1189,44 @@ class Store:
         # COPY cannot take the file name as a parameter; quote it as an SQL string literal.
         target = "'" + str(destination).replace("'", "''") + "'"
         options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+        columns = "* EXCLUDE (topics), array_to_string(topics, ';') AS topics"
+        if fmt == "csv":
+            columns = self._spreadsheet_safe_columns()
         with _reporting_query_progress(self.con, count, progress):
             self.con.execute(
-                f"COPY (SELECT * EXCLUDE (topics), array_to_string(topics, ';') AS topics "
+                f"COPY (SELECT {columns} "
                 f"FROM mentions WHERE published_at >= $since AND published_at < $until "
                 f"ORDER BY published_at) TO {target} ({options})",
                 {"since": since, "until": until},
             )
         return count
+
+    def _spreadsheet_safe_columns(self) -> str:
+        """The columns of a CSV export: a text cell that a spreadsheet would read as a formula
+        (it starts with =, +, -, @, a tab or a carriage return, as a feed's title
+        `=HYPERLINK(...)` does) gets a leading single quote: OWASP's rule for CSV injection."""
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = 'mentions' ORDER BY ordinal_position"
+        ).fetchall()
+        others: list[tuple[str, str]] = []
+        for name, data_type in rows:
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            if name == "topics":
+                value = f"array_to_string({quoted}, ';')"
+            elif data_type == "VARCHAR":
+                value = quoted
+            else:
+                others.append((name, quoted))
+                continue
+            safe = (
+                f"CASE WHEN regexp_matches({value}, $formula) THEN chr(39) || {value} "
+                f"ELSE {value} END AS {quoted}"
+            )
+            others.append((name, safe))
+        # topics last, as in the Parquet export
+        ordered = [c for n, c in others if n != "topics"] + [c for n, c in others if n == "topics"]
+        return ", ".join(ordered).replace("$formula", _FORMULA_PATTERN)
 
     def info(self) -> dict[str, Any]:
         """What `vigie db info` prints: schema version, row counts, time range."""

@@ -157,23 +157,29 @@ def wait_healthy(api_url: str, process: subprocess.Popen[bytes], timeout_s: floa
 
 @contextlib.contextmanager
 def running_prefect_server(
-    *, startup_timeout_s: float = 180, home: Path | None = None, port: int | None = None
+    *,
+    startup_timeout_s: float = 180,
+    home: Path | None = None,
+    port: int | None = None,
+    server_env: Mapping[str, str] | None = None,
 ) -> Iterator[PrefectServer]:
     """Start `prefect server start` on a free port with a temporary SQLite home; stop it (and
     everything started through it) by PID at the end. With `home` and `port`, a server is
-    restarted on the same database and address."""
+    restarted on the same database and address; `server_env` is added to the server's own
+    environment only (its clients' is `PrefectServer.env`)."""
     with tempfile.TemporaryDirectory(prefix="vigie-prefect-") as folder:
         home = home or Path(folder)
         port = port or free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         env = client_env(api_url, home)
-        server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+        own_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
         # The UI calls the API at PREFECT_UI_API_URL, by default port 4200 whatever --port says.
-        server_env["PREFECT_UI_API_URL"] = api_url
+        own_env["PREFECT_UI_API_URL"] = api_url
+        own_env.update(server_env or {})
         server = _popen(
             "server",
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            server_env,
+            own_env,
             home,
             home,
         )

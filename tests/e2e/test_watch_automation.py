@@ -10,17 +10,18 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.events.schemas.events import ReceivedEvent
 
 from tasks.events import watch_key
 from tests.conftest import ConfigWriter
-from tests.e2e.prefect_server import PrefectServer
+from tests.e2e.prefect_server import PrefectServer, running_prefect_server
 from tests.e2e.served import prefect_client
 from vigie.localservers import FeedServer, MailSink
 from vigie.settings import load_settings
@@ -45,6 +46,14 @@ watchdog_minutes = 1
 # One window (60 s) plus the server's proactive evaluation (every 5 s) and its action, with room
 # for a loaded machine.
 FIRE_WAIT_S = 240
+
+
+@pytest.fixture
+def prefect_server() -> Iterator[PrefectServer]:
+    """A server of its own, whose environment holds the SMTP password: the block names the
+    variable, the server reads it when it sends."""
+    with running_prefect_server(server_env={"VIGIE_SMTP_PASSWORD": SECRET}) as server:
+        yield server
 
 
 def _check_password(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
@@ -180,7 +189,12 @@ def test_the_prefect_server_tells_of_a_stopped_watch_once(
             [automation] = client.read_automations_by_name(name)
         assert automation.trigger.within.total_seconds() == 120  # type: ignore[union-attr]
 
-    # The password reached the server in the block only, encrypted: not in its database.
+    # The password is in the server's environment only: not in its files, and no block
+    # document gives it to a client (include_secrets).
+    with prefect_client(prefect_server) as client:
+        answer = client.request("POST", "/block_documents/filter", json={"include_secrets": True})
+    assert answer.status_code == 200 and "vigie-email" in answer.text
+    assert SECRET not in answer.text
     forms = [SECRET.encode()]
     leaks = [
         str(path)

@@ -13,7 +13,6 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.blocks.abstract import NotificationError
 from prefect.blocks.core import Block
-from pydantic import SecretStr
 
 from tasks.email_block import VigieEmail
 from tasks.events import WATCH_WATCHED
@@ -21,7 +20,7 @@ from tasks.watch_automation import email_block, notice_texts, watch_automation
 from tasks.watchdog import watchdog_limit
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
-from vigie.settings import Secrets, load_settings
+from vigie.settings import load_settings
 
 SECRET = "pw-Block-4k?-vigie-secret"
 WRONG = "pw-Block-wrong-not-the-secret"
@@ -37,6 +36,17 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
     return AuthResult(success=ok, handled=False)
 
 
+# The block holds the name of the variable; the Prefect server (here, this process) holds the
+# password in its environment.
+PASSWORD_ENV = {SECRET: "VIGIE_TEST_BLOCK_PASSWORD", WRONG: "VIGIE_TEST_BLOCK_WRONG_PASSWORD"}
+
+
+@pytest.fixture(autouse=True)
+def _server_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for password, variable in PASSWORD_ENV.items():
+        monkeypatch.setenv(variable, password)
+
+
 def _block(port: int, cert: Path, password: str) -> VigieEmail:
     return VigieEmail(
         host="127.0.0.1",
@@ -44,7 +54,7 @@ def _block(port: int, cert: Path, password: str) -> VigieEmail:
         security="starttls",
         sender=SENDER,
         username=SENDER,
-        password=SecretStr(password),
+        password_env=PASSWORD_ENV[password],
         ca_file=str(cert),
         timeout_s=10,
         recipients=["nadia.ouellet@laiterie-boreale.example"],
@@ -106,11 +116,32 @@ def test_the_automation_expects_a_watching_cycle_within_the_watchdog_limit(
     subject, body = notice_texts(settings, within)
     assert subject == "[Vigie][WATCH STOPPED] No watch cycle for more than 45 min"
     assert "{{ event.payload.cycle_id }}" in body
-    # The block carries the password only when the server asks for a login.
-    block = email_block(settings, Secrets(smtp_password=SecretStr(SECRET)))
-    assert block.password is None
+    # The block names the password's variable only when the server asks for a login, and
+    # never holds the password.
+    block = email_block(settings)
+    assert block.password_env is None
     assert block.recipients == [m.email for m in settings.operators]
     assert SECRET not in automation.model_dump_json()
+
+
+def test_the_block_reads_the_password_from_the_environment_at_send_time(
+    tmp_path: Path, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    block = _block(25, cert, SECRET)
+    assert SECRET not in block.model_dump_json() and SECRET not in repr(block)
+    with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as mail:
+        block = block.model_copy(update={"port": mail.port})
+        monkeypatch.delenv(PASSWORD_ENV[SECRET])
+        reason = block.send("body", "Sujet")
+        assert reason is not None and PASSWORD_ENV[SECRET] in reason
+        assert "is not set in the environment of the Prefect server" in reason
+        assert mail.messages() == []
+        monkeypatch.setenv(PASSWORD_ENV[SECRET], SECRET)  # set where the server runs
+        assert block.send("body", "Sujet") is None
+        assert len(mail.messages()) == 1
 
 
 def test_the_block_tries_again_a_server_that_answers_4xx_and_never_a_5xx(
@@ -162,3 +193,46 @@ def test_the_block_never_sends_again_a_notice_the_server_received_without_answer
             asyncio.run(block.notify("Le guet s'est arrêté.", "Vigie"))
         assert "delivery uncertain" in uncertain.value.log, uncertain.value.log
         assert len(mail.messages()) == 1
+
+
+@pytest.mark.prefect
+def test_after_the_automation_setup_no_block_document_holds_the_password(
+    prefect_harness: str, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What anyone who reaches the Prefect API can read: `POST /block_documents/filter` with
+    `include_secrets`. A block an earlier version saved with the password is cleaned too."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    from tasks.watch_automation import block_name, ensure_watch_automation
+
+    monkeypatch.setenv("VIGIE_SMTP_PASSWORD", SECRET)
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}],
+        smtp_port=2525,
+        extra="[health]\nwatchdog_minutes = 45\n",
+    )
+    text = config.read_text(encoding="utf-8").replace(
+        'security = "none"', f'security = "starttls"\nusername = "{SENDER}"'
+    )
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
+
+    def readable() -> str:
+        with get_client(sync_client=True) as client:
+            answer = client.request(
+                "POST", "/block_documents/filter", json={"include_secrets": True}
+            )
+        answer.raise_for_status()
+        return answer.text
+
+    ensure_watch_automation(settings, within=watchdog_limit(settings))
+    assert '"password_env":"VIGIE_SMTP_PASSWORD"' in readable().replace(" ", "")
+    assert SECRET not in readable()
+    # A block document as an earlier version left it, the password in its data.
+    with get_client(sync_client=True) as client:
+        old = client.read_block_document_by_name(block_name(settings), "vigie-email")
+        client.update_block_document(old.id, BlockDocumentUpdate(data={"password": SECRET}))
+    assert SECRET in readable()
+    ensure_watch_automation(settings, within=watchdog_limit(settings))
+    assert SECRET not in readable()

@@ -159,6 +159,10 @@ def test_the_maintenance_flow_exports_prunes_checkpoints_and_reports_it(
     assert "| retention | Raw text older than" in markdown
     assert f"| export {export['day']} | 1 mentions written to" in markdown
     assert "| checkpoint | write-ahead log folded into the file" in markdown
+    # The daily backup: checked, in backups/ beside the warehouse, and named in the report.
+    backup = Path(result["backup"])
+    assert backup.parent == settings.warehouse_path.parent / "backups" and backup.exists()
+    assert "| backup | checked backup written to" in markdown
 
 
 @pytest.mark.prefect

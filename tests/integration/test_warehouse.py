@@ -219,7 +219,7 @@ def test_a_writer_waits_for_the_lock_to_be_released(tmp_path: Path) -> None:
 def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "wh.duckdb"
     path.write_bytes(b"this is not a database" * 1000)
-    with pytest.raises(WarehouseError, match="cannot open the warehouse"):
+    with pytest.raises(WarehouseError, match=f"the warehouse {path} is damaged .*vigie db restore"):
         connect(path, lock_wait_s=0.5)
 
 

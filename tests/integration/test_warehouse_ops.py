@@ -3,6 +3,7 @@ sources, concurrent writers and a load killed mid-way — on real DuckDB files a
 
 from __future__ import annotations
 
+import csv
 import signal
 import subprocess
 import sys
@@ -18,10 +19,10 @@ import pytest
 from tasks.quality import flag_degraded_sources, quality_report
 from tasks.validate import ValidationOutcome
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
-from vigie.errors import WarehouseError
+from vigie.errors import WarehouseDamaged, WarehouseError
 from vigie.models import FetchResult, Mention, QuarantinedMention, SourceOutcome
 from vigie.settings import Settings
-from warehouse.backup import backup_warehouse, restore_warehouse
+from warehouse.backup import backup_warehouse, check_warehouse, restore_warehouse, rotate_backups
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -139,6 +140,45 @@ def test_export_writes_the_mentions_of_the_period(tmp_path: Path, fmt: str) -> N
     assert exported == [("m1", "marque"), ("m2", "marque"), ("m3", "marque")]
 
 
+FORMULAS = {
+    "title": '=HYPERLINK("https://evil.example","Cliquez")',
+    "summary": "+cmd|' /C calc'!A0",
+    "author": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "url": "-2+3+cmd|' /C calc'!A0",
+}
+
+
+def test_a_csv_export_neutralises_every_cell_a_spreadsheet_would_run(tmp_path: Path) -> None:
+    """OWASP's rule for CSV injection: a text cell starting with =, +, -, @, a tab or a carriage
+    return gets a leading single quote; the Parquet export keeps the text as it is."""
+    path = tmp_path / "wh.duckdb"
+    hostile = [
+        _mention(1, **FORMULAS),
+        _mention(2, title="\t=1+1", summary="\r=1+1", topics=("=marque",)),
+        _mention(3, title="Laiterie = qualité", summary="-"),
+    ]
+    _load(path, hostile)
+    with open_warehouse(path) as con:
+        store = Store(con)
+        for fmt in ("csv", "parquet"):
+            store.export_mentions(
+                tmp_path / f"out.{fmt}", since=NOW - timedelta(days=5), until=NOW, fmt=fmt
+            )
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {row["mention_id"]: row for row in csv.DictReader(handle)}
+    cells = [value for row in rows.values() for value in row.values()]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    assert {key: rows["m1"][key] for key in FORMULAS} == {k: "'" + v for k, v in FORMULAS.items()}
+    assert (rows["m2"]["title"], rows["m2"]["summary"]) == ("'\t=1+1", "'\r=1+1")
+    assert rows["m2"]["topics"] == "'=marque"
+    assert (rows["m3"]["title"], rows["m3"]["summary"]) == ("Laiterie = qualité", "'-")
+    assert rows["m1"]["tier"] == "1"  # numbers stay numbers
+    parquet = duckdb.connect().execute(
+        f"SELECT title FROM read_parquet('{tmp_path / 'out.parquet'}') WHERE mention_id = 'm1'"
+    )
+    assert parquet.fetchall() == [(FORMULAS["title"],)]
+
+
 def test_backup_is_consistent_and_restore_brings_it_back(tmp_path: Path) -> None:
     path = tmp_path / "wh.duckdb"
     _load(path, [_mention(1), _mention(2)])
@@ -147,6 +187,46 @@ def test_backup_is_consistent_and_restore_brings_it_back(tmp_path: Path) -> None
     assert size > 0
     restore_warehouse(tmp_path / "backups" / "wh-1.duckdb", path)
     assert _scalar(path, "SELECT count(*) FROM mentions") == 2
+
+
+def test_rotated_backups_keep_the_newest_and_a_damaged_warehouse_deletes_no_good_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(1), _mention(2)])
+    made = [rotate_backups(path, keep=2, now=NOW + timedelta(days=d))[0] for d in range(3)]
+    kept = sorted((tmp_path / "backups").glob("wh-*.duckdb"))
+    assert kept == made[1:]
+    # Cut short: the backup of that day fails, names the warehouse, and the two good ones stay.
+    with open_warehouse(path) as con:
+        con.execute("CHECKPOINT")
+    with path.open("r+b") as damaged:
+        damaged.truncate(path.stat().st_size // 2)
+    with pytest.raises(WarehouseDamaged, match=f"the warehouse {path} is damaged"):
+        rotate_backups(path, keep=2, now=NOW + timedelta(days=3))
+    assert sorted((tmp_path / "backups").glob("wh-*.duckdb")) == made[1:]
+    assert all(check_warehouse(b).rows > 0 for b in made[1:])
+
+
+def test_a_corrupt_block_in_the_middle_is_found_by_the_full_read(tmp_path: Path) -> None:
+    """Damage no metadata shows: a data block overwritten inside the file. Opening and counting
+    still work; `check_warehouse` reads every row and fails on the block's checksum."""
+    path = tmp_path / "wh.duckdb"
+    _load(path, [_mention(n, summary=f"résumé {n} " * 50) for n in range(1, 3000)])
+    with open_warehouse(path) as con:
+        con.execute("CHECKPOINT")
+        blocks = con.execute(
+            "SELECT DISTINCT block_id FROM pragma_storage_info('mentions') "
+            "WHERE persistent AND block_id >= 0 AND column_name = 'summary' ORDER BY 1"
+        ).fetchall()
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()
+    offset = 3 * 4096 + int(blocks[0][0]) * int(block_size[0][0]) + 512
+    with path.open("r+b") as file:
+        file.seek(offset)
+        file.write(b"\xff" * 4096)
+    assert _scalar(path, "SELECT count(*) FROM mentions") == 2999
+    with pytest.raises(WarehouseDamaged, match=f"the warehouse {path} is damaged .*checksum"):
+        check_warehouse(path)
 
 
 def test_restore_refuses_a_file_that_is_not_a_warehouse(tmp_path: Path) -> None:

@@ -29,7 +29,11 @@ TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 
 def _settings(tmp_path: Path, language: str = "fr", name: str = "Laiterie Boréale") -> Settings:
     toml = (MINIMAL_TOML + CELL_TOML).replace('language = "fr"', f'language = "{language}"')
-    return settings_from(tmp_path, toml.replace('name = "Laiterie Boréale"', f'name = "{name}"'))
+    settings = settings_from(tmp_path, toml)
+    # Set after validation: the configuration refuses control characters in names, and the
+    # rendering must stay safe on its own.
+    organisation = settings.organisation.model_copy(update={"name": name})
+    return settings.model_copy(update={"organisation": organisation})
 
 
 def _story(story_id: str, title: str, url: str, tier: int = 3) -> TopStory:
@@ -139,7 +143,7 @@ def test_untrusted_titles_are_escaped_and_only_http_links_are_links(tmp_path: Pa
 
 
 def test_control_characters_never_reach_the_subject_or_split_a_line(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, name="Laiterie\\r\\nBcc: attacker@example.org")
+    settings = _settings(tmp_path, name="Laiterie\r\nBcc: attacker@example.org")
     hostile = _story("s9", "Titre\r\nX-Injected: 1\u202e", "https://x.example/\r\n9")
     message = render_digest(_digest(stories=(hostile,)), settings)
     assert "\r" not in message.subject and "\n" not in message.subject

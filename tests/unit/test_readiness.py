@@ -181,13 +181,17 @@ def test_without_a_cell_address_things_go_to_the_first_level(tmp_path: Path) -> 
 def test_config_text_is_escaped_and_headers_cannot_be_injected(tmp_path: Path) -> None:
     hostile = READY_CELL_TOML.replace(
         'name = "Service à la clientèle"',
-        'name = "<script>alert(1)</script> Équipe\\r\\nBcc: espion@example.org"',
+        'name = "<script>alert(1)</script> Équipe"',
     ).replace(
         '"Nous ne supprimons jamais un commentaire critique."',
         '"Nous ne <b>supprimons</b> jamais un commentaire critique."',
     )
     settings = settings_from(tmp_path, MINIMAL_TOML + hostile)
-    message = render_readiness(settings, settings.teams[0], now=FIRST_OF_DECEMBER_9AM)
+    # The configuration refuses control characters in names; the rendering stays safe alone.
+    team = settings.teams[0].model_copy(
+        update={"name": settings.teams[0].name + "\r\nBcc: espion@example.org"}
+    )
+    message = render_readiness(settings, team, now=FIRST_OF_DECEMBER_9AM)
     assert "<script>" not in message.html and "<b>" not in message.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Équipe" in message.html
     assert "Nous ne &lt;b&gt;supprimons&lt;/b&gt; jamais" in message.html

@@ -3,6 +3,7 @@ secrets from the environment, and where the configuration file is looked for."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from, write_toml
 from vigie.errors import ConfigError
 from vigie.query import text_words
+from vigie.search import positive_terms
 from vigie.settings import load_secrets, load_settings, resolve_config_path
 
 LOGIN = 'username = "vigie@laiterie-boreale.example"\n'
@@ -381,3 +383,67 @@ def test_a_token_is_only_sent_over_https_or_to_this_machine(
     else:
         _, message = config_error(tmp_path, text)
         assert "a token is only sent over https (or to this machine)" in message
+
+
+# --- bounds and text shown to people --------------------------------------------------------
+
+SEARCH_SOURCE = '\n[[sources]]\nname = "HN"\nkind = "hackernews"\n'
+
+
+@pytest.mark.parametrize(
+    ("terms", "separator", "message_part"),
+    [
+        (30_000, " OR ", "has 288886 characters, more than 2000"),
+        (301, " ", "has 301 terms, more than 300"),
+    ],
+    ids=["30000-or-terms", "301-terms-in-2000-characters"],
+)
+def test_a_huge_watch_query_is_refused_at_once_naming_the_watch(
+    tmp_path: Path, terms: int, separator: str, message_part: str
+) -> None:
+    """Before the bound, 30,000 OR terms took 75 s to derive a search string (quadratic)."""
+    query = separator.join(f"w{i}" if separator == " OR " else "w" for i in range(terms))
+    text = MINIMAL_TOML.replace(
+        "query = '(\"laiterie boréale\" OR boreale) NOT recrutement'", f"query = '{query}'"
+    )
+    started = time.perf_counter()
+    path, message = config_error(tmp_path, text + SEARCH_SOURCE)
+    assert time.perf_counter() - started < 2.0
+    assert message.startswith(f"{path}: watch[0].query: ")
+    assert "watch 'marque'" in message and message_part in message, message
+
+
+def test_the_search_string_of_the_largest_query_allowed_is_derived_quickly() -> None:
+    query = " ".join(f"w{i}" for i in range(300))  # 300 terms in 1,989 characters
+    started = time.perf_counter()
+    assert positive_terms(query)[-1] == "w299"
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            'name = "Le Quotidien du Nord"',
+            'name = "Le Quotidien\\u001b[2J du Nord"',
+            "sources[0].name",
+        ),
+        ('name = "Laiterie Boréale"', 'name = "Laiterie\\rBoréale"', "organisation.name"),
+        ('name = "Awa Diallo"', 'name = "Awa\\u202eDiallo"', "cell.members[0].name"),
+        ('name = "Awa Diallo"', 'name = "Awa\\u0085Diallo"', "cell.members[0].name"),
+        (
+            "query = '(\"laiterie boréale\" OR boreale) NOT recrutement'",
+            'query = "boreale\\u001b[31m"',
+            "watch[0].query",
+        ),
+        ("[email]\n", '[email]\nsender_name = "Vigie\\u0007"\n', "email.sender_name"),
+    ],
+    ids=["source-escape", "org-cr", "member-bidi", "member-c1", "query-escape", "sender-bell"],
+)
+def test_a_control_character_in_a_name_shown_to_people_is_refused_naming_the_key(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    text = MINIMAL_TOML + CELL_TOML
+    assert old in text
+    path, message = config_error(tmp_path, text.replace(old, new, 1))
+    assert message.startswith(f"{path}: {key}: holds the control character U+"), message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,11 +11,15 @@ from tasks.watchdog import (
     RECOVERED,
     STOPPED,
     WatchState,
+    alarm_file,
+    clear_unreadable,
     duration_text,
+    tell_unreadable,
     watchdog_limit,
     watchdog_notices,
 )
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
+from vigie.models import OutboxMessage
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -70,3 +76,40 @@ def test_the_return_is_told_only_after_a_stop_was(tmp_path: Path) -> None:
 def test_nobody_to_tell_queues_nothing(tmp_path: Path) -> None:
     settings = settings_from(tmp_path, MINIMAL_TOML)
     assert watchdog_notices(settings, WatchState(NOW, HOUR, None, None), None) == []
+
+
+def test_two_watchdogs_at_once_on_an_unreadable_warehouse_send_one_email(
+    tmp_path: Path,
+) -> None:
+    """The state file beside the warehouse, under its lock: the second waits for the first's
+    SMTP exchange, then finds the email sent. A failed send is tried again; the incident ends
+    when the warehouse reads again, and the next one is a new email."""
+    settings = settings_from(tmp_path, MINIMAL_TOML + CELL_TOML)
+    warehouse = tmp_path / "wh.duckdb"
+    sent: list[OutboxMessage] = []
+    refuse = [True]
+
+    def send(message: OutboxMessage) -> str | None:
+        if refuse[0]:
+            return "SMTP 451: try later"
+        time.sleep(0.5)
+        sent.append(message)
+        return None
+
+    def tell(now: datetime) -> str:
+        outcome, _ = tell_unreadable(
+            settings, warehouse, "cut short", "vigie db restore B", now=now, send=send
+        )
+        return outcome
+
+    assert tell(NOW) == "failed" and sent == []
+    refuse[0] = False
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(tell, [NOW + HOUR, NOW + HOUR]))
+    assert outcomes == ["already_sent", "sent"]
+    [message] = sent
+    assert message.message_id == f"watchdog.unreadable.{NOW:%Y%m%dT%H%M%SZ}"  # the first seen
+    assert message.critical and "vigie db restore B" in message.text
+    assert str(warehouse) in message.text and "cut short" in message.text
+    assert clear_unreadable(warehouse) is not None and not alarm_file(warehouse).exists()
+    assert tell(NOW + 2 * HOUR) == "sent" and len(sent) == 2
