@@ -185,6 +185,7 @@ def test_drill_alerts_the_cell_waits_for_the_ack_and_reports_the_times(
     assert len(mail_sink.messages()) == received_before + 2
 
 
+@pytest.mark.slow  # waits out the one minute the form allows at least
 def test_a_drill_nobody_acknowledges_ends_with_that_result(
     prefect_harness: str, tmp_path: Path, write_config: ConfigWriter
 ) -> None:

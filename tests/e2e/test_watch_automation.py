@@ -110,6 +110,7 @@ def _watched(server: PrefectServer, config: Path) -> list[ReceivedEvent]:
         return list(client.read_events(filter=event_filter, limit=50).events)
 
 
+@pytest.mark.slow  # waits on the Prefect server's own clock: two windows of its trigger
 def test_the_prefect_server_tells_of_a_stopped_watch_once(
     prefect_server: PrefectServer,
     feed_server: FeedServer,
