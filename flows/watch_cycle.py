@@ -31,6 +31,7 @@ from tasks.incident import with_extra_watches
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
+    detect_stories_task,
     detect_task,
     escalate_task,
     finish_cycle_task,
@@ -148,6 +149,7 @@ def watch_cycle(
         health_changes = check_source_health_task(path, _q(settings), collected.freshness, now)
     with clock.step("detect"):
         assessments = detect_task(path, settings.watch, _q(settings), now)
+        breaking = detect_stories_task(path, settings.watch, _q(settings), now)
     with clock.step("alert"):
         changes = raise_alerts_task(
             path,
@@ -156,6 +158,7 @@ def watch_cycle(
             now,
             flow_run.ui_url,
             str(Path(config_path).resolve()),
+            stories=breaking,
         )
         escalations = escalate_task(path, _q(settings), now)
     # Prefect events for automations; emitting never fails the cycle.

@@ -170,6 +170,15 @@ class WindowMention:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryCopy:
+    """One source's copy of a story: `mention.source` is the source that carried it."""
+
+    mention: WindowMention
+    url: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StorySignature:
     """The MinHash signature of a story's first mention, to recognise its copies."""
 

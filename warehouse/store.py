@@ -31,6 +31,7 @@ from vigie.models import (
     SourceCondition,
     SourceOutcome,
     SourceState,
+    StoryCopy,
     StorySignature,
     VolumeSignal,
     WindowMention,
@@ -560,14 +561,60 @@ class Store:
             ).fetchall()[0][0]
         )
 
-    def open_alert_for(self, topic: str) -> StoredAlert | None:
+    def open_alert_for(self, topic: str, story_id: str | None = None) -> StoredAlert | None:
+        """The open alert of a topic's volume, or with `story_id`, of that story (whatever
+        the topic it broke in): the key that keeps one open alert per topic and per story."""
+        key = "story_id = ?" if story_id is not None else "topic = ? AND story_id IS NULL"
         rows = self.con.execute(
             "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "
-            "last_triggered_at FROM alerts WHERE topic = ? AND status IN ('open', 'acknowledged') "
+            f"last_triggered_at FROM alerts WHERE {key} AND status IN ('open', 'acknowledged') "
             "ORDER BY opened_at DESC LIMIT 1",
-            [topic],
+            [story_id if story_id is not None else topic],
         ).fetchall()
         return StoredAlert(*rows[0]) if rows else None
+
+    def open_story_alerts(self, topic: str) -> list[str]:
+        """The stories of `topic` whose alert is open: detection follows them until resolved."""
+        rows = self.con.execute(
+            "SELECT DISTINCT story_id FROM alerts WHERE topic = ? AND story_id IS NOT NULL "
+            "AND status IN ('open', 'acknowledged') ORDER BY story_id",
+            [topic],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def story_sightings(
+        self, topic: str, *, start: datetime, end: datetime
+    ) -> list[tuple[str, str, datetime]]:
+        """(story, source, published_at) of the topic's mentions published in [start, end),
+        one row per source that carried each mention (`mention_sightings`); drills left out.
+        The baseline of breaking-story detection: archives count here, they are history."""
+        rows = self.con.execute(
+            "SELECT m.story_id, coalesce(s.source, m.source), m.published_at FROM mentions m "
+            "LEFT JOIN mention_sightings s ON s.mention_id = m.mention_id "
+            "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ? "
+            f"AND m.source NOT IN {DRILL_SOURCES}",
+            [topic, start, end],
+        ).fetchall()
+        return [(story, source, at) for story, source, at in rows]
+
+    def story_copies(self, topic: str, *, start: datetime, end: datetime) -> list[StoryCopy]:
+        """Each source's copy of the topic's stories published in [start, end), oldest first,
+        without backfill (a source's first successful cycle: its archive is not news) and
+        drills: what breaking-story detection judges and the alert email lists."""
+        rows = self.con.execute(
+            "WITH first_cycle AS (SELECT source, arg_min(cycle_id, started_at) AS cycle_id "
+            "FROM source_runs WHERE status = 'ok' GROUP BY source) "
+            "SELECT coalesce(s.source, m.source), m.platform, coalesce(src.tier, m.tier), "
+            "m.title, m.summary, m.sentiment, m.story_id, m.url, m.published_at FROM mentions m "
+            "LEFT JOIN mention_sightings s ON s.mention_id = m.mention_id "
+            "LEFT JOIN sources src ON src.name = s.source "
+            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id "
+            "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ? "
+            f"AND f.cycle_id IS NULL AND m.source NOT IN {DRILL_SOURCES} "
+            "ORDER BY m.published_at, m.mention_id, 1",
+            [topic, start, end],
+        ).fetchall()
+        return [StoryCopy(WindowMention(*row[:7]), row[7], row[8]) for row in rows]
 
     def open_alert(
         self,
@@ -581,15 +628,18 @@ class Store:
         severity: float = 0.0,
         contributions: dict[str, Any] | None = None,
         drill: bool = False,
+        story_id: str | None = None,
     ) -> None:
-        """Open an alert, log the event and queue its emails, all or nothing."""
+        """Open an alert, log the event and queue its emails, all or nothing; with
+        `story_id`, the alert of that story (breaking-story detection) rather than of the
+        topic's volume."""
         detail = {"level": level, "severity": severity, "contributions": contributions or {}}
         with self.transaction():
             self.con.execute(
                 "INSERT INTO alerts (alert_id, topic, level, status, score, reason, opened_at, "
                 "updated_at, window_start, window_end, mentions_in_window, baseline, "
-                "last_triggered_at, severity, contributions, drill) "
-                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "last_triggered_at, severity, contributions, drill, story_id) "
+                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     alert_id,
                     signal.topic,
@@ -606,6 +656,7 @@ class Store:
                     severity,
                     json.dumps(contributions or {}),
                     drill,
+                    story_id,
                 ],
             )
             self.log_alert_event(alert_id, "opened", now, detail)
