@@ -182,6 +182,7 @@ def watch_cycle(
         quality_changes=quality_changes,
         health_changes=health_changes,
         escalations=escalations,
+        breaking=breaking,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
