@@ -95,18 +95,11 @@ def peak_spread(sightings: Iterable[tuple[str, datetime]], window: timedelta) ->
     return best
 
 
-def story_peaks(
-    rows: Iterable[tuple[str, str, datetime]],
-    window: timedelta,
-    *,
-    exclude: Collection[str] = (),
-) -> dict[str, int]:
-    """Each story's `peak_spread`, from (story, source, published_at) rows; stories in
-    `exclude` (those being judged) are not their own baseline."""
+def story_peaks(rows: Iterable[tuple[str, str, datetime]], window: timedelta) -> dict[str, int]:
+    """Each story's `peak_spread`, from (story, source, published_at) rows."""
     by_story: dict[str, list[tuple[str, datetime]]] = {}
     for story, source, at in rows:
-        if story not in exclude:
-            by_story.setdefault(story, []).append((source, at))
+        by_story.setdefault(story, []).append((source, at))
     return {story: peak_spread(seen, window) for story, seen in by_story.items()}
 
 
@@ -127,7 +120,7 @@ def sources_needed(usual: float, *, min_sources: int, factor: float) -> float:
 def assess_stories(
     topic: str,
     copies: Sequence[StoryCopy],
-    baseline: Iterable[tuple[str, str, datetime]],
+    baseline: Collection[int],
     *,
     window_start: datetime,
     window_end: datetime,
@@ -144,14 +137,14 @@ def assess_stories(
     Args:
         copies: each source's copy of the topic's stories published in the window (no
             backfill), as `Store.story_copies` reads them.
-        baseline: (story, source, published_at) of the topic's mentions before the window.
+        baseline: the peak spread of each of the topic's stories before the window, but
+            those of the window (the stories judged are not their own baseline).
     """
     window = window_end - window_start
     by_story: dict[str, list[StoryCopy]] = {}
     for copy in copies:
         by_story.setdefault(copy.mention.story_id, []).append(copy)
-    peaks = story_peaks(baseline, window, exclude=by_story.keys())
-    usual = usual_spread(list(peaks.values()))
+    usual = usual_spread(baseline)
     needed = sources_needed(
         usual, min_sources=detection.breaking_min_sources, factor=detection.breaking_factor
     )
@@ -239,7 +232,8 @@ def story_reason(story: StoryAssessment) -> str:
     severity = story.severity
     parts = ", ".join(f"{k} {v:g}" for k, v in severity.contributions.items() if v)
     return (
-        f"severity {severity.score:g}/100 ({parts}); breaking story {story.story_id}: "
+        f"severity {severity.score:g}/100 ({parts}); breaking story {story.story_id} "
+        f"({story.title!r}): "
         f"{story.sources} distinct sources in window vs usual spread {story.usual_spread:g} "
         f"(needed {story.needed:g})"
     )
@@ -259,11 +253,20 @@ def assess_breaking_stories(
     baseline_start = window_start - window * detection.baseline_windows
     found: list[StoryAssessment] = []
     for topic in topics:
+        copies = store.story_copies(topic, start=window_start, end=window_end)
+        within, spanning = store.story_spreads(
+            topic,
+            start=baseline_start,
+            end=window_start,
+            window=window,
+            exclude=sorted({copy.mention.story_id for copy in copies}),
+        )
+        peaks = [*within.elements(), *story_peaks(spanning, window).values()]
         found.extend(
             assess_stories(
                 topic,
-                store.story_copies(topic, start=window_start, end=window_end),
-                store.story_sightings(topic, start=baseline_start, end=window_start),
+                copies,
+                peaks,
                 window_start=window_start,
                 window_end=window_end,
                 detection=detection,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tasks.breaking import assess_stories
+from tasks.breaking import assess_stories, story_peaks
 from vigie.models import StoryCopy, WindowMention
 from vigie.settings import Detection
 from vigie.simulation import HOUR, START, Scenario, calm_counts
@@ -148,10 +148,12 @@ def replay_stories(
             for past in range(max(0, hour - detection.baseline_windows), hour)
             for c in copies[past]
         ]
+        judged = {c.mention.story_id for c in copies[hour]}
+        peaks = story_peaks(baseline, HOUR)
         found = assess_stories(
             "marque",
             copies[hour],
-            baseline,
+            [peak for story, peak in peaks.items() if story not in judged],
             window_start=START + HOUR * hour,
             window_end=START + HOUR * (hour + 1),
             detection=detection,

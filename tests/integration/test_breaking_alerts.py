@@ -139,7 +139,7 @@ def test_a_story_spreading_fast_opens_one_alert_that_names_it_and_lives_its_life
         path, "SELECT story_id, topic, level, reason FROM alerts"
     )
     assert (story_id, topic, level) == ("closure", "marque", "alerte")
-    assert "breaking story closure: 5 distinct sources" in str(reason)
+    assert f"breaking story closure ({CLOSURE!r}): 5 distinct sources" in str(reason)
     [(subject, html)] = _rows(path, "SELECT subject, html FROM outbox")
     assert subject == (
         "[Vigie][ALERTE] Laiterie Boréale : une histoire se propage vite "
@@ -189,3 +189,15 @@ def test_the_story_alert_is_in_english_when_the_organisation_is(tmp_path: Path) 
     assert "10 distinct sources picked up this story" in str(html)
     assert "Sources that picked it up, in order" in str(html)
     assert "story picked up fast by many sources" in str(html)
+
+
+def test_a_story_judged_now_is_not_its_own_baseline(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    earlier = [
+        _mention(f"early-{n}", f"early-{n}", NOW - 2 * HOUR, story="closure", title=CLOSURE)
+        for n in range(8)
+    ]
+    _load(path, "c1", earlier + _closure(range(5), NOW), NOW)
+    [story] = _detect(path, settings, NOW)
+    assert (story.usual_spread, story.needed, story.breaking) == (1.0, 5.0, True)

@@ -38,9 +38,9 @@ def _copy(
     return StoryCopy(mention, f"https://{slug}.example/{story}", START + timedelta(minutes=minutes))
 
 
-def _calm_baseline(stories_per_hour: int = 6, hours: int = 168) -> list[tuple[str, str, datetime]]:
-    """A week of many small stories: most carried by one source, one in ten by two or three
-    (a syndicated wire story)."""
+def _calm_baseline(stories_per_hour: int = 6, hours: int = 168) -> list[int]:
+    """The peak spreads of a week of many small stories: most carried by one source, one in
+    ten by two or three (a syndicated wire story)."""
     rows = []
     for hour in range(hours):
         at = START - HOUR * (hour + 1)
@@ -48,7 +48,7 @@ def _calm_baseline(stories_per_hour: int = 6, hours: int = 168) -> list[tuple[st
             story = f"s-{hour}-{i}"
             carriers = 1 + (i == 0) + (hour % 2 == 0 and i == 0)
             rows += [(story, f"outlet-{(i + k) % 12}", at) for k in range(carriers)]
-    return rows
+    return list(story_peaks(rows, HOUR).values())
 
 
 def test_peak_spread_counts_distinct_sources_within_one_window() -> None:
@@ -71,10 +71,9 @@ def test_the_window_is_half_open() -> None:
     assert peak_spread([("a", t0), ("b", t0 + HOUR - timedelta(seconds=1))], HOUR) == 2
 
 
-def test_story_peaks_leave_out_the_stories_being_judged() -> None:
+def test_story_peaks_measure_each_story() -> None:
     rows = [("x", "a", START), ("x", "b", START), ("y", "a", START)]
     assert story_peaks(rows, HOUR) == {"x": 2, "y": 1}
-    assert story_peaks(rows, HOUR, exclude={"x"}) == {"y": 1}
 
 
 def test_usual_spread_is_the_spread_nine_stories_in_ten_do_not_exceed() -> None:
@@ -136,12 +135,15 @@ def test_one_story_across_ten_outlets_in_an_hour_alerts() -> None:
 
 def test_a_topic_whose_stories_are_often_syndicated_needs_more() -> None:
     # Every other story of the week was carried by five outlets within the hour.
-    baseline = [
-        (f"w-{h}-{i}", f"outlet-{k}", START - HOUR * (h + 1))
-        for h in range(168)
-        for i in range(4)
-        for k in range(5 if i % 2 else 1)
-    ]
+    baseline = story_peaks(
+        [
+            (f"w-{h}-{i}", f"outlet-{k}", START - HOUR * (h + 1))
+            for h in range(168)
+            for i in range(4)
+            for k in range(5 if i % 2 else 1)
+        ],
+        HOUR,
+    ).values()
     copies = [_copy("recall", f"Média {n}", title=RECALL, sentiment=-0.6) for n in range(10)]
     [story] = assess_stories(
         "marque",
@@ -223,7 +225,7 @@ def test_a_followed_story_gone_quiet_is_assessed_as_calm() -> None:
 def test_a_story_of_two_topics_is_judged_once_where_it_alerts() -> None:
     copies = [_copy("recall", f"Média {n}", title=RECALL, sentiment=-0.6) for n in range(10)]
 
-    def assess(topic: str, baseline: list[tuple[str, str, datetime]]) -> StoryAssessment:
+    def assess(topic: str, baseline: list[int]) -> StoryAssessment:
         [story] = assess_stories(
             topic,
             copies,
@@ -236,7 +238,7 @@ def test_a_story_of_two_topics_is_judged_once_where_it_alerts() -> None:
         return story
 
     # In "secteur", stories often reach ten sources: not breaking there.
-    busy = [(f"b-{i}", f"outlet-{k}", START - HOUR) for i in range(10) for k in range(10)]
+    busy = [10] * 10
     chosen = one_per_story([assess("secteur", busy), assess("marque", _calm_baseline())])
     assert [(s.topic, s.alerting) for s in chosen] == [("marque", True)]
 
