@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,45 @@ def test_a_story_of_two_topics_is_judged_once_where_it_alerts() -> None:
 def test_the_settings_refuse_a_minimum_of_one_source() -> None:
     with pytest.raises(ValueError, match="breaking_min_sources"):
         Detection(breaking_min_sources=1)
+
+
+def test_the_story_email_escapes_the_title_and_links_only_web_addresses(tmp_path: Path) -> None:
+    from tasks.notify import render_alert_email
+    from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
+
+    title = "Rappel <script>alert(1)</script> Boréale : listeria\r\nBcc: x@example.org"
+    copies = [
+        _copy("recall", f"Média {n}", title=title, sentiment=-0.6, minutes=n) for n in range(5)
+    ]
+    copies.append(
+        StoryCopy(
+            WindowMention("Piège", "news", 3, title, "", -0.6, "recall"),
+            "javascript:alert(2)",
+            START + timedelta(minutes=30),
+        )
+    )
+    [story] = assess_stories(
+        "marque",
+        copies,
+        _calm_baseline(),
+        window_start=START,
+        window_end=END,
+        detection=Detection(),
+        baseline_negative_share=0.2,
+    )
+    settings = settings_from(tmp_path, MINIMAL_TOML + CELL_TOML)
+    subject, body = render_alert_email(
+        settings,
+        alert_id="al-1",
+        signal=story.signal,
+        level=story.severity.level,
+        top_mentions=[],
+        run_url=None,
+        severity=story.severity,
+        story=story,
+    )
+    assert "\n" not in subject and "\r" not in subject and "(6 sources en 60 min)" in subject
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    assert "javascript:" not in body
+    assert "<li>Piège</li>" in body  # named, not linked
+    assert 'href="https://média-0.example/recall"' in body
