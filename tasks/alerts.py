@@ -1,12 +1,12 @@
-"""Alerts: the life of an alert per topic (and per breaking story), from its severity in each
-cycle.
+"""Alerts: the life of an alert per topic, from its severity in each cycle.
 
 A topic whose severity reaches `alerte` (or `crise`) opens an alert, unless one is open: then
 the alert is escalated when the level rises, updated when the evidence grows, and resolved
-after `detection.calm_minutes` without a trigger. One topic never has two open volume alerts,
-nor one story two open alerts (tasks/breaking.py: a story's alert is keyed by its story). Every
-transition is a row of `alert_events`; opening an alert, its event and its email are one
-transaction, so a retried cycle either finds the alert (and does nothing) or opens it once.
+after `detection.calm_minutes` without a trigger. One topic never has two open alerts: a
+breaking story (tasks/breaking.py) opens the topic's alert when none is open, and counts as a
+trigger of the one that is. Every transition is a row of `alert_events`; opening an alert, its
+event and its email are one transaction, so a retried cycle either finds the alert (and does
+nothing) or opens it once.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ def raise_alerts(
     drill: bool = False,
     stories: Sequence[StoryAssessment] = (),
 ) -> AlertChanges:
-    """Open, escalate, update or resolve each topic's alert and each breaking story's alert;
-    return what changed.
+    """Open, escalate, update or resolve each topic's alert; return what changed.
 
-    A topic's volume alert is keyed by its topic, a story's by its story: each lives the same
-    life. `ack_link(alert_id)` may start a run waiting for an acknowledgement and return its
+    A topic's alert opens on its volume assessment or on one of its alerting breaking
+    `stories`, the most severe first (a story's email names the story); while it is open, both
+    keep it current and escalate it, so that a burst of stories is one alert, not one email
+    each. `ack_link(alert_id)` may start a run waiting for an acknowledgement and return its
     page, which the alert email links to (without it, the email gives `vigie ack`). A
     `drill`'s alerts are marked as such, and so are their emails.
     """
@@ -58,9 +59,13 @@ def raise_alerts(
     judged: list[tuple[VolumeSignal, Severity, bool, StoryAssessment | None]] = [
         (a.signal, a.severity, a.alerting, None) for a in assessments
     ]
-    judged += [(s.signal, s.severity, s.alerting, s) for s in stories]
+    # A story that does not alert says nothing of the topic's alert: its volume assessment
+    # keeps it current and resolves it.
+    judged += [(s.signal, s.severity, True, s) for s in stories if s.alerting]
+    # On a tie, the story opens the alert: its email says more (which story, where).
+    judged.sort(key=lambda item: (-item[1].score, item[3] is None))
     for signal, severity, alerting, story in judged:
-        existing = store.open_alert_for(signal.topic, story.story_id if story else None)
+        existing = store.open_alert_for(signal.topic)
         if existing is not None:
             kind = store.update_alert(
                 existing,

@@ -11,8 +11,10 @@ reaches the minimum.
 
 The story's tone decides whether it is an alert, as for volume (`tasks.signals`): a press
 release carried by ten outlets is not a crisis. The severity is that of the story's copies with
-the breaking spread in the place of volume. Each story alert is keyed by its story
-(`Store.open_alert_for`), so it opens once and follows the alert lifecycle of `tasks.alerts`.
+the breaking spread in the place of volume. An alerting story opens its topic's alert when none
+is open (the email names the story) and otherwise keeps it current and escalates it: the key
+and the life of the alert are the volume alert's (`tasks.alerts`), and a burst of stories
+spreading at once is one alert, not one email each.
 """
 
 from __future__ import annotations
@@ -126,13 +128,11 @@ def assess_stories(
     window_end: datetime,
     detection: Detection,
     baseline_negative_share: float,
-    follow: Collection[str] = (),
 ) -> list[StoryAssessment]:
     """Judge the topic's stories of the window against the spread of its baseline stories.
 
-    Returns an assessment for every story that reaches the minimum of distinct sources, and
-    for every story in `follow` (those with an open alert, so that the alert can be updated or
-    resolved), in order of their first copy.
+    Returns an assessment for every story that reaches the minimum of distinct sources, in
+    order of their first copy.
 
     Args:
         copies: each source's copy of the topic's stories published in the window (no
@@ -154,7 +154,7 @@ def assess_stories(
         outlets: dict[str, str] = {}
         for copy in story_copies:
             outlets.setdefault(copy.mention.source, copy.url)
-        if len(outlets) < detection.breaking_min_sources and story_id not in follow:
+        if len(outlets) < detection.breaking_min_sources:
             continue
         breaking = len(outlets) >= needed
         mentions = [copy.mention for copy in story_copies]
@@ -182,26 +182,6 @@ def assess_stories(
                 needed,
                 breaking,
                 severity,
-            )
-        )
-    for story_id in sorted(set(follow).difference(by_story)):
-        found.append(
-            StoryAssessment(
-                topic,
-                story_id,
-                "",
-                "",
-                window_start,
-                window_end,
-                (),
-                usual,
-                needed,
-                False,
-                _story_severity(
-                    assess_severity(
-                        [], volume_score=0.0, enough_volume=False, baseline_negative_share=0.0
-                    )
-                ),
             )
         )
     return found
@@ -247,8 +227,8 @@ def assess_breaking_stories(
     window_start: datetime,
     window_end: datetime,
 ) -> list[StoryAssessment]:
-    """Each topic's breaking stories in the window, and the stories whose alert is open,
-    from the warehouse; the baseline is the volume detector's (`baseline_windows`)."""
+    """Each topic's stories that reach the minimum of sources in the window, from the
+    warehouse; the baseline is the volume detector's (`baseline_windows`)."""
     window = window_end - window_start
     baseline_start = window_start - window * detection.baseline_windows
     found: list[StoryAssessment] = []
@@ -273,7 +253,6 @@ def assess_breaking_stories(
                 baseline_negative_share=store.negative_share(
                     topic, start=baseline_start, end=window_start
                 ),
-                follow=store.open_story_alerts(topic),
             )
         )
     return one_per_story(found)

@@ -2,8 +2,8 @@
 
 The scenarios of `vigie.simulation` give each hour's mentions with their story and source; here
 they are spread evenly over their hour, and `replay_stories` judges every hour as the watch
-cycle's `detect-breaking-stories` step would (the baseline: the week before), with one open
-alert per story, resolved after `detection.calm_minutes` without the story breaking. Two
+cycle's `detect-breaking-stories` step would (the baseline: the week before), with the topic's
+one open alert, opened by a story and resolved after `detection.calm_minutes` without one. Two
 scenarios of its own: `breaking-story` (one story carried by ten outlets in an hour at the busy
 time of day, the topic's volume ordinary) and `syndicated-calm` (wire copies carried by three
 outlets every hour and a positive press release carried by six each morning: no crisis).
@@ -26,8 +26,8 @@ PLATFORMS = ("news", "social", "forum", "blog")
 
 @dataclass
 class StoryReplay:
-    alerts: list[int] = field(default_factory=list)  # hours at which a story alert would open
-    stories: list[str] = field(default_factory=list)  # ... and their stories
+    alerts: list[int] = field(default_factory=list)  # hours at which a story would open an alert
+    stories: list[str] = field(default_factory=list)  # ... and the story that opens it
     noticed: list[int] = field(default_factory=list)  # hours with a breaking story, alerting or not
 
     def first_alert_after(self, hour: int) -> int | None:
@@ -140,8 +140,8 @@ def replay_stories(
         for hour in range(max(0, first - detection.baseline_windows), len(scenario.counts))
     }
     result = StoryReplay()
-    open_since: dict[str, int] = {}
-    last_trigger: dict[str, int] = {}
+    open_since: int | None = None  # the topic's alert, opened by a story (as the cycle keys it)
+    last_trigger = -(10**9)
     for hour in range(first, len(scenario.counts)):
         baseline: list[tuple[str, str, datetime]] = [
             (c.mention.story_id, c.mention.source, c.published_at)
@@ -158,20 +158,18 @@ def replay_stories(
             window_end=START + HOUR * (hour + 1),
             detection=detection,
             baseline_negative_share=0.2,
-            follow=set(open_since),
         )
         if any(story.breaking for story in found):
             result.noticed.append(hour)
-        for story in found:
-            if story.alerting:
-                last_trigger[story.story_id] = hour
-                if story.story_id not in open_since:
-                    open_since[story.story_id] = hour
-                    result.alerts.append(hour)
-                    result.stories.append(story.story_id)
-            elif (
-                story.story_id in open_since
-                and (hour - last_trigger[story.story_id]) * 60 >= detection.calm_minutes
-            ):
-                del open_since[story.story_id]
+        alerting = sorted(
+            (story for story in found if story.alerting), key=lambda s: -s.severity.score
+        )
+        if alerting:
+            last_trigger = hour
+            if open_since is None:
+                open_since = hour
+                result.alerts.append(hour)
+                result.stories.append(alerting[0].story_id)
+        elif open_since is not None and (hour - last_trigger) * 60 >= detection.calm_minutes:
+            open_since = None
     return result

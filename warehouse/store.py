@@ -561,26 +561,14 @@ class Store:
             ).fetchall()[0][0]
         )
 
-    def open_alert_for(self, topic: str, story_id: str | None = None) -> StoredAlert | None:
-        """The open alert of a topic's volume, or with `story_id`, of that story (whatever
-        the topic it broke in): the key that keeps one open alert per topic and per story."""
-        key = "story_id = ?" if story_id is not None else "topic = ? AND story_id IS NULL"
+    def open_alert_for(self, topic: str) -> StoredAlert | None:
         rows = self.con.execute(
             "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "
-            f"last_triggered_at FROM alerts WHERE {key} AND status IN ('open', 'acknowledged') "
+            "last_triggered_at FROM alerts WHERE topic = ? AND status IN ('open', 'acknowledged') "
             "ORDER BY opened_at DESC LIMIT 1",
-            [story_id if story_id is not None else topic],
-        ).fetchall()
-        return StoredAlert(*rows[0]) if rows else None
-
-    def open_story_alerts(self, topic: str) -> list[str]:
-        """The stories of `topic` whose alert is open: detection follows them until resolved."""
-        rows = self.con.execute(
-            "SELECT DISTINCT story_id FROM alerts WHERE topic = ? AND story_id IS NOT NULL "
-            "AND status IN ('open', 'acknowledged') ORDER BY story_id",
             [topic],
         ).fetchall()
-        return [row[0] for row in rows]
+        return StoredAlert(*rows[0]) if rows else None
 
     def story_spreads(
         self,
@@ -652,9 +640,8 @@ class Store:
         drill: bool = False,
         story_id: str | None = None,
     ) -> None:
-        """Open an alert, log the event and queue its emails, all or nothing; with
-        `story_id`, the alert of that story (breaking-story detection) rather than of the
-        topic's volume."""
+        """Open an alert, log the event and queue its emails, all or nothing; `story_id`
+        names the breaking story that opened it, if a story did (tasks/breaking.py)."""
         detail = {"level": level, "severity": severity, "contributions": contributions or {}}
         with self.transaction():
             self.con.execute(

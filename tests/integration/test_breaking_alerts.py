@@ -1,5 +1,5 @@
-"""Breaking-story alerts on a real warehouse: read from stored mentions and sightings, opened once
-per story, escalated, resolved, and kept apart from the topic's volume alert."""
+"""Breaking-story alerts on a real warehouse: read from stored mentions and sightings, opening the
+topic's alert once (a burst of stories is one alert), escalating it, and resolved with it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tasks.alerts import AlertChanges, raise_alerts
 from tasks.breaking import StoryAssessment, assess_breaking_stories
+from tasks.detect import assess_watches
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import Mention
 from vigie.settings import Settings
@@ -96,9 +97,12 @@ def _detect(path: Path, settings: Settings, now: datetime) -> list[StoryAssessme
 
 
 def _raise(path: Path, settings: Settings, now: datetime) -> AlertChanges:
+    """Detect and alert as the watch cycle does: the topic's volume, then its stories."""
     stories = _detect(path, settings, now)
     with open_warehouse(path) as con:
-        return raise_alerts(Store(con), settings, [], now=now, run_url=None, stories=stories)
+        store = Store(con)
+        topics = assess_watches(store, ["marque"], settings.detection, now)
+        return raise_alerts(store, settings, topics, now=now, run_url=None, stories=stories)
 
 
 def _load(path: Path, cycle: str, mentions: list[Mention], now: datetime) -> None:
@@ -147,10 +151,9 @@ def test_a_story_spreading_fast_opens_one_alert_that_names_it_and_lives_its_life
     )
     assert 'href="https://media-0.example/closure-0"' in str(html)
     assert "media-4" in str(html) and "5 sources distinctes" in str(html)
-    # The topic's volume has no alert: the two are keyed apart.
     with open_warehouse(path) as con:
-        assert Store(con).open_alert_for("marque") is None
-        assert Store(con).open_alert_for("marque", "closure") is not None
+        alert = Store(con).open_alert_for("marque")
+        assert alert is not None and [alert.alert_id] == opened
 
     # A rerun of the same cycle, then the next cycle: nothing opens, nothing is sent twice.
     assert _raise(path, settings, NOW).opened == []
@@ -158,13 +161,14 @@ def test_a_story_spreading_fast_opens_one_alert_that_names_it_and_lives_its_life
     assert _raise(path, settings, later) == AlertChanges()
     assert _rows(path, "SELECT count(*) FROM outbox") == [(1,)]
 
-    # Four more outlets: the same alert escalates.
+    # Four more outlets (now the topic's volume moves too): the same alert escalates.
     _load(path, "c4", _closure(range(4, 8), later), later)
     escalated = _raise(path, settings, later)
     assert escalated.opened == [] and escalated.escalated == opened
     assert _rows(path, "SELECT level FROM alerts") == [("crise",)]
+    assert _rows(path, "SELECT count(*) FROM outbox") == [(1,)]
 
-    # Quiet for calm_minutes (120): resolved, and the story may open a new alert later.
+    # Quiet for calm_minutes (120): the topic's assessment resolves it.
     _raise(path, settings, later + HOUR)
     resolved = _raise(path, settings, later + 3 * HOUR)
     assert resolved.resolved == opened
@@ -201,3 +205,31 @@ def test_a_story_judged_now_is_not_its_own_baseline(tmp_path: Path) -> None:
     _load(path, "c1", earlier + _closure(range(5), NOW), NOW)
     [story] = _detect(path, settings, NOW)
     assert (story.usual_spread, story.needed, story.breaking) == (1.0, 5.0, True)
+
+
+def test_stories_spreading_at_once_are_one_alert_named_for_the_most_severe(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    release = [
+        _mention(
+            f"r-{n}",
+            f"wire-{n}",
+            NOW - timedelta(minutes=30),
+            story="release",
+            title="La Laiterie Boréale lance un fromage",
+            sentiment=-0.3,
+        )
+        for n in range(6)
+    ]
+    _load(path, "c2", release + _closure(range(10), NOW), NOW)
+    assert {s.story_id for s in _detect(path, settings, NOW) if s.alerting} == {
+        "release",
+        "closure",
+    }
+    assert len(_raise(path, settings, NOW).opened) == 1
+    assert _rows(path, "SELECT story_id FROM alerts") == [("closure",)]
+    [(subject,)] = _rows(path, "SELECT subject FROM outbox")
+    assert CLOSURE in str(subject)
