@@ -24,6 +24,7 @@ import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
 from tasks.alerts import AlertChanges
+from tasks.breaking import StoryAssessment
 from tasks.collect import collect_matching_task, due_sources
 from tasks.delivery import DeliveryReport
 from tasks.detect import TopicAssessment
@@ -36,6 +37,7 @@ from tasks.incident import with_extra_watches
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
+    detect_stories_task,
     detect_task,
     escalate_task,
     finish_cycle_task,
@@ -102,6 +104,7 @@ class CycleSteps:
     quality_changes: list[str]
     health_changes: list[str]
     assessments: list[TopicAssessment]
+    breaking: list[StoryAssessment]
     changes: AlertChanges
     escalations: list[str]
     delivery: DeliveryReport
@@ -178,9 +181,17 @@ def cycle_steps(
     with clock.step("detect"):
         detection = detection_settings(settings) if drill else settings
         assessments = detect_task(path, settings.watch, _q(detection), now)
+        breaking = detect_stories_task(path, settings.watch, _q(detection), now)
     with clock.step("alert"):
         changes = raise_alerts_task(
-            path, _q(settings), assessments, now, flow_run.ui_url, config_path, drill=drill
+            path,
+            _q(settings),
+            assessments,
+            now,
+            flow_run.ui_url,
+            config_path,
+            drill=drill,
+            stories=breaking,
         )
         escalations = [] if drill else escalate_task(path, _q(settings), now)
     # Prefect events for automations; emitting never fails the cycle.
@@ -198,6 +209,7 @@ def cycle_steps(
         quality_changes=list(quality_changes),
         health_changes=list(health_changes),
         assessments=list(assessments),
+        breaking=list(breaking),
         changes=changes,
         escalations=list(escalations),
         delivery=delivery,
@@ -255,6 +267,7 @@ def watch_cycle(
         quality_changes=steps.quality_changes,
         health_changes=steps.health_changes,
         escalations=steps.escalations,
+        breaking=steps.breaking,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
     finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)

@@ -14,8 +14,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges, raise_alerts
+from tasks.breaking import StoryAssessment, assess_breaking_stories
 from tasks.delivery import DeliveryReport, deliver
-from tasks.detect import TopicAssessment, assess_watches
+from tasks.detect import TopicAssessment, assess_watches, bucket_ceiling
 from tasks.escalation import escalate_unacknowledged
 from tasks.stories import assign_stories
 from vigie.models import (
@@ -92,6 +93,23 @@ def detect_task(
         )
 
 
+@task(name="detect-breaking-stories", cache_policy=NO_CACHE)
+def detect_stories_task(
+    path: Path, watches: Sequence[Watch], settings: Settings, now: datetime
+) -> list[StoryAssessment]:
+    """Find the stories that spread fast: distinct sources in the window against the usual
+    spread of each topic's stories (and follow the stories whose alert is open)."""
+    end = bucket_ceiling(now)
+    with open_warehouse(path) as con:
+        return assess_breaking_stories(
+            Store(con),
+            [w.name for w in watches],
+            settings.detection,
+            window_start=end - timedelta(minutes=settings.detection.window_minutes),
+            window_end=end,
+        )
+
+
 ACK_DEPLOYMENT = "acknowledge-alert/acknowledge-alert"
 
 
@@ -130,8 +148,10 @@ def raise_alerts_task(
     run_url: str | None,
     config_path: str | None = None,
     drill: bool = False,
+    stories: Sequence[StoryAssessment] = (),
 ) -> AlertChanges:
-    """Open, escalate, update or resolve each topic's alert (emails go to the outbox)."""
+    """Open, escalate, update or resolve each topic's and each breaking story's alert
+    (emails go to the outbox)."""
     with open_warehouse(path) as con:
         return raise_alerts(
             Store(con),
@@ -141,6 +161,7 @@ def raise_alerts_task(
             run_url=run_url,
             ack_link=prefect_ack_link(config_path) if config_path else None,
             drill=drill,
+            stories=stories,
         )
 
 

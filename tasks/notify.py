@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import yagmail
 
+from tasks.breaking import StoryAssessment
 from tasks.failures import read_failure
 from tasks.signals import Severity
 from vigie.models import HealthChange, InlineImage, OutboxMessage, VolumeSignal
@@ -82,6 +83,17 @@ TEXT = {
         "chart": "Mentions par heure sur 48 h ; le trait rouge marque l’alerte",
         "drill": "EXERCICE — ceci n’est pas une vraie crise. Répondez comme si c’en était une.",
         "drill_tag": "[EXERCICE]",
+        "story_subject": (
+            "[Vigie][{level}] {org} : une histoire se propage vite « {title} » "
+            "({count} sources en {minutes} min)"
+        ),
+        "story_heading": "Une histoire se propage vite (« {topic} ») : {title}",
+        "story_why": (
+            "{count} sources distinctes ont repris cette histoire entre {start} et {end}, "
+            "alors que les histoires de « {topic} » atteignent d’habitude {usual:g} source(s) "
+            "en {minutes} min (seuil : {needed:g})."
+        ),
+        "story_outlets": "Sources qui l’ont reprise, dans l’ordre",
     },
     "en": {
         "subject": (
@@ -110,6 +122,17 @@ TEXT = {
         "chart": "Mentions per hour over 48 h; the red line marks the alert",
         "drill": "DRILL — this is not a real crisis. Respond as if it were.",
         "drill_tag": "[DRILL]",
+        "story_subject": (
+            "[Vigie][{level}] {org}: a story is spreading fast “{title}” "
+            "({count} sources in {minutes} min)"
+        ),
+        "story_heading": "A story is spreading fast (“{topic}”): {title}",
+        "story_why": (
+            "{count} distinct sources picked up this story between {start} and {end}, while "
+            "stories of “{topic}” usually reach {usual:g} source(s) in {minutes} minutes "
+            "(threshold: {needed:g})."
+        ),
+        "story_outlets": "Sources that picked it up, in order",
     },
 }
 
@@ -152,11 +175,13 @@ def render_alert_email(
     chart_cid: str | None = None,
     ack_url: str | None = None,
     drill: bool = False,
+    story: StoryAssessment | None = None,
 ) -> tuple[str, str]:
     """The subject and HTML body of an alert, in the organisation's language.
 
     `chart_cid` names the inline volume chart, `ack_url` the Prefect run waiting for an
-    acknowledgement; a `drill` is marked as an exercise in the subject and at the top.
+    acknowledgement; a `drill` is marked as an exercise in the subject and at the top. A
+    breaking `story`'s alert names the story, links it and lists the sources that carried it.
     """
     language = settings.organisation.language
     text = TEXT[language]
@@ -168,10 +193,11 @@ def render_alert_email(
 
     subject = header_safe(
         (text["drill_tag"] + " " if drill else "")
-        + text["subject"].format(
+        + text["story_subject" if story else "subject"].format(
             level=LEVEL_NAMES[language][level],
             org=settings.organisation.name,
             topic=signal.topic,
+            title=header_safe(story.title, 100) if story else "",
             count=signal.current,
             minutes=minutes,
         )
@@ -207,6 +233,31 @@ def render_alert_email(
         z=signal.z,
         score=signal.score,
     )
+    heading = text["heading"].format(topic=signal.topic)
+    listed = f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
+    if story:
+        why = text["story_why"].format(
+            count=story.sources,
+            start=local(story.window_start),
+            end=local(story.window_end),
+            topic=story.topic,
+            usual=story.usual_spread,
+            needed=story.needed,
+            minutes=minutes,
+        )
+        heading = text["story_heading"].format(topic=story.topic, title=story.title)
+        story_href = _safe_href(story.url)
+        outlets = []
+        for source, url in story.outlets:
+            href = _safe_href(url)
+            name = html.escape(source)
+            outlets.append(f'<li><a href="{href}">{name}</a></li>' if href else f"<li>{name}</li>")
+        title = html.escape(story.title)
+        named = f'<a href="{story_href}">{title}</a>' if story_href else title
+        listed = (
+            f"<p><strong>{named}</strong></p>"
+            f"<h3>{html.escape(text['story_outlets'])}</h3><ol>{''.join(outlets)}</ol>"
+        )
     chart = (
         f'<p><img src="cid:{html.escape(chart_cid)}" width="600" height="220" '
         f'alt="{html.escape(text["chart"])}"><br><small>{html.escape(text["chart"])}</small></p>'
@@ -228,11 +279,11 @@ def render_alert_email(
     body = (
         f'<html><body style="font-family:sans-serif">{banner}'
         f"<h2>{html.escape(LEVEL_NAMES[language][level])} — "
-        f"{html.escape(text['heading'].format(topic=signal.topic))}</h2>"
+        f"{html.escape(heading)}</h2>"
         f"<p>{html.escape(settings.organisation.name)}</p>"
         f"{_severity_html(severity, language)}"
         f"<p>{html.escape(why)}</p>{chart}{ack}"
-        f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
+        f"{listed}"
         f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
         f"<p><em>{html.escape(text['charter'])}</em></p>"
         f"{charter}"
@@ -250,6 +301,7 @@ SIGNAL_NAMES = {
         "vocabulary": "vocabulaire de crise",
         "pickup": "reprise par un média majeur",
         "spread": "propagation entre plateformes et sources",
+        "breaking": "histoire reprise vite par de nombreuses sources",
         "severity": "Gravité {score:g}/100, dont :",
         "terms": "Termes de crise relevés : {terms}",
         "outlets": "Médias majeurs : {outlets}",
@@ -260,6 +312,7 @@ SIGNAL_NAMES = {
         "vocabulary": "crisis vocabulary",
         "pickup": "pick-up by a major outlet",
         "spread": "spread across platforms and sources",
+        "breaking": "story picked up fast by many sources",
         "severity": "Severity {score:g}/100, of which:",
         "terms": "Crisis terms found: {terms}",
         "outlets": "Major outlets: {outlets}",
@@ -303,6 +356,7 @@ def alert_message(
     chart: InlineImage | None = None,
     ack_url: str | None = None,
     drill: bool = False,
+    story: StoryAssessment | None = None,
 ) -> OutboxMessage:
     """The outbox row that tells the first escalation level an alert was opened."""
     subject, body = render_alert_email(
@@ -316,6 +370,7 @@ def alert_message(
         chart_cid=chart.cid if chart else None,
         ack_url=ack_url,
         drill=drill,
+        story=story,
     )
     return OutboxMessage(
         message_id=f"{alert_id}.opened",

@@ -20,6 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.alerts import AlertChanges
+from tasks.breaking import StoryAssessment
 from tasks.detect import TopicAssessment
 from tasks.notify import header_safe
 from tasks.ui import publish_markdown, publish_table
@@ -82,6 +83,7 @@ def cycle_summary(
     quality_changes: Sequence[str] = (),
     health_changes: Sequence[str] = (),
     escalations: Sequence[str] = (),
+    breaking: Sequence[StoryAssessment] = (),
 ) -> CycleSummary:
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources).
 
@@ -122,6 +124,19 @@ def cycle_summary(
             }
             for a in assessments
         },
+        # Stories spreading fast (tasks/breaking.py), alerting or not.
+        "breaking_stories": [
+            {
+                "story_id": b.story_id,
+                "topic": b.topic,
+                "title": b.title,
+                "sources": b.sources,
+                "needed": b.needed,
+                "level": b.severity.level,
+            }
+            for b in breaking
+            if b.breaking
+        ],
         "emails_sent": emails_sent,
         "emails_failed": dict(emails_failed),
         "failed_checks": list(failed_checks),

@@ -170,6 +170,15 @@ class WindowMention:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryCopy:
+    """One source's copy of a story: `mention.source` is the source that carried it."""
+
+    mention: WindowMention
+    url: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StorySignature:
     """The MinHash signature of a story's first mention, to recognise its copies."""
 
@@ -226,6 +235,17 @@ class TopicSummary(TypedDict):
     contributions: dict[str, float]
 
 
+class BreakingStorySummary(TypedDict):
+    """A story spreading fast in a cycle's summary (tasks/breaking.py), alerting or not."""
+
+    story_id: str
+    topic: str
+    title: str
+    sources: int
+    needed: float
+    level: str
+
+
 class CycleSummary(TypedDict):
     """What one watch cycle did, as `vigie run --json` prints it and `cycles.summary` keeps it.
 
@@ -252,6 +272,7 @@ class CycleSummary(TypedDict):
     alerts_updated: list[str]
     alerts_resolved: list[str]
     topics: dict[str, TopicSummary]
+    breaking_stories: list[BreakingStorySummary]
     emails_sent: int
     emails_failed: dict[str, str]
     failed_checks: list[str]

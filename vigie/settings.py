@@ -625,6 +625,10 @@ class Detection(_Model):
     calm_minutes: Annotated[int, Field(ge=5)] = 360
     # Extra crisis vocabulary, term -> weight in [0, 1]; a trailing * is a prefix.
     vocabulary: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+    # A story is breaking when the distinct sources that carried it in the window reach this
+    # many, and `breaking_factor` times the topic's usual spread (tasks/breaking.py).
+    breaking_min_sources: Annotated[int, Field(ge=2, le=10000)] = 5
+    breaking_factor: Annotated[float, Field(ge=1, le=1000)] = 3.0
 
     @model_validator(mode="after")
     def _whole_day(self) -> Detection:

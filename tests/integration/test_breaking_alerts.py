@@ -1,0 +1,235 @@
+"""Breaking-story alerts on a real warehouse: read from stored mentions and sightings, opening the
+topic's alert once (a burst of stories is one alert), escalating it, and resolved with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tasks.alerts import AlertChanges, raise_alerts
+from tasks.breaking import StoryAssessment, assess_breaking_stories
+from tasks.detect import assess_watches
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
+from vigie.models import Mention
+from vigie.settings import Settings
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+CLOSURE = "La Laiterie Boréale ferme son usine de Sherbrooke"
+
+
+def _settings(tmp_path: Path, language: str = "fr") -> Settings:
+    toml = (MINIMAL_TOML + CELL_TOML + "\n[detection]\ncalm_minutes = 120\n").replace(
+        'language = "fr"', f'language = "{language}"'
+    )
+    return settings_from(tmp_path, toml)
+
+
+def _mention(
+    mention_id: str,
+    source: str,
+    at: datetime,
+    *,
+    story: str,
+    title: str = "La Laiterie Boréale ouvre une boutique",
+    sentiment: float | None = 0.2,
+    seen_in: tuple[str, ...] = (),
+) -> Mention:
+    return Mention(
+        mention_id,
+        source,
+        "news",
+        3,
+        f"https://{source}.example/{mention_id}",
+        title,
+        "",
+        None,
+        at,
+        at,
+        "fr",
+        story,
+        ("marque",),
+        sentiment,
+        seen_in=seen_in,
+    )
+
+
+def _calm_week() -> list[Mention]:
+    """Three small stories an hour for a week; one in twelve carried by a second source."""
+    mentions = []
+    for hour in range(1, 7 * 24):
+        at = NOW - HOUR * hour - timedelta(minutes=20)
+        for i in range(3):
+            seen_in = (f"outlet-{(hour + 1) % 9}",) if (hour + i) % 12 == 0 else ()
+            mentions.append(
+                _mention(
+                    f"c{hour}-{i}",
+                    f"outlet-{(hour + i) % 9}",
+                    at,
+                    story=f"c{hour}-{i}",
+                    seen_in=seen_in,
+                )
+            )
+    return mentions
+
+
+def _closure(sources: range, now: datetime) -> list[Mention]:
+    return [
+        _mention(
+            f"closure-{n}",
+            f"media-{n}",
+            now - timedelta(minutes=50 - 4 * n),
+            story="closure",
+            title=CLOSURE,
+            sentiment=-0.6,
+        )
+        for n in sources
+    ]
+
+
+def _detect(path: Path, settings: Settings, now: datetime) -> list[StoryAssessment]:
+    with open_warehouse(path) as con:
+        return assess_breaking_stories(
+            Store(con), ["marque"], settings.detection, window_start=now - HOUR, window_end=now
+        )
+
+
+def _raise(path: Path, settings: Settings, now: datetime) -> AlertChanges:
+    """Detect and alert as the watch cycle does: the topic's volume, then its stories."""
+    stories = _detect(path, settings, now)
+    with open_warehouse(path) as con:
+        store = Store(con)
+        topics = assess_watches(store, ["marque"], settings.detection, now)
+        return raise_alerts(store, settings, topics, now=now, run_url=None, stories=stories)
+
+
+def _load(path: Path, cycle: str, mentions: list[Mention], now: datetime) -> None:
+    with open_warehouse(path) as con:
+        Store(con).load_cycle(cycle, [], [], mentions, [], now)
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with open_warehouse(path) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_a_calm_week_of_small_stories_opens_nothing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    assert _detect(path, settings, NOW) == []
+    assert _raise(path, settings, NOW).opened == []
+
+
+def test_a_story_spreading_fast_opens_one_alert_that_names_it_and_lives_its_life(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    # Four outlets in the hour, and a fifth that carries the first's very article (a sighting).
+    _load(path, "c2", _closure(range(4), NOW), NOW)
+    _load(path, "c3", [_mention("closure-0", "media-4", NOW, story="closure")], NOW)
+
+    [story] = _detect(path, settings, NOW)
+    assert story.sources == 5 and story.usual_spread == 1.0 and story.needed == 5.0
+    assert sorted(name for name, _ in story.outlets) == [f"media-{n}" for n in range(5)]
+    assert story.outlets[0] == ("media-0", "https://media-0.example/closure-0")
+    opened = _raise(path, settings, NOW).opened
+    assert len(opened) == 1
+    [(story_id, topic, level, reason)] = _rows(
+        path, "SELECT story_id, topic, level, reason FROM alerts"
+    )
+    assert (story_id, topic, level) == ("closure", "marque", "alerte")
+    assert f"breaking story closure ({CLOSURE!r}): 5 distinct sources" in str(reason)
+    [(subject, html)] = _rows(path, "SELECT subject, html FROM outbox")
+    assert subject == (
+        "[Vigie][ALERTE] Laiterie Boréale : une histoire se propage vite "
+        f"« {CLOSURE} » (5 sources en 60 min)"
+    )
+    assert 'href="https://media-0.example/closure-0"' in str(html)
+    assert "media-4" in str(html) and "5 sources distinctes" in str(html)
+    with open_warehouse(path) as con:
+        alert = Store(con).open_alert_for("marque")
+        assert alert is not None and [alert.alert_id] == opened
+
+    # A rerun of the same cycle, then the next cycle: nothing opens, nothing is sent twice.
+    assert _raise(path, settings, NOW).opened == []
+    later = NOW + timedelta(minutes=10)
+    assert _raise(path, settings, later) == AlertChanges()
+    assert _rows(path, "SELECT count(*) FROM outbox") == [(1,)]
+
+    # Four more outlets (now the topic's volume moves too): the same alert escalates.
+    _load(path, "c4", _closure(range(4, 8), later), later)
+    escalated = _raise(path, settings, later)
+    assert escalated.opened == [] and escalated.escalated == opened
+    assert _rows(path, "SELECT level FROM alerts") == [("crise",)]
+    assert _rows(path, "SELECT count(*) FROM outbox") == [(1,)]
+
+    # Quiet for calm_minutes (120): the topic's assessment resolves it.
+    _raise(path, settings, later + HOUR)
+    resolved = _raise(path, settings, later + 3 * HOUR)
+    assert resolved.resolved == opened
+    assert _rows(path, "SELECT kind FROM alert_events ORDER BY occurred_at") == [
+        ("opened",),
+        ("escalated",),
+        ("resolved",),
+    ]
+
+
+def test_the_story_alert_is_in_english_when_the_organisation_is(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "en")
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    _load(path, "c2", _closure(range(10), NOW), NOW)
+    assert len(_raise(path, settings, NOW).opened) == 1
+    [(subject, html)] = _rows(path, "SELECT subject, html FROM outbox")
+    assert subject == (
+        f"[Vigie][CRISIS] Laiterie Boréale: a story is spreading fast “{CLOSURE}” "
+        "(10 sources in 60 min)"
+    )
+    assert "10 distinct sources picked up this story" in str(html)
+    assert "Sources that picked it up, in order" in str(html)
+    assert "story picked up fast by many sources" in str(html)
+
+
+def test_a_story_judged_now_is_not_its_own_baseline(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    earlier = [
+        _mention(f"early-{n}", f"early-{n}", NOW - 2 * HOUR, story="closure", title=CLOSURE)
+        for n in range(8)
+    ]
+    _load(path, "c1", earlier + _closure(range(5), NOW), NOW)
+    [story] = _detect(path, settings, NOW)
+    assert (story.usual_spread, story.needed, story.breaking) == (1.0, 5.0, True)
+
+
+def test_stories_spreading_at_once_are_one_alert_named_for_the_most_severe(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    release = [
+        _mention(
+            f"r-{n}",
+            f"wire-{n}",
+            NOW - timedelta(minutes=30),
+            story="release",
+            title="La Laiterie Boréale lance un fromage",
+            sentiment=-0.3,
+        )
+        for n in range(6)
+    ]
+    _load(path, "c2", release + _closure(range(10), NOW), NOW)
+    assert {s.story_id for s in _detect(path, settings, NOW) if s.alerting} == {
+        "release",
+        "closure",
+    }
+    assert len(_raise(path, settings, NOW).opened) == 1
+    assert _rows(path, "SELECT story_id FROM alerts") == [("closure",)]
+    [(subject,)] = _rows(path, "SELECT subject FROM outbox")
+    assert CLOSURE in str(subject)
