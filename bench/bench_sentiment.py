@@ -6,7 +6,7 @@ thresholds +-0.05 as its authors advise), then texts per second on one core: sco
 (batch) with cold caches (first pass over train+val, every word new to the caches) and warm
 (second pass), score_text per item, and score_texts with lang="auto" (language detection).
 
-    .venv/bin/python bench/bench_sentiment.py [--data /work/shared/bench/sentiment_dev]
+    .venv/bin/python bench/bench_sentiment.py [--data ../shared/bench/sentiment_dev]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import vigie  # noqa: F401  (telemetry off)
 from vigie import sentiment
 from vigie.sentiment import Language, detect_language, load_model, score_text, score_texts
 
-DEFAULT_DATA = Path("/work/shared/bench/sentiment_dev")
+# The dev set sits beside the repository, in ../shared/bench (not versioned with the code).
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "sentiment_dev"
 LABEL_IDS = {"negative": 0, "neutral": 1, "positive": 2}
 VADER_THRESHOLD = 0.05
 

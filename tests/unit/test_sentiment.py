@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 import pytest
 
 from vigie.sentiment import (
+    DENSE_FEATURE_NAMES,
     Language,
     SentimentResult,
     detect_language,
@@ -124,3 +126,56 @@ def test_tokeniser_handles_elisions_accents_negation_and_links() -> None:
     assert [token.text for token in tokenise("I don't like it")] == ["i", "do", "not", "like", "it"]
     assert "crise" in words
     assert "laitiere" in words
+
+
+HEADLINES_FR = Path(__file__).parents[1] / "fixtures" / "sentiment" / "headlines_fr.tsv"
+POSITIVE_FR_HEADLINE = (
+    "Bravo aux chefs de la Laiterie Boréale : un fromage délicieux et un accueil formidable"
+)
+
+
+def french_headlines() -> list[tuple[str, str]]:
+    lines = HEADLINES_FR.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    return [(label, text) for label, text in rows]
+
+
+def test_a_positive_french_headline_is_positive() -> None:
+    # The first French model, trained on often ironic tweets, read this as negative.
+    result = score_text(POSITIVE_FR_HEADLINE, "fr")
+    assert result.label == "positive"
+    assert result.score > 0
+
+
+def test_hand_labelled_french_headlines_keep_their_polarity() -> None:
+    headlines = french_headlines()
+    assert len(headlines) == 60
+    results = score_texts([text for _, text in headlines], "fr")
+    inverted = [
+        text
+        for (label, text), result in zip(headlines, results, strict=True)
+        if {label, result.label} == {"positive", "negative"}
+    ]
+    # Measured: the first French model inverted 3 of the 40 polar headlines (the "Bravo" one
+    # among them), this one 2: a positive one naming a disease, and "conquis" (won over), which
+    # the translated VADER lexicon scores as "conquered". 48 then 47 of 60 labels right.
+    assert len(inverted) <= 2, inverted
+    assert POSITIVE_FR_HEADLINE not in inverted
+    correct = sum(
+        1 for (label, _), result in zip(headlines, results, strict=True) if label == result.label
+    )
+    assert correct >= 45  # of 60: three in four
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_lexicon_valence_never_argues_for_the_opposite_class(lang: Language) -> None:
+    model = load_model(lang)
+    weights = {name: model.dense_weights[index] for index, name in enumerate(DENSE_FEATURE_NAMES)}
+    negative, positive = 0, 2
+    # Values grow with positive words, positive emoticons, and (lex_neg_sum, lex_min are <= 0)
+    # fewer negative ones; lex_neg_count and emoticon_neg grow with negative cues.
+    for name in ("lex_pos_sum", "lex_neg_sum", "lex_pos_count", "lex_max", "lex_min"):
+        assert weights[name][positive] >= weights[name][negative], name
+    for name in ("lex_neg_count", "emoticon_neg"):
+        assert weights[name][positive] <= weights[name][negative], name
+    assert weights["emoticon_pos"][positive] >= weights["emoticon_pos"][negative]

@@ -1,9 +1,11 @@
-"""The fast scoring path of `vigie.sentiment` gives the results of the slower one it replaced.
+"""The fast scoring path of `vigie.sentiment` gives the results of the models' definition.
 
-tests/fixtures/sentiment/expected_scores.json.gz holds what the previous implementation (commit
-6cc2d96, per-text features and sorted index sets) returned: for feed-like edge cases and a sample
-of the matched mentions of issue 3's feed farm ("edge_texts"), under "fr", "en" and "auto", scores
-exact; for the dev tweets of /work/shared/bench/sentiment_dev, scores rounded to 12 decimals.
+tests/fixtures/sentiment/expected_scores.json.gz holds what tools/sentiment_expected_scores.py
+computes text by text from the features training uses, without the scorer's caches and batching
+(the same numbers as the per-text implementation of commit 6cc2d96, on the first models): for
+feed-like edge cases and a sample of the matched mentions of issue 3's feed farm ("edge_texts"),
+under "fr", "en" and "auto", scores exact; for the dev tweets of ../shared/bench/sentiment_dev
+(beside the repository), scores rounded to 12 decimals. Retraining the models regenerates it.
 A property test also checks the scorer against the features training uses.
 """
 
@@ -33,7 +35,8 @@ from vigie.sentiment import (
 )
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "sentiment" / "expected_scores.json.gz"
-BENCH = Path("/work/shared/bench/sentiment_dev")
+# The dev set sits beside the repository: the repository root's ../shared/bench/sentiment_dev.
+BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "bench" / "sentiment_dev"
 TOLERANCE = 1e-9
 LANGUAGES: tuple[Language, ...] = ("fr", "en")
 
@@ -109,7 +112,7 @@ def test_languages_are_detected_as_before() -> None:
     assert [detect_language(text) for text in payload["edge_texts"]] == payload["edge_detected"]
 
 
-@pytest.mark.skipif(not BENCH.is_dir(), reason="the dev tweets are in /work/shared/bench")
+@pytest.mark.skipif(not BENCH.is_dir(), reason="the dev tweets are in ../shared/bench")
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("mode", ["explicit", "auto"])
 def test_bench_tweets_score_as_before(lang: Language, mode: str) -> None:
