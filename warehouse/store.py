@@ -36,6 +36,7 @@ from vigie.models import (
     WindowMention,
 )
 from vigie.settings import Source
+from vigie.titles import TITLE_WINDOW, TitleSighting, merge_same_titles, title_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +169,104 @@ class Store:
             with self.transaction():
                 if signatures:
                     self._insert_signatures(signatures, now)
+                mentions = self._merge_same_titles(mentions)
                 new_by_source = self._insert_mentions(cycle_id, mentions)
+                self._record_titles(mentions)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
+                self._record_outside_volumes(sources, outcomes, now)
                 self._quarantine(cycle_id, quarantined, now)
                 self._refresh_stories(mentions)
         except duckdb.Error as err:
             raise WarehouseError(f"loading cycle {cycle_id} failed: {err}") from err
         return LoadResult(sum(new_by_source.values()), new_by_source, len(quarantined))
+
+    def _merge_same_titles(self, mentions: Sequence[Mention]) -> list[Mention]:
+        """The batch with copies of one headline merged (`vigie.titles`), against the title
+        keys stored within a week of the batch's mentions; read in the load's transaction, so
+        a copy loaded by another process just before is seen."""
+        keyed = [(m, key) for m in mentions if (key := title_key(m)) is not None]
+        if not keyed:
+            return list(mentions)
+        times = [m.published_at for m, _ in keyed]
+        rows = self.con.execute(
+            "SELECT title_key, mention_id, published_at FROM mention_titles "
+            "WHERE title_key IN (SELECT unnest(?::VARCHAR[])) "
+            "AND published_at BETWEEN ? AND ?",
+            [
+                sorted({key for _, key in keyed}),
+                min(times) - TITLE_WINDOW,
+                max(times) + TITLE_WINDOW,
+            ],
+        ).fetchall()
+        return merge_same_titles(mentions, (TitleSighting(*row) for row in rows))
+
+    def _record_titles(self, mentions: Sequence[Mention]) -> None:
+        rows = [
+            (key, m.mention_id, m.published_at)
+            for m in mentions
+            if (key := title_key(m)) is not None
+        ]
+        if not rows:
+            return
+        batch = pd.DataFrame(
+            {
+                "title_key": [r[0] for r in rows],
+                "mention_id": [r[1] for r in rows],
+                "published_at": pd.to_datetime([r[2] for r in rows], utc=True),
+            }
+        )
+        self.con.register("title_batch", batch)
+        try:
+            self.con.execute(
+                "INSERT INTO mention_titles SELECT DISTINCT title_key, mention_id, published_at "
+                "FROM title_batch ON CONFLICT DO NOTHING"
+            )
+        finally:
+            self.con.unregister("title_batch")
+
+    def _record_outside_volumes(
+        self, sources: Sequence[Source], outcomes: Sequence[SourceOutcome], now: datetime
+    ) -> None:
+        """Keep the volume timelines fetched (gdelt sources); a bucket fetched again takes the
+        newer count."""
+        queries = {s.name: s.query or "" for s in sources}
+        rows = [
+            (o.fetch.source, queries.get(o.fetch.source, ""), point.bucket_start, point.value)
+            for o in outcomes
+            for point in o.fetch.volumes
+        ]
+        if not rows:
+            return
+        self.con.executemany(
+            "INSERT INTO outside_volumes VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (source, bucket_start) DO UPDATE SET value = excluded.value, "
+            "topic_or_query = excluded.topic_or_query, fetched_at = excluded.fetched_at",
+            [(*row, now) for row in rows],
+        )
+
+    def outside_volume(
+        self, end: datetime, *, hours_before: int = 24
+    ) -> list[tuple[str, str, int, float | None]]:
+        """Per source with an outside timeline: (source, query, articles in the hour before
+        `end`, articles per hour over the up to `hours_before` hours before that that it
+        covers, None when it covers none of them)."""
+        last_hour = end - timedelta(hours=1)
+        rows = self.con.execute(
+            "SELECT source, any_value(topic_or_query), "
+            "coalesce(sum(value) FILTER (WHERE bucket_start >= ?), 0), "
+            "sum(value) FILTER (WHERE bucket_start < ?), "
+            "epoch(?::TIMESTAMPTZ) - epoch(min(bucket_start)) "
+            "FROM outside_volumes WHERE bucket_start >= ? AND bucket_start < ? "
+            "GROUP BY source ORDER BY source",
+            [last_hour, last_hour, last_hour, last_hour - timedelta(hours=hours_before), end],
+        ).fetchall()
+        found: list[tuple[str, str, int, float | None]] = []
+        for source, query, last, before, span_s in rows:
+            hours = max(1.0, min(float(hours_before), float(span_s or 0) / 3600))
+            rate = None if before is None else float(before) / hours
+            found.append((source, query, int(last), rate))
+        return found
 
     def _insert_signatures(self, signatures: Sequence[StorySignature], now: datetime) -> None:
         # One statement from a registered frame: executemany costs about 0.7 ms a row.
