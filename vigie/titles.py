@@ -13,8 +13,8 @@ generic titles ("Communiqué", "Revue de presse") are never merged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,20 +27,26 @@ TITLE_WINDOW = timedelta(days=7)
 # Platforms whose titles are headlines written once per article.
 HEADLINE_PLATFORMS = frozenset({"news", "blog"})
 # " - Le Monde", " | Le Monde", " – Le Monde", " — Le Monde": the outlet after the headline.
-_OUTLET_SEPARATOR = re.compile(r"\s+[-|–—]\s+")
+_OUTLET_SEPARATORS = (" - ", " | ", " – ", " — ")
 
 
 def normalised_title(title: str, outlets: Iterable[str | None] = ()) -> str:
     """The folded words of `title` joined by single spaces, a trailing " - outlet" removed
     when it names one of `outlets` (the mention's author or source)."""
     words = text_words(title)
-    parts = _OUTLET_SEPARATOR.split(title)
-    if len(parts) > 1:
-        tail = text_words(parts[-1])
-        names = {text_words(outlet) for outlet in outlets if outlet}
-        if tail and tail in names:
+    # The last separator, found by plain search: a regex over every title costs twice as much.
+    cut = max(title.rfind(separator) for separator in _OUTLET_SEPARATORS)
+    if cut > 0:
+        tail = _words_of(title[cut + 3 :])
+        if tail and any(tail == _words_of(outlet) for outlet in outlets if outlet):
             words = words[: len(words) - len(tail)]
     return " ".join(words)
+
+
+@functools.lru_cache(maxsize=4096)
+def _words_of(name: str) -> tuple[str, ...]:
+    """The folded words of an outlet's name (source names and authors repeat)."""
+    return text_words(name)
 
 
 def title_key(mention: Mention) -> str | None:
@@ -66,7 +72,15 @@ class TitleSighting:
 def merge_same_titles(
     mentions: Sequence[Mention], stored: Iterable[TitleSighting]
 ) -> list[Mention]:
-    """The batch with copies of one headline merged, within `TITLE_WINDOW` of each other.
+    """The batch with copies of one headline merged (`merge_keyed`, keys computed here)."""
+    return merge_keyed(mentions, [title_key(m) for m in mentions], stored)[0]
+
+
+def merge_keyed(
+    mentions: Sequence[Mention], keys: Sequence[str | None], stored: Iterable[TitleSighting]
+) -> tuple[list[Mention], list[str | None]]:
+    """The batch with copies of one headline merged, within `TITLE_WINDOW` of each other, and
+    the key of each mention kept (`keys[i]` is `title_key(mentions[i])`).
 
     A mention whose key a stored mention has, published within the window, takes that
     mention's id: loading it then adds its source to the stored mention's sightings and
@@ -77,43 +91,63 @@ def merge_same_titles(
     known: dict[str, list[TitleSighting]] = {}
     for sighting in stored:
         known.setdefault(sighting.key, []).append(sighting)
-    keys = [title_key(m) for m in mentions]
     order = sorted(
         (i for i, key in enumerate(keys) if key is not None),
         key=lambda i: mentions[i].published_at,
     )
-    kept: dict[int, Mention] = {}  # index -> the mention at that index, merged
-    copy_of: dict[int, int] = {}  # index of a copy -> index of the mention it merges into
+    rekeyed: dict[int, str] = {}  # index -> the stored mention's id it takes
+    copies: dict[int, list[int]] = {}  # index of a first copy -> indexes merged into it
+    merged: set[int] = set()
     firsts: dict[str, list[int]] = {}  # key -> indexes of the batch's first copies
     for i in order:
         mention, key = mentions[i], keys[i]
         assert key is not None
-        older = _within(known.get(key, ()), mention.published_at)
-        if older is not None:
-            if older.mention_id != mention.mention_id:
-                kept[i] = replace(mention, mention_id=older.mention_id)
+        if key in known:
+            older = _within(known[key], mention.published_at)
+            if older is not None:
+                if older.mention_id != mention.mention_id:
+                    rekeyed[i] = older.mention_id
+                continue
+        earlier = firsts.get(key)
+        if earlier is None:
+            firsts[key] = [i]
             continue
         first = next(
             (
                 j
-                for j in firsts.get(key, ())
+                for j in earlier
                 if abs(mentions[j].published_at - mention.published_at) <= TITLE_WINDOW
                 and mentions[j].mention_id != mention.mention_id
             ),
             None,
         )
         if first is None:
-            firsts.setdefault(key, []).append(i)
+            earlier.append(i)
+        else:
+            copies.setdefault(first, []).append(i)
+            merged.add(i)
+    if not rekeyed and not copies:
+        return list(mentions), list(keys)
+    result: list[Mention] = []
+    result_keys: list[str | None] = []
+    for i, mention in enumerate(mentions):
+        if i in merged:
             continue
-        copy_of[i] = first
-        into = kept.get(first, mentions[first])
-        places = (mention.source, *mention.seen_in)
-        kept[first] = replace(
-            into,
-            seen_in=tuple(dict.fromkeys(s for s in (*into.seen_in, *places) if s != into.source)),
-            topics=tuple(dict.fromkeys((*into.topics, *mention.topics))),
-        )
-    return [kept.get(i, m) for i, m in enumerate(mentions) if i not in copy_of]
+        if i in rekeyed:
+            mention = replace(mention, mention_id=rekeyed[i])
+        elif i in copies:
+            others = [mentions[j] for j in copies[i]]
+            places = [*mention.seen_in, *(s for o in others for s in (o.source, *o.seen_in))]
+            mention = replace(
+                mention,
+                seen_in=tuple(dict.fromkeys(s for s in places if s != mention.source)),
+                topics=tuple(
+                    dict.fromkeys([*mention.topics, *(t for o in others for t in o.topics)])
+                ),
+            )
+        result.append(mention)
+        result_keys.append(keys[i])
+    return result, result_keys
 
 
 def _within(sightings: Iterable[TitleSighting], published_at: datetime) -> TitleSighting | None:

@@ -36,7 +36,7 @@ from vigie.models import (
     WindowMention,
 )
 from vigie.settings import Source
-from vigie.titles import TITLE_WINDOW, TitleSighting, merge_same_titles, title_key
+from vigie.titles import TITLE_WINDOW, TitleSighting, merge_keyed, title_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +169,9 @@ class Store:
             with self.transaction():
                 if signatures:
                     self._insert_signatures(signatures, now)
-                mentions = self._merge_same_titles(mentions)
+                mentions, title_keys = self._merge_same_titles(mentions)
                 new_by_source = self._insert_mentions(cycle_id, mentions)
-                self._record_titles(mentions)
+                self._record_titles(mentions, title_keys)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
                 self._record_outside_volumes(sources, outcomes, now)
@@ -181,39 +181,37 @@ class Store:
             raise WarehouseError(f"loading cycle {cycle_id} failed: {err}") from err
         return LoadResult(sum(new_by_source.values()), new_by_source, len(quarantined))
 
-    def _merge_same_titles(self, mentions: Sequence[Mention]) -> list[Mention]:
-        """The batch with copies of one headline merged (`vigie.titles`), against the title
-        keys stored within a week of the batch's mentions; read in the load's transaction, so
-        a copy loaded by another process just before is seen."""
-        keyed = [(m, key) for m in mentions if (key := title_key(m)) is not None]
+    def _merge_same_titles(
+        self, mentions: Sequence[Mention]
+    ) -> tuple[list[Mention], list[str | None]]:
+        """The batch with copies of one headline merged (`vigie.titles`) against the title
+        keys stored within a week of its mentions, and each mention's key. Read in the load's
+        transaction, so a copy another process loaded just before is seen."""
+        keys = [title_key(m) for m in mentions]
+        keyed = [(m.published_at, key) for m, key in zip(mentions, keys, strict=True) if key]
         if not keyed:
-            return list(mentions)
-        times = [m.published_at for m, _ in keyed]
+            return list(mentions), keys
         rows = self.con.execute(
             "SELECT title_key, mention_id, published_at FROM mention_titles "
             "WHERE title_key IN (SELECT unnest(?::VARCHAR[])) "
             "AND published_at BETWEEN ? AND ?",
             [
                 sorted({key for _, key in keyed}),
-                min(times) - TITLE_WINDOW,
-                max(times) + TITLE_WINDOW,
+                min(at for at, _ in keyed) - TITLE_WINDOW,
+                max(at for at, _ in keyed) + TITLE_WINDOW,
             ],
         ).fetchall()
-        return merge_same_titles(mentions, (TitleSighting(*row) for row in rows))
+        return merge_keyed(mentions, keys, (TitleSighting(*row) for row in rows))
 
-    def _record_titles(self, mentions: Sequence[Mention]) -> None:
-        rows = [
-            (key, m.mention_id, m.published_at)
-            for m in mentions
-            if (key := title_key(m)) is not None
-        ]
+    def _record_titles(self, mentions: Sequence[Mention], keys: Sequence[str | None]) -> None:
+        rows = [(key, m) for m, key in zip(mentions, keys, strict=True) if key is not None]
         if not rows:
             return
         batch = pd.DataFrame(
             {
-                "title_key": [r[0] for r in rows],
-                "mention_id": [r[1] for r in rows],
-                "published_at": pd.to_datetime([r[2] for r in rows], utc=True),
+                "title_key": [key for key, _ in rows],
+                "mention_id": [m.mention_id for _, m in rows],
+                "published_at": pd.to_datetime([m.published_at for _, m in rows], utc=True),
             }
         )
         self.con.register("title_batch", batch)
