@@ -246,22 +246,23 @@ class Store:
     def outside_volume(
         self, end: datetime, *, hours_before: int = 24
     ) -> list[tuple[str, str, int, float | None]]:
-        """Per source with an outside timeline: (source, query, articles in the hour before
-        `end`, articles per hour over the up to `hours_before` hours before that that it
-        covers, None when it covers none of them)."""
+        """Per source with an outside timeline over the day before `end`: (source, query,
+        articles in the hour before `end`, articles per hour over the `hours_before` hours
+        before that, or over the part of them its timeline covers; None when none)."""
         last_hour = end - timedelta(hours=1)
+        day_before = last_hour - timedelta(hours=hours_before)
         rows = self.con.execute(
-            "SELECT source, any_value(topic_or_query), "
+            "SELECT source, arg_max(topic_or_query, bucket_start), "
             "coalesce(sum(value) FILTER (WHERE bucket_start >= ?), 0), "
-            "sum(value) FILTER (WHERE bucket_start < ?), "
+            "sum(value) FILTER (WHERE bucket_start >= ? AND bucket_start < ?), "
             "epoch(?::TIMESTAMPTZ) - epoch(min(bucket_start)) "
-            "FROM outside_volumes WHERE bucket_start >= ? AND bucket_start < ? "
-            "GROUP BY source ORDER BY source",
-            [last_hour, last_hour, last_hour, last_hour - timedelta(hours=hours_before), end],
+            "FROM outside_volumes WHERE bucket_start < ? GROUP BY source "
+            "HAVING count(*) FILTER (WHERE bucket_start >= ?) > 0 ORDER BY source",
+            [last_hour, day_before, last_hour, last_hour, end, day_before],
         ).fetchall()
         found: list[tuple[str, str, int, float | None]] = []
         for source, query, last, before, span_s in rows:
-            hours = max(1.0, min(float(hours_before), float(span_s or 0) / 3600))
+            hours = max(1.0, min(float(hours_before), float(span_s) / 3600))
             rate = None if before is None else float(before) / hours
             found.append((source, query, int(last), rate))
         return found

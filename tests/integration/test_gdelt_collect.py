@@ -5,13 +5,17 @@ a malformed reply recorded as a source failure, and the outside check `vigie sta
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cli.main import outside_volume_lines
+import pytest
+
+from cli.main import main, outside_volume_lines
 from tasks.collect import collect_matching, fetch_any_source, fetch_sources
 from tests.configs import settings_from
 from vigie.localservers import FeedServer
+from vigie.models import VolumeSignal
 from vigie.settings import Collection, Settings
 from warehouse.connection import open_warehouse
 from warehouse.store import LoadResult, Store
@@ -181,3 +185,32 @@ def test_status_compares_the_last_hour_with_the_day_before(
         f"GDELT (GDELT, {SEARCH}): 12 articles in the last hour vs 1.5/h the day before"
     ]
     assert quiet_day_later == []
+
+
+def test_vigie_status_says_what_gdelt_counted_beside_an_open_alert(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(feed_server, tmp_path)
+    config = tmp_path / "vigie.toml"
+    now = datetime.now(UTC)
+    # A timeline ending now: one article every 15 minutes for a day, then 12 in the last hour.
+    points = [
+        {"date": f"{now - timedelta(hours=1, minutes=15 * k):%Y%m%dT%H%M%SZ}", "value": 1}
+        for k in range(1, 120)
+    ]
+    points.append({"date": f"{now - timedelta(minutes=20):%Y%m%dT%H%M%SZ}", "value": 12})
+    timeline = {"timeline": [{"series": "Article Count", "data": points}]}
+    _serve(feed_server, "artlist.json", mode="artlist")
+    feed_server.set(DOC, json.dumps(timeline), content_type=JSON, query={"mode": "timelinevolraw"})
+    _cycle(settings, now, "c1")
+    assert main(["--config", str(config), "status"]) == 0
+    assert "articles in the last hour" not in capsys.readouterr().out  # no open alert
+
+    signal = VolumeSignal("marque", now - timedelta(hours=1), now, 12, 2.0, 1.0, 0.9, 8.0, True)
+    with open_warehouse(settings.warehouse_path) as con:
+        Store(con).open_alert("al-1", signal, level="alerte", reason="r", now=now, messages=[])
+    assert main(["--config", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    expected = f"GDELT (GDELT, {SEARCH}): 12 articles in the last hour vs 4.0/h the day before"
+    assert f"    {expected}\n" in out
+    assert out.index("al-1 [alerte] marque") < out.index(expected)
