@@ -522,13 +522,22 @@ class Store:
         Backfill: what a source brought in its first successful cycle (a new source's archive,
         items without a date placed at their collection time) is history, not news.
         """
+        # A mention is read as carried by the best-tier source that carried it (a major outlet's
+        # copy of a headline is one more sighting of the first outlet's mention, and is still
+        # its pick-up).
         rows = self.con.execute(
             "WITH first_cycle AS (SELECT source, arg_min(cycle_id, started_at) AS cycle_id "
-            "FROM source_runs WHERE status = 'ok' GROUP BY source) "
-            "SELECT m.source, m.platform, m.tier, m.title, m.summary, m.sentiment, m.story_id, "
-            "f.cycle_id IS NOT NULL AS backfill FROM mentions m "
-            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id "
-            "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ?",
+            "FROM source_runs WHERE status = 'ok' GROUP BY source), "
+            "window_ AS (SELECT * FROM mentions WHERE list_contains(topics, ?) "
+            "AND published_at >= ? AND published_at < ?), "
+            "best AS (SELECT s.mention_id, arg_min(s.source, c.tier) AS source, "
+            "min(c.tier) AS tier FROM mention_sightings s JOIN sources c ON c.name = s.source "
+            "WHERE s.mention_id IN (SELECT mention_id FROM window_) GROUP BY s.mention_id) "
+            "SELECT CASE WHEN b.tier < m.tier THEN b.source ELSE m.source END, m.platform, "
+            "least(m.tier, coalesce(b.tier, m.tier)), m.title, m.summary, m.sentiment, "
+            "m.story_id, f.cycle_id IS NOT NULL AS backfill FROM window_ m "
+            "LEFT JOIN best b ON b.mention_id = m.mention_id "
+            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id",
             [topic, start, end],
         ).fetchall()
         kept = [WindowMention(*row[:7]) for row in rows if not row[7]]

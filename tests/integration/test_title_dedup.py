@@ -41,6 +41,7 @@ url = "{base}/devoir.xml"
 [[sources]]
 name = "La Presse"
 url = "{base}/presse.xml"
+tier = 1
 
 [[sources]]
 name = "Agrégateur"
@@ -94,7 +95,6 @@ def test_same_headline_from_another_outlet_within_a_week_is_one_more_sighting(
         Item(EXPLAINS, "https://www.ledevoir.com/economie/800001", "", timedelta(days=10)),
         Item(GENERIC, "https://www.ledevoir.com/communique/1", "", timedelta(hours=1)),
     ]
-    _publish(feed_server, "/devoir.xml", "Le Devoir", devoir, now)
     quiet = [
         Item(
             "Hockey : victoire en prolongation",
@@ -103,8 +103,12 @@ def test_same_headline_from_another_outlet_within_a_week_is_one_more_sighting(
             timedelta(hours=3),
         )
     ]
-    _publish(feed_server, "/presse.xml", "La Presse", quiet, now)
+    # A first cycle where nothing matches: what a source brings first is backfill, not news.
+    for path, name in (("/devoir.xml", "Le Devoir"), ("/presse.xml", "La Presse")):
+        _publish(feed_server, path, name, quiet, now - timedelta(hours=1))
     _publish(feed_server, "/agregateur.xml", "Agrégateur", quiet, now)
+    _cycle(settings, now - timedelta(hours=1))
+    _publish(feed_server, "/devoir.xml", "Le Devoir", devoir, now)
     first, _ = _cycle(settings, now)
     assert first.new_by_source == {"Le Devoir": 3}
 
@@ -148,6 +152,13 @@ def test_same_headline_from_another_outlet_within_a_week_is_one_more_sighting(
     # The stories keep working on top: both explanations, ten days apart, are one story.
     stories = _rows(settings, "SELECT mentions, sources FROM stories WHERE title = ?", EXPLAINS)
     assert stories == [(2, 2)]
+
+    # Detection reads the recall as carried by La Presse, the major outlet among its sightings.
+    with open_warehouse(settings.warehouse_path) as con:
+        window, _ = Store(con).window_mentions(
+            "marque", start=now - timedelta(days=1), end=later + timedelta(hours=1)
+        )
+    assert [(m.source, m.tier) for m in window if m.title == RECALL] == [("La Presse", 1)]
 
     # Loading the same batch again changes nothing.
     with open_warehouse(settings.warehouse_path) as con:
