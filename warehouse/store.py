@@ -532,13 +532,16 @@ class Store:
             "AND published_at >= ? AND published_at < ?), "
             "best AS (SELECT s.mention_id, arg_min(s.source, c.tier) AS source, "
             "min(c.tier) AS tier FROM mention_sightings s JOIN sources c ON c.name = s.source "
-            "WHERE s.mention_id IN (SELECT mention_id FROM window_) GROUP BY s.mention_id) "
+            # Seen no earlier than a day before the window (published, then collected): the
+            # years of sightings before are skipped, not scanned (10 M rows: 1 s against 0.05).
+            "WHERE s.first_seen_at >= ?::TIMESTAMPTZ - INTERVAL 1 DAY "
+            "AND s.mention_id IN (SELECT mention_id FROM window_) GROUP BY s.mention_id) "
             "SELECT CASE WHEN b.tier < m.tier THEN b.source ELSE m.source END, m.platform, "
             "least(m.tier, coalesce(b.tier, m.tier)), m.title, m.summary, m.sentiment, "
             "m.story_id, f.cycle_id IS NOT NULL AS backfill FROM window_ m "
             "LEFT JOIN best b ON b.mention_id = m.mention_id "
             "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id",
-            [topic, start, end],
+            [topic, start, end, start],
         ).fetchall()
         kept = [WindowMention(*row[:7]) for row in rows if not row[7]]
         return kept, len(rows) - len(kept)
@@ -1206,6 +1209,10 @@ class Store:
             dropped = self.con.execute(
                 "DELETE FROM quarantine WHERE quarantined_at < ?", [cutoff]
             ).fetchall()[0][0]
+            # Title keys are kept only as long as the titles (a week is all dedup reads).
+            self.con.execute(
+                "DELETE FROM mention_titles WHERE published_at < ?", [cutoff - TITLE_WINDOW]
+            )
         return int(erased), int(dropped)
 
     def export_mentions(

@@ -166,3 +166,23 @@ def test_same_headline_from_another_outlet_within_a_week_is_one_more_sighting(
     assert again.new_mentions == 0
     assert _rows(settings, "SELECT count(*) FROM mentions") == [(5,)]
     assert _rows(settings, "SELECT count(*) FROM mention_sightings") == [(7,)]
+
+
+def test_retention_drops_the_title_keys_with_the_titles(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    settings = settings_from(tmp_path, TOML.replace("{base}", feed_server.url("")))
+    now = datetime.now(UTC)
+    for path, name in (("/devoir.xml", "Le Devoir"), ("/presse.xml", "La Presse")):
+        item = Item(RECALL, f"https://{name[3:].lower()}.example/rappel", "", timedelta(days=40))
+        _publish(feed_server, path, name, [item], now)
+    _publish(feed_server, "/agregateur.xml", "Agrégateur", [], now)
+    _cycle(settings, now)
+    assert _rows(settings, "SELECT count(*) FROM mention_titles") == [(1,)]
+    with open_warehouse(settings.warehouse_path) as con:
+        Store(con).apply_retention(now - timedelta(days=60))
+    assert _rows(settings, "SELECT count(*) FROM mention_titles") == [(1,)]  # still within
+    with open_warehouse(settings.warehouse_path) as con:
+        Store(con).apply_retention(now - timedelta(days=30))
+    assert _rows(settings, "SELECT count(*) FROM mention_titles") == [(0,)]
+    assert _rows(settings, "SELECT count(*) FROM mentions") == [(1,)]  # ids are kept
