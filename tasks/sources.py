@@ -861,9 +861,11 @@ def fetch_api_source(
     last_url: str | None = None
     visited: set[str] = set()
     exhausted = False
+    hold_marker = False  # a chain of entries failed: read that stretch again next cycle
     for start in chains:
         if problems and source.kind == "gdelt":
             break  # GDELT's timeline is read only with its articles: a failed list fails it
+        problems_before = len(problems)
         url: str | None = start
         chain_pages = 0
         while url is not None and chain_pages < collection.max_pages and url not in visited:
@@ -915,6 +917,9 @@ def fetch_api_source(
                 problems.append("next page on another server (refused)")
                 next_url = None
             url = next_url
+        # GDELT's timeline (its last chain) carries no entries: its failure holds nothing back.
+        timeline = source.kind == "gdelt" and start == chains[-1]
+        hold_marker = hold_marker or (len(problems) > problems_before and not timeline)
         if exhausted:
             break
     if first is None:
@@ -923,7 +928,7 @@ def fetch_api_source(
         # The server answered (its status is kept, as for an RSS feed that is not one).
         status = unreadable.http_status if unreadable is not None else None
         return failed("; ".join(problems) or "nothing to fetch", status)
-    if problems:
+    if hold_marker:
         newest = marker  # read this stretch again next cycle
     elif newest is not None and source.kind in TIMESTAMP_MARKER_KINDS and newest.isdigit():
         newest = min(newest, str(math.floor(time.time())), key=_order)

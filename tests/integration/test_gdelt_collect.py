@@ -214,3 +214,16 @@ def test_vigie_status_says_what_gdelt_counted_beside_an_open_alert(
     expected = f"GDELT (GDELT, {SEARCH}): 12 articles in the last hour vs 4.0/h the day before"
     assert f"    {expected}\n" in out
     assert out.index("al-1 [alerte] marque") < out.index(expected)
+
+
+def test_a_failed_timeline_keeps_the_articles_and_moves_the_marker(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    _serve(feed_server, "artlist.json", mode="artlist")
+    feed_server.set(DOC, "busy", status=503, query={"mode": "timelinevolraw"})
+    (source,) = _settings(feed_server, tmp_path).sources
+    result = fetch_any_source(source, None, collection=FAST)
+    assert result.status == "ok" and result.error == "HTTP 503 Service Unavailable"
+    assert result.entries is not None and len(result.entries) == 4 and result.volumes == ()
+    # The articles were all read: the next cycle starts after them.
+    assert result.marker == str(int(datetime(2026, 11, 26, 10, 15, tzinfo=UTC).timestamp()))
