@@ -26,16 +26,15 @@ MIN_TITLE_WORDS = 5
 TITLE_WINDOW = timedelta(days=7)
 # Platforms whose titles are headlines written once per article.
 HEADLINE_PLATFORMS = frozenset({"news", "blog"})
-# " - Le Monde", " | Le Monde", " – Le Monde", " — Le Monde": the outlet after the headline.
-_OUTLET_SEPARATORS = (" - ", " | ", " – ", " — ")
 
 
 def normalised_title(title: str, outlets: Iterable[str | None] = ()) -> str:
     """The folded words of `title` joined by single spaces, a trailing " - outlet" removed
     when it names one of `outlets` (the mention's author or source)."""
     words = text_words(title)
-    # The last separator, found by plain search: a regex over every title costs twice as much.
-    cut = max(title.rfind(separator) for separator in _OUTLET_SEPARATORS)
+    # The last " - ", " | ", " – " or " — " (then the outlet), found by plain search: a regex
+    # over every title costs twice as much.
+    cut = max(title.rfind(" - "), title.rfind(" | "), title.rfind(" – "), title.rfind(" — "))
     if cut > 0:
         tail = _words_of(title[cut + 3 :])
         if tail and any(tail == _words_of(outlet) for outlet in outlets if outlet):
