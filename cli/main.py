@@ -302,6 +302,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         time.sleep(settings.schedule.watch_every_minutes * 60)
 
 
+def outside_volume_lines(volumes: Sequence[tuple[str, str, int, float | None]]) -> list[str]:
+    """What the outside timelines (GDELT) counted in the last hour against the day before,
+    an outside check of Vigie's own spike: one line per source."""
+    lines = []
+    for source, query, last_hour, per_hour in volumes:
+        before = "nothing counted" if per_hour is None else f"{per_hour:.1f}/h"
+        lines.append(
+            f"GDELT ({source}, {query}): {last_hour} articles in the last hour "
+            f"vs {before} the day before"
+        )
+    return lines
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from tasks.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
@@ -316,6 +329,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         unsent = store.unsent_count()
         undelivered = store.undelivered(MAX_ATTEMPTS)
         counts = store.counts(drills=False)  # drills are rehearsals, not the watch
+        outside = store.outside_volume(datetime.now(UTC)) if alerts else []
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
     else:
@@ -346,6 +360,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {alert_id} [{level}] {topic}: {status} since {opened_at:%Y-%m-%d %H:%M %Z}, "
             f"{in_window} mentions in window"
         )
+        for line in outside_volume_lines(outside):
+            print(f"    {line}")
     print(f"Emails waiting in the outbox: {unsent}")
     for message_id, kind, subject, uncertain_at, attempts, error, critical in undelivered:
         if uncertain_at:

@@ -325,6 +325,18 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
 
 
+def identity_url(url: str) -> str:
+    """The form of a canonical URL that identifies an article: without the `www.` or `m.`
+    (mobile) prefix of its host, so the desktop, mobile and bare-host links of one article are
+    one mention. Only the id uses it: the stored URL stays the one the source gave."""
+    scheme, sep, rest = url.partition("://")
+    for prefix in ("www.", "m."):
+        host = rest.split("/", 1)[0]
+        if host.startswith(prefix) and "." in host[len(prefix) :]:
+            return f"{scheme}{sep}{rest[len(prefix) :]}"
+    return url
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
 
@@ -352,7 +364,7 @@ def normalise_entries(
                 url = f"invalid:{link[:2000]}"
         title = clean_text(entry.title, MAX_TITLE_CHARS)
         if is_http:
-            mention_id = _digest("url", url)
+            mention_id = _digest("url", identity_url(url))
         elif entry.guid:
             mention_id = _digest("guid", source.name, entry.guid)
         else:

@@ -1,5 +1,5 @@
 """Source kinds beyond RSS: JSON Feed, news search feeds, Reddit, Mastodon, Bluesky, Hacker News
-(Algolia) and any JSON API with a mapping. Plain functions, one concern each:
+(Algolia), GDELT DOC 2.0 and any JSON API with a mapping. Plain functions, one concern each:
 
 - `plan_requests(source, state)`: the first URL of each search the source runs this cycle;
 - `parse_document(source, body, ...)`: one page's entries, its newest marker and the next page;
@@ -9,10 +9,10 @@
   read, and returns the entries with the marker to remember.
 
 Markers (`SourceState.marker`, the `sources.marker` column) are strings ordered by length then
-text: a Mastodon status id, or a Unix time in seconds for Reddit, Bluesky, Hacker News, JSON Feed
-and JSON APIs. A timestamp marker is inclusive (items of its second are read again and merged by
-their id), never later than the clock, and only moves forward when every page was read without
-error; Bluesky's cursor and Reddit's `after` page through one cycle only.
+text: a Mastodon status id, or a Unix time in seconds for Reddit, Bluesky, Hacker News, GDELT,
+JSON Feed and JSON APIs. A timestamp marker is inclusive (items of its second are read again and
+merged by their id), never later than the clock, and only moves forward when every page was read
+without error; Bluesky's cursor and Reddit's `after` page through one cycle only.
 
 Bounds: each page gets what is left of `max_bytes` and `deadline_s`, each search at most
 `max_pages` pages, and all pages together at most `max_entries` entries and `max_bytes` bytes.
@@ -35,17 +35,24 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 from tasks.collect import failed_fetch, fetch_source, url_origin
 from tasks.normalise import clean_text, parse_feed
 from vigie.errors import ParseError
-from vigie.models import FeedEntry, FetchResult, SourceState
+from vigie.models import FeedEntry, FetchResult, OutsideVolume, SourceState
 from vigie.search import MAX_TERMS, split_or
 from vigie.settings import Collection, JsonMapping, Source
 
 # Kinds whose one document supports conditional GET (ETag, Last-Modified) like an RSS feed.
 CONDITIONAL_KINDS = frozenset({"jsonfeed", "news_search"})
 # Kinds whose marker is a Unix time (kept no later than the clock).
-TIMESTAMP_MARKER_KINDS = frozenset({"reddit", "bluesky", "hackernews", "jsonfeed", "json_api"})
+TIMESTAMP_MARKER_KINDS = frozenset(
+    {"reddit", "bluesky", "hackernews", "jsonfeed", "json_api", "gdelt"}
+)
 TITLE_CHARS = 200  # a post has no title: its first characters stand for one
 MASTODON_LIMIT = 40  # the largest page Mastodon serves
 PAGE_LIMIT = 100  # the largest page of Reddit, Bluesky and Algolia
+GDELT_MAX_RECORDS = 250  # the most articles the GDELT DOC API gives for one request
+GDELT_PATH = "/api/v2/doc/doc"
+GDELT_TIMELINE_SPAN = "1d"  # a fixed span keeps the timeline's buckets the same width
+GDELT_LANGUAGES = {"french": "fr", "english": "en"}
+_GDELT_TIME = "%Y%m%dT%H%M%SZ"
 _MAX_REACH = 10**15
 WEB_ORIGINS = {
     "reddit": "https://www.reddit.com",
@@ -66,6 +73,7 @@ class Page:
     newest: str | None = None
     next_url: str | None = None
     reached: bool = False
+    volumes: list[OutsideVolume] = field(default_factory=list)  # a volume timeline's points
 
 
 # --- markers -----------------------------------------------------------------------------------
@@ -232,7 +240,7 @@ def plan_requests(source: Source, state: SourceState | None) -> list[str]:
     base = _base(source)
     if kind in {"jsonfeed", "json_api"}:
         return [source.url]
-    if kind in {"news_search", "reddit", "bluesky", "hackernews"} and not source.query:
+    if kind in {"news_search", "reddit", "bluesky", "hackernews", "gdelt"} and not source.query:
         raise ValueError(f"kind {kind!r} needs a query (query = ..., or a watch query)")
     if kind == "news_search":
         language, region = source.language or "en", source.region or "US"
@@ -281,7 +289,44 @@ def plan_requests(source: Source, state: SourceState | None) -> list[str]:
                 params["numericFilters"] = f"created_at_i>={marker}"
             urls.append(f"{base}/api/v1/search_by_date?{urlencode(params)}")
         return urls
+    if kind == "gdelt":
+        return gdelt_requests(source, marker)
     raise ValueError(f"kind {kind!r} is not read by tasks/sources.py")
+
+
+def gdelt_query(source: Source) -> str:
+    """The GDELT DOC query of a source: its alternatives OR-ed inside parentheses (GDELT reads
+    OR only there), narrowed to the source's language when it has one."""
+    alternatives = _searches(source)
+    query = alternatives[0] if len(alternatives) == 1 else f"({' OR '.join(alternatives)})"
+    names = {code: name for name, code in GDELT_LANGUAGES.items()}
+    if source.language in names:
+        query += f" sourcelang:{names[source.language]}"
+    return query
+
+
+def gdelt_requests(source: Source, marker: str | None) -> list[str]:
+    """The articles matching the source's query, newest first, since the marker (a Unix time:
+    the newest `seendate` read), then the volume timeline of the same query."""
+    base = f"{_base(source)}{GDELT_PATH}"
+    query = gdelt_query(source)
+    articles: dict[str, str] = {
+        "query": query,
+        "mode": "artlist",
+        "format": "json",
+        "maxrecords": str(GDELT_MAX_RECORDS),
+        "sort": "datedesc",
+    }
+    if marker and marker.isdigit():
+        since = datetime.fromtimestamp(int(marker), UTC)
+        articles["startdatetime"] = since.strftime("%Y%m%d%H%M%S")
+    timeline = {
+        "query": query,
+        "mode": "timelinevolraw",
+        "format": "json",
+        "timespan": GDELT_TIMELINE_SPAN,
+    }
+    return [f"{base}?{urlencode(articles)}", f"{base}?{urlencode(timeline)}"]
 
 
 # --- parsers, one per kind ---------------------------------------------------------------------
@@ -607,6 +652,90 @@ def parse_hackernews(
     return Page(entries, newest, next_url, reached)
 
 
+def gdelt_time(value: Any) -> datetime | None:
+    """A GDELT time ("20261126T101500Z") as a UTC datetime."""
+    if not isinstance(value, str) or len(value) != 16:
+        return None
+    try:
+        return datetime.strptime(value, _GDELT_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def parse_gdelt(
+    body: bytes, source: Source, *, url: str, marker: str | None, max_entries: int
+) -> Page:
+    """A GDELT DOC 2.0 reply, by the mode its request asked for: `artlist` (`articles` with
+    `url`, `title`, `seendate`, `domain`, `language`, `sourcecountry`; no articles: `{}`) or
+    `timelinevolraw` (`timeline[].data[]` with `date` and `value`). GDELT answers an unusable
+    query with a line of text: not JSON, a recorded failure."""
+    mode = dict(parse_qsl(urlsplit(url).query)).get("mode")
+    document = load_json(body, source.name)
+    if not isinstance(document, dict):
+        raise ParseError(source.name, "not a GDELT DOC reply (not an object)")
+    if mode == "timelinevolraw":
+        return Page(volumes=_gdelt_timeline(document, source))
+    articles = document.get("articles", [])
+    if not isinstance(articles, list):
+        raise ParseError(source.name, "not a GDELT article list (articles is not a list)")
+    entries: list[FeedEntry] = []
+    newest: str | None = None
+    oldest: datetime | None = None
+    reached = False
+    for article in articles:
+        if len(entries) >= max_entries:
+            break
+        if not isinstance(article, dict):
+            continue
+        link = _http_url(article.get("url"))
+        title = _text(article.get("title"))
+        if link is None or not title.strip():
+            continue
+        seen = gdelt_time(article.get("seendate"))
+        newest = newer(newest, _seconds(seen))
+        if seen is not None:
+            oldest = seen if oldest is None else min(oldest, seen)
+        if _older_than(seen, marker):
+            reached = True
+            continue
+        language = _str(article.get("language"))
+        entries.append(
+            FeedEntry(
+                title=title,
+                link=link,
+                guid=None,
+                summary="",  # the DOC API gives no text: the title is what is matched
+                author=_str(article.get("domain")),
+                published_at=seen,
+                language=GDELT_LANGUAGES.get(language.lower()) if language else None,
+            )
+        )
+    next_url = None
+    if len(articles) >= GDELT_MAX_RECORDS and oldest is not None and not reached:
+        # A full page: older articles are read by ending the next request where this one ends.
+        next_url = with_params(url, enddatetime=oldest.strftime("%Y%m%d%H%M%S"))
+    return Page(entries, newest, next_url, reached)
+
+
+def _gdelt_timeline(document: dict[str, Any], source: Source) -> list[OutsideVolume]:
+    timeline = document.get("timeline", [])
+    if not isinstance(timeline, list):
+        raise ParseError(source.name, "not a GDELT timeline (timeline is not a list)")
+    points: dict[datetime, int] = {}
+    for series in timeline:
+        data = get_path(series, "data")
+        if not isinstance(data, list):
+            continue
+        for point in data:
+            if not isinstance(point, dict):
+                continue
+            when, value = gdelt_time(point.get("date")), _int(point.get("value"))
+            if when is not None and value is not None:
+                points[when] = value
+        break  # timelinevolraw has one series, the article count
+    return [OutsideVolume(when, value) for when, value in sorted(points.items())]
+
+
 def parse_json_api(
     body: bytes, source: Source, *, url: str, marker: str | None, max_entries: int
 ) -> Page:
@@ -684,6 +813,7 @@ def parse_document(
         "bluesky": parse_bluesky,
         "hackernews": parse_hackernews,
         "json_api": parse_json_api,
+        "gdelt": parse_gdelt,
     }
     parser = parsers.get(kind)
     if parser is None:
@@ -720,6 +850,7 @@ def fetch_api_source(
     except ValueError as err:
         return failed(str(err))
     entries: list[FeedEntry] = []
+    volumes: list[OutsideVolume] = []
     newest = marker
     pages = 0
     bytes_read = 0
@@ -730,7 +861,11 @@ def fetch_api_source(
     last_url: str | None = None
     visited: set[str] = set()
     exhausted = False
+    hold_marker = False  # a chain of entries failed: read that stretch again next cycle
     for start in chains:
+        if problems and source.kind == "gdelt":
+            break  # GDELT's timeline is read only with its articles: a failed list fails it
+        problems_before = len(problems)
         url: str | None = start
         chain_pages = 0
         while url is not None and chain_pages < collection.max_pages and url not in visited:
@@ -775,12 +910,16 @@ def fetch_api_source(
             bytes_read += len(result.body)
             last_url = url
             entries.extend(page.entries)
+            volumes.extend(page.volumes)
             newest = newer(newest, page.newest)
             next_url = None if page.reached else page.next_url
             if next_url is not None and url_origin(next_url) != url_origin(source.url):
                 problems.append("next page on another server (refused)")
                 next_url = None
             url = next_url
+        # GDELT's timeline (its last chain) carries no entries: its failure holds nothing back.
+        timeline = source.kind == "gdelt" and start == chains[-1]
+        hold_marker = hold_marker or (len(problems) > problems_before and not timeline)
         if exhausted:
             break
     if first is None:
@@ -789,7 +928,7 @@ def fetch_api_source(
         # The server answered (its status is kept, as for an RSS feed that is not one).
         status = unreadable.http_status if unreadable is not None else None
         return failed("; ".join(problems) or "nothing to fetch", status)
-    if problems:
+    if hold_marker:
         newest = marker  # read this stretch again next cycle
     elif newest is not None and source.kind in TIMESTAMP_MARKER_KINDS and newest.isdigit():
         newest = min(newest, str(math.floor(time.time())), key=_order)
@@ -811,4 +950,5 @@ def fetch_api_source(
         marker=newest,
         pages=pages,
         bytes_read=bytes_read,
+        volumes=tuple(volumes),
     )

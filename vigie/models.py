@@ -51,12 +51,22 @@ class FetchResult:
     marker: str | None = None
     pages: int = 0
     bytes_read: int = 0
+    # A gdelt source's volume timeline: GDELT's own count of articles matching its query.
+    volumes: tuple[OutsideVolume, ...] = ()
 
     @property
     def size(self) -> int:
         if self.body is None:
             return self.bytes_read
         return len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideVolume:
+    """One bucket of an outside service's count of articles (GDELT's volume timeline)."""
+
+    bucket_start: datetime
+    value: int
 
 
 @dataclass(frozen=True, slots=True)

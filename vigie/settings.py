@@ -85,15 +85,17 @@ SUPPORTED_KINDS = (
     "bluesky",
     "hackernews",
     "json_api",
+    "gdelt",
 )
 # Kinds that search for a query; without `query`, it is derived from the watch queries.
-SEARCH_KINDS = ("news_search", "reddit", "mastodon", "bluesky", "hackernews")
+SEARCH_KINDS = ("news_search", "reddit", "mastodon", "bluesky", "hackernews", "gdelt")
 # The public service a kind talks to when `url` is not given (tests point `url` elsewhere).
 DEFAULT_BASE_URLS = {
     "news_search": "https://news.google.com",
     "reddit": "https://www.reddit.com",
     "bluesky": "https://public.api.bsky.app",
     "hackernews": "https://hn.algolia.com",
+    "gdelt": "https://api.gdeltproject.org",
 }
 DEFAULT_PLATFORMS = {
     "reddit": "forum",

@@ -37,6 +37,7 @@ from vigie.models import (
     WindowMention,
 )
 from vigie.settings import Source
+from vigie.titles import TITLE_WINDOW, TitleSighting, merge_keyed, title_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +172,103 @@ class Store:
             with self.transaction():
                 if signatures:
                     self._insert_signatures(signatures, now)
+                mentions, title_keys = self._merge_same_titles(mentions)
                 new_by_source = self._insert_mentions(cycle_id, mentions)
+                self._record_titles(mentions, title_keys)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
+                self._record_outside_volumes(sources, outcomes, now)
                 self._quarantine(cycle_id, quarantined, now)
                 self._refresh_stories(mentions)
         except duckdb.Error as err:
             raise WarehouseError(f"loading cycle {cycle_id} failed: {err}") from err
         return LoadResult(sum(new_by_source.values()), new_by_source, len(quarantined))
+
+    def _merge_same_titles(
+        self, mentions: Sequence[Mention]
+    ) -> tuple[list[Mention], list[str | None]]:
+        """The batch with copies of one headline merged (`vigie.titles`) against the title
+        keys stored within a week of its mentions, and each mention's key. Read in the load's
+        transaction, so a copy another process loaded just before is seen."""
+        keys = [title_key(m) for m in mentions]
+        keyed = [(m.published_at, key) for m, key in zip(mentions, keys, strict=True) if key]
+        if not keyed:
+            return list(mentions), keys
+        rows = self.con.execute(
+            "SELECT title_key, mention_id, published_at FROM mention_titles "
+            "WHERE title_key IN (SELECT unnest(?::VARCHAR[])) "
+            "AND published_at BETWEEN ? AND ?",
+            [
+                sorted({key for _, key in keyed}),
+                min(at for at, _ in keyed) - TITLE_WINDOW,
+                max(at for at, _ in keyed) + TITLE_WINDOW,
+            ],
+        ).fetchall()
+        return merge_keyed(mentions, keys, (TitleSighting(*row) for row in rows))
+
+    def _record_titles(self, mentions: Sequence[Mention], keys: Sequence[str | None]) -> None:
+        rows = [(key, m) for m, key in zip(mentions, keys, strict=True) if key is not None]
+        if not rows:
+            return
+        batch = pd.DataFrame(
+            {
+                "title_key": [key for key, _ in rows],
+                "mention_id": [m.mention_id for _, m in rows],
+                "published_at": pd.to_datetime([m.published_at for _, m in rows], utc=True),
+            }
+        )
+        self.con.register("title_batch", batch)
+        try:
+            self.con.execute(
+                "INSERT INTO mention_titles SELECT DISTINCT title_key, mention_id, published_at "
+                "FROM title_batch ON CONFLICT DO NOTHING"
+            )
+        finally:
+            self.con.unregister("title_batch")
+
+    def _record_outside_volumes(
+        self, sources: Sequence[Source], outcomes: Sequence[SourceOutcome], now: datetime
+    ) -> None:
+        """Keep the volume timelines fetched (gdelt sources); a bucket fetched again takes the
+        newer count."""
+        queries = {s.name: s.query or "" for s in sources}
+        rows = [
+            (o.fetch.source, queries.get(o.fetch.source, ""), point.bucket_start, point.value)
+            for o in outcomes
+            for point in o.fetch.volumes
+        ]
+        if not rows:
+            return
+        self.con.executemany(
+            "INSERT INTO outside_volumes VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (source, bucket_start) DO UPDATE SET value = excluded.value, "
+            "topic_or_query = excluded.topic_or_query, fetched_at = excluded.fetched_at",
+            [(*row, now) for row in rows],
+        )
+
+    def outside_volume(
+        self, end: datetime, *, hours_before: int = 24
+    ) -> list[tuple[str, str, int, float | None]]:
+        """Per source with an outside timeline over the day before `end`: (source, query,
+        articles in the hour before `end`, articles per hour over the `hours_before` hours
+        before that, or over the part of them its timeline covers; None when none)."""
+        last_hour = end - timedelta(hours=1)
+        day_before = last_hour - timedelta(hours=hours_before)
+        rows = self.con.execute(
+            "SELECT source, arg_max(topic_or_query, bucket_start), "
+            "coalesce(sum(value) FILTER (WHERE bucket_start >= ?), 0), "
+            "sum(value) FILTER (WHERE bucket_start >= ? AND bucket_start < ?), "
+            "epoch(?::TIMESTAMPTZ) - epoch(min(bucket_start)) "
+            "FROM outside_volumes WHERE bucket_start < ? GROUP BY source "
+            "HAVING count(*) FILTER (WHERE bucket_start >= ?) > 0 ORDER BY source",
+            [last_hour, day_before, last_hour, last_hour, end, day_before],
+        ).fetchall()
+        found: list[tuple[str, str, int, float | None]] = []
+        for source, query, last, before, span_s in rows:
+            hours = max(1.0, min(float(hours_before), float(span_s) / 3600))
+            rate = None if before is None else float(before) / hours
+            found.append((source, query, int(last), rate))
+        return found
 
     def _insert_signatures(self, signatures: Sequence[StorySignature], now: datetime) -> None:
         # One statement from a registered frame: executemany costs about 0.7 ms a row.
@@ -435,14 +525,26 @@ class Store:
         Backfill: what a source brought in its first successful cycle (a new source's archive,
         items without a date placed at their collection time) is history, not news.
         """
+        # A mention is read as carried by the best-tier source that carried it (a major outlet's
+        # copy of a headline is one more sighting of the first outlet's mention, and is still
+        # its pick-up).
         rows = self.con.execute(
             "WITH first_cycle AS (SELECT source, arg_min(cycle_id, started_at) AS cycle_id "
-            "FROM source_runs WHERE status = 'ok' GROUP BY source) "
-            "SELECT m.source, m.platform, m.tier, m.title, m.summary, m.sentiment, m.story_id, "
-            "f.cycle_id IS NOT NULL AS backfill FROM mentions m "
-            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id "
-            "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ?",
-            [topic, start, end],
+            "FROM source_runs WHERE status = 'ok' GROUP BY source), "
+            "window_ AS (SELECT * FROM mentions WHERE list_contains(topics, ?) "
+            "AND published_at >= ? AND published_at < ?), "
+            "best AS (SELECT s.mention_id, arg_min(s.source, c.tier) AS source, "
+            "min(c.tier) AS tier FROM mention_sightings s JOIN sources c ON c.name = s.source "
+            # Seen no earlier than a day before the window (published, then collected): the
+            # years of sightings before are skipped, not scanned (10 M rows: 1 s against 0.05).
+            "WHERE s.first_seen_at >= ?::TIMESTAMPTZ - INTERVAL 1 DAY "
+            "AND s.mention_id IN (SELECT mention_id FROM window_) GROUP BY s.mention_id) "
+            "SELECT CASE WHEN b.tier < m.tier THEN b.source ELSE m.source END, m.platform, "
+            "least(m.tier, coalesce(b.tier, m.tier)), m.title, m.summary, m.sentiment, "
+            "m.story_id, f.cycle_id IS NOT NULL AS backfill FROM window_ m "
+            "LEFT JOIN best b ON b.mention_id = m.mention_id "
+            "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id",
+            [topic, start, end, start],
         ).fetchall()
         kept = [WindowMention(*row[:7]) for row in rows if not row[7]]
         return kept, len(rows) - len(kept)
@@ -1222,6 +1324,10 @@ class Store:
             dropped = self.con.execute(
                 "DELETE FROM quarantine WHERE quarantined_at < ?", [cutoff]
             ).fetchall()[0][0]
+            # Title keys are kept only as long as the titles (a week is all dedup reads).
+            self.con.execute(
+                "DELETE FROM mention_titles WHERE published_at < ?", [cutoff - TITLE_WINDOW]
+            )
         return int(erased), int(dropped)
 
     def export_mentions(
