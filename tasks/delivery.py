@@ -46,6 +46,7 @@ from tasks.notify import (
     _SMTP_ERRORS,
     SmtpFactory,
     _describe_smtp_error,
+    close_smtp,
     header_safe,
     smtp_client,
 )
@@ -511,6 +512,5 @@ def deliver(
                 store.mark_sent(message.message_id, now)
             report.sent.append(message.message_id)
     finally:
-        with contextlib.suppress(*_SMTP_ERRORS, AttributeError):
-            client.close()
+        close_smtp(client)
     return report

@@ -96,7 +96,13 @@ class VigieEmail(NotificationBlock):
         import ssl
 
         from tasks.delivery import DeliveryUncertain, compose_email, conversation_limit, transmit
-        from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, header_safe, smtp_client
+        from tasks.notify import (
+            _SMTP_ERRORS,
+            _describe_smtp_error,
+            close_smtp,
+            header_safe,
+            smtp_client,
+        )
         from vigie.models import OutboxMessage
         from vigie.settings import Email, Secrets
 
@@ -150,9 +156,5 @@ class VigieEmail(NotificationBlock):
                 passing = not isinstance(err, ssl.SSLError)
             return _describe_smtp_error(err), passing
         finally:
-            if client is not None:
-                try:
-                    client.close()
-                except (*_SMTP_ERRORS, AttributeError):
-                    pass
+            close_smtp(client)
         return None

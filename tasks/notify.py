@@ -9,6 +9,7 @@ Everything that came from a feed is HTML-escaped; headers are stripped of contro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import smtplib
@@ -430,6 +431,13 @@ def _describe_smtp_error(err: BaseException) -> str:
 
 
 _SMTP_ERRORS = (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError)
+
+
+def close_smtp(client: yagmail.SMTP | None) -> None:
+    """End an SMTP conversation in whatever state it is (a server that dropped it included)."""
+    if client is not None:
+        with contextlib.suppress(*_SMTP_ERRORS, AttributeError):
+            client.close()
 
 
 QUALITY_TEXT = {

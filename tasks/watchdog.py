@@ -335,7 +335,7 @@ def send_directly(settings: Settings, secrets: Secrets) -> Callable[[OutboxMessa
     """A sender that talks SMTP without the outbox: None when the server took the message,
     else why not (one line, no password)."""
     from tasks.delivery import compose_email
-    from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, smtp_client
+    from tasks.notify import _SMTP_ERRORS, _describe_smtp_error, close_smtp, smtp_client
 
     def send(message: OutboxMessage) -> str | None:
         email = settings.email
@@ -348,11 +348,7 @@ def send_directly(settings: Settings, secrets: Secrets) -> Callable[[OutboxMessa
         except _SMTP_ERRORS as err:
             return _describe_smtp_error(err)
         finally:
-            if client is not None:
-                try:
-                    client.close()
-                except (*_SMTP_ERRORS, AttributeError):
-                    pass
+            close_smtp(client)
         return None
 
     return send
