@@ -70,18 +70,19 @@ class Candidate:
             for f in fields(self)
             if getattr(self, f.name) != getattr(default, f.name)
         ]
-        return ", ".join(changed) or "live settings"
+        return ", ".join(changed) or "the live settings"
 
 
 def candidates(quick: bool) -> list[Candidate]:
     """The small grid the cross-validation chooses from (2 shared cores: keep it small).
 
-    Designs: the live one (last bucket and mean of six, fixed threshold), the adaptive tail
-    threshold, one smoothing of two buckets (the former `detect-series`); thresholds of the
-    robust z; how long an alert stays open after its last trigger (the refractory period).
+    Designs: the last bucket and the mean of six with a fixed threshold (the former live
+    detector) or with the adaptive tail threshold, and the mean of two buckets with the tail
+    (the former `detect-series`); thresholds of the robust z; how long an alert stays open
+    after its last trigger (`calm_minutes`: the refractory period).
     """
-    thresholds = (3.0, 4.0, 5.0) if quick else (3.0, 3.5, 4.0, 5.0, 6.0)
-    calms = (360,) if quick else (120, 360, 1440)
+    thresholds = (3.0, 4.0, 5.0) if quick else (3.0, 3.5, 4.0, 5.0)
+    calms = (360,) if quick else (360, 1440)
     designs: list[dict[str, Any]] = [
         {"spans": (1, 6), "tail_share": 0.0},
         {"spans": (1, 6), "tail_share": 0.005},
@@ -288,7 +289,7 @@ def row(name: str, found: Mapping[str, float]) -> str:
     return (
         f"  {name:<34} {found['standard']:>8.1f} {found['reward_low_FP_rate']:>8.1f}"
         f" {found['reward_low_FN_rate']:>8.1f} {found['standard@0.5']:>9.1f}"
-        f" {found['low_FP@0.5']:>8.1f} {found['fp@0.5']:>6.0f}"
+        f" {found['reward_low_FP_rate@0.5']:>8.1f} {found['fp@0.5']:>6.0f}"
     )
 
 
