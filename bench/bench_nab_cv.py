@@ -5,7 +5,8 @@ so no figure comes from the series it was tuned on:
 - leave one category out: for each of NAB's seven categories, the candidate with the best
   training score (standard profile at Vigie's fixed threshold 0.5) on the six others scores
   the held-out category; the held-out outputs of all categories are then scored together;
-- leave one series out for the five visible realTweets series, each trained on the 52 others.
+- leave one series out for the five visible realTweets series, each trained on the 52 others
+  (and, beside it, trained on the four other tweet series alone).
 There is no setting per series: one candidate scores every series of a fold.
 
 Printed side by side: Vigie's held-out and in-sample scores (the three NAB profiles with the
@@ -353,6 +354,9 @@ def main() -> None:
     held_out, chosen = cross_validate(scorer, outputs, by_category)
     tweet_folds = [([k for k in keys if k != t], [t]) for t in tweets]
     tweets_held_out, tweets_chosen = cross_validate(scorer, outputs, tweet_folds)
+    # The same, trained on the four other tweet series alone (series of the same kind).
+    among_tweets = [([k for k in tweets if k != t], [t]) for t in tweets]
+    tweets_only_held_out, tweets_only_chosen = cross_validate(scorer, outputs, among_tweets)
     in_sample = choose(scorer, outputs, keys)
     tweets_in_sample = choose(scorer, outputs, tweets)
 
@@ -361,6 +365,8 @@ def main() -> None:
         print(f"  without {testing[0].split('/')[0]:<22} {grid[best].describe()}")
     for testing, best in tweets_chosen:
         print(f"  without {Path(testing[0]).stem:<22} {grid[best].describe()}")
+    for testing, best in tweets_only_chosen:
+        print(f"  other tweets than {Path(testing[0]).stem[15:]:<12} {grid[best].describe()}")
     print(f"  on all 53 (in-sample)           {grid[in_sample].describe()}")
     print()
     print(f"All {len(series)} public series (normalised NAB scores; optimised unless @0.5)")
@@ -385,6 +391,9 @@ def main() -> None:
             "Vigie held-out (leave series out)",
             figures(scorer, tweets_held_out, tweets),
         )
+    )
+    print(
+        row("Vigie held-out (LOSO, 4 tweets only)", figures(scorer, tweets_only_held_out, tweets))
     )
     print(
         row(
