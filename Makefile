@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_collection.py
 	$(BIN)/python bench/bench_detection.py
+	$(BIN)/python bench/bench_nab_cv.py
 	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/bench_scenarios.py
 	$(BIN)/python bench/bench_sentiment.py

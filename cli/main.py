@@ -1306,7 +1306,9 @@ def build_parser() -> argparse.ArgumentParser:
     series = sub.add_parser(
         "detect-series",
         help="score a timestamp,value series with the volume detector",
-        epilog="Writes timestamp,anomaly_score; a score >= 0.5 is where Vigie would alert.",
+        epilog="Writes timestamp,anomaly_score; a score >= 0.5 is where Vigie would alert (the "
+        "live detector and its default settings), and scores stay low while that alert would "
+        "stay open.",
     )
     series.add_argument("input", help="CSV with a header timestamp,value (regular buckets)")
     series.add_argument("output", help="CSV to write: timestamp,anomaly_score")

@@ -25,7 +25,6 @@ from vigie.settings import Detection
 from warehouse.store import Store
 
 MIN_BASELINE_WINDOWS = 6
-SMOOTHING_SPANS = (1, 6)  # windows averaged by the volume detector: a surge, a slow burn
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,61 +125,112 @@ def alert_reason(signal: VolumeSignal, severity: Severity | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SeasonalSettings:
-    """The volume detector's settings for a series of counts; the same for every series.
+    """The volume detector's settings; the same for every series, live and benchmarked.
 
-    Chosen on the NAB realTweets dev series (five companies) from ideas that hold for any mention
-    counts, preferring a plateau over a peak: every setting can move by 20% and the scores change
-    by a point or two (see `make bench` and the commit messages).
+    Chosen by cross-validation on the 53 public NAB series, leaving out whole categories
+    (`bench/bench_nab_cv.py`), never per series. Spans and event lengths are in buckets of
+    the series (an hour live, five minutes on NAB).
     """
 
     history_days: int = 7  # same time of day over the last week
     slot_tolerance: int = 2  # +/- buckets around the same time of day
-    spread_slot_tolerance: int = 6  # +/- buckets for the time-of-day spread (30 min of 5 min)
-    smoothing: int = 2  # mean of the last buckets, so one noisy bucket does not fire
+    spread_slot_tolerance: int = 6  # +/- buckets for the time-of-day spread
+    # Means of the last buckets, each judged against its own past (the highest z counts): the
+    # last bucket sees a sudden surge, the mean of several a slow burn whose buckets each
+    # stay within the noise.
+    spans: tuple[int, ...] = (1, 6)
     threshold: float = 4.0  # robust z at which the score is 0.5
     gain: float = 1.5  # slope of the score around the threshold
     tail_share: float = 0.005  # the threshold rises to the z exceeded by this share of the
-    # past `history_days` (0.5%: about 50 minutes of a week of 5-minute buckets); 0 disables
+    # past `history_days` (about 50 minutes of a week of 5-minute buckets); 0 disables
     spread_floor: float = 0.05  # in log1p units; keeps a flat history from dividing by zero
-    refractory_days: float = 1.0  # after a score >= 0.5, scores are damped at least this long
-    event_buckets: int = 36  # ... and until the mean of this many buckets (3 h) has stayed
-    calm_z: float = 1.0  # below this robust z for as long: the event is over
     level_buckets: int = 12  # fallback before a day of history: the recent median
+    # The alert lifecycle over a whole series: after a score >= 0.5 opens an alert, scores are
+    # damped until `calm_buckets` have passed without one (`Detection.calm_minutes` in
+    # buckets). 0 leaves the scores as they are: the live cycle keeps its open alerts itself.
+    calm_buckets: int = 0
+    drops: bool = False  # also score falls (benchmarks only: a fall in mentions is no crisis)
 
 
-def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
-    shifted = np.full(values.shape, np.nan)
-    if 0 < lag < len(values):
-        shifted[lag:] = values[: len(values) - lag]
-    return shifted
+def volume_settings(detection: Detection, *, bucket: timedelta | None = None) -> SeasonalSettings:
+    """The volume detector's settings for `detection`: the live cycle, `vigie replay`,
+    `vigie detect-series` and the benchmarks all take them from here.
+
+    With `bucket` (the series' step), scores after an alert opens are damped as the alert
+    lifecycle would (`calm_minutes` without a score >= 0.5 resolves it), so that a whole
+    series scores what would have alerted; without it (live), the lifecycle does it.
+    """
+    calm = 0
+    if bucket is not None and bucket > timedelta(0):
+        calm = max(1, math.ceil(timedelta(minutes=detection.calm_minutes) / bucket))
+    return SeasonalSettings(threshold=detection.threshold, calm_buckets=calm)
+
+
+# Damping of the scores inside an event, after its first detection: below any threshold NAB's
+# scorer would pick, and still ordered by strength.
+EVENT_DAMPING = 0.1
+
+
+def _row_nanmedian(matrix: np.ndarray) -> np.ndarray:
+    """Median of each row ignoring NaN (NaN where a row has none): a sort of short rows,
+    much faster than `np.nanmedian` on the same array."""
+    ordered = np.sort(matrix, axis=1)  # NaN sorts last
+    present = np.sum(~np.isnan(matrix), axis=1)
+    low = np.clip((present - 1) // 2, 0, None)
+    high = np.clip(present // 2, 0, matrix.shape[1] - 1)
+    rows = np.arange(len(matrix))
+    median: np.ndarray = np.where(
+        present > 0, (ordered[rows, low] + ordered[rows, high]) / 2.0, np.nan
+    )
+    return median
 
 
 def _same_time_median(values: np.ndarray, *, period: int, days: int, tolerance: int) -> np.ndarray:
     """Median of `values` at the same time of day (+/- `tolerance` buckets) over the past days."""
-    lags = [
-        day * period + offset
-        for day in range(1, days + 1)
-        for offset in range(-tolerance, tolerance + 1)
-        if day * period + offset > 0
-    ]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices before a day of data
-        median: np.ndarray = np.nanmedian(np.vstack([_lagged(values, lag) for lag in lags]), axis=0)
-    return median
+    lags = sorted(
+        {
+            day * period + offset
+            for day in range(1, days + 1)
+            for offset in range(-tolerance, tolerance + 1)
+            if 0 < day * period + offset < len(values)
+        }
+    )
+    if not lags:
+        return np.full(values.shape, np.nan)
+    longest = lags[-1]
+    padded = np.concatenate((np.full(longest, np.nan), values))
+    size = len(values)
+    lagged = np.stack([padded[longest - lag : longest - lag + size] for lag in lags], axis=1)
+    return _row_nanmedian(lagged)
+
+
+def signed_log(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """log1p of the magnitude with its sign; NaN where a value is missing or not finite.
+
+    Counts compare in log space (a burst is a ratio, and noise grows with the level); the sign
+    keeps any other series (temperatures, balances) readable, and the log keeps huge values
+    (bytes written, 1e300) finite in every later step.
+    """
+    array = np.asarray(values, dtype=float)
+    with np.errstate(all="ignore"):
+        logged: np.ndarray = np.sign(array) * np.log1p(np.abs(array))
+    logged[~np.isfinite(logged)] = np.nan
+    return logged
 
 
 def _robust_z(
     logged: np.ndarray, *, period: int, smoothing: int, settings: SeasonalSettings
 ) -> np.ndarray:
-    """Residual of the smoothed log counts against the same time of day, in robust spreads.
+    """Residual of the smoothed log values against the same time of day, in robust spreads.
 
     The spread is the larger of the week's scaled MAD and the MAD at this time of day: log counts
     are noisier when counts are low (nights, weekends), and one spread for the whole day would
-    make every quiet hour look like a burst. NaN before a day of history.
+    make every quiet hour look like a burst. NaN before a day of history and where the bucket
+    and its smoothing span hold no value.
     """
     import pandas as pd
 
-    smoothed = pd.Series(logged).rolling(smoothing, min_periods=1).mean().to_numpy()
+    smoothed = pd.Series(logged).rolling(max(1, smoothing), min_periods=1).mean().to_numpy()
     seasonal = _same_time_median(
         smoothed, period=period, days=settings.history_days, tolerance=settings.slot_tolerance
     )
@@ -211,46 +261,79 @@ def _robust_z(
     return z
 
 
+def _multi_scale_z(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
+    """The highest robust z over the smoothing spans (of |z| with `drops`); NaN where none has
+    a baseline yet."""
+    spans = settings.spans or (1,)
+    stacked = np.vstack(
+        [_robust_z(logged, period=period, smoothing=span, settings=settings) for span in spans]
+    )
+    if settings.drops:
+        stacked = np.abs(stacked)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before a day of data
+        highest: np.ndarray = np.nanmax(stacked, axis=0)
+    return highest
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    # Clipped so that exp never overflows, whatever z a degenerate series produces.
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(values, -500.0, 500.0)))
+    return result
+
+
 def seasonal_anomaly_scores(
     counts: Sequence[float], *, period: int, settings: SeasonalSettings | None = None
 ) -> list[float]:
-    """Anomaly score in [0, 1] for each bucket of a count series, computed causally.
+    """Anomaly score in [0, 1] for each bucket of a series, computed causally.
 
-    Counts are compared in log space with what the same time of day looked like over the past
+    Values are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
-    of past residuals (see `_robust_z`). The score is 0.5 at `threshold`, or higher when the
-    series often bursts (`_adaptive_threshold`); 0.5 or more means Vigie would alert there;
-    after that, scores are damped so that one event is one alert: for at least
-    `refractory_days`, and until the volume is back near its usual level (`_calm`). The score
-    at bucket t uses only buckets up to t.
+    of past residuals (see `_robust_z`), for each smoothing span (`spans`; the highest counts).
+    The score is 0.5 at `threshold`, or higher when the series often bursts
+    (`_adaptive_threshold`); 0.5 or more means Vigie would alert there. After that, scores are
+    damped while that alert is open (`calm_buckets`), so that one event is one alert. The
+    score at bucket t uses only buckets up to t.
+    Missing or non-finite values (NaN: a gap in collection) are neither calm nor burst.
 
     Args:
-        counts: mentions per bucket, oldest first, regular buckets without gaps.
+        counts: one value per bucket, oldest first, regular buckets.
         period: buckets per day (288 for 5-minute buckets, 24 for hourly).
     """
     settings = settings or SeasonalSettings()
     if period < 1:
         raise ValueError("period must be at least one bucket per day")
-    logged = np.log1p(np.maximum(np.asarray(counts, dtype=float), 0.0))
-    z = _robust_z(logged, period=period, smoothing=settings.smoothing, settings=settings)
+    if len(counts) == 0:
+        return []
+    logged = signed_log(counts)
+    z = _multi_scale_z(logged, period=period, settings=settings)
     threshold = _adaptive_threshold(z, period=period, settings=settings)
-    calm = _calm(logged, period=period, settings=settings)
-    refractory = int(settings.refractory_days * period)
-    scores: list[float] = []
-    last_alert: int | None = None
-    for index, value in enumerate(z):
-        if math.isnan(value):
-            scores.append(0.0)
-            continue
-        if last_alert is not None and index - last_alert >= refractory and calm[index]:
-            last_alert = None  # the event is over: the next burst is a new one
-        score = 1.0 / (1.0 + math.exp(-settings.gain * (float(value) - threshold[index])))
-        if last_alert is not None:
-            score *= 0.1
-        elif score >= 0.5 and refractory > 0:
-            last_alert = index
-        scores.append(score)
+    raw = _sigmoid(settings.gain * (z - threshold))
+    raw = np.where(np.isnan(z), 0.0, raw)
+    if settings.calm_buckets > 0:
+        raw = _after_alerts_damped(raw, settings.calm_buckets)
+    scores: list[float] = raw.tolist()
     return scores
+
+
+def _after_alerts_damped(raw: np.ndarray, calm_buckets: int) -> np.ndarray:
+    """Scores while an alert is open damped, as the alert lifecycle opens and resolves them.
+
+    An alert opens at a score >= 0.5, every later score >= 0.5 keeps it open, and it resolves
+    once `calm_buckets` buckets have passed without one: only the opening score stays whole.
+    """
+    triggers = np.flatnonzero(raw >= 0.5)
+    if len(triggers) == 0:
+        return raw
+    opens = np.concatenate(([True], np.diff(triggers) > calm_buckets))
+    starts = triggers[opens]
+    closes = np.append(triggers[np.flatnonzero(opens)[1:] - 1], triggers[-1]) + calm_buckets
+    edges = np.zeros(len(raw) + 1)
+    np.add.at(edges, starts + 1, 1.0)
+    np.add.at(edges, np.minimum(closes, len(raw)), -1.0)
+    is_open = np.cumsum(edges)[: len(raw)] > 0
+    damped: np.ndarray = np.where(is_open, raw * EVENT_DAMPING, raw)
+    return damped
 
 
 def _adaptive_threshold(z: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
@@ -273,22 +356,6 @@ def _adaptive_threshold(z: np.ndarray, *, period: int, settings: SeasonalSetting
     )
     threshold: np.ndarray = np.fmax(fixed, tail)
     return threshold
-
-
-def _calm(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
-    """Whether the series has been back near its usual level for the last `event_buckets`.
-
-    An event is over only then: a burst that rises again after a day of still-high volume is
-    the same event, not a new alert. Measured on `event_buckets`-bucket means, so isolated
-    noisy buckets neither prolong nor end it.
-    """
-    import pandas as pd
-
-    level = _robust_z(logged, period=period, smoothing=settings.event_buckets, settings=settings)
-    above = pd.Series(np.nan_to_num(level, nan=0.0) >= settings.calm_z, dtype=float)
-    recent_high = above.rolling(settings.event_buckets, min_periods=1).max().to_numpy()
-    calm: np.ndarray = recent_high == 0.0
-    return calm
 
 
 def window_coverage(
@@ -356,23 +423,11 @@ def assess_topic(
         masked = [
             math.nan if gaps and gaps[index] else float(count) for index, count in enumerate(counts)
         ]
-        # The last window alone sees a sudden surge; the mean of the last few (in log space)
-        # sees a slow burn whose hours are each within the noise. No refractory period and no
-        # adaptive threshold: the alert lifecycle keeps one alert per topic, and the tail of a
-        # week of hourly windows would be its single largest one.
-        volume_score = max(
-            seasonal_anomaly_scores(
-                masked,
-                period=per_day,
-                settings=SeasonalSettings(
-                    threshold=detection.threshold,
-                    refractory_days=0,
-                    smoothing=span,
-                    tail_share=0.0,
-                ),
-            )[-1]
-            for span in SMOOTHING_SPANS
-        )
+        # The series detector itself (`vigie detect-series`, the benchmarks), with the same
+        # settings, over the windows read; its score of the last window is the volume score.
+        volume_score = seasonal_anomaly_scores(
+            masked, period=per_day, settings=volume_settings(detection)
+        )[-1]
     enough = signal.current >= detection.min_mentions
     lexicon = {**CRISIS_LEXICON, **{fold(k): v for k, v in detection.vocabulary.items()}}
     severity = assess_severity(

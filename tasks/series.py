@@ -10,11 +10,12 @@ import csv
 import itertools
 import statistics
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from tasks.detect import seasonal_anomaly_scores
+from tasks.detect import seasonal_anomaly_scores, volume_settings
 from vigie.errors import VigieError
+from vigie.settings import Detection
 
 DAY_SECONDS = 86400
 
@@ -49,22 +50,34 @@ def read_series(path: Path) -> tuple[list[str], list[float]]:
     return timestamps, values
 
 
-def buckets_per_day(timestamps: Sequence[str]) -> int:
-    """How many buckets make a day, from the median step between timestamps."""
+def bucket_step(timestamps: Sequence[str]) -> timedelta:
+    """The series' bucket: the median step between timestamps."""
     try:
         moments = [datetime.fromisoformat(t.strip()) for t in timestamps]
     except ValueError as err:
         raise SeriesError(f"a timestamp is not ISO 8601: {err}") from err
     steps = [(b - a).total_seconds() for a, b in itertools.pairwise(moments)]
-    step = statistics.median(steps)
+    step = statistics.median(steps) if steps else 0.0
     if step <= 0:
         raise SeriesError("timestamps must increase")
-    return max(1, round(DAY_SECONDS / step))
+    return timedelta(seconds=step)
 
 
-def score_series(timestamps: Sequence[str], values: Sequence[float]) -> list[float]:
-    """The volume detector's anomaly score for each row, with the default settings."""
-    return seasonal_anomaly_scores(values, period=buckets_per_day(timestamps))
+def buckets_per_day(timestamps: Sequence[str]) -> int:
+    """How many buckets make a day, from the median step between timestamps."""
+    return max(1, round(DAY_SECONDS / bucket_step(timestamps).total_seconds()))
+
+
+def score_series(
+    timestamps: Sequence[str], values: Sequence[float], detection: Detection | None = None
+) -> list[float]:
+    """The volume detector's anomaly score for each row, with the live cycle's settings
+    (`tasks.detect.volume_settings`; the default `[detection]` unless `detection` is given),
+    scores after an alert opens damped as the alert lifecycle would keep it open."""
+    step = bucket_step(timestamps)
+    settings = volume_settings(detection or Detection(), bucket=step)
+    period = max(1, round(DAY_SECONDS / step.total_seconds()))
+    return seasonal_anomaly_scores(values, period=period, settings=settings)
 
 
 # A cell starting with one of these is read as a formula by spreadsheets (OWASP, CSV injection).

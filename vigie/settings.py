@@ -619,7 +619,9 @@ class Detection(_Model):
     # A week of hourly windows: the volume detector compares the same time of day.
     baseline_windows: Annotated[int, Field(ge=3, le=5000)] = 168
     min_mentions: Annotated[int, Field(ge=1)] = 5
-    threshold: Annotated[float, Field(gt=0)] = 4.0
+    # The volume detector's robust z; 3 is what cross-validation on the 53 public NAB series
+    # chose (bench/bench_nab_cv.py).
+    threshold: Annotated[float, Field(gt=0)] = 3.0
     future_tolerance_minutes: Annotated[int, Field(ge=0)] = 30
     horizon_days: Annotated[int, Field(ge=1)] = 3650
     sensitivity: Literal["low", "medium", "high"] = "medium"

@@ -41,7 +41,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     settings = settings_from(tmp_path, MINIMAL_TOML)
     source = settings.sources[0]
     assert (source.kind, source.platform, source.tier, source.language) == ("rss", "news", 3, None)
-    assert (settings.detection.threshold, settings.detection.min_mentions) == (4.0, 5)
+    assert (settings.detection.threshold, settings.detection.min_mentions) == (3.0, 5)
     assert settings.email.password_env == "VIGIE_SMTP_PASSWORD"
     assert settings.cell.members == ()
 
