@@ -33,7 +33,7 @@ def _mention(
     at: datetime,
     *,
     story: str,
-    title: str = "La Laiterie Boréale ouvre une boutique",
+    title: str | None = None,
     sentiment: float | None = 0.2,
     seen_in: tuple[str, ...] = (),
 ) -> Mention:
@@ -43,7 +43,8 @@ def _mention(
         "news",
         3,
         f"https://{source}.example/{mention_id}",
-        title,
+        # Each calm story its own headline: copies of one headline are one mention (title dedup).
+        title or f"La Laiterie Boréale ouvre une boutique, numéro {mention_id}",
         "",
         None,
         at,
@@ -199,7 +200,15 @@ def test_a_story_judged_now_is_not_its_own_baseline(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     path = tmp_path / "wh.duckdb"
     earlier = [
-        _mention(f"early-{n}", f"early-{n}", NOW - 2 * HOUR, story="closure", title=CLOSURE)
+        # Rewritten headlines of the same story (one headline copied word for word is one
+        # mention, title dedup), two hours before the window.
+        _mention(
+            f"early-{n}",
+            f"early-{n}",
+            NOW - 2 * HOUR,
+            story="closure",
+            title=f"{CLOSURE} : ce que l'on sait, point {n}",
+        )
         for n in range(8)
     ]
     _load(path, "c1", earlier + _closure(range(5), NOW), NOW)

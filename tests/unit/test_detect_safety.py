@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vigie.cli import main
 
+from cli.main import main
 from tasks.detect import SeasonalSettings, assess_topic, seasonal_anomaly_scores
 from tasks.series import read_series, score_series
 from vigie.settings import Detection
