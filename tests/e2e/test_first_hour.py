@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import VIGIE, _vigie
+from tests.commands import VIGIE, vigie
 from tests.integration.test_collect_kinds import serve_first_cycle
 from vigie.localservers import FeedServer, MailSink
 from vigie.settings import DEFAULT_BASE_URLS, load_settings
@@ -26,7 +26,7 @@ SERVICES = (*DEFAULT_BASE_URLS.values(), "https://mastodon.social")
 
 
 def _init(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return _vigie(
+    return vigie(
         "init",
         "--yes",
         "--name",
@@ -60,7 +60,7 @@ def _point_at_local_servers(config: Path, feeds: FeedServer, mail: MailSink) -> 
 
 
 def _sources_test_merged(folder: Path) -> bool:
-    return _vigie("sources", "--help", cwd=folder, timeout=60).returncode == 0
+    return vigie("sources", "--help", cwd=folder, timeout=60).returncode == 0
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_the_generated_file_passes_check_and_the_cell_check_says_what_to_fill_in
     ]
     assert [w.name for w in generated.watch] == ["organisation", "personnes", "crise"]
 
-    check = _vigie("check", cwd=first_hour)
+    check = vigie("check", cwd=first_hour)
     assert check.returncode == 0, check.stderr
     assert "vigie.toml: valid" in check.stdout
     assert "Mastodon [mastodon, social, tier 3] http://127.0.0.1:" in check.stdout
@@ -97,7 +97,7 @@ def test_the_generated_file_passes_check_and_the_cell_check_says_what_to_fill_in
         "cell.members[1], cell.members[2]"
     ) in check.stdout
 
-    cell = _vigie("cell", "check", cwd=first_hour)
+    cell = vigie("cell", "check", cwd=first_hour)
     assert cell.returncode == 1, cell.stderr
     # In the organisation's language (French here).
     assert "MANQUE    cell.members[0] : encore à remplir (À REMPLIR / TO FILL IN" in cell.stdout
@@ -109,7 +109,7 @@ def test_sources_test_fetches_every_generated_source_with_items_that_match(
 ) -> None:
     if not _sources_test_merged(first_hour):
         pytest.skip("vigie sources test not merged yet")
-    tested = _vigie("sources", "test", "--json", cwd=first_hour)
+    tested = vigie("sources", "test", "--json", cwd=first_hour)
     assert tested.returncode == 0, tested.stderr
     report = json.loads(tested.stdout)
     assert report["stored"] is False
@@ -127,9 +127,7 @@ def test_sources_test_fetches_every_generated_source_with_items_that_match(
 def test_one_watch_cycle_on_the_generated_file_stores_mentions_of_every_source(
     first_hour: Path, prefect_harness: str
 ) -> None:
-    run = _vigie(
-        "run", "--once", "--json", cwd=first_hour, env={"PREFECT_API_URL": prefect_harness}
-    )
+    run = vigie("run", "--once", "--json", cwd=first_hour, env={"PREFECT_API_URL": prefect_harness})
     assert run.returncode == 0, run.stderr[-3000:]
     # The cell is still init's placeholders: the watch starts, and says what to fill in.
     assert "Warning: still to fill in" in run.stderr
@@ -161,7 +159,7 @@ def test_one_watch_cycle_on_the_generated_file_stores_mentions_of_every_source(
 def test_init_without_a_name_and_without_a_terminal_is_one_line_naming_the_option(
     tmp_path: Path,
 ) -> None:
-    result = _vigie("init", cwd=tmp_path, timeout=60)
+    result = vigie("init", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("vigie: --name is required when vigie init cannot ask")

@@ -206,7 +206,12 @@ def test_a_cycle_beside_every_hostile_source_completes_records_each_fault_and_st
         )
     )
     assert reasons["good a"] == reasons["good b"] == reasons["doubled"] == ("ok", None)
-    assert reasons["never answers"] == ("error", "timed out")
+    # Its read timeout, or the deadline when the retry is cut short by it: either says so.
+    status, error = reasons["never answers"]
+    assert status == "error" and error in (
+        "timed out",
+        "total deadline exceeded while waiting for the response headers",
+    ), error
     assert reasons["dribbles"] == ("error", "total deadline exceeded while reading the body")
     assert reasons["endless"] == ("error", "response larger than 10000000 bytes (size cap)")
     assert reasons["gzip bomb"] == ("error", "response larger than 10000000 bytes (size cap)")

@@ -98,7 +98,7 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
     [(listeria,)] = _rows(
         warehouse, "SELECT count(*) FROM mentions WHERE list_contains(topics, 'incident rappel 1')"
     )
-    assert listeria >= 4
+    assert listeria >= 3  # syndicated copies of one headline are one mention (title dedup)
 
     emails = mail_sink.messages()[before:]
     subjects = [str(m["Subject"]) for m in emails]
