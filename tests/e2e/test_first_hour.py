@@ -22,7 +22,11 @@ from vigie.settings import DEFAULT_BASE_URLS, load_settings
 from warehouse.connection import open_warehouse
 
 # The services a generated file names, all served here by one FeedServer (their paths differ).
-SERVICES = (*DEFAULT_BASE_URLS.values(), "https://mastodon.social")
+# Every service vigie init suggests a source on (not GDELT yet: issue 23's note).
+SERVICES = (
+    *(url for kind, url in DEFAULT_BASE_URLS.items() if kind != "gdelt"),
+    "https://mastodon.social",
+)
 
 
 def _init(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
