@@ -34,7 +34,7 @@ import smtplib
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -49,6 +49,7 @@ from tasks.notify import (
     close_smtp,
     header_safe,
     smtp_client,
+    with_banner,
 )
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets, parse_quiet_hours
@@ -248,17 +249,7 @@ class DeliveryUncertain(Exception):
 def second_sending(message: OutboxMessage, language: str) -> OutboxMessage:
     """The same message (same Message-ID) with a line on top saying it is a second sending."""
     line = SECOND_SENDING[language if language in SECOND_SENDING else "en"]
-    banner = (
-        '<p style="background:#eef3fb;border:1px solid #5b7db1;padding:6px">'
-        f"{html.escape(line)}</p>"
-    )
-    body = message.html
-    marker = body.find(">", body.find("<body")) + 1 if "<body" in body else 0
-    return replace(
-        message,
-        html=body[:marker] + banner + body[marker:],
-        text=f"{line}\n\n{message.text}" if message.text else "",
-    )
+    return with_banner(message, line, "background:#eef3fb;border:1px solid #5b7db1;padding:6px")
 
 
 def conversation_limit(email: Email, recipients: int) -> float:

@@ -762,16 +762,22 @@ def as_drill(message: OutboxMessage, language: str) -> OutboxMessage:
     text = TEXT[language]
     if message.drill:
         return message
-    banner = (
-        '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
-        f"{html.escape(text['drill'])}</p>"
+    style = "background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold"
+    return replace(
+        with_banner(message, text["drill"], style),
+        subject=header_safe(f"{text['drill_tag']} {message.subject}"),
+        drill=True,
     )
+
+
+def with_banner(message: OutboxMessage, line: str, style: str) -> OutboxMessage:
+    """`message` with `line` on top: a styled paragraph first in the HTML body, and the first
+    paragraph of the plain text."""
+    banner = f'<p style="{style}">{html.escape(line)}</p>'
     body = message.html
     marker = body.find(">", body.find("<body")) + 1 if "<body" in body else 0
     return replace(
         message,
-        subject=header_safe(f"{text['drill_tag']} {message.subject}"),
         html=body[:marker] + banner + body[marker:],
-        text=f"{text['drill']}\n\n{message.text}" if message.text else "",
-        drill=True,
+        text=f"{line}\n\n{message.text}" if message.text else "",
     )
