@@ -9,6 +9,20 @@ from vigie.settings import Settings, load_settings
 if TYPE_CHECKING:
     from pathlib import Path
 
+# The organisation, a warehouse beside the file and the brand's watch: what the collection
+# tests put their sources after.
+WATCH_TOML = """
+[organisation]
+name = "Laiterie Boréale"
+
+[warehouse]
+path = "wh/vigie.duckdb"
+
+[[watch]]
+name = "marque"
+query = '("laiterie boréale" OR boreale) NOT recrutement'
+"""
+
 MINIMAL_TOML = """\
 [organisation]
 name = "Laiterie Boréale"

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.collect import collect_sources, fetch_any_source, fetch_source, fetch_sources
 from tasks.sources import fetch_api_source
-from tests.configs import settings_from
+from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import FetchResult, SourceState
 from vigie.settings import Collection, JsonMapping, Source
@@ -378,17 +378,9 @@ def test_the_deadline_covers_all_pages(feed_server: FeedServer) -> None:
 
 # --- all kinds into a real warehouse -----------------------------------------------------------
 
-ALL_KINDS_TOML = """
-[organisation]
-name = "Laiterie Boréale"
-
-[warehouse]
-path = "wh/vigie.duckdb"
-
-[[watch]]
-name = "marque"
-query = '("laiterie boréale" OR boreale) NOT recrutement'
-
+ALL_KINDS_TOML = (
+    WATCH_TOML
+    + """
 [[sources]]
 name = "Le Bulletin"
 kind = "jsonfeed"
@@ -449,6 +441,7 @@ connect_timeout_s = 1
 read_timeout_s = 2
 deadline_s = 10
 """
+)
 
 
 def _run_cycle(path: Path, settings_sources: tuple[Source, ...], collection: Collection) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from cli.main import main, outside_volume_lines
 from tasks.collect import collect_matching, fetch_any_source, fetch_sources
-from tests.configs import settings_from
+from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import VolumeSignal
 from vigie.settings import Collection, Settings
@@ -24,17 +24,9 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "sources" / "gdelt"
 DOC = "/api/v2/doc/doc"
 JSON = "application/json; charset=utf-8"
 FAST = Collection(connect_timeout_s=1, read_timeout_s=1, deadline_s=5, retries=0)
-GDELT_TOML = """
-[organisation]
-name = "Laiterie Boréale"
-
-[warehouse]
-path = "wh/vigie.duckdb"
-
-[[watch]]
-name = "marque"
-query = '("laiterie boréale" OR boreale) NOT recrutement'
-
+GDELT_TOML = (
+    WATCH_TOML
+    + """
 [[sources]]
 name = "GDELT"
 kind = "gdelt"
@@ -49,6 +41,7 @@ read_timeout_s = 2
 deadline_s = 10
 retries = 0
 """
+)
 QUERY = '("laiterie boréale" OR boréale)'  # as GDELT reads it
 SEARCH = '"laiterie boréale" OR boréale'  # as derived from the watch query
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tasks.collect import collect_matching, fetch_sources
 from tasks.load import STORY_MEMORY
 from tasks.stories import assign_stories
-from tests.configs import settings_from
+from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import Mention
 from vigie.scenario import Item, rss_document
@@ -23,17 +23,9 @@ from warehouse.store import LoadResult, Store
 RECALL = "Laiterie Boréale rappelle trois fromages contaminés à la listeria"
 EXPLAINS = "Laiterie Boréale : la direction s'explique sur le rappel"
 GENERIC = "Communiqué Laiterie Boréale"
-TOML = """
-[organisation]
-name = "Laiterie Boréale"
-
-[warehouse]
-path = "wh/vigie.duckdb"
-
-[[watch]]
-name = "marque"
-query = '("laiterie boréale" OR boreale) NOT recrutement'
-
+TOML = (
+    WATCH_TOML
+    + """
 [[sources]]
 name = "Le Devoir"
 url = "{base}/devoir.xml"
@@ -50,6 +42,7 @@ url = "{base}/agregateur.xml"
 [email]
 sender = "vigie@laiterie-boreale.example"
 """
+)
 
 
 def _publish(server: FeedServer, path: str, title: str, items: list[Item], at: datetime) -> None:
