@@ -220,10 +220,25 @@ def _choose_run(page: Page, menu_item: str) -> None:
 
 def _view_scheduled_run(page: Page, submit: Callable[[], None], what: str) -> None:
     """Submit, then follow the toast's "View run" to the new run's page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     view = page.get_by_role("button", name="View run")
     _until_accepted(page, submit, view, what)
-    view.last.click()  # the newest toast, above the others
-    page.wait_for_url(re.compile(r"/runs/flow-run/"))
+    run_page = re.compile(r"/runs/flow-run/")
+    # A submit sends the form back to the deployment's page; a click on the toast during that
+    # navigation is lost (seen in CI: the page stayed on the deployment's runs), so click the
+    # newest toast again while it shows, then open the newest run of the list as a person would.
+    for _ in range(3):
+        with contextlib.suppress(PlaywrightTimeout):
+            view.last.click(timeout=10_000)
+        try:
+            page.wait_for_url(run_page, timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            print(f"{what}: the run's page did not open after a click on View run")
+    page.get_by_role("tab", name="Runs").or_(page.locator(".p-tab", has_text="Runs")).first.click()
+    page.locator("a[href*='/runs/flow-run/']").first.click()
+    page.wait_for_url(run_page)
 
 
 def _form_property(page: Page, name: str) -> Locator:
