@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
-from tasks.collect import fetch_sources
+from tasks.collect.fetch import fetch_sources
 from vigie.localservers import FeedServer
 from vigie.models import FetchResult
 from vigie.scenario import Item, rss_document

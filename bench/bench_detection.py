@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import vigie  # noqa: F401  (telemetry off)
-from tasks.series import score_series
+from tasks.detect.series import score_series
 
 Detector = Callable[[Sequence[str], Sequence[float]], list[float]]
 

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 import vigie  # noqa: F401  (telemetry off)
-from tasks.detect import SeasonalSettings, seasonal_anomaly_scores, volume_settings
-from tasks.series import bucket_step, buckets_per_day, read_series
+from tasks.detect.series import bucket_step, buckets_per_day, read_series
+from tasks.detect.volume import SeasonalSettings, seasonal_anomaly_scores, volume_settings
 from vigie.settings import Detection
 
 DEFAULT_BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench"

@@ -1,7 +1,7 @@
 """Benchmark: watch-query matching speed, in mentions per second, over synthetic texts.
 
-Each mention is folded into words once (`text_words`), as `tasks.match` does, then every query
-of a set is evaluated on it. Prints mentions/s for folding alone and for each query set;
+Each mention is folded into words once (`text_words`), as `tasks.collect.match` does, then every
+query of a set is evaluated on it. Prints mentions/s for folding alone and for each query set;
 queries this version cannot parse are reported as skipped. Figures only.
 
     python bench/bench_query.py [--texts 10000] [--repeat 3]

@@ -1,12 +1,12 @@
 """Benchmark: alert quality at live settings, on the synthetic crisis scenarios and on the calm
 stretches of the real tweet series.
 
-Synthetic scenarios (tasks/simulation.py), 30 random seeds each, replayed hour by hour through
-`assess_topic` and the alert lifecycle exactly as the watch cycle runs them: how many seeds
+Synthetic scenarios (tasks/detect/simulation.py), 30 random seeds each, replayed hour by hour
+through `assess_topic` and the alert lifecycle exactly as the watch cycle runs them: how many seeds
 alert within the target delay (viral: its first hour; slow burn: its first 12 hours), the
 median delay, and the false alerts (scenarios without a crisis, or alerts before the onset);
 then the same for breaking-story alerts, with two scenarios of their own
-(tasks/breaking_simulation.py).
+(tasks/detect/breaking_simulation.py).
 
 Real tweet series (NAB realTweets dev, 5-minute counts summed into the live hourly windows):
 the volume detector at live settings with the alert lifecycle (`calm_minutes`), alerts opened
@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import vigie  # noqa: F401  (telemetry off)
-from tasks.breaking_simulation import replay_stories, story_scenarios
-from tasks.detect import seasonal_anomaly_scores, volume_settings
-from tasks.series import read_series
-from tasks.simulation import replay, scenarios
+from tasks.detect.breaking_simulation import replay_stories, story_scenarios
+from tasks.detect.series import read_series
+from tasks.detect.simulation import replay, scenarios
+from tasks.detect.volume import seasonal_anomaly_scores, volume_settings
 from vigie.settings import Detection
 
 DEFAULT_BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench"
@@ -72,7 +72,7 @@ def synthetic(seeds: int) -> None:
 
 
 def breaking_stories(seeds: int) -> None:
-    """Story alerts (tasks/breaking.py) on every scenario and on the two of their own; for
+    """Story alerts (tasks/detect/breaking.py) on every scenario and on the two of their own; for
     those two, what the volume detector alone does."""
     print()
     print(f"Breaking stories (story alerts, live settings, last week of four, {seeds} seeds)")

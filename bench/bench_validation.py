@@ -18,9 +18,9 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import vigie  # noqa: F401  (telemetry off)
-from tasks.collect import collect_sources
-from tasks.detect import assess_volume, bucket_ceiling
-from tasks.validate import validate_mentions
+from tasks.collect.fetch import collect_sources
+from tasks.detect.volume import assess_volume, bucket_ceiling
+from tasks.enrich.validate import validate_mentions
 from vigie.matching import match_mentions
 from vigie.models import FetchResult
 from vigie.query import parse_query  # noqa: F401  (imported before timing)

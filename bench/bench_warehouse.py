@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import vigie  # noqa: F401  (telemetry off)
-from tasks.detect import bucket_ceiling
+from tasks.detect.volume import bucket_ceiling
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 

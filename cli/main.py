@@ -37,7 +37,7 @@ from vigie.settings import (
 )
 
 if TYPE_CHECKING:
-    from tasks.delivery import DeliveryReport
+    from tasks.notify.delivery import DeliveryReport
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -131,7 +131,7 @@ def _warn_schedule_drift(settings: Settings, prefect_yaml: Path | None) -> None:
 
 def _print_cell(settings: Settings) -> None:
     """The cell by escalation level, where to reach it, its charter and the teams reminded."""
-    from tasks.cell import cell_lines
+    from cli.cell import cell_lines
 
     print("\n".join(cell_lines(settings)))
 
@@ -142,7 +142,7 @@ def cmd_cell_show(args: argparse.Namespace) -> int:
 
 
 def cmd_cell_check(args: argparse.Namespace) -> int:
-    from tasks.cell import check_cell, report_lines
+    from cli.cell import check_cell, report_lines
 
     settings = load_settings(resolve_config_path(args.config), lenient_cell=True)
     report = check_cell(settings)
@@ -153,7 +153,7 @@ def cmd_cell_check(args: argparse.Namespace) -> int:
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
-    from tasks.readiness import send_readiness
+    from tasks.notify.readiness import send_readiness
 
     settings = _settings(args)
     secrets = load_secrets(settings)
@@ -195,7 +195,7 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from flows.watch_cycle import watch_cycle
-    from tasks.ui import api_answers, api_url, record_unrecorded_runs
+    from tasks.publish.ui import api_answers, api_url, record_unrecorded_runs
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
@@ -267,7 +267,7 @@ def _exit_now(code: int) -> NoReturn:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tasks.ui import quiet_api_outage_logs
+    from tasks.publish.ui import quiet_api_outage_logs
 
     config_path = resolve_config_path(args.config)
     settings = load_settings(config_path)
@@ -316,7 +316,7 @@ def outside_volume_lines(volumes: Sequence[tuple[str, str, int, float | None]]) 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.delivery import MAX_ATTEMPTS
+    from tasks.notify.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -497,7 +497,7 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from tasks.quality import quality_report
+    from tasks.enrich.quality import quality_report
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -533,7 +533,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_detect_series(args: argparse.Namespace) -> int:
-    from tasks.series import read_series, score_series, write_scores
+    from tasks.detect.series import read_series, score_series, write_scores
 
     timestamps, values = read_series(Path(args.input))
     scores = score_series(timestamps, values)
@@ -634,7 +634,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    from tasks.events import acknowledged_event, emit_from_command
+    from tasks.publish.events import acknowledged_event, emit_from_command
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -715,7 +715,7 @@ def cmd_escalate(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
-    from tasks.delivery import MAX_ATTEMPTS
+    from tasks.notify.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
 
     settings = _settings(args)
@@ -818,7 +818,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     from flows.drill import drill
-    from tasks.drill import check_drill_topic, drill_id_for, format_duration
+    from tasks.notify.drill import check_drill_topic, drill_id_for, format_duration
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
 
@@ -893,8 +893,8 @@ def cmd_incident_stop(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     import webbrowser
 
-    from tasks.notify import header_safe
-    from tasks.preview import make_preview, output_path, preview_page, write_preview
+    from cli.preview import make_preview, output_path, preview_page, write_preview
+    from tasks.notify.emails import header_safe
 
     settings = _settings(args)
     if args.team is not None and args.kind != "readiness":
@@ -943,7 +943,7 @@ be tried on those (vigie sources test shows what the sources carry today)."""
 
 
 def cmd_query_test(args: argparse.Namespace) -> int:
-    from tasks.querytest import MAX_TESTED, render_query_test, try_query
+    from cli.querytest import MAX_TESTED, render_query_test, try_query
     from vigie.errors import QueryError
     from vigie.query import parse_query
     from warehouse.connection import open_warehouse
@@ -994,7 +994,7 @@ def cmd_query_test(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_test(args: argparse.Namespace) -> int:
-    from tasks.sourcetest import check_sources, render_table
+    from cli.sourcetest import check_sources, render_table
 
     settings = _settings(args)
     count = len(set(args.source)) or len(settings.sources)
@@ -1048,8 +1048,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _set_up_watch_automation(settings: Settings) -> None:
     """Create or update the dead man's switch automation on the Prefect server of
     PREFECT_API_URL, and say what it does."""
-    from tasks.watch_automation import ensure_watch_automation
-    from tasks.watchdog import duration_text, watchdog_limit
+    from cli.watch_automation import ensure_watch_automation
+    from cli.watchdog import duration_text, watchdog_limit
 
     if not settings.operators:
         print("No watchdog automation: the cell has no members to tell ([[cell.members]]).")
@@ -1075,8 +1075,8 @@ def _set_up_watch_automation(settings: Settings) -> None:
 
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
+    from cli.watchdog import check_watch, clear_unreadable, duration_text, stop_notice_id
     from tasks.load import send_pending
-    from tasks.watchdog import check_watch, clear_unreadable, duration_text, stop_notice_id
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
@@ -1137,8 +1137,8 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
 
 def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now: datetime) -> int:
     """The warehouse cannot be read: tell the operators straight through SMTP, once per
-    incident (tasks/watchdog.py), and say so in one line each."""
-    from tasks.watchdog import send_directly, tell_unreadable
+    incident (cli/watchdog.py), and say so in one line each."""
+    from cli.watchdog import send_directly, tell_unreadable
     from warehouse.connection import restore_hint
 
     print(f"WATCH STOPPED: {one_line(err)}")

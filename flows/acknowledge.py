@@ -18,7 +18,7 @@ from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath
-from tasks.events import acknowledged_event, emit_vigie_events
+from tasks.publish.events import acknowledged_event, emit_vigie_events
 from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store

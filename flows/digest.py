@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath
 from flows.watch_cycle import load_config_task
-from tasks.digest import Period, digest_summary
+from tasks.notify.digest import Period, digest_summary
 from tasks.operations import (
     digest_markdown,
     publish_markdown_task,

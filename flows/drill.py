@@ -6,7 +6,7 @@ a rerun of the same name resumes or reports that drill and sends nothing twice),
 Requires: `VIGIE_SMTP_PASSWORD` when `email.username` is set; a free port on 127.0.0.1 for the
 drill's own feed server.
 
-The run starts a feed server on 127.0.0.1 serving the drill's feeds (tasks/drill.py), runs a
+The run starts a feed server on 127.0.0.1 serving the drill's feeds (tasks/notify/drill.py), runs a
 calm cycle (history), injects the crisis and runs cycles with the watch-cycle tasks until the
 drill alert opens and its email (marked [EXERCICE]/[DRILL]) goes to the cell, then waits for the
 acknowledgement (`vigie ack ALERT --by NAME` or the acknowledge-alert run) and reports the time
@@ -27,7 +27,7 @@ from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.watch_cycle import _q, cycle_steps, load_config_task
-from tasks.drill import (
+from tasks.notify.drill import (
     begin_drill_task,
     check_drill_topic,
     drill_id_for,
@@ -41,7 +41,7 @@ from tasks.drill import (
     serve_drill,
     wait_for_acknowledgement_task,
 )
-from tasks.report import StepClock
+from tasks.publish.report import StepClock
 from vigie.localservers import FeedServer
 from vigie.settings import Secrets, Settings
 

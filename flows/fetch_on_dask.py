@@ -2,8 +2,8 @@
 run on a `DaskTaskRunner`, inside the small subflow `fetch-on-dask` (not a deployment).
 
 The watch cycle calls `fetch_due_sources`; with `collection.dask_address` unset it is the
-in-process thread pool of `tasks.collect`, as before. With it set (docs/scaling.md), each
-batch is fetched by the same `tasks.collect.fetch_sources` on a Dask worker, with the same
+in-process thread pool of `tasks.collect.fetch`, as before. With it set (docs/scaling.md), each
+batch is fetched by the same `tasks.collect.fetch.fetch_sources` on a Dask worker, with the same
 bounds (`concurrency` and `per_host` hold per batch) and each source's ETag/Last-Modified, so the
 cycle gets the same `FetchResult`s, in the same order, as without Dask.
 Failures stay data: a batch whose worker died is recorded as failed fetches with the reason,
@@ -27,7 +27,7 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
-from tasks.collect import fetch_sources, fetch_sources_task, host_of
+from tasks.collect.fetch import fetch_sources, fetch_sources_task, host_of
 from vigie.models import FetchResult, SourceState
 from vigie.settings import Collection, Source
 

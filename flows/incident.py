@@ -22,7 +22,7 @@ from pydantic import EmailStr, Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.watch_cycle import load_config_task, watch_cycle
-from tasks.incident import (
+from tasks.notify.incident import (
     MAX_NAME,
     MAX_QUERIES,
     MAX_RECIPIENTS,

@@ -23,17 +23,20 @@ from prefect.utilities.annotations import quote
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
-from tasks.alerts import AlertChanges
-from tasks.breaking import StoryAssessment
-from tasks.collect import collect_matching_task, due_sources
-from tasks.delivery import DeliveryReport
-from tasks.detect import TopicAssessment
-from tasks.drill import detection_settings
-from tasks.enrich import enrich_mentions_task
-from tasks.enrich import warm_up as warm_up_enrichment
-from tasks.events import emit_cycle_events_task, emit_watch_event_task
-from tasks.health import check_source_health_task
-from tasks.incident import with_extra_watches
+from tasks.collect.fetch import collect_matching_task, due_sources
+from tasks.collect.health import check_source_health_task
+from tasks.detect.breaking import StoryAssessment
+from tasks.detect.volume import TopicAssessment
+from tasks.enrich.mentions import enrich_mentions_task
+from tasks.enrich.mentions import warm_up as warm_up_enrichment
+from tasks.enrich.quality import flag_degraded_sources_task
+from tasks.enrich.validate import (
+    ExpectationCheck,
+    ValidationOutcome,
+    validate_mentions_task,
+    validate_source_runs_task,
+)
+from tasks.enrich.validate import warm_up as warm_up_validation
 from tasks.load import (
     apply_retention_task,
     cluster_stories_task,
@@ -46,8 +49,12 @@ from tasks.load import (
     raise_alerts_task,
     send_outbox_task,
 )
-from tasks.quality import flag_degraded_sources_task
-from tasks.report import (
+from tasks.notify.alerts import AlertChanges
+from tasks.notify.delivery import DeliveryReport
+from tasks.notify.drill import detection_settings
+from tasks.notify.incident import with_extra_watches
+from tasks.publish.events import emit_cycle_events_task, emit_watch_event_task
+from tasks.publish.report import (
     StepClock,
     cycle_summary,
     publish_summary_task,
@@ -55,13 +62,6 @@ from tasks.report import (
     publish_validation_task,
     read_top_stories_task,
 )
-from tasks.validate import (
-    ExpectationCheck,
-    ValidationOutcome,
-    validate_mentions_task,
-    validate_source_runs_task,
-)
-from tasks.validate import warm_up as warm_up_validation
 from vigie.models import CycleSummary, SourceOutcome, SourceState
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
@@ -126,7 +126,7 @@ def cycle_steps(
 
     A drill's cycle (`drill=True`) runs the same steps over its own sources and topic, leaving
     out what only real cycles do: quality and health notices about the sources, and escalating
-    other alerts; its detection does not judge collection coverage (tasks/drill.py).
+    other alerts; its detection does not judge collection coverage (tasks/notify/drill.py).
     """
     path = settings.warehouse_path
     with clock.step("fetch"):

@@ -13,12 +13,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.alerts import AlertChanges, raise_alerts
-from tasks.breaking import StoryAssessment, assess_breaking_stories
-from tasks.delivery import DeliveryReport, deliver
-from tasks.detect import TopicAssessment, assess_watches, bucket_ceiling
-from tasks.escalation import escalate_unacknowledged
-from tasks.stories import assign_stories
+from tasks.detect.breaking import StoryAssessment, assess_breaking_stories
+from tasks.detect.volume import TopicAssessment, assess_watches, bucket_ceiling
+from tasks.enrich.stories import assign_stories
+from tasks.notify.alerts import AlertChanges, raise_alerts
+from tasks.notify.delivery import DeliveryReport, deliver
+from tasks.notify.escalation import escalate_unacknowledged
 from vigie.models import (
     CycleSummary,
     Mention,
@@ -174,7 +174,7 @@ def _store_at(path: Path) -> Iterator[Store]:
 def send_pending(
     path: Path, settings: Settings, secrets: Secrets, *, now: datetime | None = None
 ) -> DeliveryReport:
-    """Send the outbox as it may go now (see `tasks.delivery`), each message exactly once.
+    """Send the outbox as it may go now (see `tasks.notify.delivery`), each message exactly once.
 
     The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly
     around each step.

@@ -19,14 +19,14 @@ from typing import Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.delivery import DeliveryReport
-from tasks.digest import Digest, Period, build_digest, default_end, render_digest
-from tasks.escalation import escalate_unacknowledged
+from tasks.detect.replay import ReplayedAlert, replay_history
 from tasks.load import send_pending
-from tasks.readiness import TeamOutcome, send_readiness
-from tasks.replay import ReplayedAlert, replay_history
-from tasks.report import md_text
-from tasks.ui import publish_markdown, publish_progress, update_progress
+from tasks.notify.delivery import DeliveryReport
+from tasks.notify.digest import Digest, Period, build_digest, default_end, render_digest
+from tasks.notify.escalation import escalate_unacknowledged
+from tasks.notify.readiness import TeamOutcome, send_readiness
+from tasks.publish.report import md_text
+from tasks.publish.ui import publish_markdown, publish_progress, update_progress
 from vigie.errors import ConfigError, WarehouseError
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings

@@ -1,16 +1,16 @@
 """A real warehouse holding a small crisis, for the preview tests: mentions loaded with
 `Store.load_cycle` (some with a hostile `<script>` title) and the alert opened by the watch
-cycle's own `tasks.alerts.raise_alerts`, which queues its email in the outbox."""
+cycle's own `tasks.notify.alerts.raise_alerts`, which queues its email in the outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tasks.alerts import raise_alerts
-from tasks.detect import TopicAssessment
-from tasks.preview_sample import sample_mention, source_outcome
-from tasks.signals import assess_severity
+from cli.preview_sample import sample_mention, source_outcome
+from tasks.detect.signals import assess_severity
+from tasks.detect.volume import TopicAssessment
+from tasks.notify.alerts import raise_alerts
 from vigie.models import Mention, VolumeSignal
 from vigie.settings import Settings
 from warehouse.connection import open_warehouse

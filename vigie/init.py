@@ -83,7 +83,7 @@ REGION_LANGUAGES: dict[str, tuple[Language, ...]] = {
     "NZ": ("en",),
 }
 # A suggested crisis topic: the organisation near words that announce trouble. Detection has
-# its own, larger lexicon (tasks/signals.py); these only make a topic of their own.
+# its own, larger lexicon (tasks/detect/signals.py); these only make a topic of their own.
 CRISIS_WORDS: dict[Language, tuple[str, ...]] = {
     "fr": (
         "rappel*",
@@ -174,7 +174,7 @@ HINTS: dict[str, tuple[str, str]] = {
 }
 HINTS["people"] = HINTS["aliases"]
 # The members `vigie init` asks about: role, words for the questions (French, English), level.
-# The operator hears about the sources (tasks/health.py); level 3: told last of an alert.
+# The operator hears about the sources (tasks/collect/health.py); level 3: told last of an alert.
 ASKED_MEMBERS: tuple[tuple[str, str, str, int], ...] = (
     ("lead", "Responsable de la cellule de crise", "Crisis cell lead", 1),
     ("spokesperson", "Porte-parole", "Spokesperson", 1),

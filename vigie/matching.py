@@ -3,7 +3,7 @@
 A watch with `languages` also needs the mention's language to be one of them, or unknown. The
 language is the source's or the feed's; when neither says and such a watch's query matches, it is
 detected here (as enrichment would), so a French-only watch does not keep an English post.
-No Prefect here: the parsing workers of `tasks.normalise` match as they parse.
+No Prefect here: the parsing workers of `tasks.collect.normalise` match as they parse.
 """
 
 from __future__ import annotations

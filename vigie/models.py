@@ -45,8 +45,8 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     error: str | None = None
-    # API kinds (tasks/sources.py) read several pages and parse each as it comes, since the next
-    # page depends on it: they carry their entries, the marker to remember, and the bytes read.
+    # API kinds (tasks/collect/sources.py) read several pages and parse each as it comes, since the
+    # next page depends on it: they carry their entries, the marker to remember, and the bytes read.
     entries: tuple[FeedEntry, ...] | None = None
     marker: str | None = None
     pages: int = 0
@@ -246,7 +246,7 @@ class TopicSummary(TypedDict):
 
 
 class BreakingStorySummary(TypedDict):
-    """A story spreading fast in a cycle's summary (tasks/breaking.py), alerting or not."""
+    """A story spreading fast in a cycle's summary (tasks/detect/breaking.py), alerting or not."""
 
     story_id: str
     topic: str

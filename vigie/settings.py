@@ -75,7 +75,7 @@ Platform = Literal["news", "blog", "social", "forum", "video", "other"]
 Role = Literal[
     "lead", "spokesperson", "legal", "communications", "social_media", "executive", "operator"
 ]
-# Kinds of DESIGN.md that this version collects (tasks/sources.py reads all but rss).
+# Kinds of DESIGN.md that this version collects (tasks/collect/sources.py reads all but rss).
 SUPPORTED_KINDS = (
     "rss",
     "jsonfeed",
@@ -630,7 +630,7 @@ class Detection(_Model):
     # Extra crisis vocabulary, term -> weight in [0, 1]; a trailing * is a prefix.
     vocabulary: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     # A story is breaking when the distinct sources that carried it in the window reach this
-    # many, and `breaking_factor` times the topic's usual spread (tasks/breaking.py).
+    # many, and `breaking_factor` times the topic's usual spread (tasks/detect/breaking.py).
     breaking_min_sources: Annotated[int, Field(ge=2, le=10000)] = 5
     breaking_factor: Annotated[float, Field(ge=1, le=1000)] = 3.0
 

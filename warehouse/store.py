@@ -560,7 +560,7 @@ class Store:
         ).fetchall()[0]
         return float(negative) / float(scored) if scored else 0.0
 
-    # The reads of the digest (tasks/digest.py): one period [start, end) at a time.
+    # The reads of the digest (tasks/notify/digest.py): one period [start, end) at a time.
 
     def topic_period_counts(
         self, topics: Sequence[str], *, start: datetime, end: datetime
@@ -747,7 +747,7 @@ class Store:
         story_id: str | None = None,
     ) -> None:
         """Open an alert, log the event and queue its emails, all or nothing; `story_id`
-        names the breaking story that opened it, if a story did (tasks/breaking.py)."""
+        names the breaking story that opened it, if a story did (tasks/detect/breaking.py)."""
         detail = {"level": level, "severity": severity, "contributions": contributions or {}}
         with self.transaction():
             self.con.execute(
@@ -1441,7 +1441,7 @@ class Store:
         return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
 
 
-# Incident mode (tasks/incident.py, flows/incident.py): the `incidents` table and the reads
+# Incident mode (tasks/notify/incident.py, flows/incident.py): the `incidents` table and the reads
 # of the situation reports, by collection time (what Vigie learned during the incident).
 
 INCIDENT_COLUMNS = (

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.prefect
 
 
 def _open_alert(config: Path) -> str:
-    from tasks.alerts import raise_alerts
-    from tasks.detect import TopicAssessment
-    from tasks.signals import Severity
+    from tasks.detect.signals import Severity
+    from tasks.detect.volume import TopicAssessment
+    from tasks.notify.alerts import raise_alerts
     from vigie.models import VolumeSignal
     from vigie.settings import load_settings
     from warehouse.store import Store

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tasks.watch_automation import automation_name
-from tasks.watchdog import watchdog_limit
+from cli.watch_automation import automation_name
+from cli.watchdog import watchdog_limit
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_server import BIN, PrefectServer
 from tests.e2e.served import (

@@ -76,7 +76,7 @@ def _real_watch(feed_server: FeedServer, write_config: ConfigWriter, smtp_port: 
 
 
 def _digest_and_status(config: Path) -> tuple[object, dict[str, int], list[object], list[object]]:
-    from tasks.digest import build_digest, default_end
+    from tasks.notify.digest import build_digest, default_end
     from warehouse.store import Store
 
     settings = load_settings(config)

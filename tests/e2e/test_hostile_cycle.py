@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tasks.notify import MAX_SUBJECT_CHARS
+from tasks.notify.emails import MAX_SUBJECT_CHARS
 from tests.conftest import ConfigWriter
 from tests.e2e.served import scenario_sources
 from tests.hostile import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tasks.incident import (
+from tasks.notify.incident import (
     IncidentPlan,
     begin_incident,
     finish_incident,

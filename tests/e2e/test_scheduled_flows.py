@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.report import md_text
+from tasks.publish.report import md_text
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from warehouse.connection import open_warehouse
@@ -63,9 +63,9 @@ def test_the_escalation_check_flow_pages_the_next_level_once(
     prefect_harness: str, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     from flows.escalation_check import escalation_check
-    from tasks.alerts import raise_alerts
-    from tasks.detect import TopicAssessment
-    from tasks.signals import Severity
+    from tasks.detect.signals import Severity
+    from tasks.detect.volume import TopicAssessment
+    from tasks.notify.alerts import raise_alerts
     from vigie.models import VolumeSignal
     from vigie.settings import load_settings
     from warehouse.store import Store

@@ -11,7 +11,7 @@ import pytest
 
 from vigie import TELEMETRY_OFF
 
-ENTRY_POINTS = ["cli.main", "flows.watch_cycle", "tasks.validate"]
+ENTRY_POINTS = ["cli.main", "flows.watch_cycle", "tasks.enrich.validate"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

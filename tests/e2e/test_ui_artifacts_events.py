@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tasks.events import WATCH_WATCHED, watch_key
+from tasks.publish.events import WATCH_WATCHED, watch_key
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_events import wait_for_events
 from vigie import scenario

@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.events.schemas.events import ReceivedEvent
 
-from tasks.events import watch_key
+from tasks.publish.events import watch_key
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_server import PrefectServer, running_prefect_server
 from tests.e2e.served import prefect_client

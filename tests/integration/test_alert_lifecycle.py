@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.alerts import raise_alerts
-from tasks.detect import TopicAssessment
-from tasks.signals import Severity
+from tasks.detect.signals import Severity
+from tasks.detect.volume import TopicAssessment
+from tasks.notify.alerts import raise_alerts
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import VolumeSignal
 from vigie.settings import Settings
@@ -113,7 +113,7 @@ def test_after_resolution_a_new_trigger_opens_a_new_alert(tmp_path: Path) -> Non
 
 
 def test_replay_over_stored_history_finds_the_burst_and_writes_nothing(tmp_path: Path) -> None:
-    from tasks.replay import replay_history
+    from tasks.detect.replay import replay_history
     from vigie.models import Mention
 
     settings = _settings(tmp_path)
@@ -174,7 +174,7 @@ def test_replay_over_stored_history_finds_the_burst_and_writes_nothing(tmp_path:
 
 def test_a_new_source_bringing_its_archive_opens_no_alert(tmp_path: Path) -> None:
     """Items of a source's first cycle (undated ones land at collection time) are backfill."""
-    from tasks.detect import assess_watches
+    from tasks.detect.volume import assess_watches
     from vigie.models import FetchResult, Mention, SourceOutcome
     from vigie.settings import Source
 

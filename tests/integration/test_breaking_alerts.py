@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.alerts import AlertChanges, raise_alerts
-from tasks.breaking import StoryAssessment, assess_breaking_stories
-from tasks.detect import assess_watches
+from tasks.detect.breaking import StoryAssessment, assess_breaking_stories
+from tasks.detect.volume import assess_watches
+from tasks.notify.alerts import AlertChanges, raise_alerts
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import Mention
 from vigie.settings import Settings

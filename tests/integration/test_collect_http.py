@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.collect import collect_sources, fetch_source, fetch_sources
+from tasks.collect.fetch import collect_sources, fetch_source, fetch_sources
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer, free_port
 from vigie.models import SourceState

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.collect import collect_sources, fetch_any_source, fetch_source, fetch_sources
-from tasks.sources import fetch_api_source
+from tasks.collect.fetch import collect_sources, fetch_any_source, fetch_source, fetch_sources
+from tasks.collect.sources import fetch_api_source
 from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import FetchResult, SourceState

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from tasks.delivery import (
+from tasks.notify.delivery import (
     MAX_ATTEMPTS,
     SECOND_SENDING,
     DeliveryReport,
@@ -134,7 +134,7 @@ import json, sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from tasks.delivery import deliver
+from tasks.notify.delivery import deliver
 from vigie.settings import Email, Secrets
 from warehouse.connection import open_warehouse
 from warehouse.store import Store

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.chart import MARKER, alert_chart, chart_cid
-from tasks.delivery import compose_email
-from tasks.digest import build_digest, render_digest
+from tasks.notify.chart import MARKER, alert_chart, chart_cid
+from tasks.notify.delivery import compose_email
+from tasks.notify.digest import build_digest, render_digest
 from tests.configs import CELL_TOML, settings_from
 from vigie.localservers import MailSink
 from vigie.models import FetchResult, Mention, SourceOutcome, VolumeSignal

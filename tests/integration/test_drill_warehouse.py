@@ -9,10 +9,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.detect import assess_watches
-from tasks.drill import drill_outcome, wait_for_acknowledgement
-from tasks.escalation import escalate_unacknowledged
-from tasks.quality import quality_report
+from tasks.detect.volume import assess_watches
+from tasks.enrich.quality import quality_report
+from tasks.notify.drill import drill_outcome, wait_for_acknowledgement
+from tasks.notify.escalation import escalate_unacknowledged
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import FetchResult, Mention, OutboxMessage, SourceOutcome, VolumeSignal
 from vigie.settings import Settings, Source

@@ -14,10 +14,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.blocks.abstract import NotificationError
 from prefect.blocks.core import Block
 
-from tasks.email_block import VigieEmail
-from tasks.events import WATCH_WATCHED
-from tasks.watch_automation import email_block, notice_texts, watch_automation
-from tasks.watchdog import watchdog_limit
+from cli.email_block import VigieEmail
+from cli.watch_automation import email_block, notice_texts, watch_automation
+from cli.watchdog import watchdog_limit
+from tasks.publish.events import WATCH_WATCHED
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from vigie.settings import load_settings
@@ -204,7 +204,7 @@ def test_after_the_automation_setup_no_block_document_holds_the_password(
     from prefect import get_client
     from prefect.client.schemas.actions import BlockDocumentUpdate
 
-    from tasks.watch_automation import block_name, ensure_watch_automation
+    from cli.watch_automation import block_name, ensure_watch_automation
 
     monkeypatch.setenv("VIGIE_SMTP_PASSWORD", SECRET)
     config = write_config(

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.alerts import raise_alerts
-from tasks.delivery import DeliveryReport, deliver
-from tasks.detect import TopicAssessment
-from tasks.escalation import due_pagings, escalate_unacknowledged, next_level
-from tasks.signals import Severity
+from tasks.detect.signals import Severity
+from tasks.detect.volume import TopicAssessment
+from tasks.notify.alerts import raise_alerts
+from tasks.notify.delivery import DeliveryReport, deliver
+from tasks.notify.escalation import due_pagings, escalate_unacknowledged, next_level
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import MailSink
 from vigie.models import VolumeSignal

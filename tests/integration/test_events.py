@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import tasks.events as events
-from tasks.alerts import AlertChanges, raise_alerts
-from tasks.collect import collect_sources, fetch_sources
-from tasks.detect import TopicAssessment
-from tasks.escalation import escalate_unacknowledged
-from tasks.events import (
+import tasks.publish.events as events
+from tasks.collect.fetch import collect_sources, fetch_sources
+from tasks.collect.health import check_source_health, entry_freshness
+from tasks.detect.signals import Severity
+from tasks.detect.volume import TopicAssessment
+from tasks.notify.alerts import AlertChanges, raise_alerts
+from tasks.notify.escalation import escalate_unacknowledged
+from tasks.publish.events import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
     ALERT_OPENED,
@@ -28,8 +30,6 @@ from tasks.events import (
     parse_health_change,
     source_slug,
 )
-from tasks.health import check_source_health, entry_freshness
-from tasks.signals import Severity
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import OutboxMessage, VolumeSignal
@@ -237,7 +237,7 @@ def test_a_failure_to_emit_is_logged_once_and_never_raised(
     # A port nothing listens on: the event is refused before anything is sent.
     with (
         temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}),
-        caplog.at_level(logging.DEBUG, logger="tasks.events"),
+        caplog.at_level(logging.DEBUG, logger="tasks.publish.events"),
     ):
         assert emit_vigie_events([invalid]) == 0
         assert emit_vigie_events([invalid]) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main, outside_volume_lines
-from tasks.collect import collect_matching, fetch_any_source, fetch_sources
+from tasks.collect.fetch import collect_matching, fetch_any_source, fetch_sources
 from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import VolumeSignal

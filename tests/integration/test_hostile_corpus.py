@@ -13,8 +13,10 @@ from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 
-from tasks.collect import collect_matching, fetch_sources
-from tasks.incident import (
+from tasks.collect.fetch import collect_matching, fetch_sources
+from tasks.collect.normalise import MAX_TITLE_CHARS
+from tasks.notify.emails import MAX_SUBJECT_CHARS, render_alert_email
+from tasks.notify.incident import (
     IncidentPlan,
     begin_incident,
     build_report,
@@ -22,9 +24,7 @@ from tasks.incident import (
     render_report,
     render_sitrep,
 )
-from tasks.normalise import MAX_TITLE_CHARS
-from tasks.notify import MAX_SUBJECT_CHARS, render_alert_email
-from tasks.report import top_story_rows
+from tasks.publish.report import top_story_rows
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import VolumeSignal

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tasks.collect import (
+from tasks.collect.fetch import (
     HEADERS_DEADLINE,
     MAX_REASON_CHARS,
     STEP_MARGIN_S,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.collect import HttpClient, fetch_any_source, fetch_source
+from tasks.collect.fetch import HttpClient, fetch_any_source, fetch_source
 from vigie.localservers import FeedServer
 from vigie.settings import Collection, JsonMapping, Source
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tasks.delivery import MAX_ATTEMPTS, DeliveryReport, deliver
+from tasks.notify.delivery import MAX_ATTEMPTS, DeliveryReport, deliver
 from tests.hostile import (
     Behaviour,
     hostile_server,
@@ -199,7 +199,7 @@ import os, sys
 from pathlib import Path
 from contextlib import contextmanager
 from datetime import datetime, UTC
-from tasks.delivery import deliver
+from tasks.notify.delivery import deliver
 from vigie.settings import Email, Secrets
 from warehouse.connection import open_warehouse
 from warehouse.store import Store

@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.delivery import DeliveryReport
+from tasks.detect.replay import ReplayedAlert
+from tasks.notify.delivery import DeliveryReport
 from tasks.operations import (
     digest_markdown,
     export_days,
@@ -19,7 +20,6 @@ from tasks.operations import (
     queue_digest,
     replay_markdown,
 )
-from tasks.replay import ReplayedAlert
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import Mention
 from warehouse.backup import checkpoint_warehouse

@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tasks.xmlbounds import MAX_DEPTH, MAX_FALLBACK_ELEMENTS
+from tasks.collect.xmlbounds import MAX_DEPTH, MAX_FALLBACK_ELEMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = (
@@ -35,7 +35,7 @@ PARSE = textwrap.dedent(
     import json, sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from tasks.collect import collect_sources
+    from tasks.collect.fetch import collect_sources
     from vigie.models import FetchResult
     from vigie.settings import Source
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.preview import make_preview, preview_page
+from cli.preview import make_preview, preview_page
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from tests.preview_data import ESCAPED_SCRIPT, SCRIPT_TITLE, STORED_TITLE, fill_crisis, outbox
 from vigie.errors import VigieError, WarehouseError

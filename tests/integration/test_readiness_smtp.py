@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.readiness import send_readiness
+from tasks.notify.readiness import send_readiness
 from tests.configs import MINIMAL_TOML, READY_CELL_TOML, settings_from
 from vigie.localservers import MailSink, free_port
 from vigie.settings import Secrets, Settings

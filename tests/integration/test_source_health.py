@@ -8,9 +8,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from tasks.collect import collect_sources, fetch_sources
-from tasks.detect import assess_watches
-from tasks.health import check_source_health, entry_freshness
+from tasks.collect.fetch import collect_sources, fetch_sources
+from tasks.collect.health import check_source_health, entry_freshness
+from tasks.detect.volume import assess_watches
 from tasks.load import send_pending
 from tests.configs import CELL_TOML, settings_from
 from vigie.localservers import FeedServer, MailSink, free_port

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tasks.collect import fetch_any_source, fetch_source
+from tasks.collect.fetch import fetch_any_source, fetch_source
 from tests.hostile import hostile_server, reason_phrase
 from vigie.localservers import FeedServer
 from vigie.models import FetchResult

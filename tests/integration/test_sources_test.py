@@ -1,4 +1,4 @@
-"""`tasks.sourcetest` against the real FeedServer on 127.0.0.1: each kind of answer a source can
+"""`cli.sourcetest` against the real FeedServer on 127.0.0.1: each kind of answer a source can
 give gets its status, items, matches and newest date; nothing is remembered or stored; the
 configured bounds hold."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.sourcetest import check_sources, render_table
+from cli.sourcetest import check_sources, render_table
 from tests.conftest import ConfigWriter
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer

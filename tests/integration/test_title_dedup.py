@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.collect import collect_matching, fetch_sources
+from tasks.collect.fetch import collect_matching, fetch_sources
+from tasks.enrich.stories import assign_stories
 from tasks.load import STORY_MEMORY
-from tasks.stories import assign_stories
 from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer
 from vigie.models import Mention

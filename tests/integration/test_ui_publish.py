@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-from tasks.ui import (
+from tasks.publish.ui import (
     api_answers,
     publish_markdown,
     publish_progress,
@@ -35,7 +35,7 @@ class _Kept(logging.Handler):
 def test_with_the_api_gone_nothing_is_published_and_nothing_fails() -> None:
     # A handler of its own: whether Prefect's logging setup has run decides where caplog and
     # capfd would see the module's warnings.
-    kept, logger = _Kept(), logging.getLogger("tasks.ui")
+    kept, logger = _Kept(), logging.getLogger("tasks.publish.ui")
     gone = f"http://127.0.0.1:{free_port()}/api"
     assert not api_answers(gone)
     logger.addHandler(kept)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tasks.validate import validate_mentions, validate_source_runs
+from tasks.enrich.validate import validate_mentions, validate_source_runs
 from vigie.models import FetchResult, Mention, SourceOutcome
 from vigie.settings import Collection
 

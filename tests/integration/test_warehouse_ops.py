@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.quality import flag_degraded_sources, quality_report
-from tasks.validate import ValidationOutcome
+from tasks.enrich.quality import flag_degraded_sources, quality_report
+from tasks.enrich.validate import ValidationOutcome
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.errors import WarehouseDamaged, WarehouseError
 from vigie.models import FetchResult, Mention, QuarantinedMention, SourceOutcome

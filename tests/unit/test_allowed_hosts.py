@@ -1,4 +1,4 @@
-"""Which internal addresses a source may reach (`tasks.collect.allowed_hosts`), and the
+"""Which internal addresses a source may reach (`tasks.collect.fetch.allowed_hosts`), and the
 `collection.allow_hosts` key that names more of them."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tasks.collect import allowed_hosts
+from tasks.collect.fetch import allowed_hosts
 from vigie.settings import Collection
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.breaking import (
+from tasks.detect.breaking import (
     StoryAssessment,
     assess_stories,
     one_per_story,
@@ -231,7 +231,7 @@ def test_the_settings_refuse_a_minimum_of_one_source() -> None:
 
 
 def test_the_story_email_escapes_the_title_and_links_only_web_addresses(tmp_path: Path) -> None:
-    from tasks.notify import render_alert_email
+    from tasks.notify.emails import render_alert_email
     from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 
     title = "Rappel <script>alert(1)</script> Boréale : listeria\r\nBcc: x@example.org"

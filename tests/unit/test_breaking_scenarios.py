@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.breaking_simulation import replay_stories, story_scenarios
-from tasks.simulation import Scenario, replay, scenarios
+from tasks.detect.breaking_simulation import replay_stories, story_scenarios
+from tasks.detect.simulation import Scenario, replay, scenarios
 
 SEEDS = [1, 2, 3]
 

@@ -1,4 +1,4 @@
-"""Unit tests of `tasks.cell.check_cell`: a complete cell is ready, and each thing a cell can
+"""Unit tests of `cli.cell.check_cell`: a complete cell is ready, and each thing a cell can
 lack is found, with a message that says what to fix."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.cell import CellReport, cell_lines, check_cell, report_lines
+from cli.cell import CellReport, cell_lines, check_cell, report_lines
 from tests.configs import CELL_TOML, MINIMAL_TOML, READY_CELL_TOML, write_toml
 from vigie.settings import Settings, load_settings
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
-from tasks.chart import MARKER, ascii_label, chart_cid, volume_chart_png
+from tasks.notify.chart import MARKER, ascii_label, chart_cid, volume_chart_png
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

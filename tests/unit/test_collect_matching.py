@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import tasks.normalise
-from tasks.collect import collect_matching, collect_sources
-from tasks.health import entry_freshness
+import tasks.collect.normalise
+from tasks.collect.fetch import collect_matching, collect_sources
+from tasks.collect.health import entry_freshness
 from vigie.matching import match_mentions
 from vigie.models import FetchResult
 from vigie.settings import Source, Watch
@@ -102,7 +102,7 @@ def test_one_pass_gives_what_collect_then_match_give() -> None:
 def test_worker_processes_give_the_same_result(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(tasks.normalise, "PARALLEL_MIN_BYTES", 0)  # this small batch too
+    monkeypatch.setattr(tasks.collect.normalise, "PARALLEL_MIN_BYTES", 0)  # this small batch too
     sources, fetched = _batch()
     expected, _, freshness, _ = _expected()
     got = collect_matching(
@@ -121,7 +121,7 @@ def test_a_worker_that_cannot_run_loses_nothing(
     broken = tmp_path / "python"
     broken.write_text("#!/bin/sh\nexit 3\n")
     broken.chmod(0o755)
-    monkeypatch.setattr(tasks.normalise, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tasks.collect.normalise, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(sys, "executable", str(broken))
     sources, fetched = _batch()
     expected, _, _, _ = _expected()

@@ -1,4 +1,4 @@
-"""Unit tests of the pure parts of `tasks.collect`: text cleaning, canonical URLs, story keys,
+"""Unit tests of the pure parts of `tasks.collect.fetch`: text cleaning, canonical URLs, story keys,
 normalisation of parsed entries into mentions, and merging of duplicate mentions."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.collect import collect_sources
-from tasks.normalise import (
+from tasks.collect.fetch import collect_sources
+from tasks.collect.normalise import (
     MAX_SUMMARY_CHARS,
     MAX_TITLE_CHARS,
     canonical_url,

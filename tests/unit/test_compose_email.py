@@ -7,7 +7,7 @@ import email.policy
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from tasks.delivery import compose_email
+from tasks.notify.delivery import compose_email
 from vigie.models import InlineImage, OutboxMessage
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))

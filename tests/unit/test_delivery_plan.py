@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.delivery import (
+from tasks.notify.delivery import (
     PendingMail,
     backoff,
     compose_email,

@@ -1,4 +1,5 @@
-"""Unit tests of volume detection (`tasks.detect`): robust baseline, trigger rules, alert level.
+"""Unit tests of volume detection (`tasks.detect.volume`): robust baseline, trigger rules, alert
+level.
 
 Counts are per window, oldest first; the last one is the current window, which ends at
 `WINDOW_END`. `DETECTION` has threshold 4 and min_mentions 5 (the default threshold is 3,
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tasks.detect import (
+from tasks.detect.volume import (
     MIN_BASELINE_WINDOWS,
     assess_volume,
     robust_baseline,

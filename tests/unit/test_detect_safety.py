@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import main
-from tasks.detect import SeasonalSettings, assess_topic, seasonal_anomaly_scores
-from tasks.series import read_series, score_series
+from tasks.detect.series import read_series, score_series
+from tasks.detect.volume import SeasonalSettings, assess_topic, seasonal_anomaly_scores
 from vigie.settings import Detection
 
 BENCH = Path(

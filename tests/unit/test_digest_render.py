@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.digest import (
+from tasks.notify.digest import (
     Digest,
     FailedSource,
     PeriodAlert,

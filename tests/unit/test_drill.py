@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.drill import (
+from tasks.notify.drill import (
     FEEDS,
     LINK_BASE,
     DrillOutcome,
@@ -22,7 +22,7 @@ from tasks.drill import (
     format_duration,
     wait_for_acknowledgement,
 )
-from tasks.notify import as_drill
+from tasks.notify.emails import as_drill
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.errors import ConfigError
 from vigie.models import OutboxMessage

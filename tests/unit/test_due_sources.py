@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.collect import MAX_BACKOFF_CYCLES, due_sources
+from tasks.collect.fetch import MAX_BACKOFF_CYCLES, due_sources
 from vigie.models import SourceState
 from vigie.settings import Source
 

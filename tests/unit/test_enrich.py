@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tasks.enrich import enrich_mentions
+from tasks.enrich.mentions import enrich_mentions
 from vigie.models import Mention
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

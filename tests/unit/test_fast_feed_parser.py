@@ -1,4 +1,5 @@
-"""The fast feed parser (`tasks.fastfeed`) against feedparser: same mentions once normalised.
+"""The fast feed parser (`tasks.collect.fastfeed`) against feedparser: same mentions once
+normalised.
 
 Each fixture is parsed twice by `parse_feed`, with the fast path and with feedparser only; the
 entries, normalised by `normalise_entries`, must be equal field by field (titles and summaries
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.fastfeed import parse_date, parse_fast
-from tasks.normalise import normalise_entries, parse_feed
+from tasks.collect.fastfeed import parse_date, parse_fast
+from tasks.collect.normalise import normalise_entries, parse_feed
 from vigie.errors import ParseError
 from vigie.models import FeedEntry
 from vigie.settings import Source

@@ -1,4 +1,5 @@
-"""The GDELT DOC 2.0 kind of tasks/sources.py on replies written by hand in the API's documented
+"""The GDELT DOC 2.0 kind of tasks/collect/sources.py on replies written by hand in the API's
+documented
 shape (tests/fixtures/sources/gdelt/): the requests planned, articles and the volume timeline
 parsed field by field, what is malformed skipped or refused."""
 
@@ -11,8 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tasks.normalise import normalise_entries
-from tasks.sources import GDELT_MAX_RECORDS, parse_document, plan_requests
+from tasks.collect.normalise import normalise_entries
+from tasks.collect.sources import GDELT_MAX_RECORDS, parse_document, plan_requests
 from vigie.errors import ParseError
 from vigie.models import OutsideVolume, SourceState
 from vigie.settings import Source

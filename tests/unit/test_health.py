@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.detect import assess_topic, window_coverage
-from tasks.failures import Failure, network_down, read_failure
-from tasks.health import entry_freshness, health_changes, judge_source
-from tasks.notify import failure_words, source_health_notice
-from tasks.simulation import replay, scenarios
+from tasks.collect.health import entry_freshness, health_changes, judge_source
+from tasks.detect.simulation import replay, scenarios
+from tasks.detect.volume import assess_topic, window_coverage
+from tasks.notify.emails import failure_words, source_health_notice
+from tasks.notify.failures import Failure, network_down, read_failure
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import HealthChange, HealthVerdict, Mention, SourceCondition
 from vigie.settings import Detection, Health

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.digest import PeriodAlert, TopStory
-from tasks.incident import (
+from tasks.notify.digest import PeriodAlert, TopStory
+from tasks.notify.incident import (
     IncidentPlan,
     IncidentReport,
     Sitrep,
@@ -309,7 +309,7 @@ def test_the_incidents_table_starts_stops_and_closes_once(tmp_path: Path) -> Non
 def test_the_report_reads_what_was_collected_and_done_during_the_incident(
     tmp_path: Path,
 ) -> None:
-    from tasks.incident import build_report, build_sitrep
+    from tasks.notify.incident import build_report, build_sitrep
     from vigie.models import Mention, VolumeSignal
 
     settings = _settings(tmp_path)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tasks.cell import check_cell
+from cli.cell import check_cell
 from vigie.errors import ConfigError
 from vigie.init import (
     MAX_NAME_CHARS,

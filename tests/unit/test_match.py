@@ -1,4 +1,5 @@
-"""Matching mentions to watches (`tasks.match`): queries, topics, and per-watch languages."""
+"""Matching mentions to watches (`tasks.collect.match`): queries, topics, and per-watch
+languages."""
 
 from __future__ import annotations
 

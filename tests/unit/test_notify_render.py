@@ -1,4 +1,4 @@
-"""Unit tests of the pure parts of `tasks.notify`: header cleaning and alert email rendering
+"""Unit tests of the pure parts of `tasks.notify.emails`: header cleaning and alert email rendering
 (language, escaping of hostile feed text, who is listed as on duty)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tasks.notify import MAX_SUBJECT_CHARS, alert_message, header_safe, render_alert_email
+from tasks.notify.emails import MAX_SUBJECT_CHARS, alert_message, header_safe, render_alert_email
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.models import InlineImage, VolumeSignal
 

@@ -1,4 +1,4 @@
-"""Golden-file tests of `tasks.collect.parse_feed` on the documents in tests/fixtures/feeds/.
+"""Golden-file tests of `tasks.collect.fetch.parse_feed` on the documents in tests/fixtures/feeds/.
 
 Each valid feed `<name>.<ext>` has a `<name>.expected.json` next to it: the language and the
 entries (title, link, guid, summary, author, published_at as an ISO UTC string or null).
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tasks.normalise import parse_feed
+from tasks.collect.normalise import parse_feed
 from vigie.errors import ParseError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Unit tests of `tasks.preview` with the built-in sample (an in-memory warehouse; the
+"""Unit tests of `cli.preview` with the built-in sample (an in-memory warehouse; the
 configured one is never created): which data and language each preview uses, the page's
 headers, inline charts and plain-text part, and where the file goes."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.preview import make_preview, output_path, preview_page, write_preview
+from cli.preview import make_preview, output_path, preview_page, write_preview
 from tests.configs import CELL_TOML, MINIMAL_TOML, READY_CELL_TOML, settings_from
 from vigie.errors import ConfigError, VigieError
 from vigie.settings import Settings

@@ -1,11 +1,11 @@
-"""`tasks.querytest`: which stored mentions a query matches, which it nearly matches and why,
+"""`cli.querytest`: which stored mentions a query matches, which it nearly matches and why,
 which term brings what, and how it overlaps the configured watches."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.querytest import judge, query_terms, render_query_test, try_query
+from cli.querytest import judge, query_terms, render_query_test, try_query
 from vigie.query import parse_query, render_query
 from warehouse.mention_texts import StoredText
 

@@ -1,4 +1,4 @@
-"""Unit tests of `tasks.readiness`: which teams are due on a controllable clock, the period
+"""Unit tests of `tasks.notify.readiness`: which teams are due on a controllable clock, the period
 named in the message id, and the reminder's rendering in French and English (accents, escaping,
 headers, a plain-text alternative)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.readiness import (
+from tasks.notify.readiness import (
     due_teams,
     last_reminders,
     period_start,

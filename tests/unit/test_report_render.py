@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from tasks.report import (
+from tasks.publish.report import (
     MAX_CELL_CHARS,
     md_label,
     md_link,

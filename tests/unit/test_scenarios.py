@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.simulation import Scenario, replay, scenarios
+from tasks.detect.simulation import Scenario, replay, scenarios
 
 SEEDS = [1, 2, 3]
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from tasks.detect import SeasonalSettings, seasonal_anomaly_scores
+from tasks.detect.volume import SeasonalSettings, seasonal_anomaly_scores
 
 PERIOD = 24  # hourly buckets
 LIFECYCLE = SeasonalSettings(calm_buckets=6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tasks.series import write_scores
+from tasks.detect.series import write_scores
 
 
 def test_a_timestamp_a_spreadsheet_would_run_is_written_inert(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.signals import (
+from tasks.detect.signals import (
     assess_severity,
     crisis_terms,
     level_for,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.signals import CRISIS_LEXICON, _compile, crisis_terms
+from tasks.detect.signals import CRISIS_LEXICON, _compile, crisis_terms
 from vigie.query import text_words
 
 

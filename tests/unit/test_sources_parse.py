@@ -1,4 +1,4 @@
-"""The parsers of tasks/sources.py on response files built from each API's documented format
+"""The parsers of tasks/collect/sources.py on response files built from each API's documented format
 (tests/fixtures/sources/<kind>/): fields, UTC times, reach, author, malformed items skipped."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.normalise import normalise_entries
-from tasks.sources import Page, parse_document, plan_requests, with_params
+from tasks.collect.normalise import normalise_entries
+from tasks.collect.sources import Page, parse_document, plan_requests, with_params
 from vigie.errors import ParseError
 from vigie.models import SourceState
 from vigie.settings import JsonMapping, Source

@@ -1,4 +1,4 @@
-"""`tasks.sourcetest` output: the table a person reads (untrusted text on one line, bounded),
+"""`cli.sourcetest` output: the table a person reads (untrusted text on one line, bounded),
 the conclusion that says what to do, and the JSON object."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tasks.sourcetest import SourceCheck, SourcesTest, conclusion, render_table
+from cli.sourcetest import SourceCheck, SourcesTest, conclusion, render_table
 
 
 def _check(name: str, status: str = "ok", reason: str | None = None) -> SourceCheck:

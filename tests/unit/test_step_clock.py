@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tasks.report import StepClock
+from tasks.publish.report import StepClock
 
 
 def test_duration_runs_from_the_first_fetch_to_the_end_of_loading() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tasks.stories import assign_stories, content_words, minhash, similarity
+from tasks.enrich.stories import assign_stories, content_words, minhash, similarity
 from vigie.models import Mention, StorySignature
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.stories import assign_stories, content_words, minhash, minhash_matrix, similarity
+from tasks.enrich.stories import assign_stories, content_words, minhash, minhash_matrix, similarity
 from vigie.models import Mention, StorySignature
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

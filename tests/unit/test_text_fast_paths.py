@@ -13,7 +13,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tasks.normalise import _BLOCK_TAGS, _MAYBE_INVISIBLE, _visible, canonical_url, clean_text
+from tasks.collect.normalise import (
+    _BLOCK_TAGS,
+    _MAYBE_INVISIBLE,
+    _visible,
+    canonical_url,
+    clean_text,
+)
 from vigie.query import _LIGATURES, fold
 
 

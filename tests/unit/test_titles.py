@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.normalise import SourceFields, canonical_url, identity_url, normalise_entries
+from tasks.collect.normalise import SourceFields, canonical_url, identity_url, normalise_entries
 from vigie.models import FeedEntry, Mention
 from vigie.titles import TitleSighting, merge_same_titles, normalised_title, title_key
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.watchdog import (
+from cli.watchdog import (
     RECOVERED,
     STOPPED,
     WatchState,

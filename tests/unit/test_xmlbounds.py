@@ -1,12 +1,12 @@
-"""`tasks.xmlbounds`: how deep a document nests, counted without building it, and what is
+"""`tasks.collect.xmlbounds`: how deep a document nests, counted without building it, and what is
 refused before a parser sees it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.normalise import parse_feed
-from tasks.xmlbounds import MAX_DEPTH, nesting_depth
+from tasks.collect.normalise import parse_feed
+from tasks.collect.xmlbounds import MAX_DEPTH, nesting_depth
 from vigie.errors import ParseError
 
 

@@ -1,0 +1,1 @@
+"""Publishing to Prefect: the run summary and tables in the UI, and the events automations use."""

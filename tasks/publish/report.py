@@ -1,0 +1,399 @@
+"""The summary of a watch cycle: per-step times and counts, as `vigie run --json` prints it,
+and what the Prefect UI shows of it: the `watch-cycle-summary` markdown artifact, the
+`top-stories` table, the validation verdicts and the quarantine (stable keys, so the latest of
+each is found by key). Feed text is untrusted: it is escaped, bounded, and only http(s)
+addresses become links."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.detect.breaking import StoryAssessment
+from tasks.detect.volume import TopicAssessment
+from tasks.enrich.validate import ExpectationCheck, ValidationOutcome
+from tasks.notify.alerts import AlertChanges
+from tasks.notify.emails import header_safe
+from tasks.publish.ui import publish_markdown, publish_table
+from vigie.models import CycleSummary, QuarantinedMention, SourceOutcome
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+# The top stories of a cycle: those with mentions published in the day before it.
+TOP_STORIES_WINDOW = timedelta(hours=24)
+TOP_STORIES_LIMIT = 10
+
+
+class StepClock:
+    """Wall-clock time spent in each named step of a cycle."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.steps: dict[str, float] = {}
+        self._spans: dict[str, tuple[float, float]] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            t1 = time.monotonic()
+            self.steps[name] = round(self.steps.get(name, 0.0) + t1 - t0, 4)
+            first = self._spans.get(name, (t0, t1))[0]
+            self._spans[name] = (first, t1)
+
+    def between(self, first: str, last: str) -> float:
+        """Seconds from the start of step `first` to the end of step `last` (0 if either is
+        missing)."""
+        if first not in self._spans or last not in self._spans:
+            return 0.0
+        return round(self._spans[last][1] - self._spans[first][0], 4)
+
+    @property
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.started, 4)
+
+
+def cycle_summary(
+    *,
+    cycle_id: str,
+    clock: StepClock,
+    outcomes: Sequence[SourceOutcome],
+    skipped: Mapping[str, str] | None = None,
+    collected: int,
+    matched: int,
+    quarantined: int,
+    new_mentions: int,
+    alerts: AlertChanges,
+    assessments: Sequence[TopicAssessment] = (),
+    emails_sent: int,
+    emails_failed: dict[str, str],
+    failed_checks: Sequence[str] = (),
+    quality_changes: Sequence[str] = (),
+    health_changes: Sequence[str] = (),
+    escalations: Sequence[str] = (),
+    breaking: Sequence[StoryAssessment] = (),
+) -> CycleSummary:
+    """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources).
+
+    `sources_skipped` names the sources not polled this cycle (poll interval or back-off) and
+    why; they are not failures. `entries_parsed` counts entries read from the fetched documents
+    before duplicates merged (`collected`) and watch queries kept (`matched`).
+    """
+    failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
+    skipped = dict(skipped or {})
+    return {
+        "cycle_id": cycle_id,
+        # The collection's own time, as the benchmark compares it with other pollers: from the
+        # first fetch to the end of loading. `total_s` is the whole cycle.
+        "duration_s": clock.between("fetch", "load"),
+        "total_s": clock.elapsed,
+        "steps": dict(clock.steps),
+        "sources": len(outcomes) + len(skipped),
+        "sources_ok": sum(1 for o in outcomes if o.status == "ok"),
+        "sources_not_modified": sum(1 for o in outcomes if o.status == "not_modified"),
+        "sources_failed": failed,
+        "sources_skipped": skipped,
+        "entries_parsed": sum(o.items for o in outcomes),
+        "collected": collected,
+        "matched": matched,
+        "quarantined": quarantined,
+        "new_mentions": new_mentions,
+        "alerts_opened": list(alerts.opened),
+        "alerts_escalated": list(alerts.escalated),
+        "alerts_updated": list(alerts.updated),
+        "alerts_resolved": list(alerts.resolved),
+        "topics": {
+            a.signal.topic: {
+                "mentions": a.signal.current,
+                "volume_score": round(a.volume_score, 3),
+                "severity": a.severity.score,
+                "level": a.severity.level,
+                "contributions": a.severity.contributions,
+            }
+            for a in assessments
+        },
+        # Stories spreading fast (tasks/detect/breaking.py), alerting or not.
+        "breaking_stories": [
+            {
+                "story_id": b.story_id,
+                "topic": b.topic,
+                "title": b.title,
+                "sources": b.sources,
+                "needed": b.needed,
+                "level": b.severity.level,
+            }
+            for b in breaking
+            if b.breaking
+        ],
+        "emails_sent": emails_sent,
+        "emails_failed": dict(emails_failed),
+        "failed_checks": list(failed_checks),
+        "quality_changes": list(quality_changes),
+        "health_changes": list(health_changes),
+        "escalations": list(escalations),
+    }
+
+
+# Every ASCII punctuation mark but ":" is escaped in untrusted text: the UI's renderer (marked)
+# then forms no link, image, autolink (`www.`, `a@b.c`, `http://`), HTML, emphasis or table
+# cell from it. A lone ":" forms nothing ("javascript:" stays inert text).
+_MD_SPECIAL = re.compile(r"[!-/;-@\[-`{-~]")
+MAX_CELL_CHARS = 200
+MAX_URL_CHARS = 2000
+# Characters kept as they are in a link's address; everything else is percent-encoded, so the
+# address cannot end the markdown link early (spaces, parentheses, brackets, quotes, "<>").
+_URL_SAFE = "/:?#&=%+@!$,;~*-._"
+
+
+def md_text(value: object, limit: int = MAX_CELL_CHARS) -> str:
+    """Untrusted text (a title, a source name, an error) as inert markdown: one line, control
+    and bidi characters out, at most `limit` characters, punctuation escaped."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", header_safe(str(value), limit))
+
+
+# Prefect's renderer shows backslash escapes inside a link's text as they are, so a label is
+# made inert by swapping the characters that could end the link, open a tag, an emphasis, a
+# code span or a table cell for look-alikes instead.
+_LABEL_LOOKALIKES = str.maketrans(
+    {"[": "(", "]": ")", "\\": "/", "`": "'", "<": "‹", ">": "›", "*": "∗", "_": " ", "|": "¦"}
+)
+
+
+def md_label(value: object, limit: int = MAX_CELL_CHARS) -> str:
+    """Untrusted text as a link's label: one bounded line, readable, inert, no backslashes."""
+    return header_safe(str(value), limit).translate(_LABEL_LOOKALIKES)
+
+
+def safe_url(url: object) -> str | None:
+    """`url` fit for a markdown link, or None: only http(s) addresses with a host, bounded,
+    control characters and markdown-breaking characters percent-encoded."""
+    text = "".join(ch for ch in str(url) if unicodedata.category(ch) not in {"Cc", "Cf"}).strip()
+    if not text or len(text) > MAX_URL_CHARS:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    return quote(text, safe=_URL_SAFE)
+
+
+def md_link(text: object, url: object, limit: int = MAX_CELL_CHARS) -> str:
+    """A markdown link to `url` showing `text`, or the text alone when `url` is not http(s)."""
+    href = safe_url(url)
+    if not href:
+        return md_text(text, limit)
+    label = md_label(text, limit)
+    return f"[{label}]({href})" if label.strip() else md_text(text, limit)
+
+
+def _when(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return md_text(value or "")
+
+
+def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The cycle's summary for the Prefect UI: counts, failed sources and why, alerts opened
+    or escalated, emails, time per step, and the top stories with their links."""
+    failed = summary["sources_failed"]
+    escalated = [*summary["alerts_escalated"], *summary.get("escalations", [])]
+    lines = [
+        f"# Watch cycle {md_text(summary['cycle_id'])}",
+        "",
+        "| what | count |",
+        "|---|---|",
+    ]
+    for label, value in (
+        ("sources", summary["sources"]),
+        ("sources ok", summary["sources_ok"]),
+        ("sources not modified", summary["sources_not_modified"]),
+        ("sources failed", len(failed)),
+        ("sources skipped", len(summary.get("sources_skipped") or {})),
+        ("entries parsed", summary["entries_parsed"]),
+        ("collected", summary["collected"]),
+        ("matched", summary["matched"]),
+        ("new mentions", summary["new_mentions"]),
+        ("quarantined rows", summary["quarantined"]),
+        ("alerts opened", len(summary["alerts_opened"])),
+        ("alerts escalated", len(escalated)),
+        ("emails sent", summary["emails_sent"]),
+        ("emails failed", len(summary.get("emails_failed") or {})),
+    ):
+        lines.append(f"| {label} | {value} |")
+    if failed:
+        lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]
+        lines += [f"| {md_text(s)} | {md_text(r)} |" for s, r in failed.items()]
+    if summary["alerts_opened"] or escalated:
+        lines += ["", "## Alerts", ""]
+        lines += [f"- opened: {md_text(a)}" for a in summary["alerts_opened"]]
+        lines += [f"- escalated: {md_text(a)}" for a in escalated]
+    if summary.get("topics"):
+        lines += [
+            "",
+            "## Topics",
+            "",
+            "| topic | mentions | severity | level |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {md_text(topic)} | {t['mentions']} | {t['severity']:.0f} | {md_text(t['level'])} |"
+            for topic, t in summary["topics"].items()
+        ]
+    if stories:
+        lines += [
+            "",
+            "## Top stories",
+            "",
+            "| story | outlet | tier | mentions |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {md_link(s['title'], s['url'], 120)} | {md_text(s['source'], 80)} | "
+            f"{s['tier']} | {s['mentions']} |"
+            for s in stories
+        ]
+    for title, reasons in (
+        ("Emails not sent", summary.get("emails_failed")),
+        ("Skipped sources", summary.get("sources_skipped")),
+    ):
+        if reasons:
+            lines += ["", f"## {title}", ""]
+            lines += [f"- {md_text(k)}: {md_text(v)}" for k, v in reasons.items()]
+    for title, items in (
+        ("Failed checks", summary.get("failed_checks")),
+        ("Source quality", summary.get("quality_changes")),
+        ("Source health", summary.get("health_changes")),
+    ):
+        if items:
+            lines += ["", f"## {title}", ""] + [f"- {md_text(item)}" for item in items]
+    lines += ["", "## Time per step", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {md_text(step)} | {seconds:.2f} |" for step, seconds in summary["steps"].items()]
+    lines += [
+        "",
+        f"Collection {summary['duration_s']:.2f} s (first fetch to end of loading), "
+        f"whole cycle {summary.get('total_s', summary['duration_s']):.2f} s.",
+    ]
+    return "\n".join(lines)
+
+
+def top_story_rows(stories: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """One row per story for the `top-stories` table artifact; the UI renders text cells as
+    markdown, so every text is escaped and the link is one only for http(s) addresses."""
+    rows: list[dict[str, object]] = []
+    for story in stories:
+        href = safe_url(story.get("url") or "")
+        rows.append(
+            {
+                "title": md_text(story.get("title") or "", 160),
+                "topic": md_text(", ".join(story.get("topics") or []), 80),
+                "outlet": md_text(story.get("source") or "", 80),
+                "tier": story.get("tier"),
+                "mentions": story.get("mentions"),
+                "sources": story.get("sources"),
+                "first seen": _when(story.get("first_published_at")),
+                "link": md_link(urlsplit(href).hostname or "link", href, 80) if href else "",
+            }
+        )
+    return rows
+
+
+@task(name="read-top-stories", cache_policy=NO_CACHE)
+def read_top_stories_task(
+    path: Path, now: datetime, tolerance: timedelta = timedelta(0)
+) -> list[dict[str, Any]]:
+    """The top stories published in the day before `now` (the cycle's view of the news)."""
+    with open_warehouse(path) as con:
+        return Store(con).top_stories(
+            start=now - TOP_STORIES_WINDOW, end=now + tolerance, limit=TOP_STORIES_LIMIT
+        )
+
+
+@task(name="publish-summary", cache_policy=NO_CACHE)
+def publish_summary_task(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Show the cycle's summary as a markdown artifact in the Prefect UI."""
+    publish_markdown(
+        key="watch-cycle-summary",
+        markdown=summary_markdown(summary, stories),
+        description="What the last watch cycle collected, loaded and sent",
+    )
+
+
+@task(name="publish-top-stories", cache_policy=NO_CACHE)
+def publish_top_stories_task(stories: Sequence[Mapping[str, Any]]) -> None:
+    """Show the day's top stories, with their links, as a table artifact in the Prefect UI."""
+    publish_table(
+        key="top-stories",
+        table=top_story_rows(stories),
+        description="Top stories of the last 24 hours: major outlets first, then reach",
+    )
+
+
+def validation_rows(
+    mention_checks: Sequence[ExpectationCheck], run_checks: Sequence[ExpectationCheck]
+) -> list[dict[str, object]]:
+    """One row per expectation of both suites, for the validation table artifact."""
+    rows: list[dict[str, object]] = []
+    for suite, checks in (("mentions", mention_checks), ("source_runs", run_checks)):
+        for check in checks:
+            rows.append(
+                {
+                    "suite": suite,
+                    "expectation": check.expectation,
+                    "column": check.column,
+                    "result": "pass" if check.success else "FAIL",
+                    "unexpected rows": check.unexpected,
+                }
+            )
+    return rows
+
+
+def quarantine_markdown(quarantined: Sequence[QuarantinedMention], limit: int = 50) -> str:
+    """The quarantined rows of a batch and why; feed text is escaped for the Prefect UI."""
+    if not quarantined:
+        return "No mention was quarantined in this cycle."
+    lines = [
+        f"# Quarantined mentions ({len(quarantined)})",
+        "",
+        "| source | title | url | failed |",
+        "|---|---|---|---|",
+    ]
+    for item in quarantined[:limit]:
+        mention = item.mention
+        lines.append(
+            f"| {md_text(mention.source)} | {md_text(mention.title, 80)} | "
+            f"{md_text(mention.url, 80)} | {md_text(', '.join(item.reasons))} |"
+        )
+    if len(quarantined) > limit:
+        lines.append(f"\n… and {len(quarantined) - limit} more (table `quarantine`).")
+    return "\n".join(lines)
+
+
+@task(name="publish-validation", cache_policy=NO_CACHE)
+def publish_validation_task(
+    outcome: ValidationOutcome, run_checks: Sequence[ExpectationCheck]
+) -> None:
+    """Show each expectation's verdict and the quarantined rows in the Prefect UI."""
+    publish_table(
+        key="validation",
+        table=validation_rows(outcome.checks, run_checks),
+        description="Great Expectations verdicts on this cycle's mentions and source runs",
+    )
+    publish_markdown(
+        key="quarantine",
+        markdown=quarantine_markdown(outcome.quarantined),
+        description="Mentions set apart by validation, with the expectations they failed",
+    )
