@@ -156,9 +156,22 @@ _E2E = Path(__file__).parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what `make check` leaves out: tests that need a Prefect server, and whole commands."""
+    """Mark what `make check` leaves out: tests that need a Prefect server, and whole commands.
+
+    Then run the longest first (real-clock waits, the browser, whole commands), so that the
+    workers share out the short ones at the end instead of one long test ending the run alone.
+    """
     for item in items:
         if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
         if _E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=_expected_length)
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """0 for the longest kind of test, 3 for the shortest (a stable sort keeps file order)."""
+    for rank, marker in enumerate(("slow", "browser", "e2e")):
+        if item.get_closest_marker(marker) is not None:
+            return rank
+    return 3

@@ -1,8 +1,8 @@
 """Progress of long commands (replay, export, a collection over many sources) on stderr.
 
-On a terminal a bar is redrawn in place. Anywhere else (a log file, CI, cron) nothing is
-printed for a quick job, and a long one prints at most four plain lines (at each quarter), so
-logs stay readable; stdout is never touched, so `--json` output stays pure JSON.
+On a terminal rich draws a bar in place. Anywhere else (a log file, CI, cron) nothing is printed
+for a quick job, and a long one prints at most four plain lines (at each quarter), so logs stay
+readable; stdout is never touched, so `--json` output stays pure JSON.
 
 A step deep inside a Prefect flow (the fetch of the watch cycle) cannot take a callback as a
 flow parameter: Prefect stores parameters with the run and they must serialise. The command
@@ -13,6 +13,7 @@ listener (a deployment's run, the tests of the plain functions) nothing is repor
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -20,6 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
@@ -59,6 +63,8 @@ class ProgressBar:
         self._drawn = False
         self._quarters_shown = 0
         self._last: tuple[int, int] | None = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
         self.update(done, total)
@@ -82,13 +88,11 @@ class ProgressBar:
             if self._quiet_until is None:
                 self._quiet_until = now + self._quiet_for_s
             if self.redraw:
-                if done >= total:  # ended at once: logs printed after it start on a new line
-                    self._write("\r\x1b[K" + self.describe(done, total) + "\n")
-                    self._drawn = False
-                elif now - self._last_draw >= REDRAW_EVERY_S:
+                if done >= total or now - self._last_draw >= REDRAW_EVERY_S:
                     self._last_draw = now
-                    self._write("\r\x1b[K" + self.describe(done, total))
-                    self._drawn = True
+                    self._draw(done, total)
+                if done >= total:  # ended: logs printed after it start on a new line
+                    self._stop_bar()
                 return
             quarters = 4 if total <= 0 else min(4, 4 * done // total)
             if quarters > self._quarters_shown and now >= self._quiet_until:
@@ -99,9 +103,8 @@ class ProgressBar:
         """End the bar's line; off a terminal, a long job that ended between quarters says
         where it stopped."""
         with self._lock:
-            if self.redraw and self._drawn:
-                self._write("\n")
-                self._drawn = False
+            if self.redraw:
+                self._stop_bar()
             elif (
                 not self.redraw
                 and self._quarters_shown
@@ -112,13 +115,44 @@ class ProgressBar:
                 self._write(self.describe(*self._last) + "\n")
 
     def describe(self, done: int, total: int) -> str:
-        """One line: the label, a bar on a terminal, the count and the share."""
+        """One plain line: the label, the count and the share."""
+        return f"{self.label}: {self._count(done, total)}"
+
+    def _count(self, done: int, total: int) -> str:
         share = 1.0 if total <= 0 else min(1.0, max(0.0, done / total))
-        count = f"{done:,}/{total:,} {self.unit} ({share:.0%})"
-        if not self.redraw:
-            return f"{self.label}: {count}"
-        filled = round(share * BAR_WIDTH)
-        return f"{self.label} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {count}"
+        return f"{done:,}/{total:,} {self.unit} ({share:.0%})"
+
+    def _draw(self, done: int, total: int) -> None:
+        """Redraw the terminal's bar (rich), started at the first update."""
+        try:
+            if self._bar is None:
+                console = Console(
+                    file=self.stream, force_terminal=True, color_system=None, highlight=False
+                )
+                self._bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(bar_width=BAR_WIDTH),
+                    TextColumn("{task.fields[count]}"),
+                    console=console,
+                    auto_refresh=False,  # redrawn here, at most every REDRAW_EVERY_S
+                )
+                self._bar.start()
+                self._task = self._bar.add_task(self.label, total=max(total, 1), count="")
+            assert self._task is not None
+            self._bar.update(
+                self._task, completed=done, total=max(total, 1), count=self._count(done, total)
+            )
+            self._bar.refresh()
+            self._drawn = True
+        except (OSError, ValueError):  # a closed terminal never fails the job itself
+            pass
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._bar.stop()
+            self._bar = None
+            self._drawn = False
 
     def _write(self, text: str) -> None:
         try:

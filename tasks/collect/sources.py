@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +103,39 @@ def _older_than(when: datetime | None, marker: str | None) -> bool:
     if when is None or marker is None or not marker.isdigit():
         return False
     return when.timestamp() < int(marker)
+
+
+class PageFill:
+    """The loop every kind shares over one page's items: at most `max_entries` entries, the
+    newest marker seen, and whether the page reached what an earlier cycle read (then there is
+    no next page to read)."""
+
+    def __init__(self, marker: str | None, max_entries: int) -> None:
+        self.marker = marker
+        self.max_entries = max_entries
+        self.entries: list[FeedEntry] = []
+        self.newest: str | None = None
+        self.reached = False
+
+    def dicts(self, items: list[Any]) -> Iterator[dict[str, Any]]:
+        """The items that are JSON objects, until the page holds `max_entries` entries."""
+        for item in items:
+            if len(self.entries) >= self.max_entries:
+                return
+            if isinstance(item, dict):
+                yield item
+
+    def read_before(self, when: datetime | None) -> bool:
+        """Note `when` as a marker; True when an earlier cycle read it (published before the
+        marker's second), and the page has then reached what was seen."""
+        self.newest = newer(self.newest, _seconds(when))
+        if _older_than(when, self.marker):
+            self.reached = True
+            return True
+        return False
+
+    def page(self, next_url: str | None) -> Page:
+        return Page(self.entries, self.newest, None if self.reached else next_url, self.reached)
 
 
 # --- untrusted JSON ----------------------------------------------------------------------------
@@ -360,14 +393,8 @@ def parse_jsonfeed(
         raise ParseError(source.name, "JSON Feed without an items list")
     feed_language = _language(document.get("language"))
     feed_author = _jsonfeed_author(document)
-    entries: list[FeedEntry] = []
-    newest: str | None = None
-    reached = False
-    for item in items:
-        if len(entries) >= max_entries:
-            break
-        if not isinstance(item, dict):
-            continue
+    fill = PageFill(marker, max_entries)
+    for item in fill.dicts(items):
         guid = _id(item.get("id"))
         link = _http_url(item.get("url"), url) or _http_url(item.get("external_url"), url)
         if guid is None and link is None:
@@ -378,9 +405,8 @@ def parse_jsonfeed(
         if not title.strip():
             continue
         published = iso_time(item.get("date_published")) or iso_time(item.get("date_modified"))
-        reached = reached or _older_than(published, marker)
-        newest = newer(newest, _seconds(published))
-        entries.append(
+        fill.read_before(published)  # kept all the same: a feed's order is not guaranteed
+        fill.entries.append(
             FeedEntry(
                 title=title,
                 link=link,
@@ -391,8 +417,7 @@ def parse_jsonfeed(
                 language=_language(item.get("language")) or feed_language,
             )
         )
-    next_url = None if reached else _http_url(document.get("next_url"), url)
-    return Page(entries, newest, next_url, reached)
+    return fill.page(_http_url(document.get("next_url"), url))
 
 
 def parse_news_search(
@@ -435,22 +460,16 @@ def parse_reddit(
     children = data.get("children")
     if not isinstance(children, list):
         raise ParseError(source.name, "Reddit listing without children")
-    entries: list[FeedEntry] = []
-    newest: str | None = None
-    reached = False
-    for child in children:
-        post = get_path(child, "data")
-        if len(entries) >= max_entries:
-            break
+    fill = PageFill(marker, max_entries)
+    for child in fill.dicts(children):
+        post = child.get("data")
         if not isinstance(post, dict):
             continue
         published = epoch_time(post.get("created_utc"))
-        newest = newer(newest, _seconds(published))
-        if _older_than(published, marker):
-            reached = True
+        if fill.read_before(published):
             continue
         if published is not None and marker is not None and _seconds(published) == marker:
-            reached = True  # the newest item of the last cycle: everything after is older
+            fill.reached = True  # the newest item of the last cycle: everything after is older
         permalink = _str(post.get("permalink"))
         link = (
             WEB_ORIGINS["reddit"] + permalink
@@ -462,7 +481,7 @@ def parse_reddit(
         if (link is None and guid is None) or not title.strip():
             continue
         author = _str(post.get("author"))
-        entries.append(
+        fill.entries.append(
             FeedEntry(
                 title=title,
                 link=link,
@@ -475,8 +494,7 @@ def parse_reddit(
             )
         )
     after = _str(data.get("after"))
-    next_url = with_params(url, after=after) if after and children and not reached else None
-    return Page(entries, newest, next_url, reached)
+    return fill.page(with_params(url, after=after) if after and children else None)
 
 
 def _mastodon_status(status: dict[str, Any]) -> FeedEntry | None:
@@ -517,31 +535,26 @@ def parse_mastodon(
     statuses = document.get("statuses") if isinstance(document, dict) else document
     if not isinstance(statuses, list):
         raise ParseError(source.name, "not a list of Mastodon statuses")
-    entries: list[FeedEntry] = []
+    # Marked by status id, not by time: ids order a server's statuses.
+    fill = PageFill(marker, max_entries)
     ids: list[str] = []
-    reached = False
-    for status in statuses:
-        if len(entries) >= max_entries:
-            break
-        if not isinstance(status, dict):
-            continue
+    for status in fill.dicts(statuses):
         status_id = _id(status.get("id"))
         if status_id is not None:
             ids.append(status_id)
             if marker is not None and _order(status_id) <= _order(marker):
-                reached = True  # the server should not send these; never read them twice
+                fill.reached = True  # the server should not send these; never read them twice
                 continue
         entry = _mastodon_status(status)
         if entry is not None:
-            entries.append(entry)
-    newest = max(ids, key=_order) if ids else None
+            fill.entries.append(entry)
+    fill.newest = max(ids, key=_order) if ids else None
     next_url = None
-    if ids and not reached:
-        if marker is None:
-            next_url = with_params(url, max_id=min(ids, key=_order), min_id=None)
-        else:
-            next_url = with_params(url, min_id=newest, max_id=None)
-    return Page(entries, newest, next_url, reached)
+    if ids and marker is None:
+        next_url = with_params(url, max_id=min(ids, key=_order), min_id=None)
+    elif ids:
+        next_url = with_params(url, min_id=fill.newest, max_id=None)
+    return fill.page(next_url)
 
 
 def parse_bluesky(
@@ -554,14 +567,8 @@ def parse_bluesky(
     posts = get_path(document, "posts")
     if not isinstance(document, dict) or not isinstance(posts, list):
         raise ParseError(source.name, "not a searchPosts response (no posts list)")
-    entries: list[FeedEntry] = []
-    newest: str | None = None
-    reached = False
-    for post in posts:
-        if len(entries) >= max_entries:
-            break
-        if not isinstance(post, dict):
-            continue
+    fill = PageFill(marker, max_entries)
+    for post in fill.dicts(posts):
         uri = _str(post.get("uri"))
         record = post.get("record")
         record = record if isinstance(record, dict) else {}
@@ -573,10 +580,7 @@ def parse_bluesky(
         # The server's clock (indexedAt) orders and marks: a client may claim any createdAt.
         indexed = iso_time(post.get("indexedAt"))
         published = iso_time(record.get("createdAt")) or indexed
-        seen = indexed or published
-        newest = newer(newest, _seconds(seen))
-        if _older_than(seen, marker):
-            reached = True
+        if fill.read_before(indexed or published):
             continue
         did, _, rest = uri.removeprefix("at://").partition("/")
         rkey = rest.rpartition("/")[2]
@@ -584,7 +588,7 @@ def parse_bluesky(
         link = f"{WEB_ORIGINS['bluesky']}/profile/{quote(handle)}/post/{quote(rkey)}"
         likes, reposts = _int(post.get("likeCount")), _int(post.get("repostCount"))
         langs = record.get("langs")
-        entries.append(
+        fill.entries.append(
             FeedEntry(
                 title=_title_from(text),
                 link=link if rkey else None,
@@ -597,8 +601,7 @@ def parse_bluesky(
             )
         )
     cursor = _str(document.get("cursor"))
-    next_url = with_params(url, cursor=cursor) if cursor and posts and not reached else None
-    return Page(entries, newest, next_url, reached)
+    return fill.page(with_params(url, cursor=cursor) if cursor and posts else None)
 
 
 def parse_hackernews(
@@ -611,21 +614,13 @@ def parse_hackernews(
     hits = get_path(document, "hits")
     if not isinstance(document, dict) or not isinstance(hits, list):
         raise ParseError(source.name, "not an Algolia search response (no hits list)")
-    entries: list[FeedEntry] = []
-    newest: str | None = None
-    reached = False
-    for hit in hits:
-        if len(entries) >= max_entries:
-            break
-        if not isinstance(hit, dict):
-            continue
+    fill = PageFill(marker, max_entries)
+    for hit in fill.dicts(hits):
         object_id = _id(hit.get("objectID"))
         if object_id is None or not object_id.isdigit():
             continue
         published = epoch_time(hit.get("created_at_i")) or iso_time(hit.get("created_at"))
-        newest = newer(newest, _seconds(published))
-        if _older_than(published, marker):
-            reached = True
+        if fill.read_before(published):
             continue
         story_title = _text(hit.get("story_title"))
         title = _text(hit.get("title")) or (f"Re: {story_title}" if story_title else "")
@@ -633,7 +628,7 @@ def parse_hackernews(
         title = title or _title_from(text)
         if not title.strip():
             continue
-        entries.append(
+        fill.entries.append(
             FeedEntry(
                 title=title,
                 link=f"{WEB_ORIGINS['hackernews']}/item?id={object_id}",
@@ -647,9 +642,7 @@ def parse_hackernews(
         )
     page, pages = _int(document.get("page")), _int(document.get("nbPages"))
     more = page is not None and pages is not None and page + 1 < pages and bool(hits)
-    more = more and not reached
-    next_url = with_params(url, page=page + 1) if more and page is not None else None
-    return Page(entries, newest, next_url, reached)
+    return fill.page(with_params(url, page=page + 1) if more and page is not None else None)
 
 
 def gdelt_time(value: Any) -> datetime | None:
@@ -678,28 +671,20 @@ def parse_gdelt(
     articles = document.get("articles", [])
     if not isinstance(articles, list):
         raise ParseError(source.name, "not a GDELT article list (articles is not a list)")
-    entries: list[FeedEntry] = []
-    newest: str | None = None
+    fill = PageFill(marker, max_entries)
     oldest: datetime | None = None
-    reached = False
-    for article in articles:
-        if len(entries) >= max_entries:
-            break
-        if not isinstance(article, dict):
-            continue
+    for article in fill.dicts(articles):
         link = _http_url(article.get("url"))
         title = _text(article.get("title"))
         if link is None or not title.strip():
             continue
         seen = gdelt_time(article.get("seendate"))
-        newest = newer(newest, _seconds(seen))
         if seen is not None:
             oldest = seen if oldest is None else min(oldest, seen)
-        if _older_than(seen, marker):
-            reached = True
+        if fill.read_before(seen):
             continue
         language = _str(article.get("language"))
-        entries.append(
+        fill.entries.append(
             FeedEntry(
                 title=title,
                 link=link,
@@ -711,10 +696,10 @@ def parse_gdelt(
             )
         )
     next_url = None
-    if len(articles) >= GDELT_MAX_RECORDS and oldest is not None and not reached:
+    if len(articles) >= GDELT_MAX_RECORDS and oldest is not None:
         # A full page: older articles are read by ending the next request where this one ends.
         next_url = with_params(url, enddatetime=oldest.strftime("%Y%m%d%H%M%S"))
-    return Page(entries, newest, next_url, reached)
+    return fill.page(next_url)
 
 
 def _gdelt_timeline(document: dict[str, Any], source: Source) -> list[OutsideVolume]:
@@ -747,11 +732,9 @@ def parse_json_api(
     items = document if mapping.items == "." else get_path(document, mapping.items)
     if not isinstance(items, list):
         raise ParseError(source.name, f"mapping.items {mapping.items!r} is not a list here")
-    entries: list[FeedEntry] = []
-    newest: str | None = None
-    reached = False
+    fill = PageFill(marker, max_entries)
     for item in items:
-        if len(entries) >= max_entries:
+        if len(fill.entries) >= max_entries:
             break
 
         def read(path: str | None, item: Any = item) -> Any:
@@ -765,11 +748,9 @@ def parse_json_api(
             continue
         raw_time = read(mapping.published_at)
         published = iso_time(raw_time) or epoch_time(raw_time)
-        newest = newer(newest, _seconds(published))
-        if _older_than(published, marker):
-            reached = True
+        if fill.read_before(published):
             continue
-        entries.append(
+        fill.entries.append(
             FeedEntry(
                 title=title,
                 link=link,
@@ -781,10 +762,7 @@ def parse_json_api(
                 reach=_int(read(mapping.reach), lenient=True),
             )
         )
-    next_url = None
-    if mapping.next and not reached:
-        next_url = _http_url(get_path(document, mapping.next), url)
-    return Page(entries, newest, next_url, reached)
+    return fill.page(_http_url(get_path(document, mapping.next), url) if mapping.next else None)
 
 
 def parse_document(

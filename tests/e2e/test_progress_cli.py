@@ -20,7 +20,7 @@ from vigie.localservers import FeedServer, MailSink
 
 VIGIE = [sys.executable, "-m", "cli.main"]
 FEEDS = 40
-REDRAW = "\r\x1b[K"
+REDRAW = "\r\x1b[2K"  # rich redraws the line over itself
 
 
 def _feed(n: int) -> str:
@@ -97,14 +97,14 @@ def test_a_first_collection_shows_fetch_progress_on_a_terminal_only(
     code, out, terminal = _on_terminal(["--config", str(config), "run", "--once", "--json"], env)
     assert code == 0, terminal[-2000:]
     assert json.loads(out)["sources_ok"] == FEEDS  # stdout stays one JSON object
-    assert f"{REDRAW}fetching [" in terminal
-    assert f"] {FEEDS}/{FEEDS} sources (100%)" in terminal
+    assert f"{REDRAW}fetching ━" in terminal
+    assert f"━ {FEEDS}/{FEEDS} sources (100%)" in terminal
 
     piped = _in_pipes(["--config", str(config), "run", "--once", "--json"], env)
     assert piped.returncode == 0, piped.stderr[-2000:]
     assert json.loads(piped.stdout)["sources_failed"] == {}  # feeds unchanged since: 304
     assert "\r" not in piped.stderr
-    assert "fetching [" not in piped.stderr
+    assert "━" not in piped.stderr
     assert len([line for line in piped.stderr.splitlines() if "fetching" in line]) <= 4
 
 
@@ -124,11 +124,11 @@ def test_an_export_shows_rows_written_on_a_terminal_only(
     code, out, terminal = _on_terminal([*export, "--output", str(tmp_path / "a.csv")], env)
     assert code == 0, terminal
     assert f"{rows} mentions written to" in out
-    assert f"{REDRAW}exporting [" in terminal
-    assert f"] {rows}/{rows} rows (100%)" in terminal
+    assert f"{REDRAW}exporting ━" in terminal
+    assert f"━ {rows}/{rows} rows (100%)" in terminal
 
     piped = _in_pipes([*export, "--output", str(tmp_path / "b.csv")], env)
     assert piped.returncode == 0, piped.stderr
     assert f"{rows} mentions written to" in piped.stdout
-    assert "\r" not in piped.stderr and "exporting [" not in piped.stderr
+    assert "\r" not in piped.stderr and "━" not in piped.stderr
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()

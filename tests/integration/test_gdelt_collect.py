@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main, outside_volume_lines
+from cli.main import main
+from cli.watch import outside_volume_lines
 from tasks.collect.fetch import collect_matching, fetch_any_source, fetch_sources
 from tests.configs import WATCH_TOML, settings_from
 from vigie.localservers import FeedServer

@@ -21,8 +21,9 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place_and_ends_its_line() -> None:
         bar(0, 40)
         bar(40, 40)
     text = stream.getvalue()
-    assert text.count("\r") == 2
-    assert text.endswith("fetching [" + "#" * 30 + "] 40/40 sources (100%)\n")
+    assert text.count("\r\x1b[2K") >= 2  # drawn, then redrawn over itself
+    assert "fetching " + "━" * 30 + " 40/40 sources (100%)\n" in text
+    assert text.count("\n") == 1
 
 
 def test_off_a_terminal_a_quick_job_prints_nothing() -> None:
