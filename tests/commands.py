@@ -16,6 +16,12 @@ from pathlib import Path
 VIGIE = [sys.executable, "-m", "cli.main"]
 
 
+def prefect_api_vars() -> list[str]:
+    """The PREFECT_API_* variables of this environment, for a `vigie` that must not reach a
+    Prefect server through them."""
+    return [key for key in os.environ if key.startswith("PREFECT_API")]
+
+
 def vigie_env(env: Mapping[str, str] | None = None, drop: Iterable[str] = ()) -> dict[str, str]:
     """The environment of a `vigie` process: this one's, less `drop`, plus `env`."""
     dropped = set(drop)

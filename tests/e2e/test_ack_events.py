@@ -4,9 +4,7 @@ traceback, one line when the configured server is down. Real processes and a rea
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_events import wait_for_events
 from tests.e2e.test_acknowledge_flow import _open_alert
@@ -26,15 +25,10 @@ def _ack(
     config: Path, alert_id: str, env: dict[str, str]
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run `vigie ack` with `env` (and no inherited PREFECT_API_URL); return it and its time."""
-    base = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     started = time.monotonic()
     command = ["ack", alert_id, "--by", "Awa Diallo"]
-    result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**base, **env},
+    result = vigie(
+        "--config", str(config), *command, env=env, drop=["PREFECT_API_URL"], timeout=120
     )
     return result, time.monotonic() - started
 

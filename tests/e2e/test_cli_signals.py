@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.commands import VIGIE
 from tests.conftest import ConfigWriter
 from vigie.localservers import FeedServer
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Le Quotidien</title>
 <item><title>Laiterie Boréale : nouvelle usine</title><link>https://example.org/a</link>
 <guid>a</guid><pubDate>Thu, 26 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>"""

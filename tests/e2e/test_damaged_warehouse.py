@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.commands import prefect_api_vars, vigie
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from vigie.models import FetchResult, SourceOutcome
@@ -30,15 +30,14 @@ SOURCE = {"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}
 
 
 def _vigie(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
+    return vigie(
+        "--config",
+        str(config),
+        *args,
+        env={"VIGIE_SMTP_PASSWORD": ""},
+        drop=prefect_api_vars(),
         cwd=config.parent,
-        env={**env, "VIGIE_SMTP_PASSWORD": ""},
+        timeout=300,
     )
 
 

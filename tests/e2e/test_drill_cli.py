@@ -4,9 +4,6 @@ drill acknowledged from elsewhere prints its result."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -77,12 +74,12 @@ def test_vigie_drill_runs_the_drill_and_prints_its_result(
 
     other = threading.Thread(target=acknowledge, daemon=True)
     other.start()
-    result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *DRILL_ARGS],
-        capture_output=True,
-        text=True,
+    result = vigie(
+        "--config",
+        str(config),
+        *DRILL_ARGS,
+        env={"PREFECT_LOGGING_LEVEL": "WARNING"},
         timeout=500,
-        env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"},
     )
     other.join(timeout=5)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from tasks.notify.emails import MAX_SUBJECT_CHARS
+from tests.commands import VIGIE
 from tests.conftest import ConfigWriter
 from tests.e2e.served import scenario_sources
 from tests.hostile import (
@@ -50,7 +50,6 @@ from warehouse.connection import open_warehouse
 
 pytestmark = pytest.mark.prefect
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 ONE_LINE = re.compile(
     r"cycle \S+: (?P<ok>\d+) sources ok, (?P<failed>\d+) failed, (?P<new>\d+) new mentions, "
     r"(?P<alerts>\d+) alerts opened, (?P<sent>\d+) emails sent \(\d+\.\d s\)"

@@ -23,6 +23,7 @@ from tasks.notify.incident import (
     report_message_id,
     sitrep_message_id,
 )
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.errors import QueryError
@@ -312,12 +313,8 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
     # Both processes' cycles are in the warehouse: 2 scheduled, the incident's own.
     [(cycles,)] = _rows(warehouse, "SELECT count(*) FROM cycles WHERE finished_at IS NOT NULL")
     assert cycles >= 2 + outcome["cycles"]
-    listed = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "incident", "list"],
-        env=_prefect_env(prefect_harness),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    listed = vigie(
+        "--config", str(config), "incident", "list", env=_prefect_env(prefect_harness), timeout=60
     )
     assert "'boycott' stopped, stop asked by Awa Diallo" in listed.stdout
 

@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.commands import VIGIE
 from tests.conftest import ConfigWriter
 from vigie.localservers import FeedServer, MailSink
 
-VIGIE = [sys.executable, "-m", "cli.main"]
 FEEDS = 40
 REDRAW = "\r\x1b[2K"  # rich redraws the line over itself
 

@@ -9,16 +9,15 @@ its errors either."""
 from __future__ import annotations
 
 import base64
-import os
 import ssl
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.commands import prefect_api_vars, vigie
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
@@ -38,20 +37,19 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
 
 
 def _vigie(config: Path, password: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
-    env.update(
-        VIGIE_SMTP_PASSWORD=password,
-        VIGIE_AGENCE_TOKEN=TOKEN,
-        PREFECT_HOME=str(config.parent / "prefect-home"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-        cwd=config.parent,
+    env = {
+        "VIGIE_SMTP_PASSWORD": password,
+        "VIGIE_AGENCE_TOKEN": TOKEN,
+        "PREFECT_HOME": str(config.parent / "prefect-home"),
+    }
+    return vigie(
+        "--config",
+        str(config),
+        *args,
         env=env,
+        drop=prefect_api_vars(),
+        cwd=config.parent,
+        timeout=600,
     )
 
 

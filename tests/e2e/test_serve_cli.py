@@ -3,30 +3,20 @@ what needs one is in test_deployments_server.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.commands import vigie
 from tests.configs import MINIMAL_TOML, write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-VIGIE = [sys.executable, "-m", "cli.main"]
 
 
 def _vigie(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "VIGIE_CONFIG"}}
-    return subprocess.run(
-        [*VIGIE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**base, **(env or {})},
-    )
+    return vigie(*args, env=env, drop=["PREFECT_API_URL", "VIGIE_CONFIG"], cwd=cwd)
 
 
 def test_check_warns_in_one_line_when_prefect_yaml_disagrees_with_the_schedule(

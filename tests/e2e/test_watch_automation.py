@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.events.schemas.events import ReceivedEvent
 
 from tasks.publish.events import watch_key
+from tests.commands import vigie
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_server import PrefectServer, running_prefect_server
 from tests.e2e.served import prefect_client
@@ -62,14 +62,13 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
 
 
 def _vigie(server: PrefectServer, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        cwd=config.parent,
+    return vigie(
+        "--config",
+        str(config),
+        *args,
         env={**server.env, "VIGIE_SMTP_PASSWORD": SECRET},
+        cwd=config.parent,
+        timeout=300,
     )
 
 

@@ -5,12 +5,11 @@ down. The cycles are those the watch cycle records (`Store.begin_cycle` / `load_
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.commands import prefect_api_vars, vigie
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink, free_port
 from vigie.models import FetchResult, SourceOutcome
@@ -32,14 +31,13 @@ SOURCE = {"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}
 
 
 def _watchdog(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    return vigie(
+        "--config",
+        str(config),
+        "watchdog",
+        env={"VIGIE_SMTP_PASSWORD": ""},
         cwd=config.parent,
-        env={**os.environ, "VIGIE_SMTP_PASSWORD": ""},
+        timeout=120,
     )
 
 
@@ -140,26 +138,16 @@ def test_the_automation_without_a_prefect_server_is_one_clear_line(
     write_config: ConfigWriter,
 ) -> None:
     config = write_config(sources=[SOURCE], smtp_port=free_port(), extra=OPERATOR)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    unset = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog", "--automation"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        cwd=config.parent,
-        env=env,
-    )
+    automation = ("--config", str(config), "watchdog", "--automation")
+    unset = vigie(*automation, drop=prefect_api_vars(), cwd=config.parent, timeout=120)
     assert unset.returncode == 2
     assert unset.stderr.strip().splitlines()[-1].startswith("vigie: PREFECT_API_URL is not set")
-    down = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "watchdog", "--automation"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    down = vigie(
+        *automation,
+        env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
+        drop=prefect_api_vars(),
         cwd=config.parent,
-        env={**env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
+        timeout=120,
     )
     assert down.returncode == 1
     assert "does not answer" in down.stderr.strip().splitlines()[-1]
