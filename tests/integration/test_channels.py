@@ -1,0 +1,233 @@
+"""Chat channels through Apprise against a real webhook receiver on 127.0.0.1: an alert reaches
+a member's JSON webhook and a team's Mattermost webhook once each, beside its email to a real
+SMTP server; a receiver that fails is tried again and gets the message once; one that takes
+the message without answering gets an alert once more, marked as a second sending, and never a
+third time; a sender gone after the service accepted is settled by its lease; a rerun sends
+nothing; the channel's URL is never recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tasks.detect.signals import Severity
+from tasks.detect.volume import TopicAssessment
+from tasks.load import send_pending
+from tasks.notify.alerts import raise_alerts
+from tasks.notify.channels import (
+    ChannelOutcome,
+    apprise_notify,
+    chat_text,
+    deliver_channels,
+    inert,
+)
+from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
+from vigie.localservers import MailSink, WebhookReceiver
+from vigie.models import VolumeSignal
+from vigie.settings import Secrets, Settings
+from warehouse.channel_outbox import ChannelOutbox, UnplannedMessage
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+TOKEN = "usine-tok3n-Hq7Zx"
+
+
+def _settings(tmp_path: Path, smtp_port: int, receiver: WebhookReceiver) -> Settings:
+    """CELL_TOML's cell, one more level-1 member with a JSON webhook, and a team with a
+    Mattermost webhook that the watch `marque` sends its alerts to."""
+    watch = '[[watch]]\nname = "marque"\n'
+    return settings_from(
+        tmp_path,
+        MINIMAL_TOML.replace(watch, watch + 'notify_teams = ["Usine de Rimouski"]\n').replace(
+            '[email]\nsender = "vigie@laiterie-boreale.example"\n',
+            f'[email]\nsender = "vigie@laiterie-boreale.example"\nhost = "127.0.0.1"\n'
+            f'port = {smtp_port}\nsecurity = "none"\ntimeout_s = 5\n',
+        )
+        + CELL_TOML
+        + f"""
+[[cell.members]]
+name = "Nadia Cloutier"
+email = "nadia.cloutier@laiterie-boreale.example"
+role = "communications"
+level = 1
+channels = ["{receiver.url("json", "/nadia")}?rto=1"]
+
+[[teams]]
+name = "Usine de Rimouski"
+emails = ["usine@laiterie-boreale.example"]
+channels = ["{receiver.url("mmost", "/" + TOKEN)}"]
+
+[[teams]]
+name = "Ventes"
+emails = ["ventes@laiterie-boreale.example"]
+channels = ["{receiver.url("json", "/ventes")}"]
+""",
+    )
+
+
+@contextmanager
+def _store(path: Path) -> Iterator[Store]:
+    with open_warehouse(path) as con:
+        yield Store(con)
+
+
+@contextmanager
+def _outbox(path: Path) -> Iterator[ChannelOutbox]:
+    with open_warehouse(path) as con:
+        yield ChannelOutbox(con)
+
+
+def _open_alert(settings: Settings, at: datetime = NOW) -> str:
+    signal = VolumeSignal("marque", at - timedelta(hours=1), at, 40, 3.0, 1.0, 0.99, 9.0, True)
+    severity = Severity(72.0, "crise", {"volume": 35.0}, {})  # type: ignore[arg-type]
+    with _store(settings.warehouse_path) as store:
+        changes = raise_alerts(
+            store, settings, [TopicAssessment(signal, 0.99, severity)], now=at, run_url=None
+        )
+    return changes.opened[0]
+
+
+def _rows(settings: Settings) -> list[tuple[object, ...]]:
+    with open_warehouse(settings.warehouse_path) as con:
+        return con.execute("SELECT * FROM channel_outbox").fetchall()
+
+
+def test_an_alert_reaches_the_email_and_each_channel_once_and_a_rerun_sends_nothing(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    alert_id = _open_alert(settings)
+
+    report = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+
+    [email] = mail_sink.messages()
+    # The topic's own team gets the alert by email too; the other team does not.
+    assert "usine@laiterie-boreale.example" in email["To"]
+    assert "ventes@" not in email["To"]
+    [nadia] = webhook_receiver.at("/nadia")
+    assert nadia["title"] == "Vigie — CRISE : « marque »"
+    assert "CRISE sur « marque »" in nadia["message"] and "40 mention(s)" in nadia["message"]
+    assert f"vigie ack {alert_id}" in nadia["message"]
+    assert nadia["type"] == "failure"  # critical: the service shows it as urgent
+    [usine] = webhook_receiver.at(f"/hooks/{TOKEN}")  # Mattermost's incoming webhook
+    assert "CRISE" in usine["text"] and "marque" in usine["text"]
+    assert webhook_receiver.at("/ventes") == []
+    assert len(report.channels_sent) == 2 and report.channels_failed == {}
+
+    again = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    later = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW + timedelta(hours=2))
+    assert again.channels_sent == later.channels_sent == []
+    assert webhook_receiver.requests == 2 and len(mail_sink.messages()) == 1
+    # The URL (and the Mattermost token in it) is nowhere in the warehouse's rows.
+    assert TOKEN not in repr(_rows(settings)) and "127.0.0.1" not in repr(_rows(settings))
+
+
+def test_a_receiver_that_fails_then_recovers_gets_the_message_once(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    _open_alert(settings)
+    webhook_receiver.fail_next(3, status=500)
+
+    first = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    assert len(mail_sink.messages()) == 1  # the email does not wait for the channels
+    assert sorted(first.channels_failed.values()) == ["the service answered HTTP 500"] * 2
+    second = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    # Critical: tried again at the next delivery, with no back-off.
+    assert len(second.channels_sent) == 1 and len(second.channels_failed) == 1
+    third = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    assert len(third.channels_sent) == 1
+    fourth = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    assert fourth.channels_sent == [] and fourth.channels_failed == {}
+
+    assert len(webhook_receiver.at("/nadia")) == 1
+    assert len(webhook_receiver.at(f"/hooks/{TOKEN}")) == 1
+    assert webhook_receiver.requests == 5  # 3 refused, then one each
+    rows = _rows(settings)
+    assert all(row[-1] is not None for row in rows)  # sent_at
+    assert TOKEN not in repr(rows)
+
+
+def test_an_alert_taken_without_an_answer_goes_once_more_as_a_second_sending(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    _open_alert(settings)
+    # Nadia's webhook (read timeout 1 s) keeps the next two messages and answers after 2 s.
+    webhook_receiver.hold_next(2, 2.0)
+    outbox = lambda: _outbox(settings.warehouse_path)  # noqa: E731
+
+    first = deliver_channels(settings=settings, now=NOW, open_outbox=outbox)
+    assert len(first.uncertain) == 1 and len(first.sent) == 1
+    webhook_receiver.hold_next(1, 2.0)
+    second = deliver_channels(settings=settings, now=NOW, open_outbox=outbox)
+    assert len(second.uncertain) == 1  # the second sending was uncertain too
+    third = deliver_channels(settings=settings, now=NOW + timedelta(hours=1), open_outbox=outbox)
+    assert third.sent == [] and third.failed == {}
+
+    first_copy, second_copy = webhook_receiver.at("/nadia")
+    assert not first_copy["message"].startswith("Second envoi")
+    assert second_copy["message"].startswith(
+        "Second envoi : le premier envoi de ce message n’a pas pu être confirmé."
+    )
+    with open_warehouse(settings.warehouse_path) as con:
+        [(uncertain_at, sendings, error)] = con.execute(
+            "SELECT uncertain_at, uncertain_sendings, last_error FROM channel_outbox "
+            "WHERE label LIKE 'Nadia%'"
+        ).fetchall()
+    assert uncertain_at is not None and sendings == 2  # left for a person
+    assert error == (
+        "delivery uncertain: the request went out and no answer came (the service may have it)"
+    )
+
+
+def test_a_sender_gone_after_the_service_accepted_is_settled_when_its_lease_ends(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    # A claim's lease starts at the real time when the given one lags behind it.
+    now = datetime.now(UTC)
+    _open_alert(settings, now)
+    outbox = lambda: _outbox(settings.warehouse_path)  # noqa: E731
+
+    class Gone(Exception):
+        pass
+
+    def die(key: str) -> None:
+        raise Gone(key)
+
+    with pytest.raises(Gone):
+        deliver_channels(settings=settings, now=now, open_outbox=outbox, on_accepted=die)
+    assert len(webhook_receiver.received) == 1
+    # Its claim stands while its lease lasts (this process is alive): nothing is sent again.
+    during = deliver_channels(settings=settings, now=now, open_outbox=outbox)
+    assert during.uncertain == [] and len(during.sent) == 1  # the other channel
+    after = deliver_channels(settings=settings, now=now + timedelta(minutes=5), open_outbox=outbox)
+    assert len(after.uncertain) == 1 and len(after.sent) == 1  # the alert's second sending
+    bodies = [hook.body for hook in webhook_receiver.received]
+    assert len(bodies) == 3
+    assert any("Second envoi" in str(body) for body in bodies[2:])
+    final = deliver_channels(settings=settings, now=now + timedelta(hours=1), open_outbox=outbox)
+    assert final.sent == [] and len(webhook_receiver.received) == 3
+
+
+def test_a_service_that_cannot_be_reached_is_one_reason_without_the_url() -> None:
+    outcome = apprise_notify(f"json://127.0.0.1:1/{TOKEN}", "t", "b", False)
+    assert outcome == ChannelOutcome("refused", "the service could not be reached")
+
+
+def test_chat_text_carries_nothing_a_chat_would_act_on() -> None:
+    hostile = "[Vigie] <script>x</script> [clic](javascript:alert(1)) @channel <!here>\u202e\r\n"
+    message = UnplannedMessage(
+        "inc.1", "incident", None, ("a@example.org",), hostile, "", True, False
+    )
+    title, body = chat_text(message, None, language="en", timezone="UTC")
+    assert title == "Vigie — incident report"
+    for mark in "<>[]()@!/\u202e\r\n":
+        assert mark not in body
+    assert inert("a" * 500, 50).endswith("…") and len(inert("a" * 500, 50)) == 50
