@@ -25,6 +25,7 @@ from tasks.notify.channels import (
     deliver_channels,
     inert,
 )
+from tasks.notify.escalation import escalate_unacknowledged
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import MailSink, WebhookReceiver
 from vigie.models import VolumeSignal
@@ -231,3 +232,58 @@ def test_chat_text_carries_nothing_a_chat_would_act_on() -> None:
     for mark in "<>[]()@!/\u202e\r\n":
         assert mark not in body
     assert inert("a" * 500, 50).endswith("…") and len(inert("a" * 500, 50)) == 50
+
+
+def test_an_escalation_reaches_the_next_levels_channels_once(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    level_two = f"""
+[[cell.members]]
+name = "Marc Gagnon"
+email = "marc.gagnon@laiterie-boreale.example"
+role = "executive"
+level = 2
+channels = ["{webhook_receiver.url("json", "/marc")}"]
+"""
+    settings = settings_from(tmp_path, settings.config_path.read_text() + level_two)
+    alert_id = _open_alert(settings)
+    send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    assert webhook_receiver.at("/marc") == []  # level 2 is not on duty for a new alert
+
+    later = NOW + timedelta(minutes=settings.escalation.delay_minutes + 1)
+    with _store(settings.warehouse_path) as store:
+        assert escalate_unacknowledged(store, settings, now=later) == [f"{alert_id}: level 1 -> 2"]
+    send_pending(settings.warehouse_path, settings, Secrets(), now=later)
+    send_pending(settings.warehouse_path, settings, Secrets(), now=later)
+    [marc] = webhook_receiver.at("/marc")
+    assert marc["title"] == "Vigie — personne n’a pris en charge : CRISE « marque »"
+    assert "le vôtre" in marc["message"] and f"vigie ack {alert_id}" in marc["message"]
+    assert len(webhook_receiver.at("/nadia")) == 1  # level 1 was told once, at the opening
+
+
+def test_the_watchdogs_notice_reaches_the_operators_channels_once(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    from cli.watchdog import check_watch
+
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    operator = f"""
+[[cell.members]]
+name = "Léa Gauthier"
+email = "lea.gauthier@laiterie-boreale.example"
+role = "operator"
+channels = ["{webhook_receiver.url("json", "/lea")}"]
+"""
+    settings = settings_from(tmp_path, settings.config_path.read_text() + operator)
+    for minute in (0, 1):  # cron runs it every minute
+        at = NOW + timedelta(minutes=minute)
+        with _store(settings.warehouse_path) as store:
+            check_watch(store, settings, now=at)
+        send_pending(settings.warehouse_path, settings, Secrets(), now=at)
+    [lea] = webhook_receiver.at("/lea")
+    assert lea["title"] == "Vigie — LA VEILLE EST ARRÊTÉE"
+    assert lea["message"].startswith("La veille ne tourne plus")
+    assert lea["type"] == "failure"
+    assert webhook_receiver.at("/nadia") == []  # the operators alone hear of the watch
+    assert len(mail_sink.messages()) == 1
