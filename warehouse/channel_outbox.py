@@ -228,3 +228,23 @@ class ChannelOutbox:
             "FROM channel_outbox ORDER BY created_at, message_id, channel_id"
         ).fetchall()
         return [(m, c, label, sent, int(a), err) for m, c, label, sent, a, err in rows]
+
+    def resend(self, message_id: str) -> int:
+        """Make the unsent rows of `message_id` (uncertain or given up) pending again, once
+        someone has checked. Returns how many."""
+        rows = self.con.execute(
+            "UPDATE channel_outbox SET uncertain_at = NULL, sending_at = NULL, "
+            "claim_owner = NULL, claim_expires_at = NULL, not_before = NULL, attempts = 0 "
+            "WHERE message_id = ? AND sent_at IS NULL RETURNING channel_id",
+            [message_id],
+        ).fetchall()
+        return len(rows)
+
+    def unsent(self) -> list[tuple[Any, ...]]:
+        """Every unsent row: message_id, label, kind, attempts, not_before, uncertain_at,
+        last_error, critical, sending_at, uncertain_sendings."""
+        return self.con.execute(
+            "SELECT message_id, label, kind, attempts, not_before, uncertain_at, last_error, "
+            "critical, sending_at, uncertain_sendings FROM channel_outbox "
+            "WHERE sent_at IS NULL ORDER BY created_at, message_id, channel_id"
+        ).fetchall()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.channel_lines import channel_outbox_lines, channel_status_lines
 from tasks.detect.signals import Severity
 from tasks.detect.volume import TopicAssessment
 from tasks.load import send_pending
@@ -158,7 +159,7 @@ def test_an_alert_taken_without_an_answer_goes_once_more_as_a_second_sending(
     tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
 ) -> None:
     settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
-    _open_alert(settings)
+    alert_id = _open_alert(settings)
     # Nadia's webhook (read timeout 1 s) keeps the next two messages and answers after 2 s.
     webhook_receiver.hold_next(2, 2.0)
     outbox = lambda: _outbox(settings.warehouse_path)  # noqa: E731
@@ -185,6 +186,19 @@ def test_an_alert_taken_without_an_answer_goes_once_more_as_a_second_sending(
     assert error == (
         "delivery uncertain: the request went out and no answer came (the service may have it)"
     )
+    # `vigie status` and `vigie outbox list` name it for a person, without the URL; once
+    # someone has checked, `vigie outbox resend` sends it again.
+    with open_warehouse(settings.warehouse_path) as con:
+        status = channel_status_lines(con)
+        listed = channel_outbox_lines(con)
+        assert ChannelOutbox(con).resend(f"{alert_id}.opened") == 1
+    assert status[0] == "Channel messages waiting: 1"
+    assert status[1].startswith(f"  {alert_id}.opened [alert] to Nadia Cloutier · json #")
+    assert "UNCERTAIN, not sent again" in status[1]
+    assert listed[0].startswith(f"{alert_id}.opened [alert] to Nadia Cloutier · json #")
+    assert "/nadia" not in " ".join(status + listed)
+    resent = deliver_channels(settings=settings, now=NOW, open_outbox=outbox)
+    assert len(resent.sent) == 1 and len(webhook_receiver.at("/nadia")) == 3
 
 
 def test_a_sender_gone_after_the_service_accepted_is_settled_when_its_lease_ends(
