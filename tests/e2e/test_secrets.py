@@ -103,10 +103,13 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
     sources.append(agence | {"token_env": "VIGIE_AGENCE_TOKEN", "token_param": "key"})
     with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as sink:
         config = write_config(sources=sources, smtp_port=sink.port)
-        text = config.read_text(encoding="utf-8").replace(
-            'security = "none"',
-            f'security = "starttls"\nusername = "{SENDER}"\nca_file = "{cert}"',
-        ) + CHANNEL_MEMBER
+        text = (
+            config.read_text(encoding="utf-8").replace(
+                'security = "none"',
+                f'security = "starttls"\nusername = "{SENDER}"\nca_file = "{cert}"',
+            )
+            + CHANNEL_MEMBER
+        )
         config.write_text(text, encoding="utf-8")
 
         good = _vigie(config, SECRET, "run", "--once", "--json")
