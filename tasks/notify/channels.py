@@ -14,7 +14,8 @@ for a person. The URL is a secret: rows name a channel by a hash and a label, an
 recorded of a failure is built from Apprise's outcome, never from its log lines.
 
 The text is short and plain, French or English, and holds only what Vigie wrote itself (levels,
-topics, counts, times): a title from a feed could carry markup or mentions a chat would act on.
+topics, counts, times): a title from a feed could carry markup, links or mentions a chat would
+act on. An incident report's subject (the title the cell gave it) is stripped of them.
 """
 
 from __future__ import annotations
@@ -142,15 +143,15 @@ _TEXT = {
         "alert_title": "Vigie — {level} : « {topic} »",
         "alert_body": (
             "{level} sur « {topic} » depuis {at} : {count} mention(s) dans la fenêtre. "
-            "Les preuves, qui est de garde et qui peut répondre où sont dans l’email "
-            "« {subject} ». Prendre en charge : lien de l’email, ou "
+            "Les preuves, qui est de garde et qui peut répondre où sont dans l’email de "
+            "l’alerte. Prendre en charge : lien de l’email, ou "
             'vigie ack {alert_id} --by "VOTRE NOM".'
         ),
         "escalation_title": "Vigie — personne n’a pris en charge : {level} « {topic} »",
         "escalation_body": (
             "L’alerte {level} sur « {topic} », ouverte à {at}, n’a été prise en charge par "
             "personne : elle passe au niveau suivant de la cellule, le vôtre. Le détail est dans "
-            'l’email « {subject} ». Prendre en charge : vigie ack {alert_id} --by "VOTRE NOM".'
+            'l’email de l’escalade. Prendre en charge : vigie ack {alert_id} --by "VOTRE NOM".'
         ),
         "incident_title": "Vigie — rapport d’incident",
         "incident_body": "Un rapport d’incident vient d’être envoyé par email : « {subject} ».",
@@ -165,14 +166,14 @@ _TEXT = {
         "alert_title": "Vigie — {level}: “{topic}”",
         "alert_body": (
             "{level} on “{topic}” since {at}: {count} mention(s) in the window. The evidence, "
-            "who is on duty and who may answer where are in the email “{subject}”. Take "
+            "who is on duty and who may answer where are in the alert’s email. Take "
             'charge: the email’s link, or vigie ack {alert_id} --by "YOUR NAME".'
         ),
         "escalation_title": "Vigie — nobody took charge: {level} “{topic}”",
         "escalation_body": (
             "The {level} alert on “{topic}”, opened at {at}, was taken in charge by nobody: it "
-            "goes to the next level of the cell, yours. The details are in the email "
-            '“{subject}”. Take charge: vigie ack {alert_id} --by "YOUR NAME".'
+            "goes to the next level of the cell, yours. The details are in the escalation’s "
+            'email. Take charge: vigie ack {alert_id} --by "YOUR NAME".'
         ),
         "incident_title": "Vigie — incident report",
         "incident_body": "An incident report was just sent by email: “{subject}”.",
@@ -225,7 +226,6 @@ def chat_text(
             if alert
             else "?",
             "count": alert.mentions_in_window if alert else "?",
-            "subject": subject,
             "alert_id": inert(message.alert_id or "", 80),
         }
         title = str(text[f"{message.kind}_title"]).format(**facts)

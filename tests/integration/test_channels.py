@@ -39,7 +39,9 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TOKEN = "usine-tok3n-Hq7Zx"
 
 
-def _settings(tmp_path: Path, smtp_port: int, receiver: WebhookReceiver) -> Settings:
+def _settings(
+    tmp_path: Path, smtp_port: int, receiver: WebhookReceiver, nadia_options: str = ""
+) -> Settings:
     """CELL_TOML's cell, one more level-1 member with a JSON webhook, and a team with a
     Mattermost webhook that the watch `marque` sends its alerts to."""
     watch = '[[watch]]\nname = "marque"\n'
@@ -57,7 +59,7 @@ name = "Nadia Cloutier"
 email = "nadia.cloutier@laiterie-boreale.example"
 role = "communications"
 level = 1
-channels = ["{receiver.url("json", "/nadia")}?rto=1"]
+channels = ["{receiver.url("json", "/nadia")}{nadia_options}"]
 
 [[teams]]
 name = "Usine de Rimouski"
@@ -158,15 +160,17 @@ def test_a_receiver_that_fails_then_recovers_gets_the_message_once(
 def test_an_alert_taken_without_an_answer_goes_once_more_as_a_second_sending(
     tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
 ) -> None:
-    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    # Apprise waits 1 s for Nadia's webhook's answer (`rto`: its read timeout).
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver, "?rto=1")
     alert_id = _open_alert(settings)
-    # Nadia's webhook (read timeout 1 s) keeps the next two messages and answers after 2 s.
-    webhook_receiver.hold_next(2, 2.0)
+    # The receiver keeps the next two messages and answers after 2.5 s (the team's webhook
+    # waits 4 s).
+    webhook_receiver.hold_next(2, 2.5)
     outbox = lambda: _outbox(settings.warehouse_path)  # noqa: E731
 
     first = deliver_channels(settings=settings, now=NOW, open_outbox=outbox)
     assert len(first.uncertain) == 1 and len(first.sent) == 1
-    webhook_receiver.hold_next(1, 2.0)
+    webhook_receiver.hold_next(1, 2.5)
     second = deliver_channels(settings=settings, now=NOW, open_outbox=outbox)
     assert len(second.uncertain) == 1  # the second sending was uncertain too
     third = deliver_channels(settings=settings, now=NOW + timedelta(hours=1), open_outbox=outbox)
