@@ -27,13 +27,14 @@ from tasks.notify.channels import (
     inert,
 )
 from tasks.notify.escalation import escalate_unacknowledged
+from tasks.notify.incident import IncidentPlan, begin_incident, finish_incident, incident_recipients
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import MailSink, WebhookReceiver
 from vigie.models import VolumeSignal
 from vigie.settings import Secrets, Settings
 from warehouse.channel_outbox import ChannelOutbox, UnplannedMessage
 from warehouse.connection import open_warehouse
-from warehouse.store import Store
+from warehouse.store import IncidentStore, Store
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TOKEN = "usine-tok3n-Hq7Zx"
@@ -305,3 +306,30 @@ channels = ["{webhook_receiver.url("json", "/lea")}"]
     assert lea["type"] == "failure"
     assert webhook_receiver.at("/nadia") == []  # the operators alone hear of the watch
     assert len(mail_sink.messages()) == 1
+
+
+def test_an_incident_report_reaches_the_cells_channels_once_with_its_title_inert(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    plan = IncidentPlan.of(NOW, cadence_minutes=5, duration_hours=2, sitrep_every_minutes=60)
+    name = "Rappel <b>lait</b> [voir](https://evil.example/x) @channel"
+    with open_warehouse(settings.warehouse_path) as con:
+        incident, _ = begin_incident(IncidentStore(con), name, {}, plan, "run-1")
+    recipients = incident_recipients(settings, [])
+    for _ in range(2):  # a retried task closes nothing twice and sends nothing twice
+        finish_incident(
+            settings,
+            Secrets(),
+            incident,
+            status="stopped",
+            ended_at=NOW + timedelta(hours=1),
+            recipients=recipients,
+        )
+    [report] = webhook_receiver.at("/nadia")
+    assert report["title"] == "Vigie — rapport d’incident"
+    assert report["message"].startswith("Un rapport d’incident vient d’être envoyé par email")
+    assert "Rappel" in report["message"]
+    for mark in "<>[]()@/":
+        assert mark not in report["message"]
+    assert webhook_receiver.requests == 1 and len(mail_sink.messages()) == 1
