@@ -1,12 +1,14 @@
-"""What `vigie status` and `vigie outbox list` say of the chat, push and SMS channels' rows
-(warehouse/channel_outbox.py): a channel is named by its owner, scheme and hash, never by its
-URL."""
+"""What `vigie check`, `vigie status` and `vigie outbox list` say of the chat, push and SMS
+channels and their rows (warehouse/channel_outbox.py): a channel is named by its owner, scheme
+and hash, never by its URL."""
 
 from __future__ import annotations
 
 import duckdb
 
+from tasks.notify.channels import channel_label
 from tasks.notify.delivery import MAX_ATTEMPTS
+from vigie.settings import Settings
 from warehouse.channel_outbox import ChannelOutbox
 
 
@@ -48,4 +50,34 @@ def channel_outbox_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         else:
             state = "pending"
         lines.append(f"{message_id} [{kind}] to {label}: {state}")
+    return lines
+
+
+# Schemes whose service is reached over plain HTTP: the token in the URL travels unencrypted.
+PLAIN_SCHEMES = frozenset(
+    {"json", "form", "xml", "mmost", "matrix", "rocket", "gotify", "ntfy", "signal", "smseagle"}
+)
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+def channel_check_lines(settings: Settings) -> list[str]:
+    """`vigie check`: the channels, by owner, scheme and hash; a warning for each one whose
+    token would cross the network unencrypted."""
+    owners = [(m.name, m.channels) for m in settings.cell.members]
+    owners += [(t.name, t.channels) for t in settings.teams]
+    labels, lines = [], []
+    for name, channels in owners:
+        for channel in channels:
+            url = channel.get_secret_value()
+            label = channel_label(name, url)
+            labels.append(label)
+            scheme, _, rest = url.partition("://")
+            host = rest.split("/", 1)[0].rpartition("@")[2]
+            if scheme.lower() in PLAIN_SCHEMES and not host.lower().startswith(_LOOPBACK):
+                lines.append(
+                    f"Warning: channel {label}: {scheme}:// sends its token unencrypted to "
+                    f"another machine: use {scheme.lower()}s:// if the service has HTTPS"
+                )
+    if labels:
+        lines.insert(0, f"Channels ({len(labels)}): {', '.join(labels)}")
     return lines

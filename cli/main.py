@@ -50,6 +50,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from cli.channel_lines import channel_check_lines
+
     settings = _settings(args)
     org = settings.organisation
     print(f"{settings.config_path}: valid")
@@ -88,6 +90,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"have no recipient in the cell and go only to {settings.email.sender} (email.sender)."
         )
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    for line in channel_check_lines(settings):
+        print(line)
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     _warn_tokens(settings)

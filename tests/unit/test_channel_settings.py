@@ -90,3 +90,47 @@ def test_every_allowed_scheme_is_a_service_apprise_knows_and_none_is_local() -> 
         assert known[scheme].__module__.startswith("apprise.plugins."), scheme
     local = {"windows", "macosx", "dbus", "kde", "glib", "gnome", "qt", "syslog", "mailto"}
     assert local <= set(known.schemas()) and not local & CHANNEL_SCHEMES
+
+
+def test_vigie_check_names_channels_without_their_url_and_warns_of_plain_http(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    text = _member_with(f"mmost://chat.laiterie-boreale.example/{SECRET}")
+    assert main(["--config", str(write_toml(tmp_path, text)), "check"]) == 0
+    out = capsys.readouterr().out
+    [channels] = [line for line in out.splitlines() if line.startswith("Channels (2): ")]
+    assert "Nadia Cloutier · json #" in channels and "Nadia Cloutier · mmost #" in channels
+    # The loopback webhook is fine; the remote Mattermost over plain HTTP is not.
+    [warning] = [line for line in out.splitlines() if "unencrypted" in line]
+    assert warning.startswith("Warning: channel Nadia Cloutier · mmost #")
+    assert warning.endswith("use mmosts:// if the service has HTTPS")
+    assert SECRET not in out and "chat.laiterie-boreale" not in out
+
+
+def test_chat_text_of_a_drill_says_so_and_reasons_come_from_the_outcome() -> None:
+    from datetime import UTC, datetime
+
+    from tasks.notify.channels import AlertFacts, _classify, chat_text
+    from warehouse.channel_outbox import UnplannedMessage
+
+    message = UnplannedMessage("al-1.opened", "alert", "al-1", (), "s", "", True, True)
+    facts = AlertFacts("marque", "alerte", datetime(2026, 11, 25, 15, 0, tzinfo=UTC), 12)
+    title, body = chat_text(message, facts, language="en", timezone="America/Toronto")
+    assert title == "[DRILL] Vigie — ALERT: “marque”"
+    assert body.startswith("ALERT on “marque” since 2026-11-25 10:00: 12 mention(s)")
+    url_line = f"JSON POST URL: http://127.0.0.1:9/{SECRET}"
+    cases = {
+        ("Socket Exception: Read timed out. (read timeout=4.0)",): "uncertain",
+        ("Failed to send JSON POST notification: Bad Gateway, error=502.",): "refused",
+        ("Socket Exception: ... Caused by NewConnectionError ... Connection refused",): "refused",
+    }
+    for logs, outcome in cases.items():
+        found = _classify(False, False, [url_line, *logs])
+        assert found.outcome == outcome and SECRET not in found.reason
+    assert _classify(False, True, []).outcome == "uncertain"  # Apprise's own deadline
+    assert _classify(True, False, [url_line]).outcome == "sent"
+    assert _classify(False, False, [url_line, "error=502"]).reason == (
+        "the service answered HTTP 502"
+    )
