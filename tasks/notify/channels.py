@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -352,18 +353,30 @@ def apprise_notify(url: str, title: str, body: str, urgent: bool) -> ChannelOutc
 @contextlib.contextmanager
 def _apprise_lines_kept_in_the_result() -> Iterator[None]:
     """Apprise's debug lines (which say why a request failed) reach the call's result, and
-    none reaches our logs or stderr: they print the channel's URL."""
+    none reaches our logs or stderr: they print the channel's URL. Senders in several threads
+    share the setting; the last one out restores the logger."""
     logger = logging.getLogger("apprise")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())  # else logging's last resort prints to stderr
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
+    with _QUIET_LOCK:
+        if not _QUIET_USERS:
+            if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+                logger.addHandler(logging.NullHandler())  # else logging's last resort prints
+            _QUIET_SAVED[:] = [logger.level, logger.propagate]
+            logger.setLevel(logging.DEBUG)
+            logger.propagate = False
+        _QUIET_USERS.append(threading.get_ident())
     try:
         yield
     finally:
-        logger.setLevel(level)
-        logger.propagate = propagate
+        with _QUIET_LOCK:
+            _QUIET_USERS.pop()
+            if not _QUIET_USERS:
+                logger.setLevel(int(_QUIET_SAVED[0]))
+                logger.propagate = bool(_QUIET_SAVED[1])
+
+
+_QUIET_LOCK = threading.Lock()
+_QUIET_USERS: list[int] = []
+_QUIET_SAVED: list[int | bool] = []
 
 
 def _urgent(message: ChannelMessage) -> bool:

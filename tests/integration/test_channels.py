@@ -7,6 +7,7 @@ nothing; the channel's URL is never recorded."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -236,9 +237,16 @@ def test_a_sender_gone_after_the_service_accepted_is_settled_when_its_lease_ends
     assert final.sent == [] and len(webhook_receiver.received) == 3
 
 
-def test_a_service_that_cannot_be_reached_is_one_reason_without_the_url() -> None:
+def test_a_service_that_cannot_be_reached_is_one_reason_without_the_url(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     outcome = apprise_notify(f"json://127.0.0.1:1/{TOKEN}", "t", "b", False)
     assert outcome == ChannelOutcome("refused", "the service could not be reached")
+    # Apprise's own lines (they print the URL) reach neither the logs nor the terminal.
+    out, err = capfd.readouterr()
+    assert TOKEN not in out + err + caplog.text
+    assert logging.getLogger("apprise").propagate  # restored after the call
 
 
 def test_chat_text_carries_nothing_a_chat_would_act_on() -> None:
