@@ -7,6 +7,7 @@ nothing; the channel's URL is never recorded."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from tasks.notify.escalation import escalate_unacknowledged
 from tasks.notify.incident import IncidentPlan, begin_incident, finish_incident, incident_recipients
 from tests.configs import CELL_TOML, MINIMAL_TOML, settings_from
 from vigie.localservers import MailSink, WebhookReceiver
-from vigie.models import VolumeSignal
+from vigie.models import OutboxMessage, VolumeSignal
 from vigie.settings import Secrets, Settings
 from warehouse.channel_outbox import ChannelOutbox, UnplannedMessage
 from warehouse.connection import open_warehouse
@@ -341,3 +342,49 @@ def test_an_incident_report_reaches_the_cells_channels_once_with_its_title_inert
     for mark in "<>[]()@/":
         assert mark not in report["message"]
     assert webhook_receiver.requests == 1 and len(mail_sink.messages()) == 1
+
+
+def test_the_unreadable_warehouse_alarm_reaches_the_operators_channels_once_per_incident(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver
+) -> None:
+    from cli.channel_alarm import channel_alarm_file, clear_channel_alarm, tell_channels_unreadable
+
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    operator = f"""
+[[cell.members]]
+name = "Léa Gauthier"
+email = "lea.gauthier@laiterie-boreale.example"
+role = "operator"
+channels = ["{webhook_receiver.url("json", "/lea")}"]
+"""
+    settings = settings_from(tmp_path, settings.config_path.read_text() + operator)
+    path = tmp_path / "broken" / "vigie.duckdb"  # a warehouse that cannot be read
+    path.parent.mkdir()
+    path.write_bytes(b"not a DuckDB file")
+    notice = OutboxMessage(
+        "watchdog.unreadable.20261125T150000Z",
+        "watchdog_unreadable",
+        ("lea.gauthier@laiterie-boreale.example",),
+        "[Vigie] entrepôt illisible",
+        "<p>x</p>",
+        text=f"L’entrepôt {path} ne peut pas être lu : <b>fichier tronqué</b>.\n",
+        critical=True,
+    )
+    webhook_receiver.fail_next(1, status=503)
+    [refused] = tell_channels_unreadable(settings, path, notice)
+    assert refused.startswith("Not told now, the next run tries again: Léa Gauthier · json #")
+    assert refused.endswith("(the service answered HTTP 503)")
+    [told] = tell_channels_unreadable(settings, path, notice)
+    assert told.startswith("Told on Léa Gauthier · json #")
+    assert tell_channels_unreadable(settings, path, notice) == []  # cron runs it again
+    [lea] = webhook_receiver.at("/lea")
+    assert lea["title"] == "Vigie — LA VEILLE EST ARRÊTÉE : entrepôt illisible"
+    assert "fichier tronqué" in lea["message"] and "<b>" not in lea["message"]
+    assert webhook_receiver.at("/nadia") == []  # operators only
+
+    # The warehouse reads again, then a new incident: told once more.
+    clear_channel_alarm(path)
+    assert not channel_alarm_file(path).exists()
+    later = dataclasses.replace(notice, message_id="watchdog.unreadable.20261126T090000Z")
+    assert len(tell_channels_unreadable(settings, path, later)) == 1
+    assert len(webhook_receiver.at("/lea")) == 2
