@@ -145,6 +145,7 @@ def cmd_escalate(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from cli.channel_lines import channel_outbox_lines
     from tasks.notify.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
 
@@ -155,6 +156,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
             "last_error, critical, sending_at, coalesce(uncertain_sendings, 0) FROM outbox "
             "WHERE sent_at IS NULL ORDER BY created_at, message_id"
         ).fetchall()
+        channel_lines = channel_outbox_lines(con)
     if not rows:
         print("The outbox is empty: every email was sent.")
     for message_id, kind, subject, attempts, not_before, held, uncertain, error, *more in rows:
@@ -175,16 +177,20 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         else:
             state = "pending"
         print(f"{message_id} [{kind}] {subject[:80]}: {state}")
+    for line in channel_lines:
+        print(line)
     return 0
 
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
+    from warehouse.channel_outbox import ChannelOutbox
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
 
     settings = settings_of(args)
     with open_warehouse(settings.warehouse_path, lock_wait_s=5) as con:
         again = Store(con).resend(args.message_id)
+        again |= ChannelOutbox(con).resend(args.message_id) > 0  # its chat messages too
     if not again:
         raise VigieError(
             f"{args.message_id}: no unsent message with this id in the outbox "

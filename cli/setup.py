@@ -55,6 +55,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
+    from cli.channel_alarm import clear_channel_alarm
     from cli.watchdog import check_watch, clear_unreadable, duration_text, stop_notice_id
     from tasks.load import send_pending
     from warehouse.connection import open_warehouse
@@ -80,6 +81,7 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
             state, queued = check_watch(Store(con), settings, now=now)
     except WarehouseDamaged as err:
         return _alarm_unreadable(settings, path, err, now)
+    clear_channel_alarm(path)
     if clear_unreadable(path) is not None:
         print(f"The warehouse {path} reads again: the unreadable-warehouse incident is over.")
     limit = duration_text(state.limit)
@@ -118,7 +120,8 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
 def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now: datetime) -> int:
     """The warehouse cannot be read: tell the operators straight through SMTP, once per
     incident (cli/watchdog.py), and say so in one line each."""
-    from cli.watchdog import send_directly, tell_unreadable
+    from cli.channel_alarm import tell_channels_unreadable
+    from cli.watchdog import send_directly, tell_unreadable, unreadable_notice
     from warehouse.connection import restore_hint
 
     print(f"WATCH STOPPED: {one_line(err)}")
@@ -133,6 +136,9 @@ def _alarm_unreadable(settings: Settings, path: Path, err: WarehouseDamaged, now
         now=now,
         send=send_directly(settings, load_secrets(settings)),
     )
+    notice = unreadable_notice(settings, alarm, path, err.reason, restore_hint(path))
+    for line in tell_channels_unreadable(settings, path, notice):
+        print(line)
     if outcome == "sent":
         print(f"Sent: {alarm.message_id} (to {', '.join(m.email for m in settings.operators)})")
     elif outcome == "already_sent":

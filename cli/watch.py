@@ -21,6 +21,8 @@ from vigie.settings import Settings, load_secrets, load_settings, resolve_config
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from cli.channel_lines import channel_check_lines
+
     settings = settings_of(args)
     org = settings.organisation
     print(f"{settings.config_path}: valid")
@@ -59,6 +61,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"have no recipient in the cell and go only to {settings.email.sender} (email.sender)."
         )
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
+    for line in channel_check_lines(settings):
+        print(line)
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     _warn_tokens(settings)
@@ -230,6 +234,7 @@ def outside_volume_lines(volumes: Sequence[tuple[str, str, int, float | None]]) 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from cli.channel_lines import channel_status_lines
     from tasks.notify.delivery import MAX_ATTEMPTS
     from warehouse.connection import open_warehouse
     from warehouse.store import Store
@@ -244,6 +249,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         undelivered = store.undelivered(MAX_ATTEMPTS)
         counts = store.counts(drills=False)  # drills are rehearsals, not the watch
         outside = store.outside_volume(datetime.now(UTC)) if alerts else []
+        channel_lines = channel_status_lines(con)
     if last is None:
         print("No watch cycle has run yet (vigie run --once).")
     else:
@@ -285,6 +291,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             why = f"given up after {attempts}: {error} (vigie outbox resend)"
         print(f"  {message_id} [{kind}] {subject[:80]}: {why}")
+    for line in channel_lines:
+        print(line)
     return 0
 
 

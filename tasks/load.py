@@ -17,6 +17,7 @@ from tasks.detect.breaking import StoryAssessment, assess_breaking_stories
 from tasks.detect.volume import TopicAssessment, assess_watches, bucket_ceiling
 from tasks.enrich.stories import assign_stories
 from tasks.notify.alerts import AlertChanges, raise_alerts
+from tasks.notify.channels import deliver_channels
 from tasks.notify.delivery import DeliveryReport, deliver
 from tasks.notify.escalation import escalate_unacknowledged
 from vigie.models import (
@@ -28,6 +29,7 @@ from vigie.models import (
     StorySignature,
 )
 from vigie.settings import Secrets, Settings, Source, Watch
+from warehouse.channel_outbox import ChannelOutbox
 from warehouse.connection import open_warehouse
 from warehouse.store import LoadResult, Store
 
@@ -174,19 +176,34 @@ def _store_at(path: Path) -> Iterator[Store]:
 def send_pending(
     path: Path, settings: Settings, secrets: Secrets, *, now: datetime | None = None
 ) -> DeliveryReport:
-    """Send the outbox as it may go now (see `tasks.notify.delivery`), each message exactly once.
+    """Send the outbox as it may go now (see `tasks.notify.delivery`), each message exactly once,
+    then tell the chat, push and SMS channels of its people (`tasks.notify.channels`), each
+    message once per channel.
 
-    The warehouse is not held while SMTP talks (that can take seconds): it is opened briefly
-    around each step.
+    The warehouse is not held while SMTP or a channel talks (that can take seconds): it is
+    opened briefly around each step.
     """
-    return deliver(
+    now = now or datetime.now(UTC)
+    report = deliver(
         email=settings.email,
         secrets=secrets,
-        now=now or datetime.now(UTC),
+        now=now,
         language=settings.organisation.language,
         timezone=settings.organisation.timezone,
         open_store=lambda: _store_at(path),
     )
+    channels = deliver_channels(
+        settings=settings, now=now, open_outbox=lambda: _channel_outbox_at(path)
+    )
+    report.channels_sent = channels.sent
+    report.channels_failed = channels.failed
+    return report
+
+
+@contextmanager
+def _channel_outbox_at(path: Path) -> Iterator[ChannelOutbox]:
+    with open_warehouse(path) as con:
+        yield ChannelOutbox(con)
 
 
 @task(name="escalate", cache_policy=NO_CACHE)

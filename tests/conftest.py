@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 import vigie  # noqa: F401  (telemetry off before Prefect is imported)
 from tests.configs import CELL_TOML
-from vigie.localservers import FeedServer, MailSink
+from vigie.localservers import FeedServer, MailSink, WebhookReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The `prefect_server` fixture: one real `prefect server start` shared by the session.
@@ -35,6 +35,13 @@ def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
     """An aiosmtpd server on a free port of 127.0.0.1 that keeps every message as .eml."""
     with MailSink(tmp_path / "inbox") as sink:
         yield sink
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An HTTP server on a free port of 127.0.0.1 keeping each webhook POST (chat channels)."""
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 ConfigWriter = Callable[..., Path]

@@ -6,6 +6,7 @@ A route is found by the exact path with its query string, else by the path and s
 parameters (`set(..., query={"page": "1"})`, for paginated APIs), else by the path alone; every
 request is recorded with its query string (`query_params`).
 `MailSink` is an aiosmtpd server that writes every message it receives to a folder as `.eml`.
+`WebhookReceiver` keeps every POST it accepts, as a chat service's incoming webhook would.
 Both bind port 0 so they never collide with what else runs on the machine.
 """
 
@@ -17,6 +18,7 @@ import email
 import email.policy
 import email.utils
 import hashlib
+import json
 import socket
 import ssl
 import threading
@@ -284,6 +286,98 @@ class MailSink:
         return found  # type: ignore[return-value]
 
     def __enter__(self) -> MailSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One request a `WebhookReceiver` kept: its path and its JSON body (or raw text)."""
+
+    path: str
+    body: Any
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that keeps every POST it accepts: what a chat service's
+    incoming webhook (Apprise's json://, Mattermost's /hooks/TOKEN...) would get.
+
+    `fail_next(n, status)` answers the next `n` requests with `status` and keeps nothing;
+    `hold_next(n, seconds)` keeps the next `n` requests, then answers them that late (a
+    sender whose read timeout is shorter cannot know they arrived).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[Hook] = []
+        self.requests = 0
+        self._fail: list[int] = []
+        self._hold: list[float] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.requests += 1
+                    status = receiver._fail.pop(0) if receiver._fail else 200
+                    delay = receiver._hold.pop(0) if status == 200 and receiver._hold else 0.0
+                    if status == 200:
+                        try:
+                            body: Any = json.loads(raw)
+                        except ValueError:
+                            body = raw.decode("utf-8", "replace")
+                        receiver.received.append(Hook(self.path, body))
+                if delay:
+                    time.sleep(delay)
+                answer = b"ok" if status == 200 else b"failed"
+                with contextlib.suppress(OSError):  # a sender that stopped waiting is gone
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, scheme: str, path: str) -> str:
+        """An Apprise URL to this receiver, e.g. url("json", "/hook")."""
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        with self._lock:
+            self._fail = [status] * count
+
+    def hold_next(self, count: int, seconds: float) -> None:
+        with self._lock:
+            self._hold = [seconds] * count
+
+    def at(self, path: str) -> list[Any]:
+        """The bodies kept for `path`, oldest first."""
+        with self._lock:
+            return [hook.body for hook in self.received if hook.path == path]
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

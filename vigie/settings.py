@@ -164,6 +164,8 @@ class Watch(_Model):
     # None: every language. Otherwise a mention in another known language does not match;
     # one whose language cannot be told still does (a short post may be about us).
     languages: tuple[Language, ...] | None = None
+    # Teams (`[[teams]]` names) that get this topic's alerts too, by email and on their channels.
+    notify_teams: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
 
     @field_validator("languages")
     @classmethod
@@ -407,6 +409,59 @@ def phone_problem(value: str) -> str | None:
     return None
 
 
+# Apprise schemes a channel may use: services reached over the network (chat, push, SMS and
+# plain webhooks). Every other scheme is refused when the configuration loads: some reach the
+# machine itself (desktop notifications, syslog, files) or run code (custom plugins).
+CHANNEL_SCHEMES = frozenset(
+    {
+        "json", "jsons", "form", "forms", "xml", "xmls",  # plain webhooks
+        "mmost", "mmosts",  # Mattermost
+        "slack",  # Slack
+        "workflow", "workflows",  # Microsoft Teams (Power Automate workflows)
+        "matrix", "matrixs",  # Matrix
+        "rocket", "rockets",  # Rocket.Chat
+        "zulip",  # Zulip
+        "discord",  # Discord
+        "tgram",  # Telegram
+        "signal", "signals",  # Signal (signal-cli REST API)
+        "ntfy", "ntfys", "gotify", "gotifys", "pover",  # push
+        "twilio", "vonage", "nexmo", "clicksend", "bulksms", "smseagle", "smseagles",  # SMS
+    }
+)  # fmt: skip
+MAX_CHANNEL_CHARS = 2000
+
+
+def channel_problem(url: str) -> str | None:
+    """Why `url` cannot be a channel (an Apprise URL of a network service), or None. The
+    message never repeats the URL, which may hold a token."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not rest:
+        return 'is not an Apprise URL (scheme://...), e.g. "mmosts://chat.example.org/TOKEN"'
+    if len(url) > MAX_CHANNEL_CHARS:
+        return f"is longer than {MAX_CHANNEL_CHARS} characters"
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" or ch in _INVISIBLE for ch in url):
+        return "holds a space or a control character"
+    if scheme.lower() not in CHANNEL_SCHEMES:
+        shown = scheme if re.fullmatch(r"[A-Za-z0-9+.-]{1,20}", scheme) else "this"
+        return (
+            f"the scheme {shown}:// is not allowed: a channel reaches a chat, push or SMS "
+            "service over the network, never this machine's files, desktop or programs "
+            f"(allowed: {', '.join(sorted(CHANNEL_SCHEMES))})"
+        )
+    return None
+
+
+def _channel(value: SecretStr) -> SecretStr:
+    problem = channel_problem(value.get_secret_value())
+    if problem:
+        raise ValueError(problem)
+    return SecretStr(value.get_secret_value().strip())
+
+
+# An Apprise URL: a secret (it holds the service's token), never printed whole.
+ChannelUrl = Annotated[SecretStr, AfterValidator(_channel)]
+
+
 def _lenient(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(LENIENT_CELL))
 
@@ -449,6 +504,9 @@ class Member(_Model):
     backup: Annotated[str, Field(min_length=1, max_length=120), Shown] | None = None
     # Languages this member works in; None: the organisation's (`Settings.member_languages`).
     languages: tuple[Language, ...] | None = None
+    # Chat, push or SMS channels (Apprise URLs) that get this member's alerts, escalations,
+    # incident reports and watchdog notices besides the email.
+    channels: tuple[ChannelUrl, ...] = ()
 
     @field_validator("email")
     @classmethod
@@ -524,6 +582,9 @@ class Team(_Model):
     language: Language | None = None
     # When the team gets its readiness reminder; None: `schedule.readiness_cron`.
     cron: str | None = None
+    # Chat, push or SMS channels (Apprise URLs) that get what is sent to the team's addresses
+    # (alerts of the watches that name the team in `notify_teams`) among the kinds channels carry.
+    channels: tuple[ChannelUrl, ...] = ()
 
     @field_validator("emails")
     @classmethod
@@ -739,6 +800,14 @@ class Settings(_Model):
                 if name in seen:
                     raise ValueError(f"{label}[{index}].name: {name!r} is used twice")
                 seen.add(name)
+        teams = {t.name for t in self.teams}
+        for index, watch in enumerate(self.watch):
+            for name in watch.notify_teams:
+                if name not in teams:
+                    raise ValueError(
+                        f"watch[{index}].notify_teams: {name!r} is not a team (use a "
+                        "`[[teams]]` name)"
+                    )
         return self
 
     def team_language(self, team: Team) -> Language:

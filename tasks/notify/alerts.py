@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from tasks.detect.breaking import StoryAssessment, story_reason
 from tasks.detect.signals import Severity
 from tasks.detect.volume import TopicAssessment, alert_reason
+from tasks.notify.channels import with_topic_teams
 from tasks.notify.chart import alert_chart
 from tasks.notify.emails import alert_message
 from vigie.models import VolumeSignal
@@ -116,6 +117,8 @@ def raise_alerts(
             drill=drill,
             story=story,
         )
+        # A topic may have a team of its own: its alert goes to that team too.
+        message = with_topic_teams(settings, signal.topic, message)
         store.open_alert(
             alert_id,
             signal,

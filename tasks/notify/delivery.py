@@ -98,6 +98,9 @@ class DeliveryReport:
     failed: dict[str, str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     uncertain: list[str] = field(default_factory=list)
+    # Chat, push and SMS channels (tasks/notify/channels.py): "message_id@label" of each row.
+    channels_sent: list[str] = field(default_factory=list)
+    channels_failed: dict[str, str] = field(default_factory=dict)
 
 
 def quiet_until(quiet: tuple[time, time] | None, now: datetime, zone: ZoneInfo) -> datetime | None:

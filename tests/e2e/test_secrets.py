@@ -1,7 +1,8 @@
 """Secrets never leave the process that uses them: a full watch cycle logs in to a real SMTP
 server (STARTTLS, a password) and reads a source that needs a token (an API key, sent as a
 query parameter, which the server echoes in a redirect), and then the password and the token
-are looked for in every output: the command's stdout and stderr, the emails received, the
+are looked for in every output (and a chat channel's token, which only the configuration
+file may hold): the command's stdout and stderr, the emails received, the
 warehouse file, and everything the temporary Prefect server stored (logs, artifacts,
 parameters, events: PREFECT_HOME). A second cycle with a wrong password must not leak it in
 its errors either."""
@@ -25,6 +26,15 @@ from vigie.localservers import FeedServer, MailSink
 SECRET = "pw-Zq8!x7-vigie-secret"
 WRONG = "pw-Wr0ng-vigie-not-the-secret"
 TOKEN = "tok-Agence-7Hq2-vigie-api-key"
+# An Apprise URL holds its service's token: the settings carry it into every task.
+CHANNEL_TOKEN = "chan-Mm7q-vigie-webhook-token"
+CHANNEL_MEMBER = f"""
+[[cell.members]]
+name = "Nadia Cloutier"
+email = "nadia.cloutier@laiterie-boreale.example"
+role = "communications"
+channels = ["mmosts://chat.laiterie-boreale.example/{CHANNEL_TOKEN}"]
+"""
 AGENCE = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Agence</title>
 <item><title>La Laiterie Boréale ouvre une usine</title><link>/depeches/1</link>
 <guid>agence-1</guid></item></channel></rss>"""
@@ -91,9 +101,12 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
     sources.append(agence | {"token_env": "VIGIE_AGENCE_TOKEN", "token_param": "key"})
     with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as sink:
         config = write_config(sources=sources, smtp_port=sink.port)
-        text = config.read_text(encoding="utf-8").replace(
-            'security = "none"',
-            f'security = "starttls"\nusername = "{SENDER}"\nca_file = "{cert}"',
+        text = (
+            config.read_text(encoding="utf-8").replace(
+                'security = "none"',
+                f'security = "starttls"\nusername = "{SENDER}"\nca_file = "{cert}"',
+            )
+            + CHANNEL_MEMBER
         )
         config.write_text(text, encoding="utf-8")
 
@@ -130,3 +143,4 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
     assert _leaks(tmp_path, outputs, WRONG) == []
     assert any(":mentions" in place for place in _leaks(tmp_path, outputs, "/depeches/1"))
     assert _leaks(tmp_path, outputs, TOKEN) == []
+    assert _leaks(tmp_path, outputs, CHANNEL_TOKEN) == [str(config), str(other)]

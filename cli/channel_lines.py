@@ -1,0 +1,83 @@
+"""What `vigie check`, `vigie status` and `vigie outbox list` say of the chat, push and SMS
+channels and their rows (warehouse/channel_outbox.py): a channel is named by its owner, scheme
+and hash, never by its URL."""
+
+from __future__ import annotations
+
+import duckdb
+
+from tasks.notify.channels import channel_label
+from tasks.notify.delivery import MAX_ATTEMPTS
+from vigie.settings import Settings
+from warehouse.channel_outbox import ChannelOutbox
+
+
+def channel_status_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """`vigie status`: how many channel messages wait, and those that need a person."""
+    outbox = ChannelOutbox(con)
+    lines = [f"Channel messages waiting: {len(outbox.unsent())}"]
+    for message_id, label, kind, uncertain_at, attempts, error, critical in outbox.undelivered(
+        MAX_ATTEMPTS
+    ):
+        if uncertain_at:
+            why = f"UNCERTAIN, not sent again: {error} (check, then vigie outbox resend)"
+        elif critical:
+            why = f"still tried at every delivery, {attempts} attempts: {error}"
+        else:
+            why = f"given up after {attempts}: {error} (vigie outbox resend)"
+        lines.append(f"  {message_id} [{kind}] to {label}: {why}")
+    return lines
+
+
+def channel_outbox_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """`vigie outbox list`: each unsent channel message and its state."""
+    lines = []
+    for message_id, label, kind, attempts, not_before, uncertain, error, *more in ChannelOutbox(
+        con
+    ).unsent():
+        critical, sending_at, uncertain_sendings = more
+        if uncertain is not None:
+            state = f"UNCERTAIN ({error}; check, then `vigie outbox resend`)"
+        elif sending_at is not None:
+            state = f"being sent since {sending_at:%Y-%m-%d %H:%M:%S %Z}"
+        elif uncertain_sendings:
+            state = f"second sending due, the first could not be confirmed ({error})"
+        elif attempts >= MAX_ATTEMPTS and not critical:
+            state = f"GIVEN UP after {attempts} attempts: {error}"
+        elif error:
+            when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
+            state = f"retry {when} ({attempts} attempts): {error}"
+        else:
+            state = "pending"
+        lines.append(f"{message_id} [{kind}] to {label}: {state}")
+    return lines
+
+
+# Schemes whose service is reached over plain HTTP: the token in the URL travels unencrypted.
+PLAIN_SCHEMES = frozenset(
+    {"json", "form", "xml", "mmost", "matrix", "rocket", "gotify", "ntfy", "signal", "smseagle"}
+)
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+def channel_check_lines(settings: Settings) -> list[str]:
+    """`vigie check`: the channels, by owner, scheme and hash; a warning for each one whose
+    token would cross the network unencrypted."""
+    owners = [(m.name, m.channels) for m in settings.cell.members]
+    owners += [(t.name, t.channels) for t in settings.teams]
+    labels, lines = [], []
+    for name, channels in owners:
+        for channel in channels:
+            url = channel.get_secret_value()
+            label = channel_label(name, url)
+            labels.append(label)
+            scheme, _, rest = url.partition("://")
+            host = rest.split("/", 1)[0].rpartition("@")[2]
+            if scheme.lower() in PLAIN_SCHEMES and not host.lower().startswith(_LOOPBACK):
+                lines.append(
+                    f"Warning: channel {label}: {scheme}:// sends its token unencrypted to "
+                    f"another machine: use {scheme.lower()}s:// if the service has HTTPS"
+                )
+    if labels:
+        lines.insert(0, f"Channels ({len(labels)}): {', '.join(labels)}")
+    return lines
