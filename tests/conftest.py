@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -165,15 +166,21 @@ _E2E = Path(__file__).parent / "e2e"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what `make check` leaves out: tests that need a Prefect server, and whole commands.
 
-    Then run the longest first (real-clock waits, the browser, whole commands), so that the
-    workers share out the short ones at the end instead of one long test ending the run alone.
+    Then run the longest first (real-clock waits, the browser, whole commands) on every worker,
+    so that the workers share out the short ones at the end instead of one long test ending the
+    run alone. xdist's worksteal hands each worker a contiguous slice of this order and steals
+    from the end of a slice, so each slice starts with its share of the long tests.
     """
     for item in items:
         if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
         if _E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=_expected_length)
+    ranked = sorted(items, key=_expected_length)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    long = [item for item in ranked if _expected_length(item) < 3]
+    short = ranked[len(long) :]
+    items[:] = [item for w in range(workers) for item in long[w::workers] + short[w::workers]]
 
 
 def _expected_length(item: pytest.Item) -> int:
