@@ -27,6 +27,7 @@ from vigie.models import (
     InlineImage,
     Mention,
     OutboxMessage,
+    PollRecord,
     QuarantinedMention,
     SourceCondition,
     SourceOutcome,
@@ -108,13 +109,12 @@ class Store:
 
     def source_states(self) -> dict[str, SourceState]:
         rows = self.con.execute(
-            "SELECT name, etag, last_modified, marker, last_run_at, consecutive_failures "
+            "SELECT name, etag, last_modified, marker, last_run_at, "
+            "coalesce(consecutive_failures, 0), newest_entry_at, entry_gap_s, poll_interval_s, "
+            "coalesce(quiet_polls, 0), content_hash, full_fetch_at, server_wait_until "
             "FROM sources"
         ).fetchall()
-        return {
-            name: SourceState(name, etag, modified, marker, last_run, failures or 0)
-            for name, etag, modified, marker, last_run, failures in rows
-        }
+        return {row[0]: SourceState(*row) for row in rows}
 
     def begin_cycle(self, cycle_id: str, started_at: datetime, flow_run_id: str | None) -> None:
         self.con.execute(
@@ -166,8 +166,10 @@ class Store:
         quarantined: Sequence[QuarantinedMention],
         now: datetime,
         signatures: Sequence[StorySignature] = (),
+        polls: Sequence[PollRecord] = (),
     ) -> LoadResult:
-        """Record source runs and state, new mentions, quarantine and stories in one transaction."""
+        """Record source runs and state, new mentions, quarantine and stories in one transaction
+        (with what adaptive polling learnt of the sources fetched, `polls`)."""
         try:
             with self.transaction():
                 if signatures:
@@ -177,6 +179,7 @@ class Store:
                 self._record_titles(mentions, title_keys)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
+                self._record_polls(polls)
                 self._record_outside_volumes(sources, outcomes, now)
                 self._quarantine(cycle_id, quarantined, now)
                 self._refresh_stories(mentions)
@@ -434,6 +437,31 @@ class Store:
             )
         finally:
             self.con.unregister("cycle_runs")
+
+    def _record_polls(self, polls: Sequence[PollRecord]) -> None:
+        """Keep what adaptive polling learnt (tasks/collect/schedule.py); a hash and the time of
+        a full fetch only when a body was parsed."""
+        if not polls:
+            return
+        self.con.execute(
+            "UPDATE sources SET poll_interval_s = p.interval, quiet_polls = p.quiet, "
+            "content_hash = coalesce(p.hash, sources.content_hash), "
+            "full_fetch_at = coalesce(p.full_at, sources.full_fetch_at), "
+            "server_wait_until = p.wait_until, next_poll_at = p.next_at "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::DOUBLE[]) AS interval, "
+            "unnest(?::INTEGER[]) AS quiet, unnest(?::VARCHAR[]) AS hash, "
+            "unnest(?::TIMESTAMPTZ[]) AS full_at, unnest(?::TIMESTAMPTZ[]) AS wait_until, "
+            "unnest(?::TIMESTAMPTZ[]) AS next_at) AS p WHERE sources.name = p.name",
+            [
+                [p.source for p in polls],
+                [p.poll_interval_s for p in polls],
+                [p.quiet_polls for p in polls],
+                [p.content_hash for p in polls],
+                [p.full_fetch_at for p in polls],
+                [p.server_wait_until for p in polls],
+                [p.next_poll_at for p in polls],
+            ],
+        )
 
     def _quarantine(
         self, cycle_id: str, quarantined: Sequence[QuarantinedMention], now: datetime
