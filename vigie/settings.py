@@ -580,7 +580,7 @@ class Collection(_Model):
     # unset, half the detection window, so a major outlet's story counts in the window it is in.
     adaptive_polling: bool = False
     poll_min_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
-    poll_max_minutes: Annotated[int, Field(ge=1, le=10080)] = 240
+    poll_max_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     poll_tier1_max_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
     poll_incident_max_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     # A body is fetched and parsed whatever its validators and hash at least this often.

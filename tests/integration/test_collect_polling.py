@@ -106,9 +106,9 @@ def test_a_quiet_feed_is_polled_less_a_busy_one_every_cycle_and_lying_validators
 
     assert [n for n, _, _ in seen["busy"]] == list(range(cycles))  # at the minimum: every cycle
     assert all(status == "ok" for _, status, _ in seen["busy"])
-    # The quiet feed: first poll, then at the 4-hour maximum.
-    assert [n for n, _, _ in seen["quiet"]] == [0, 24]
-    assert [status for _, status, _ in seen["quiet"]] == ["ok", "not_modified"]
+    # The quiet feed: first poll, then at the maximum, an hour.
+    assert [n for n, _, _ in seen["quiet"]] == [0, 6, 12, 18, 24, 30]
+    assert [status for _, status, _ in seen["quiet"]] == ["ok"] + ["not_modified"] * 5
     # The lying server always answered 200 with a body; past the first, each was the same bytes.
     assert seen["lying"][0][1:] == ("ok", 200)
     assert len(seen["lying"]) >= 2
@@ -135,10 +135,10 @@ def test_a_quiet_feed_is_polled_less_a_busy_one_every_cycle_and_lying_validators
 def test_a_server_asking_to_wait_is_not_polled_before_it_said(
     feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    """A 429 with `Retry-After: 3600`: the source waits an hour (the feed is not tier 1, so
-    the 4-hour maximum does not cut it short), then is polled again."""
+    """A 429 with `Retry-After: 2400`: the source waits 40 minutes (within the hour of the
+    maximum), then is polled again."""
     settings = _settings(tmp_path, feed_server)
-    feed_server.set("/busy.xml", "slow down", status=429, headers={"Retry-After": "3600"})
+    feed_server.set("/busy.xml", "slow down", status=429, headers={"Retry-After": "2400"})
     feed_server.set("/quiet.xml", _rss(T0, CYCLE))
     feed_server.set("/lying.xml", _rss(T0, CYCLE))
     polled = []
@@ -146,4 +146,4 @@ def test_a_server_asking_to_wait_is_not_polled_before_it_said(
         now = T0 + number * CYCLE
         if "busy" in _cycle(settings, now):
             polled.append(number)
-    assert polled == [0, 6]  # the hour asked for, then again
+    assert polled == [0, 4, 8]  # each time, the 40 minutes it asked for
