@@ -305,7 +305,7 @@ def next_polls(
                 quiet = min(quiet + 1, MAX_QUIET_POLLS)
                 interval = max(interval, rate) * QUIET_GROWTH
             interval = min(max(interval, low), high)
-            if outcome.status == "ok" and outcome.fetch.content_hash is not None:
+            if outcome.status == "ok":  # parsed (an API kind's pages too: no hash, no body)
                 parsed_at = now
         floor = outcome.fetch.server_floor_s
         wait_until = now + timedelta(seconds=floor) if floor else None

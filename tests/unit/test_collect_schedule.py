@@ -293,3 +293,15 @@ def test_the_policy_resolves_its_unset_bounds(tmp_path: Path) -> None:
     assert policy.adaptive
     assert policy.min_minutes == settings.schedule.watch_every_minutes
     assert policy.tier1_max_minutes == settings.detection.window_minutes / 2
+
+
+def test_a_source_read_page_by_page_keeps_its_validators_between_full_fetches() -> None:
+    """An API kind's fetch carries entries, not a body: parsed all the same, so the next
+    fetch stays conditional."""
+    source = src()
+    pages = FetchResult("s", source.url, "ok", NOW, 0.1, http_status=200, entries=(), etag='"p"')
+    state = learn(source, None, pages)
+    assert state.full_fetch_at == NOW and state.content_hash is None
+    state = SourceState(**{**{f: getattr(state, f) for f in state.__slots__}, "etag": '"p"'})
+    later = NOW + timedelta(hours=1)
+    assert fetch_states([source], {"s": state}, later, POLICY)["s"].etag == '"p"'
