@@ -36,6 +36,7 @@ check: lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_collection.py
+	$(BIN)/python bench/bench_polling.py
 	$(BIN)/python bench/bench_detection.py
 	$(BIN)/python bench/bench_nab_cv.py
 	$(BIN)/python bench/bench_query.py

@@ -23,8 +23,15 @@ from prefect.utilities.annotations import quote
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
 from flows.fetch_on_dask import fetch_due_sources
 from flows.params import ConfigPath
-from tasks.collect.fetch import collect_matching_task, due_sources
+from tasks.collect.fetch import collect_matching_task
 from tasks.collect.health import check_source_health_task
+from tasks.collect.schedule import (
+    due_for_polling,
+    fetch_states,
+    next_polls,
+    poll_policy,
+    screen_fetched,
+)
 from tasks.detect.breaking import StoryAssessment
 from tasks.detect.volume import TopicAssessment
 from tasks.enrich.mentions import enrich_mentions_task
@@ -120,6 +127,7 @@ def cycle_steps(
     config_path: str,
     clock: StepClock,
     drill: bool = False,
+    incident: bool = False,
 ) -> CycleSteps:
     """Fetch, parse and match, enrich, cluster, validate, load, judge the sources, detect,
     alert, escalate and send: one cycle's steps, called from a flow.
@@ -127,14 +135,18 @@ def cycle_steps(
     A drill's cycle (`drill=True`) runs the same steps over its own sources and topic, leaving
     out what only real cycles do: quality and health notices about the sources, and escalating
     other alerts; its detection does not judge collection coverage (tasks/notify/drill.py).
+    An `incident` cycle polls every source at least every `poll_incident_max_minutes`.
     """
     path = settings.warehouse_path
     with clock.step("fetch"):
-        # Sources with a longer poll interval, or backing off after failures, wait their turn.
-        due, skipped = due_sources(
-            settings.sources, states, now, cycle_minutes=settings.schedule.watch_every_minutes
+        # Sources with a longer poll interval, backing off after failures, or (adaptive
+        # polling) not due by what they publish, wait their turn; a body already parsed is not.
+        policy = poll_policy(settings)
+        due, skipped = due_for_polling(settings.sources, states, now, policy, incident=incident)
+        fetched = fetch_due_sources(
+            due, fetch_states(due, states, now, policy), settings.collection
         )
-        fetched = fetch_due_sources(due, states, settings.collection)
+        fetched = screen_fetched(fetched, states, now, policy)
     # With new documents, GX (its import and contexts: STACK.md, 2-2.5 s) and the language and
     # sentiment models are loaded while the documents are parsed, in worker processes for a
     # large batch. Not before: during the fetch they would hold the GIL the fetch threads need.
@@ -172,6 +184,7 @@ def cycle_steps(
             _q(checked.quarantined),
             now,
             _q(new_stories),
+            _q(next_polls(settings.sources, outcomes, collected.freshness, states, now, policy)),
         )
         quality_changes: list[str] = []
         health_changes: list[str] = []
@@ -248,6 +261,7 @@ def watch_cycle(
         now=now,
         config_path=str(Path(config_path).resolve()),
         clock=clock,
+        incident=extra_watches is not None,  # incident mode's cycles pass their watches
     )
     checked = steps.checked
     summary = cycle_summary(

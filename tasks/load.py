@@ -23,6 +23,7 @@ from tasks.notify.escalation import escalate_unacknowledged
 from vigie.models import (
     CycleSummary,
     Mention,
+    PollRecord,
     QuarantinedMention,
     SourceOutcome,
     SourceState,
@@ -70,11 +71,13 @@ def load_cycle_task(
     quarantined: Sequence[QuarantinedMention],
     now: datetime,
     signatures: Sequence[StorySignature] = (),
+    polls: Sequence[PollRecord] = (),
 ) -> LoadResult:
-    """Load the cycle's mentions, quarantine, story signatures and source runs at once."""
+    """Load the cycle's mentions, quarantine, story signatures, source runs and what adaptive
+    polling learnt at once."""
     with open_warehouse(path) as con:
         return Store(con).load_cycle(
-            cycle_id, sources, outcomes, mentions, quarantined, now, signatures
+            cycle_id, sources, outcomes, mentions, quarantined, now, signatures, polls
         )
 
 

@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +41,8 @@ class Route:
     etag: str = ""
     location: str | None = None
     headers: dict[str, str] | None = None
+    # A server whose validators lie: a new ETag and Last-Modified on every answer, never a 304.
+    volatile_validators: bool = False
 
 
 class FeedServer:
@@ -58,6 +60,7 @@ class FeedServer:
         self.clients: list[tuple[str, int]] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.volatile_answers = 0
         self._lock = threading.Lock()
         server = self
 
@@ -88,6 +91,14 @@ class FeedServer:
                     return
                 if route.delay_s:
                     time.sleep(route.delay_s)
+                if route.volatile_validators:
+                    with server._lock:
+                        server.volatile_answers += 1
+                        route = replace(
+                            route,
+                            etag=f'"{server.volatile_answers}-{route.etag.strip(chr(34))}"',
+                            last_modified=email.utils.formatdate(usegmt=True),
+                        )
                 if route.status == 200 and (
                     self.headers.get("If-None-Match") == route.etag
                     or (
@@ -161,6 +172,7 @@ class FeedServer:
         location: str | None = None,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        volatile_validators: bool = False,
     ) -> str:
         """Serve `body` at `path` (new ETag when it changes); return the full URL.
 
@@ -168,6 +180,8 @@ class FeedServer:
         `headers` are sent as they are (for example `Content-Encoding`). With `query`, the
         route answers requests to `path` whose query string has these parameters (others may
         come along), whatever their order; the URL returned carries them.
+        `volatile_validators` gives every answer a new ETag and Last-Modified (a server whose
+        validators lie: the body never changes, yet it is never a 304).
         """
         data = body.encode("utf-8") if isinstance(body, str) else body
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
@@ -182,7 +196,17 @@ class FeedServer:
                 if old is not None and old.etag == etag
                 else email.utils.formatdate(usegmt=True)
             )
-            route = Route(data, content_type, status, delay_s, modified, etag, location, headers)
+            route = Route(
+                data,
+                content_type,
+                status,
+                delay_s,
+                modified,
+                etag,
+                location,
+                headers,
+                volatile_validators,
+            )
             if query:
                 variants[:] = [(w, r) for w, r in variants if w != query]
                 variants.append((dict(query), route))

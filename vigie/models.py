@@ -19,7 +19,8 @@ HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
 class SourceState:
     """What is remembered of a source between cycles: HTTP validators for conditional GET, for
     paginated APIs the marker of the newest item seen (an id, a timestamp), and the last run and
-    failure streak that decide whether it is due (poll interval, back-off)."""
+    failure streak that decide whether it is due (poll interval, back-off), and what adaptive
+    polling learnt of it (tasks/collect/schedule.py)."""
 
     name: str
     etag: str | None = None
@@ -27,6 +28,32 @@ class SourceState:
     marker: str | None = None
     last_run_at: datetime | None = None
     consecutive_failures: int = 0
+    newest_entry_at: datetime | None = None
+    entry_gap_s: float | None = None
+    # The interval its publishing asks for (None: not learnt yet), the fetches in a row that
+    # brought nothing new, the hash of the last body parsed and when a body was last parsed,
+    # and the time before which its server asked not to be polled again.
+    poll_interval_s: float | None = None
+    quiet_polls: int = 0
+    content_hash: str | None = None
+    full_fetch_at: datetime | None = None
+    server_wait_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What adaptive polling keeps of one source after a fetch (tasks/collect/schedule.py).
+
+    `content_hash` and `full_fetch_at` None keep the stored ones (a 304 carries no body).
+    """
+
+    source: str
+    poll_interval_s: float
+    quiet_polls: int
+    content_hash: str | None
+    full_fetch_at: datetime | None
+    server_wait_until: datetime | None
+    next_poll_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +80,10 @@ class FetchResult:
     bytes_read: int = 0
     # A gdelt source's volume timeline: GDELT's own count of articles matching its query.
     volumes: tuple[OutsideVolume, ...] = ()
+    # Adaptive polling (tasks/collect/schedule.py): the body's hash, and how long the server
+    # asked not to be polled again (Retry-After, Cache-Control, Expires, RSS ttl).
+    content_hash: str | None = None
+    server_floor_s: float | None = None
 
     @property
     def size(self) -> int:
@@ -203,6 +234,7 @@ class EntryFreshness:
     source: str
     newest_at: datetime
     gap_s: float | None  # median seconds between consecutive entries; None under 3 entries
+    oldest_at: datetime | None = None  # the oldest dated entry of the fetch
 
 
 @dataclass(frozen=True, slots=True)

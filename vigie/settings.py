@@ -635,6 +635,26 @@ class Collection(_Model):
     # own URL host is always allowed; any other internal address, met through a redirect or a
     # next page, is refused.
     allow_hosts: tuple[str, ...] = ()
+    # Adaptive polling (tasks/collect/schedule.py): each source is polled as often as it
+    # publishes, within these bounds; off, every source is polled every watch cycle (or every
+    # `poll_minutes`). The minimum, unset, is the watch cadence; the cap of tier-1 sources,
+    # unset, half the detection window, so a major outlet's story counts in the window it is in.
+    adaptive_polling: bool = False
+    poll_min_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+    poll_max_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
+    poll_tier1_max_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+    poll_incident_max_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    # A body is fetched and parsed whatever its validators and hash at least this often.
+    full_fetch_hours: Annotated[int, Field(ge=1, le=720)] = 24
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> Collection:
+        if self.poll_min_minutes is not None and self.poll_min_minutes > self.poll_max_minutes:
+            raise ValueError(
+                f"poll_min_minutes ({self.poll_min_minutes}) is above poll_max_minutes "
+                f"({self.poll_max_minutes})"
+            )
+        return self
 
     def parse_process_count(self) -> int:
         """How many processes parse a large batch (`parse_processes`, 0 resolved)."""

@@ -27,7 +27,7 @@ import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -577,7 +577,11 @@ def _fetch_watched(
             )
         if status >= 400:
             _discard(response)
-            return failed(f"HTTP {status} {_reason_phrase(response)}".strip(), status)
+            refused = failed(f"HTTP {status} {_reason_phrase(response)}".strip(), status)
+            retry_after = response.headers.get("Retry-After")
+            if retry_after:  # kept for adaptive polling's next poll (tasks/collect/schedule.py)
+                refused = replace(refused, headers={"retry-after": retry_after[:100]})
+            return refused
         try:
             body = _read_capped(response, max_bytes=collection.max_bytes, deadline=deadline)
         except FetchError as err:

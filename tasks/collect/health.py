@@ -49,7 +49,7 @@ def freshness_of(entries: Iterable[tuple[str, datetime, datetime]]) -> dict[str,
         moments.sort()
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(moments)]
         gap = statistics.median(gaps) if len(gaps) >= 2 else None
-        freshness[source] = EntryFreshness(source, moments[-1], gap)
+        freshness[source] = EntryFreshness(source, moments[-1], gap, moments[0])
     return freshness
 
 

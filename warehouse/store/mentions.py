@@ -19,6 +19,7 @@ import pandas as pd
 from vigie.errors import WarehouseError
 from vigie.models import (
     Mention,
+    PollRecord,
     QuarantinedMention,
     SourceOutcome,
     StoryCopy,
@@ -90,8 +91,10 @@ class MentionStore(SourceStore):
         quarantined: Sequence[QuarantinedMention],
         now: datetime,
         signatures: Sequence[StorySignature] = (),
+        polls: Sequence[PollRecord] = (),
     ) -> LoadResult:
-        """Record source runs and state, new mentions, quarantine and stories in one transaction."""
+        """Record source runs and state, new mentions, quarantine and stories in one transaction
+        (with what adaptive polling learnt of the sources fetched, `polls`)."""
         try:
             with self.transaction():
                 if signatures:
@@ -101,6 +104,7 @@ class MentionStore(SourceStore):
                 self._record_titles(mentions, title_keys)
                 refused = Counter(item.mention.source for item in quarantined)
                 self._record_sources(cycle_id, sources, outcomes, new_by_source, refused, now)
+                self._record_polls(polls)
                 self._record_outside_volumes(sources, outcomes, now)
                 self._quarantine(cycle_id, quarantined, now)
                 self._refresh_stories(mentions)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from vigie.models import EntryFreshness, SourceCondition, SourceOutcome, SourceState
+from vigie.models import EntryFreshness, PollRecord, SourceCondition, SourceOutcome, SourceState
 from vigie.settings import Source
 from warehouse.store.base import DRILL_SOURCES, StoreBase
 
@@ -19,13 +19,12 @@ class SourceStore(StoreBase):
 
     def source_states(self) -> dict[str, SourceState]:
         rows = self.con.execute(
-            "SELECT name, etag, last_modified, marker, last_run_at, consecutive_failures "
+            "SELECT name, etag, last_modified, marker, last_run_at, "
+            "coalesce(consecutive_failures, 0), newest_entry_at, entry_gap_s, poll_interval_s, "
+            "coalesce(quiet_polls, 0), content_hash, full_fetch_at, server_wait_until "
             "FROM sources"
         ).fetchall()
-        return {
-            name: SourceState(name, etag, modified, marker, last_run, failures or 0)
-            for name, etag, modified, marker, last_run, failures in rows
-        }
+        return {row[0]: SourceState(*row) for row in rows}
 
     def _record_sources(
         self,
@@ -104,6 +103,31 @@ class SourceStore(StoreBase):
             )
         finally:
             self.con.unregister("cycle_runs")
+
+    def _record_polls(self, polls: Sequence[PollRecord]) -> None:
+        """Keep what adaptive polling learnt (tasks/collect/schedule.py); a hash and the time of
+        a full fetch only when a body was parsed."""
+        if not polls:
+            return
+        self.con.execute(
+            "UPDATE sources SET poll_interval_s = p.interval, quiet_polls = p.quiet, "
+            "content_hash = coalesce(p.hash, sources.content_hash), "
+            "full_fetch_at = coalesce(p.full_at, sources.full_fetch_at), "
+            "server_wait_until = p.wait_until, next_poll_at = p.next_at "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::DOUBLE[]) AS interval, "
+            "unnest(?::INTEGER[]) AS quiet, unnest(?::VARCHAR[]) AS hash, "
+            "unnest(?::TIMESTAMPTZ[]) AS full_at, unnest(?::TIMESTAMPTZ[]) AS wait_until, "
+            "unnest(?::TIMESTAMPTZ[]) AS next_at) AS p WHERE sources.name = p.name",
+            [
+                [p.source for p in polls],
+                [p.poll_interval_s for p in polls],
+                [p.quiet_polls for p in polls],
+                [p.content_hash for p in polls],
+                [p.full_fetch_at for p in polls],
+                [p.server_wait_until for p in polls],
+                [p.next_poll_at for p in polls],
+            ],
+        )
 
     def failed_sources(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Sources with failed runs in [start, end): failures, runs, the last error, whether
