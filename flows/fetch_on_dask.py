@@ -4,8 +4,9 @@ run on a `DaskTaskRunner`, inside the small subflow `fetch-on-dask` (not a deplo
 The watch cycle calls `fetch_due_sources`; with `collection.dask_address` unset it is the
 in-process thread pool of `tasks.collect.fetch`, as before. With it set (docs/scaling.md), each
 batch is fetched by the same `tasks.collect.fetch.fetch_sources` on a Dask worker, with the same
-bounds (`concurrency` and `per_host` hold per batch) and each source's ETag/Last-Modified, so the
-cycle gets the same `FetchResult`s, in the same order, as without Dask.
+bounds (`concurrency` and `per_host` hold per batch, and one deadline for the whole step: what a
+batch has no time for is deferred) and each source's ETag/Last-Modified, so the cycle gets the
+same `FetchResult`s, in the same order, as without Dask.
 Failures stay data: a batch whose worker died is recorded as failed fetches with the reason,
 and a cluster that cannot be reached is logged and the sources are fetched in this process,
 so the watch never goes blind because the cluster is down.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, task, unmapped
@@ -27,7 +28,8 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
-from tasks.collect.fetch import fetch_sources, fetch_sources_task, host_of
+from tasks.collect.capacity import host_of
+from tasks.collect.fetch import fair_order, fetch_sources, fetch_sources_task
 from vigie.models import FetchResult, SourceState
 from vigie.settings import Collection, Source
 
@@ -52,13 +54,14 @@ def plan_batches(
 ) -> list[FetchBatch]:
     """Split the due sources into batches of at most `batch_size`.
 
-    The sources of one host are kept together (hosts in order of first appearance), so a host
-    is spread over as few batches as possible: `per_host` is enforced within a batch, and only
+    The sources of one host are kept together (hosts in order of first appearance in
+    `fair_order`, the sources of a host in that order), so a host is spread over as few
+    batches as possible: `per_host` is enforced within a batch, and only
     a host with more sources than a batch, or at a batch's edge, can be fetched by two at once.
     """
     by_host: dict[str, list[int]] = {}
-    for position, source in enumerate(due):
-        by_host.setdefault(host_of(source.url), []).append(position)
+    for position in fair_order(due, states):  # deferred last cycle: in the first batches
+        by_host.setdefault(host_of(due[position].url), []).append(position)
     order = [position for positions in by_host.values() for position in positions]
     batches = []
     for start in range(0, len(order), batch_size):
@@ -108,6 +111,7 @@ class FetchPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
     batches: tuple[FetchBatch, ...]
     collection: Collection
+    ends_at: datetime  # the fetch step's deadline for every batch (wall clock, UTC)
 
     @model_serializer(mode="plain")
     def _counts(self) -> dict[str, Any]:
@@ -119,9 +123,12 @@ class FetchPlan(BaseModel):
 
 
 @task(name="fetch-batch", cache_policy=NO_CACHE)
-def fetch_batch_task(batch: FetchBatch, collection: Collection) -> list[FetchResult]:
-    """Fetch one batch of sources concurrently (on a Dask worker)."""
-    return fetch_sources(batch.sources, batch.states, collection=collection)
+def fetch_batch_task(
+    batch: FetchBatch, collection: Collection, ends_at: datetime
+) -> list[FetchResult]:
+    """Fetch one batch of sources concurrently (on a Dask worker), within the step's deadline:
+    a batch that starts late on a busy cluster defers what it has no time for."""
+    return fetch_sources(batch.sources, batch.states, collection=collection, ends_at=ends_at)
 
 
 def _run_name() -> str:
@@ -136,7 +143,9 @@ def _run_name() -> str:
 @flow(name="fetch-on-dask", flow_run_name=_run_name)
 def fetch_on_dask(plan: FetchPlan) -> list[FetchResult]:
     """Fetch every batch of the plan as a task of this flow's task runner (a DaskTaskRunner)."""
-    futures = fetch_batch_task.map(list(plan.batches), unmapped(plan.collection))
+    futures = fetch_batch_task.map(
+        list(plan.batches), unmapped(plan.collection), unmapped(plan.ends_at)
+    )
     results: list[Sequence[FetchResult] | BaseException] = []
     for future in futures:
         value: object
@@ -172,6 +181,9 @@ def fetch_due_sources(
     plan = FetchPlan(
         batches=tuple(plan_batches(due, states, collection.dask_batch_size)),
         collection=collection,
+        # One deadline for the whole step, however the cluster schedules the batches (the
+        # workers' clocks are trusted to agree with this one, as NTP keeps them).
+        ends_at=datetime.now(UTC) + timedelta(seconds=collection.deadline_s),
     )
     runner = dask_task_runner(collection.dask_address)
     try:
