@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, model_serializer
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from tasks.collect.capacity import host_of
-from tasks.collect.fetch import fair_order, fetch_sources, fetch_sources_task
+from tasks.collect.fetch import STEP_MARGIN_S, fair_order, fetch_sources, fetch_sources_task
 from vigie.models import FetchResult, SourceState
 from vigie.settings import Collection, Source
 
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 # How long the run waits to reach a remote scheduler before fetching in-process instead.
 CONNECT_TIMEOUT_S = 10
+# How long past the step's deadline (and its margin) the run waits for a batch's results to
+# come back from the cluster; a batch not back by then has its sources deferred.
+RESULT_SLACK_S = 10
+NOT_BACK = "not back from the Dask cluster by the fetch step's deadline: fetched first next cycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,21 @@ def merge_batches(
     now: datetime,
 ) -> list[FetchResult]:
     """The results of every batch in the due sources' order; a batch that failed on the
-    cluster (its worker died, its task raised) gives each of its sources a failed fetch."""
+    cluster (its worker died, its task raised) gives each of its sources a failed fetch, and
+    one not back by the step's deadline (a `TimeoutError`) a deferred one."""
     merged: dict[int, FetchResult] = {}
     for batch, outcome in zip(batches, results, strict=True):
+        if isinstance(outcome, TimeoutError):
+            for position, source in zip(batch.positions, batch.sources, strict=True):
+                merged[position] = FetchResult(
+                    source=source.name,
+                    url=source.url,
+                    status="deferred",
+                    started_at=now,
+                    duration_s=0.0,
+                    error=NOT_BACK,
+                )
+            continue
         if isinstance(outcome, BaseException):
             reason = f"fetch crashed on the Dask cluster ({type(outcome).__name__})"
             for position, source in zip(batch.positions, batch.sources, strict=True):
@@ -149,8 +165,13 @@ def fetch_on_dask(plan: FetchPlan) -> list[FetchResult]:
     results: list[Sequence[FetchResult] | BaseException] = []
     for future in futures:
         value: object
-        try:
-            value = future.result(raise_on_failure=False)  # a failed task gives its exception
+        left_s = (plan.ends_at - datetime.now(UTC)).total_seconds()
+        try:  # a failed task gives its exception
+            value = future.result(
+                timeout=max(0.0, left_s + STEP_MARGIN_S + RESULT_SLACK_S), raise_on_failure=False
+            )
+        except TimeoutError as err:  # each batch is bounded: the cluster is busy or stuck
+            value = err
         except Exception as err:  # the worker itself was lost (distributed.KilledWorker)
             value = err
         results.append(value if isinstance(value, BaseException | list) else TypeError())

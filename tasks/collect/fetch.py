@@ -901,6 +901,8 @@ def fetch_sources(
                     report()
             if abandoned:
                 return  # recorded; another worker took this one's place
+        with state:
+            state.notify_all()  # nothing left to take (or the step's time is up)
 
     workers: list[threading.Thread] = []
 
@@ -931,7 +933,9 @@ def fetch_sources(
                 break  # every worker ended: the step's deadline, or an unexpected error
             now = time.monotonic()
             for index, (began, _, _) in list(running.items()):
-                if now - began > limit_s:
+                # As in `fetch_source`: one that had nearly all its deadline_s had its time.
+                had_its_time = began + (1 - _HAD_ITS_TIME) * collection.deadline_s <= step_end
+                if now - began > limit_s or (now > step_limit and had_its_time):
                     abandon(
                         index,
                         now,

@@ -309,3 +309,39 @@ def test_forty_trickling_sources_end_the_step_at_its_deadline_and_the_deferred_g
     # it began with those the first had no time for.
     assert started[1] and not started[1] & (started[0] - deferred[0])
     assert started[1] <= deferred[0]
+
+
+def test_a_source_stuck_where_no_socket_bounds_it_is_deferred_at_the_steps_deadline(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that started late in the step (one worker, a slow feed before it) and is stuck
+    in a name lookup is left behind at the step's deadline and its margin, before its own: it
+    had not had its time, so it is deferred, not failed."""
+    bounds = Collection(
+        connect_timeout_s=1, read_timeout_s=1, deadline_s=1, retries=0, concurrency=1
+    )
+    resolve = socket.getaddrinfo
+    released = threading.Event()
+
+    def slow_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            released.wait(60)
+            host = "127.0.0.1"
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    sources = [
+        Source(name="slow feed", url=feed_server.set("/slow.xml", GOOD, delay_s=0.5)),
+        Source(name="slow name", url=f"http://slow-dns.test:{feed_server.port}/good.xml"),
+    ]
+    try:
+        fetched, elapsed = _fetch_guarded(sources, {}, bounds)
+    finally:
+        released.set()
+    by_name = {result.source: result for result in fetched}
+    assert by_name["slow feed"].status == "ok"
+    assert by_name["slow name"].status == "deferred"
+    assert (by_name["slow name"].error or "").startswith(
+        "still fetching at the fetch step's deadline"
+    )
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5

@@ -11,7 +11,7 @@ import pytest
 from distributed import KilledWorker
 from fastapi.encoders import jsonable_encoder
 
-from flows.fetch_on_dask import FetchPlan, merge_batches, plan_batches
+from flows.fetch_on_dask import NOT_BACK, FetchPlan, merge_batches, plan_batches
 from tests.configs import MINIMAL_TOML, settings_from, write_toml
 from vigie.errors import ConfigError
 from vigie.models import FetchResult, SourceState
@@ -135,3 +135,15 @@ def test_sources_deferred_last_cycle_are_in_the_first_batches() -> None:
     # The results still come back in the order of the due sources.
     merged = merge_batches(batches, [[_fetched(s) for s in b.sources] for b in batches], now=NOW)
     assert [r.source for r in merged] == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_batch_not_back_by_the_steps_deadline_defers_its_sources() -> None:
+    """The cycle waits on the cluster no longer than the step's deadline and a slack: a
+    batch still out then (a busy or stuck cluster) has its sources deferred, not failed."""
+    due = [_source("a1", "a.example"), _source("b1", "b.example")]
+    batches = plan_batches(due, {}, batch_size=1)
+    merged = merge_batches(batches, [TimeoutError("did not complete"), [_fetched(due[1])]], now=NOW)
+    assert [(r.source, r.status, r.error) for r in merged] == [
+        ("a1", "deferred", NOT_BACK),
+        ("b1", "ok", None),
+    ]
