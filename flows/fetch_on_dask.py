@@ -4,9 +4,11 @@ run on a `DaskTaskRunner`, inside the small subflow `fetch-on-dask` (not a deplo
 The watch cycle calls `fetch_due_sources`; with `collection.dask_address` unset it is the
 in-process thread pool of `tasks.collect.fetch`, as before. With it set (docs/scaling.md), each
 batch is fetched by the same `tasks.collect.fetch.fetch_sources` on a Dask worker, with the same
-bounds (`concurrency` and `per_host` hold per batch, and one deadline for the whole step: what a
-batch has no time for is deferred) and each source's ETag/Last-Modified, so the cycle gets the
-same `FetchResult`s, in the same order, as without Dask.
+bounds (`concurrency` and `per_host` hold per batch, and each batch's step ends within
+`deadline_s` and its margin after it starts) and each source's ETag/Last-Modified, so the cycle
+gets the same `FetchResult`s, in the same order, as without Dask. The cycle waits on the cluster
+until `wait_until` (the step's deadline and margin, and `CLUSTER_SLACK_S` for the cluster's own
+time); a batch not back by then has its sources deferred, first next cycle.
 Failures stay data: a batch whose worker died is recorded as failed fetches with the reason,
 and a cluster that cannot be reached is logged and the sources are fetched in this process,
 so the watch never goes blind because the cluster is down.
@@ -39,9 +41,10 @@ if TYPE_CHECKING:
 # How long the run waits to reach a remote scheduler before fetching in-process instead.
 CONNECT_TIMEOUT_S = 10
 # How long past the step's deadline (and its margin) the run waits for a batch's results to
-# come back from the cluster; a batch not back by then has its sources deferred.
-RESULT_SLACK_S = 10
-NOT_BACK = "not back from the Dask cluster by the fetch step's deadline: fetched first next cycle"
+# come back: the cluster's own time (scheduling, a cold worker importing Vigie, which took over
+# 10 s on a loaded 2-core machine). A batch not back by then has its sources deferred.
+CLUSTER_SLACK_S = 20
+NOT_BACK = "not back from the Dask cluster in time for the cycle: fetched first next cycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ class FetchPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
     batches: tuple[FetchBatch, ...]
     collection: Collection
-    ends_at: datetime  # the fetch step's deadline for every batch (wall clock, UTC)
+    wait_until: datetime  # when the cycle stops waiting on the cluster (wall clock, UTC)
 
     @model_serializer(mode="plain")
     def _counts(self) -> dict[str, Any]:
@@ -139,12 +142,9 @@ class FetchPlan(BaseModel):
 
 
 @task(name="fetch-batch", cache_policy=NO_CACHE)
-def fetch_batch_task(
-    batch: FetchBatch, collection: Collection, ends_at: datetime
-) -> list[FetchResult]:
-    """Fetch one batch of sources concurrently (on a Dask worker), within the step's deadline:
-    a batch that starts late on a busy cluster defers what it has no time for."""
-    return fetch_sources(batch.sources, batch.states, collection=collection, ends_at=ends_at)
+def fetch_batch_task(batch: FetchBatch, collection: Collection) -> list[FetchResult]:
+    """Fetch one batch of sources concurrently (on a Dask worker)."""
+    return fetch_sources(batch.sources, batch.states, collection=collection)
 
 
 def _run_name() -> str:
@@ -159,17 +159,13 @@ def _run_name() -> str:
 @flow(name="fetch-on-dask", flow_run_name=_run_name)
 def fetch_on_dask(plan: FetchPlan) -> list[FetchResult]:
     """Fetch every batch of the plan as a task of this flow's task runner (a DaskTaskRunner)."""
-    futures = fetch_batch_task.map(
-        list(plan.batches), unmapped(plan.collection), unmapped(plan.ends_at)
-    )
+    futures = fetch_batch_task.map(list(plan.batches), unmapped(plan.collection))
     results: list[Sequence[FetchResult] | BaseException] = []
     for future in futures:
         value: object
-        left_s = (plan.ends_at - datetime.now(UTC)).total_seconds()
+        left_s = (plan.wait_until - datetime.now(UTC)).total_seconds()
         try:  # a failed task gives its exception
-            value = future.result(
-                timeout=max(0.0, left_s + STEP_MARGIN_S + RESULT_SLACK_S), raise_on_failure=False
-            )
+            value = future.result(timeout=max(0.0, left_s), raise_on_failure=False)
         except TimeoutError as err:  # each batch is bounded: the cluster is busy or stuck
             value = err
         except Exception as err:  # the worker itself was lost (distributed.KilledWorker)
@@ -202,9 +198,8 @@ def fetch_due_sources(
     plan = FetchPlan(
         batches=tuple(plan_batches(due, states, collection.dask_batch_size)),
         collection=collection,
-        # One deadline for the whole step, however the cluster schedules the batches (the
-        # workers' clocks are trusted to agree with this one, as NTP keeps them).
-        ends_at=datetime.now(UTC) + timedelta(seconds=collection.deadline_s),
+        wait_until=datetime.now(UTC)
+        + timedelta(seconds=collection.deadline_s + STEP_MARGIN_S + CLUSTER_SLACK_S),
     )
     runner = dask_task_runner(collection.dask_address)
     try:

@@ -115,7 +115,7 @@ def test_a_batch_lost_on_the_cluster_fails_each_of_its_sources_with_the_reason()
 def test_the_plan_is_stored_by_prefect_as_counts_only() -> None:
     due = [_source(f"s{i}", "a.example") for i in range(5)]
     collection = Collection(dask_address="local", dask_batch_size=2)
-    plan = FetchPlan(batches=tuple(plan_batches(due, {}, 2)), collection=collection, ends_at=NOW)
+    plan = FetchPlan(batches=tuple(plan_batches(due, {}, 2)), collection=collection, wait_until=NOW)
     # Prefect stores a flow run's parameters as fastapi's jsonable_encoder makes them.
     assert jsonable_encoder(plan) == {"batches": 3, "sources": 5, "batch_size": 2}
     assert plan.batches[2].sources == (due[4],)
@@ -138,8 +138,9 @@ def test_sources_deferred_last_cycle_are_in_the_first_batches() -> None:
 
 
 def test_a_batch_not_back_by_the_steps_deadline_defers_its_sources() -> None:
-    """The cycle waits on the cluster no longer than the step's deadline and a slack: a
-    batch still out then (a busy or stuck cluster) has its sources deferred, not failed."""
+    """The cycle waits on the cluster no longer than the step's deadline, its margin and the
+    cluster's slack: a batch still out then (a busy or stuck cluster) has its sources
+    deferred, not failed."""
     due = [_source("a1", "a.example"), _source("b1", "b.example")]
     batches = plan_batches(due, {}, batch_size=1)
     merged = merge_batches(batches, [TimeoutError("did not complete"), [_fetched(due[1])]], now=NOW)
