@@ -964,6 +964,8 @@ def fetch_sources(
                 start_worker()
     client.close()
     not_started = scheduler.close()
+    if time.monotonic() < step_end:
+        not_started = []  # every worker died before the step's end: recorded below as such
     for index, source in not_started:
         results[index] = deferred_fetch(
             source,
