@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from tasks.collect.fetch import collect_sources, fetch_sources
+from tasks.collect.fetch import NO_STEP_DEADLINE, collect_sources, fetch_sources
 from tasks.collect.health import entry_freshness
 from tasks.notify.emails import header_safe
 from vigie.errors import ConfigError
@@ -176,7 +176,10 @@ def check_sources(
     """
     sources = select_sources(settings.sources, names)
     t0 = time.monotonic()
-    fetched = fetch_sources(sources, {}, collection=settings.collection, progress=progress)
+    # Every source is tried, however many: a test defers none (each keeps its deadline_s).
+    fetched = fetch_sources(
+        sources, {}, collection=settings.collection, progress=progress, ends_at=NO_STEP_DEADLINE
+    )
     collected_at = now or datetime.now(UTC)
     checks = tuple(
         check_source(source, result, settings, collected_at=collected_at)

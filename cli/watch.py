@@ -63,11 +63,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"Watch cycle every {settings.schedule.watch_every_minutes} min")
     for line in channel_check_lines(settings):
         print(line)
+    _warn_host_capacity(settings)
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     _warn_tokens(settings)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_host_capacity(settings: Settings) -> None:
+    """One line for each host whose sources cannot all be polled each cycle at the configured
+    bounds, from the fetch times measured in the last week when the warehouse can be read."""
+    from tasks.collect.capacity import host_capacity_warnings
+
+    lines = host_capacity_warnings(
+        settings.sources,
+        settings.collection,
+        cycle_minutes=settings.schedule.watch_every_minutes,
+        fetch_times=_recent_fetch_times(settings.warehouse_path),
+    )
+    for line in lines:
+        print(line)
+
+
+def _recent_fetch_times(path: Path) -> dict[str, float]:
+    """Each source's median fetch time over the last week; empty when the warehouse does not
+    exist yet or cannot be read now (a cycle holds it): `check` never waits nor fails on it."""
+    if not path.is_file():
+        return {}
+    import duckdb
+
+    from warehouse.connection import connect
+    from warehouse.store import Store
+
+    try:
+        con = connect(path, lock_wait_s=0, read_only=True)
+    except (VigieError, duckdb.Error):
+        return {}
+    try:
+        return Store(con).typical_fetch_seconds(datetime.now(UTC) - timedelta(days=7))
+    except duckdb.Error:
+        return {}  # a warehouse from before source_runs kept durations, or damaged
+    finally:
+        con.close()
 
 
 def _warn_tokens(settings: Settings) -> None:
@@ -175,9 +213,12 @@ def _print_cycle(summary: Mapping[str, Any], as_json: bool) -> None:
         print(json.dumps(summary, ensure_ascii=False), flush=True)
         return
     failed = summary["sources_failed"]
+    deferred = len(summary.get("sources_deferred") or ())
     print(
         f"cycle {summary['cycle_id']}: {summary['sources_ok']} sources ok, "
-        f"{len(failed)} failed, {summary['new_mentions']} new mentions, "  # type: ignore[arg-type]
+        f"{len(failed)} failed, "  # type: ignore[arg-type]
+        + (f"{deferred} deferred to the next cycle, " if deferred else "")
+        + f"{summary['new_mentions']} new mentions, "
         f"{len(summary['alerts_opened'])} alerts opened, "  # type: ignore[arg-type]
         f"{summary['emails_sent']} emails sent ({summary['duration_s']:.1f} s)",
         flush=True,

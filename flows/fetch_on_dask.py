@@ -4,8 +4,11 @@ run on a `DaskTaskRunner`, inside the small subflow `fetch-on-dask` (not a deplo
 The watch cycle calls `fetch_due_sources`; with `collection.dask_address` unset it is the
 in-process thread pool of `tasks.collect.fetch`, as before. With it set (docs/scaling.md), each
 batch is fetched by the same `tasks.collect.fetch.fetch_sources` on a Dask worker, with the same
-bounds (`concurrency` and `per_host` hold per batch) and each source's ETag/Last-Modified, so the
-cycle gets the same `FetchResult`s, in the same order, as without Dask.
+bounds (`concurrency` and `per_host` hold per batch, and each batch's step ends within
+`deadline_s` and its margin after it starts) and each source's ETag/Last-Modified, so the cycle
+gets the same `FetchResult`s, in the same order, as without Dask. The cycle waits on the cluster
+until `wait_until` (the step's deadline and margin, and `CLUSTER_SLACK_S` for the cluster's own
+time); a batch not back by then has its sources deferred, first next cycle.
 Failures stay data: a batch whose worker died is recorded as failed fetches with the reason,
 and a cluster that cannot be reached is logged and the sources are fetched in this process,
 so the watch never goes blind because the cluster is down.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, task, unmapped
@@ -27,7 +30,8 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
-from tasks.collect.fetch import fetch_sources, fetch_sources_task, host_of
+from tasks.collect.capacity import host_of
+from tasks.collect.fetch import STEP_MARGIN_S, fair_order, fetch_sources, fetch_sources_task
 from vigie.models import FetchResult, SourceState
 from vigie.settings import Collection, Source
 
@@ -36,6 +40,11 @@ if TYPE_CHECKING:
 
 # How long the run waits to reach a remote scheduler before fetching in-process instead.
 CONNECT_TIMEOUT_S = 10
+# How long past the step's deadline (and its margin) the run waits for a batch's results to
+# come back: the cluster's own time (scheduling, a cold worker importing Vigie, which took over
+# 10 s on a loaded 2-core machine). A batch not back by then has its sources deferred.
+CLUSTER_SLACK_S = 20
+NOT_BACK = "not back from the Dask cluster in time for the cycle: fetched first next cycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +61,14 @@ def plan_batches(
 ) -> list[FetchBatch]:
     """Split the due sources into batches of at most `batch_size`.
 
-    The sources of one host are kept together (hosts in order of first appearance), so a host
-    is spread over as few batches as possible: `per_host` is enforced within a batch, and only
+    The sources of one host are kept together (hosts in order of first appearance in
+    `fair_order`, the sources of a host in that order), so a host is spread over as few
+    batches as possible: `per_host` is enforced within a batch, and only
     a host with more sources than a batch, or at a batch's edge, can be fetched by two at once.
     """
     by_host: dict[str, list[int]] = {}
-    for position, source in enumerate(due):
-        by_host.setdefault(host_of(source.url), []).append(position)
+    for position in fair_order(due, states):  # deferred last cycle: in the first batches
+        by_host.setdefault(host_of(due[position].url), []).append(position)
     order = [position for positions in by_host.values() for position in positions]
     batches = []
     for start in range(0, len(order), batch_size):
@@ -81,9 +91,21 @@ def merge_batches(
     now: datetime,
 ) -> list[FetchResult]:
     """The results of every batch in the due sources' order; a batch that failed on the
-    cluster (its worker died, its task raised) gives each of its sources a failed fetch."""
+    cluster (its worker died, its task raised) gives each of its sources a failed fetch, and
+    one not back by the step's deadline (a `TimeoutError`) a deferred one."""
     merged: dict[int, FetchResult] = {}
     for batch, outcome in zip(batches, results, strict=True):
+        if isinstance(outcome, TimeoutError):
+            for position, source in zip(batch.positions, batch.sources, strict=True):
+                merged[position] = FetchResult(
+                    source=source.name,
+                    url=source.url,
+                    status="deferred",
+                    started_at=now,
+                    duration_s=0.0,
+                    error=NOT_BACK,
+                )
+            continue
         if isinstance(outcome, BaseException):
             reason = f"fetch crashed on the Dask cluster ({type(outcome).__name__})"
             for position, source in zip(batch.positions, batch.sources, strict=True):
@@ -108,6 +130,7 @@ class FetchPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
     batches: tuple[FetchBatch, ...]
     collection: Collection
+    wait_until: datetime  # when the cycle stops waiting on the cluster (wall clock, UTC)
 
     @model_serializer(mode="plain")
     def _counts(self) -> dict[str, Any]:
@@ -140,8 +163,11 @@ def fetch_on_dask(plan: FetchPlan) -> list[FetchResult]:
     results: list[Sequence[FetchResult] | BaseException] = []
     for future in futures:
         value: object
-        try:
-            value = future.result(raise_on_failure=False)  # a failed task gives its exception
+        left_s = (plan.wait_until - datetime.now(UTC)).total_seconds()
+        try:  # a failed task gives its exception
+            value = future.result(timeout=max(0.0, left_s), raise_on_failure=False)
+        except TimeoutError as err:  # each batch is bounded: the cluster is busy or stuck
+            value = err
         except Exception as err:  # the worker itself was lost (distributed.KilledWorker)
             value = err
         results.append(value if isinstance(value, BaseException | list) else TypeError())
@@ -172,6 +198,8 @@ def fetch_due_sources(
     plan = FetchPlan(
         batches=tuple(plan_batches(due, states, collection.dask_batch_size)),
         collection=collection,
+        wait_until=datetime.now(UTC)
+        + timedelta(seconds=collection.deadline_s + STEP_MARGIN_S + CLUSTER_SLACK_S),
     )
     runner = dask_task_runner(collection.dask_address)
     try:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
-SourceStatus = Literal["ok", "not_modified", "error"]
+# deferred: not fetched this cycle because the fetch step reached its deadline first (not a
+# failure: the source goes first next cycle, tasks/collect/fetch.py `fetch_sources`).
+SourceStatus = Literal["ok", "not_modified", "error", "deferred"]
 HealthState = Literal["ok", "failing", "not_a_feed", "silent"]
 
 
@@ -304,6 +306,8 @@ class CycleSummary(TypedDict):
     sources_not_modified: int
     sources_failed: dict[str, str]
     sources_skipped: dict[str, str]
+    # Not fetched: the fetch step reached its deadline first; not failures (go first next cycle).
+    sources_deferred: NotRequired[dict[str, str]]
     entries_parsed: int
     collected: int
     matched: int

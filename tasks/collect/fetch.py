@@ -8,6 +8,8 @@ after decompression, and only http(s) URLs are fetched.
 Every request is bounded from connect to the last byte: a watchdog thread shuts down the socket
 of a fetch past its deadline, whatever the server sends (headers a byte at a time included), and
 `fetch_sources` waits on its threads no longer than each source's deadline plus `STEP_MARGIN_S`.
+The fetch step as a whole ends within `deadline_s` plus `STEP_MARGIN_S`: the sources it had no
+time for are `deferred` (not failures) and start first next cycle (`fair_order`).
 A connection to a loopback, private, link-local, multicast or reserved address is refused,
 checked on the address actually connected to, unless the operator named that host (the source's
 own URL, or `collection.allow_hosts`).
@@ -37,6 +39,7 @@ import urllib3.connection
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.collect.capacity import host_of
 from tasks.collect.health import freshness_of
 from tasks.collect.normalise import (
     SourceFields,
@@ -73,6 +76,12 @@ logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 STEP_MARGIN_S = 2.0
 HEADERS_DEADLINE = "total deadline exceeded while waiting for the response headers"
 BODY_DEADLINE = "total deadline exceeded while reading the body"
+# What a fetch cut at its deadline records (a read timeout is clipped to the time left).
+_DEADLINE_REASONS = frozenset({HEADERS_DEADLINE, BODY_DEADLINE, "timed out"})
+_CLOCK_SLACK_S = 0.05
+# A fetch the step's deadline left this share of `deadline_s` short or less had its time (the
+# first ones start as the step does): cut there, it failed; cut shorter, it is deferred.
+_HAD_ITS_TIME = 0.05
 
 
 def _reason_phrase(response: urllib3.BaseHTTPResponse) -> str:
@@ -428,6 +437,11 @@ def fetch_result(
     )
 
 
+def deferred_fetch(source: Source, reason: str, *, started_at: datetime, t0: float) -> FetchResult:
+    """The result of a source the fetch step had no time left for: not a failure."""
+    return fetch_result(source, "deferred", started_at=started_at, t0=t0, error=reason)
+
+
 def failed_fetch(
     source: Source,
     reason: str,
@@ -449,6 +463,7 @@ def fetch_source(
     collection: Collection,
     now: datetime | None = None,
     client: HttpClient | None = None,
+    step_deadline: float | None = None,
 ) -> FetchResult:
     """Fetch one source with conditional GET, timeouts, a size cap and bounded retries.
 
@@ -458,18 +473,44 @@ def fetch_source(
     shuts its socket at the deadline) and may reach an internal address only when the operator
     named its host (`allowed_hosts`). Never raises for a source problem: the result carries
     `status="error"` and the reason.
+
+    `step_deadline` (monotonic) is when the whole fetch step ends: a fetch is cut there too,
+    and one cut there before its own deadline is `deferred` (fetched first next cycle), not
+    failed: the source had not had its time.
     """
     if client is None:
         with HttpClient() as own:
-            return fetch_source(source, state, collection=collection, now=now, client=own)
+            return fetch_source(
+                source,
+                state,
+                collection=collection,
+                now=now,
+                client=own,
+                step_deadline=step_deadline,
+            )
     started_at = now or datetime.now(UTC)
     t0 = time.monotonic()
-    deadline = t0 + collection.deadline_s
+    own_deadline = t0 + collection.deadline_s
+    deadline = own_deadline if step_deadline is None else min(own_deadline, step_deadline)
     allowed = allowed_hosts(source.url, collection.allow_hosts)
     with _watching(_FetchWatch(deadline, allowed)) as watch:
-        return _fetch_watched(
+        result = _fetch_watched(
             source, state, collection, client, started_at=started_at, t0=t0, watch=watch
         )
+    if (
+        deadline < own_deadline - _HAD_ITS_TIME * collection.deadline_s
+        and result.status == "error"
+        and result.error in _DEADLINE_REASONS
+        and time.monotonic() >= deadline - _CLOCK_SLACK_S
+    ):
+        return deferred_fetch(
+            source,
+            f"cut at the fetch step's deadline {time.monotonic() - t0:.1f} s into its fetch: "
+            "fetched first next cycle",
+            started_at=started_at,
+            t0=t0,
+        )
+    return result
 
 
 def _fetch_watched(
@@ -681,34 +722,30 @@ def read_token(source: Source) -> SourceToken | None:
     return SourceToken(value, url_origin(source.url), header, source.token_param)
 
 
-def host_of(url: str) -> str:
-    """The host a URL is fetched from (lower case, with its port), for the per-host bound."""
-    try:
-        return urlsplit(url).netloc.lower().rpartition("@")[2]
-    except ValueError:
-        return url
-
-
 class _HostScheduler:
-    """Hands out sources so that at most `per_host` of one host are in flight at once.
+    """Hands out sources so that at most `per_host` of one host are in flight at once, until
+    the step's deadline (monotonic `ends`), after which it hands out nothing.
 
     Workers never wait on a busy host while another host has work: the next source is taken
-    from the first host, in round-robin order, that is under its bound.
+    from the first host, in round-robin order, that is under its bound; within a host, in the
+    order given (`fair_order`).
     """
 
-    def __init__(self, indexed: Iterable[tuple[int, Source]], per_host: int) -> None:
+    def __init__(self, indexed: Iterable[tuple[int, Source]], per_host: int, ends: float) -> None:
         self._queues: dict[str, deque[tuple[int, Source]]] = {}
         for item in indexed:
             self._queues.setdefault(host_of(item[1].url), deque()).append(item)
         self._hosts: deque[str] = deque(self._queues)
         self._active: dict[str, int] = dict.fromkeys(self._queues, 0)
         self._per_host = per_host
+        self._ends = ends
         self._cond = threading.Condition()
 
     def take(self) -> tuple[str, int, Source] | None:
         with self._cond:
             while True:
-                if not self._hosts:
+                left = self._ends - time.monotonic()
+                if not self._hosts or left <= 0:
                     return None
                 for _ in range(len(self._hosts)):
                     host = self._hosts[0]
@@ -720,13 +757,46 @@ class _HostScheduler:
                             self._hosts.remove(host)
                         self._active[host] += 1
                         return host, index, source
-                self._cond.wait()
+                self._cond.wait(min(left, 1.0))
 
     def done(self, host: str) -> None:
         with self._cond:
             self._active[host] -= 1
             # Every waiter looks again: a host has room, or there is nothing left to take.
             self._cond.notify_all()
+
+    def close(self) -> list[tuple[int, Source]]:
+        """Hand out nothing more; what was never taken, in the order it would have been."""
+        with self._cond:
+            left: list[tuple[int, Source]] = []
+            while self._hosts:  # round-robin, as `take` would have handed them out
+                host = self._hosts.popleft()
+                left.append(self._queues[host].popleft())
+                if self._queues[host]:
+                    self._hosts.append(host)
+            self._cond.notify_all()
+            return left
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+# `fetch_sources(ends_at=NO_STEP_DEADLINE)`: every source is fetched, however long it takes
+# (`vigie sources test`); each one is still bounded by `deadline_s`.
+NO_STEP_DEADLINE = datetime.max.replace(tzinfo=UTC)
+
+
+def fair_order(sources: Sequence[Source], states: Mapping[str, SourceState]) -> list[int]:
+    """The positions of `sources` in the order the fetch step starts them: never polled first,
+    then the oldest last poll (`last_run_at`, which a deferred run leaves as it was), the
+    configuration's order among equals. So a source deferred when the step ran out of time
+    goes before those fetched, next cycle, and none waits more than its share.
+    """
+
+    def last_poll(position: int) -> tuple[bool, datetime, int]:
+        state = states.get(sources[position].name)
+        last = state.last_run_at if state is not None else None
+        return last is not None, last or _NEVER, position
+
+    return sorted(range(len(sources)), key=last_poll)
 
 
 def fetch_any_source(
@@ -735,18 +805,24 @@ def fetch_any_source(
     *,
     collection: Collection,
     client: HttpClient | None = None,
+    step_deadline: float | None = None,
 ) -> FetchResult:
     """Fetch a source of any kind: RSS in one request, the other kinds page by page through
     `tasks.collect.sources` (which calls `fetch_source` for every request, so every guard
-    applies)."""
+    applies, the step's deadline included)."""
     if source.kind == "rss":
-        return fetch_source(source, state, collection=collection, client=client)
+        return fetch_source(
+            source, state, collection=collection, client=client, step_deadline=step_deadline
+        )
     from tasks.collect.sources import (
         fetch_api_source,
     )  # tasks.collect.sources builds on this module
 
     return fetch_api_source(
-        source, state, collection=collection, fetch=functools.partial(fetch_source, client=client)
+        source,
+        state,
+        collection=collection,
+        fetch=functools.partial(fetch_source, client=client, step_deadline=step_deadline),
     )
 
 
@@ -756,24 +832,35 @@ def fetch_sources(
     *,
     collection: Collection,
     progress: Callable[[int, int], None] | None = None,
+    ends_at: datetime | None = None,
 ) -> list[FetchResult]:
-    """Fetch every source concurrently, in config order.
+    """Fetch every source concurrently; the results in the order of `sources`.
 
     At most `collection.concurrency` requests are in flight, and at most `collection.per_host`
     to one host. The workers share one HttpClient, so connections are reused (keep-alive).
+    Sources start in `fair_order` (never polled, then the oldest last poll first).
     `progress(done, total)` is called as each source is fetched (from the worker threads,
     one call at a time), and once with 0 before the first.
 
-    No source holds the step: one still running `STEP_MARGIN_S` past its deadline (which the
-    watchdog enforces on its sockets; this covers what no socket bounds) is recorded as failed
-    and left behind, and a new worker takes its place. The step so ends at most
-    `deadline_s + STEP_MARGIN_S` after its last source started: with no more sources than
-    `concurrency`, that long after its own start.
+    The step as a whole ends at `ends_at` (wall clock; None: `deadline_s` after it starts)
+    plus `STEP_MARGIN_S`, whatever the servers do and however many sources there are: a source
+    not started by then is `deferred` (not a failure; it goes first next cycle), as is one cut
+    there before its own deadline. No source holds the step: one still running
+    `STEP_MARGIN_S` past its deadline (which the watchdog enforces on its sockets; this covers
+    what no socket bounds) is recorded as failed, or deferred if it is the step's deadline,
+    and left behind.
     """
     if not sources:
         return []
     results: list[FetchResult | None] = [None] * len(sources)
-    scheduler = _HostScheduler(enumerate(sources), collection.per_host)
+    start = time.monotonic()
+    if ends_at is None:
+        step_end = start + collection.deadline_s
+    else:
+        step_end = start + (ends_at - datetime.now(UTC)).total_seconds()
+    scheduler = _HostScheduler(
+        ((i, sources[i]) for i in fair_order(sources, states)), collection.per_host, step_end
+    )
     finished = itertools.count(1)
     reporting = threading.Lock()  # counts reach `progress` in order, one at a time
     state = threading.Condition()  # guards `running` and `results`; notified as each ends
@@ -782,6 +869,7 @@ def fetch_sources(
     left_behind: set[threading.Thread] = set()  # workers still stuck on an abandoned source
     recorded = [0]  # results filled so far
     limit_s = collection.deadline_s + STEP_MARGIN_S
+    step_limit = step_end + STEP_MARGIN_S
 
     client = HttpClient(per_host=collection.per_host)
 
@@ -798,7 +886,11 @@ def fetch_sources(
             result: FetchResult | None = None
             try:
                 result = fetch_any_source(
-                    source, states.get(source.name), collection=collection, client=client
+                    source,
+                    states.get(source.name),
+                    collection=collection,
+                    client=client,
+                    step_deadline=step_end,
                 )
             finally:
                 with state:
@@ -812,7 +904,9 @@ def fetch_sources(
                     scheduler.done(host)
                     report()
             if abandoned:
-                return  # recorded as failed; another worker took this one's place
+                return  # recorded; another worker took this one's place
+        with state:
+            state.notify_all()  # nothing left to take (or the step's time is up)
 
     workers: list[threading.Thread] = []
 
@@ -820,6 +914,15 @@ def fetch_sources(
         worker = threading.Thread(target=work, name=f"fetch-{len(workers)}", daemon=True)
         workers.append(worker)
         worker.start()
+
+    def abandon(index: int, now: float, reason: str, *, deferred: bool) -> None:
+        began, host, worker = running.pop(index)
+        left_behind.add(worker)
+        started_at = datetime.now(UTC) - timedelta(seconds=now - began)
+        record = deferred_fetch if deferred else failed_fetch
+        results[index] = record(sources[index], reason, started_at=started_at, t0=began)
+        recorded[0] += 1
+        scheduler.done(host)
 
     if progress is not None:
         progress(0, len(sources))
@@ -831,28 +934,51 @@ def fetch_sources(
             if recorded[0] == len(results):
                 break
             if not running and not any(w.is_alive() for w in workers if w not in left_behind):
-                break  # every worker ended (one died on an unexpected error: see below)
+                break  # every worker ended: the step's deadline, or an unexpected error
             now = time.monotonic()
-            late = [i for i, (began, _, _) in running.items() if now - began > limit_s]
-            for index in late:
-                began, host, worker = running.pop(index)
-                left_behind.add(worker)
-                results[index] = failed_fetch(
-                    sources[index],
-                    f"still fetching {limit_s:g} s after it started (deadline_s = "
-                    f"{collection.deadline_s:g}): abandoned",
-                    started_at=datetime.now(UTC) - timedelta(seconds=now - began),
-                    t0=began,
-                )
-                recorded[0] += 1
-                scheduler.done(host)
+            for index, (began, _, _) in list(running.items()):
+                # As in `fetch_source`: one that had nearly all its deadline_s had its time.
+                had_its_time = began + (1 - _HAD_ITS_TIME) * collection.deadline_s <= step_end
+                if now - began > limit_s or (now > step_limit and had_its_time):
+                    abandon(
+                        index,
+                        now,
+                        f"still fetching {limit_s:g} s after it started (deadline_s = "
+                        f"{collection.deadline_s:g}): abandoned",
+                        deferred=False,
+                    )
+                elif now > step_limit:
+                    abandon(
+                        index,
+                        now,
+                        f"still fetching at the fetch step's deadline, {now - began:.1f} s "
+                        "into its fetch: abandoned, fetched first next cycle",
+                        deferred=True,
+                    )
+                else:
+                    continue
+                late.append(index)
             if not late:
                 soonest = min((began for began, _, _ in running.values()), default=now)
-                state.wait(max(0.05, min(1.0, soonest + limit_s - now)))
+                wake = min(soonest + limit_s, step_limit) - now
+                state.wait(max(0.05, min(1.0, wake)))
         for _ in late:
             report()
-            start_worker()
+            if time.monotonic() < step_end:
+                start_worker()
     client.close()
+    not_started = scheduler.close()
+    if time.monotonic() < step_end:
+        not_started = []  # every worker died before the step's end: recorded below as such
+    for index, source in not_started:
+        results[index] = deferred_fetch(
+            source,
+            "not started before the fetch step's deadline (deadline_s = "
+            f"{collection.deadline_s:g}): fetched first next cycle",
+            started_at=datetime.now(UTC),
+            t0=time.monotonic(),
+        )
+        report()
     missing = [i for i, r in enumerate(results) if r is None]
     for index in missing:  # a worker died on an unexpected error: record it, never hide it
         results[index] = FetchResult(

@@ -14,7 +14,8 @@ JSON Feed and JSON APIs. A timestamp marker is inclusive (items of its second ar
 merged by their id), never later than the clock, and only moves forward when every page was read
 without error; Bluesky's cursor and Reddit's `after` page through one cycle only.
 
-Bounds: each page gets what is left of `max_bytes` and `deadline_s`, each search at most
+Bounds: each page gets what is left of `max_bytes` and `deadline_s` (and of the fetch step's
+time: a source whose first page the step had no time for is `deferred`), each search at most
 `max_pages` pages, and all pages together at most `max_entries` entries and `max_bytes` bytes.
 JSON is untrusted: `json.loads` runs on the size-capped bytes, every field is type-checked, an item
 without what identifies it is skipped, a field of the wrong type is left empty; a body that is not
@@ -27,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -867,6 +868,7 @@ def fetch_api_source(
             if result.status != "ok" or result.body is None:
                 problems.append(result.error or result.status)
                 first_failure = first_failure or result
+                exhausted = result.status == "deferred"  # the fetch step's time is up
                 break
             try:
                 page = parse_document(
@@ -901,6 +903,13 @@ def fetch_api_source(
         if exhausted:
             break
     if first is None:
+        if first_failure is not None and first_failure.status == "deferred":
+            return replace(
+                first_failure,
+                url=source.url,
+                started_at=started_at,
+                duration_s=time.monotonic() - t0,
+            )
         if first_failure is not None and first_failure.status == "error":
             return failed(first_failure.error or "failed", first_failure.http_status)
         # The server answered (its status is kept, as for an RSS feed that is not one).

@@ -88,8 +88,9 @@ def cycle_summary(
     """The JSON-ready summary of one cycle (`duration_s`, `steps`, counts, failed sources).
 
     `sources_skipped` names the sources not polled this cycle (poll interval or back-off) and
-    why; they are not failures. `entries_parsed` counts entries read from the fetched documents
-    before duplicates merged (`collected`) and watch queries kept (`matched`).
+    why; they are not failures, nor are `sources_deferred` (the fetch step had no time left
+    for them; they go first next cycle). `entries_parsed` counts entries read from the fetched
+    documents before duplicates merged (`collected`) and watch queries kept (`matched`).
     """
     failed = {o.fetch.source: o.error or "error" for o in outcomes if o.status == "error"}
     skipped = dict(skipped or {})
@@ -105,6 +106,9 @@ def cycle_summary(
         "sources_not_modified": sum(1 for o in outcomes if o.status == "not_modified"),
         "sources_failed": failed,
         "sources_skipped": skipped,
+        "sources_deferred": {
+            o.fetch.source: o.error or "deferred" for o in outcomes if o.status == "deferred"
+        },
         "entries_parsed": sum(o.items for o in outcomes),
         "collected": collected,
         "matched": matched,
@@ -223,6 +227,7 @@ def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]]
         ("sources not modified", summary["sources_not_modified"]),
         ("sources failed", len(failed)),
         ("sources skipped", len(summary.get("sources_skipped") or {})),
+        ("sources deferred", len(summary.get("sources_deferred") or {})),
         ("entries parsed", summary["entries_parsed"]),
         ("collected", summary["collected"]),
         ("matched", summary["matched"]),
@@ -269,6 +274,10 @@ def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]]
     for title, reasons in (
         ("Emails not sent", summary.get("emails_failed")),
         ("Skipped sources", summary.get("sources_skipped")),
+        (
+            "Deferred sources (the fetch step ran out of time; first next cycle)",
+            summary.get("sources_deferred"),
+        ),
     ):
         if reasons:
             lines += ["", f"## {title}", ""]

@@ -16,6 +16,10 @@ from tests.commands import VIGIE, vigie
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
+from vigie.models import FetchResult, SourceOutcome
+from vigie.settings import load_settings
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
 
@@ -354,3 +358,44 @@ def test_the_demo_runs_its_three_cycles_and_says_it_went_as_expected(tmp_path: P
         "Email to chloe.martin@laiterie-boreale.example: [Vigie][SOURCE] La source ne renvoie "
         "pas de flux : Blogue du terroir"
     ) in result.stdout
+
+
+def test_check_says_when_the_sources_of_one_host_cannot_all_be_polled_each_cycle(
+    write_config: ConfigWriter,
+) -> None:
+    """Issue 23, item 2: 200 news searches on one host, 2 at a time, at about a second each
+    (nothing measured yet) need 100 s, more than the fetch step's 10 s: one line says so, for
+    that host only. Once the warehouse has measured them at 0.05 s each (5 s), it is silent."""
+    searches = [
+        {"name": f"Recherche {n}", "url": f"https://news.example/search?q=b{n}", "kind": "rss"}
+        for n in range(200)
+    ]
+    feeds = [{"name": "Le Quotidien", "url": "https://quotidien.example/rss.xml"}]
+    config = write_config(
+        sources=[*searches, *feeds],
+        smtp_port=2525,
+        extra="per_host = 2",  # under [collection], where deadline_s = 10
+    )
+    result = vigie("--config", str(config), "check")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("Warning: host")]
+    assert warnings == [
+        "Warning: host news.example: 200 sources, 2 at a time (per_host), about 1.0 s each "
+        "(assumed, nothing measured yet): about 100 s of fetching per cycle, more than the "
+        "fetch step's 10 s (deadline_s) in each 10-min cycle; some wait for a later cycle "
+        "(they go first then): raise per_host or deadline_s, or give them poll_minutes."
+    ]
+    settings = load_settings(config)
+    now = datetime.now(UTC)
+    measured = [
+        SourceOutcome(
+            FetchResult(s.name, s.url, "not_modified", now - timedelta(hours=1), 0.05),
+            "not_modified",
+        )
+        for s in settings.sources
+    ]
+    with open_warehouse(settings.warehouse_path) as con:
+        Store(con).load_cycle("c1", settings.sources, measured, [], [], now)
+    measured_check = vigie("--config", str(config), "check")
+    assert measured_check.returncode == 0, measured_check.stderr
+    assert "Warning: host" not in measured_check.stdout

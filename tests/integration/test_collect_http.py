@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from tasks.collect.fetch import collect_sources, fetch_source, fetch_sources
+from tasks.collect.fetch import STEP_MARGIN_S, collect_sources, fetch_source, fetch_sources
 from vigie.errors import ConfigError
 from vigie.localservers import FeedServer, free_port
 from vigie.models import SourceState
 from vigie.settings import Collection, Source
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
 
 RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>
 <item><title>Rappel : la Laiterie Boréale retire un fromage</title>
@@ -252,3 +256,57 @@ def test_a_malformed_proxy_variable_is_one_clear_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("HTTPS_PROXY", "ftp://proxy.example:21")
     with pytest.raises(ConfigError, match="HTTPS_PROXY"):
         fetch_source(_source("https://presse.example/feed.xml"), None, collection=FAST)
+
+
+def test_many_sources_on_one_host_are_polled_politely_fairly_and_starve_no_other_host(
+    tmp_path: Path,
+) -> None:
+    """Issue 23, item 2: 16 news searches on one host, 2 at a time (`per_host`), need more
+    time than the fetch step has; 4 feeds on another host share the step. The other host's
+    feeds are all fetched in the first cycle, the search host never has more than 2 requests
+    in flight, each step ends within its deadline and margin, and the searches are polled in
+    turn: none twice before every one once (those the step had no time for go first)."""
+    bounds = Collection(
+        connect_timeout_s=1, read_timeout_s=2, deadline_s=2, retries=0, concurrency=4, per_host=2
+    )
+    path = tmp_path / "vigie.duckdb"
+    with FeedServer() as search, FeedServer() as other:
+        searches = [
+            _source(search.set(f"/search{n}.xml", RSS, delay_s=0.5), f"search {n:02d}")
+            for n in range(16)
+        ]
+        feeds = [_source(other.set(f"/f{n}.xml", RSS, delay_s=0.5), f"feed {n}") for n in range(4)]
+        sources = [*searches, *feeds]
+        polled: list[set[str]] = []
+        for cycle in range(10):  # a guard: about 6 searches fit in each step
+            now = datetime(2026, 12, 7, 9, tzinfo=UTC) + timedelta(minutes=10 * cycle)
+            # A request cut at the last step's deadline ends on the server after its delay:
+            # each cycle's peak is its own.
+            drained = time.monotonic() + 5
+            while search.in_flight and time.monotonic() < drained:
+                time.sleep(0.05)
+            search.peak_in_flight = 0
+            with open_warehouse(path) as con:
+                store = Store(con)
+                began = time.monotonic()
+                fetched = fetch_sources(sources, store.source_states(), collection=bounds)
+                elapsed = time.monotonic() - began
+                _, outcomes = collect_sources(sources, fetched, collected_at=now, max_entries=10)
+                store.load_cycle(f"c{cycle}", sources, outcomes, [], [], now)
+            assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5, elapsed
+            assert search.peak_in_flight <= 2
+            by_name = {r.source: r for r in fetched}
+            assert {r.status for r in fetched} <= {"ok", "not_modified", "deferred"}, by_name
+            if cycle == 0:
+                assert all(by_name[f.name].status == "ok" for f in feeds)
+            polled.append({s.name for s in searches if by_name[s.name].status != "deferred"})
+            if set().union(*polled) == {s.name for s in searches}:
+                break
+    everyone = {s.name for s in searches}
+    assert set().union(*polled) == everyone, polled
+    assert len(polled) > 1 and all(polled), polled  # more than a step's worth, each step some
+    # None is polled twice before every one was polled once (the cycle that polls the last
+    # ones may poll again, after them, the first ones).
+    for cycle, now_polled in enumerate(polled):
+        before = set().union(*polled[:cycle])
+        assert not now_polled & before or before | now_polled == everyone, polled

@@ -5,7 +5,7 @@ calls, failures recorded; and one full collection of all kinds into a real DuckD
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -374,6 +374,29 @@ def test_the_deadline_covers_all_pages(feed_server: FeedServer) -> None:
     result = fetch_any_source(_source(feed_server, "hackernews"), None, collection=quick)
     assert result.duration_s < 1.5
     assert result.status == "ok" and result.pages == 1  # no time left for the second page
+
+
+def test_the_fetch_steps_deadline_cuts_paging_and_defers_what_it_had_no_time_for(
+    feed_server: FeedServer,
+) -> None:
+    """Issue 20, item 1, for kinds that page: the step's deadline comes before the source's
+    own (`deadline_s`). A page read before it is kept, the marker held so the next cycle reads
+    the rest again; a source the step had no time to start, or whose first page it cut, is
+    deferred (not failed)."""
+    feed_server.set(HN, _file("hackernews", "search.json"), content_type=JSON, delay_s=0.4)
+    roomy = FAST.model_copy(update={"deadline_s": 5, "retries": 0, "concurrency": 1})
+    sources = [_source(feed_server, "hackernews"), _source(feed_server, "hackernews", name="bis")]
+    soon = datetime.now(UTC) + timedelta(seconds=0.6)
+    paged, not_started = fetch_sources(sources, {}, collection=roomy, ends_at=soon)
+    assert (paged.status, paged.pages, paged.marker) == ("ok", 1, None)
+    assert paged.entries and "cut at the fetch step's deadline" in (paged.error or "")
+    assert not_started.status == "deferred" and not_started.url == sources[1].url
+    assert (not_started.error or "").startswith("not started before the fetch step's deadline")
+    (cut,) = fetch_sources(
+        sources[:1], {}, collection=roomy, ends_at=datetime.now(UTC) + timedelta(seconds=0.2)
+    )
+    assert cut.status == "deferred" and cut.url == sources[0].url and cut.pages == 0
+    assert (cut.error or "").startswith("cut at the fetch step's deadline")
 
 
 # --- all kinds into a real warehouse -----------------------------------------------------------

@@ -8,8 +8,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tasks.collect.fetch import (
     fetch_source,
     fetch_sources,
 )
+from tasks.collect.health import check_source_health
+from tests.configs import CELL_TOML, WATCH_TOML, settings_from
 from tests.hostile import (
     dribbles,
     dribbles_headers,
@@ -33,8 +36,10 @@ from tests.hostile import (
     resets_mid_body,
 )
 from vigie.localservers import FeedServer
-from vigie.models import FetchResult
-from vigie.settings import Collection, Source
+from vigie.models import FetchResult, SourceState
+from vigie.settings import Collection, Settings, Source
+from warehouse.connection import open_warehouse
+from warehouse.store import Store
 
 ITEM = "<item><title>Rappel de fromages {n}</title><link>https://presse.example/{n}</link>"
 ITEM += "<guid>https://presse.example/{n}</guid></item>"
@@ -49,6 +54,7 @@ ERROR_PAGE = "<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body>
 BOUNDS = Collection(
     connect_timeout_s=1, read_timeout_s=1, deadline_s=3, retries=1, max_bytes=1_000_000
 )
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 def test_every_source_fault_is_bounded_recorded_and_the_good_feed_collected(
@@ -210,3 +216,132 @@ def test_a_tls_server_dribbling_its_headers_is_cut_at_the_deadline(
         elapsed = time.monotonic() - began
     assert (result.status, result.error) == ("error", HEADERS_DEADLINE)
     assert elapsed < bounds.deadline_s + 1.5
+
+
+def _fetch_guarded(
+    sources: list[Source], states: Mapping[str, SourceState], bounds: Collection
+) -> tuple[list[FetchResult], float]:
+    """`fetch_sources` in a thread with a hang guard far above any bound; its results and
+    how long it took."""
+    fetched: list[FetchResult] = []
+    began = time.monotonic()
+    worker = threading.Thread(
+        target=lambda: fetched.extend(fetch_sources(sources, states, collection=bounds))
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the fetch step outlived its deadline by far"
+    return fetched, time.monotonic() - began
+
+
+def _trickling_settings(tmp_path: Path, url: str, count: int) -> Settings:
+    sources = "".join(
+        f'\n[[sources]]\nname = "lente {n:02d}"\nurl = "{url.replace("feed.xml", f"{n}.xml")}"\n'
+        for n in range(count)
+    )
+    return settings_from(
+        tmp_path,
+        WATCH_TOML
+        + CELL_TOML
+        + '\n[email]\nsender = "vigie@laiterie-boreale.example"\n'
+        + sources
+        + "\n[collection]\nconnect_timeout_s = 1\nread_timeout_s = 1\ndeadline_s = 2\n"
+        + "retries = 0\nconcurrency = 4\nper_host = 4\n"
+        + "\n[health]\nfailures_before_notice = 1\n",
+    )
+
+
+def test_forty_trickling_sources_end_the_step_at_its_deadline_and_the_deferred_go_first(
+    tmp_path: Path,
+) -> None:
+    """Issue 20, item 1, the fetch step as a whole: 40 sources that each trickle for longer
+    than `deadline_s`, 4 at a time, held the step 10 times `deadline_s`. It now ends within
+    `deadline_s` and its margin; the sources it had no time for are deferred (recorded in
+    `source_runs`, not failures, no health notice, their last poll left as it was) and start
+    first next cycle, before any source fetched this cycle."""
+    with hostile_server(dribbles) as slow:
+        settings = _trickling_settings(tmp_path, slow, 40)
+        bounds = settings.collection
+        limit = bounds.deadline_s + STEP_MARGIN_S + 1.5  # generous: 2 cores, shared
+        started: list[set[str]] = []
+        deferred: list[set[str]] = []
+        for cycle in range(2):
+            now = NOW + timedelta(minutes=10 * cycle)
+            with open_warehouse(settings.warehouse_path) as con:
+                store = Store(con)
+                fetched, elapsed = _fetch_guarded(settings.sources, store.source_states(), bounds)
+                assert elapsed < limit, f"cycle {cycle}: the fetch step took {elapsed:.1f} s"
+                _, outcomes = collect_sources(
+                    settings.sources, fetched, collected_at=now, max_entries=10
+                )
+                store.load_cycle(f"c{cycle}", settings.sources, outcomes, [], [], now)
+                notices = check_source_health(store, settings, {}, now=now)
+                runs = dict(
+                    con.execute(
+                        "SELECT source, status FROM source_runs WHERE cycle_id = ?", [f"c{cycle}"]
+                    ).fetchall()
+                )
+                failing = {
+                    name
+                    for name, failures, last_run in con.execute(
+                        "SELECT name, consecutive_failures, last_run_at FROM sources"
+                    ).fetchall()
+                    if failures or last_run is not None
+                }
+            by_name = {r.source: r for r in fetched}
+            assert len(by_name) == 40 and set(runs) == set(by_name)  # every one recorded
+            not_started = {
+                name
+                for name, r in by_name.items()
+                if r.status == "deferred" and (r.error or "").startswith("not started before")
+            }
+            assert len(not_started) >= 40 - 2 * bounds.concurrency, by_name
+            assert {r.status for r in by_name.values()} <= {"error", "deferred"}
+            cycle_deferred = {n for n, r in by_name.items() if r.status == "deferred"}
+            assert {n for n, s in runs.items() if s == "deferred"} == cycle_deferred
+            # A deferred source is no failure: no failure count, no last poll, no notice.
+            failed = set(by_name) - cycle_deferred
+            assert failing == failed | (started[0] - deferred[0] if cycle else set())
+            assert {line.split(":")[0] for line in notices} == failed
+            started.append(set(by_name) - not_started)
+            deferred.append(cycle_deferred)
+    # The second cycle started none of the sources the first one fetched to their deadline:
+    # it began with those the first had no time for.
+    assert started[1] and not started[1] & (started[0] - deferred[0])
+    assert started[1] <= deferred[0]
+
+
+def test_a_source_stuck_where_no_socket_bounds_it_is_deferred_at_the_steps_deadline(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that started late in the step (one worker, a slow feed before it) and is stuck
+    in a name lookup is left behind at the step's deadline and its margin, before its own: it
+    had not had its time, so it is deferred, not failed."""
+    bounds = Collection(
+        connect_timeout_s=1, read_timeout_s=1, deadline_s=1, retries=0, concurrency=1
+    )
+    resolve = socket.getaddrinfo
+    released = threading.Event()
+
+    def slow_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            released.wait(60)
+            host = "127.0.0.1"
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    sources = [
+        Source(name="slow feed", url=feed_server.set("/slow.xml", GOOD, delay_s=0.5)),
+        Source(name="slow name", url=f"http://slow-dns.test:{feed_server.port}/good.xml"),
+    ]
+    try:
+        fetched, elapsed = _fetch_guarded(sources, {}, bounds)
+    finally:
+        released.set()
+    by_name = {result.source: result for result in fetched}
+    assert by_name["slow feed"].status == "ok"
+    assert by_name["slow name"].status == "deferred"
+    assert (by_name["slow name"].error or "").startswith(
+        "still fetching at the fetch step's deadline"
+    )
+    assert elapsed < bounds.deadline_s + STEP_MARGIN_S + 1.5

@@ -4,14 +4,14 @@ and what the `fetch-on-dask` run shows as its parameters (counts, not every sour
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from distributed import KilledWorker
 from fastapi.encoders import jsonable_encoder
 
-from flows.fetch_on_dask import FetchPlan, merge_batches, plan_batches
+from flows.fetch_on_dask import NOT_BACK, FetchPlan, merge_batches, plan_batches
 from tests.configs import MINIMAL_TOML, settings_from, write_toml
 from vigie.errors import ConfigError
 from vigie.models import FetchResult, SourceState
@@ -115,7 +115,36 @@ def test_a_batch_lost_on_the_cluster_fails_each_of_its_sources_with_the_reason()
 def test_the_plan_is_stored_by_prefect_as_counts_only() -> None:
     due = [_source(f"s{i}", "a.example") for i in range(5)]
     collection = Collection(dask_address="local", dask_batch_size=2)
-    plan = FetchPlan(batches=tuple(plan_batches(due, {}, 2)), collection=collection)
+    plan = FetchPlan(batches=tuple(plan_batches(due, {}, 2)), collection=collection, wait_until=NOW)
     # Prefect stores a flow run's parameters as fastapi's jsonable_encoder makes them.
     assert jsonable_encoder(plan) == {"batches": 3, "sources": 5, "batch_size": 2}
     assert plan.batches[2].sources == (due[4],)
+
+
+def test_sources_deferred_last_cycle_are_in_the_first_batches() -> None:
+    """Batches follow the fetch step's fair order: a source never polled, or deferred last
+    cycle (its last poll is older), is in the first batch the cluster starts."""
+    due = [_source(f"s{i}", f"h{i}.example") for i in range(4)]
+    states = {
+        "s0": SourceState("s0", last_run_at=NOW),
+        "s1": SourceState("s1", last_run_at=NOW),
+        "s2": SourceState("s2", last_run_at=NOW - timedelta(minutes=20)),  # deferred since
+    }
+    batches = plan_batches(due, states, batch_size=2)
+    assert [[s.name for s in b.sources] for b in batches] == [["s3", "s2"], ["s0", "s1"]]
+    # The results still come back in the order of the due sources.
+    merged = merge_batches(batches, [[_fetched(s) for s in b.sources] for b in batches], now=NOW)
+    assert [r.source for r in merged] == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_batch_not_back_by_the_steps_deadline_defers_its_sources() -> None:
+    """The cycle waits on the cluster no longer than the step's deadline, its margin and the
+    cluster's slack: a batch still out then (a busy or stuck cluster) has its sources
+    deferred, not failed."""
+    due = [_source("a1", "a.example"), _source("b1", "b.example")]
+    batches = plan_batches(due, {}, batch_size=1)
+    merged = merge_batches(batches, [TimeoutError("did not complete"), [_fetched(due[1])]], now=NOW)
+    assert [(r.source, r.status, r.error) for r in merged] == [
+        ("a1", "deferred", NOT_BACK),
+        ("b1", "ok", None),
+    ]

@@ -92,13 +92,15 @@ class SourceStore(StoreBase):
                 [now],
             )
             # The validators are kept only once the body was parsed, so a body that failed
-            # to parse is fetched again in full next time.
+            # to parse is fetched again in full next time. A deferred run (the fetch step had
+            # no time for it) changes nothing of its source: it is due first next cycle.
             self.con.execute(
                 "UPDATE sources SET last_status = r.status, last_error = NULL, "
                 "last_run_at = ?, last_ok_at = ?, consecutive_failures = 0, etag = r.etag, "
                 "last_modified = r.last_modified, "
                 "marker = coalesce(r.marker::VARCHAR, sources.marker) "
-                "FROM cycle_runs r WHERE sources.name = r.source AND r.status <> 'error'",
+                "FROM cycle_runs r WHERE sources.name = r.source "
+                "AND r.status IN ('ok', 'not_modified')",
                 [now, now],
             )
         finally:
@@ -134,9 +136,11 @@ class SourceStore(StoreBase):
         the last run of the period failed too; also sources whose health is not ok now."""
         rows = self.con.execute(
             "WITH runs AS (SELECT source, count(*) FILTER (status = 'error') AS failures, "
-            "count(*) AS runs, arg_max(error, started_at) FILTER (status = 'error') AS error, "
+            "count(*) FILTER (status <> 'deferred') AS runs, "
+            "arg_max(error, started_at) FILTER (status = 'error') AS error, "
             "max(started_at) FILTER (status = 'error') AS last_failure_at, "
-            "arg_max(status, started_at) = 'error' AS still_failing FROM source_runs "
+            "arg_max(status, started_at) FILTER (status <> 'deferred') = 'error' "
+            "AS still_failing FROM source_runs "
             f"WHERE started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES} "
             "GROUP BY source) "
             "SELECT coalesce(r.source, s.name), coalesce(r.failures, 0), coalesce(r.runs, 0), "
@@ -165,6 +169,16 @@ class SourceStore(StoreBase):
             "degraded_since, coalesce(health, 'ok'), health_since, health_reason "
             "FROM sources WHERE NOT coalesce(drill, false) ORDER BY name"
         ).fetchall()
+
+    def typical_fetch_seconds(self, since: datetime) -> dict[str, float]:
+        """Each source's median fetch time over its runs since `since` that got an answer
+        (`vigie check` judges from it whether each host's sources fit in a cycle)."""
+        rows = self.con.execute(
+            "SELECT source, median(duration_s) FROM source_runs "
+            "WHERE started_at >= ? AND status IN ('ok', 'not_modified') GROUP BY source",
+            [since],
+        ).fetchall()
+        return {str(source): float(seconds) for source, seconds in rows}
 
     def degraded_states(self, names: Sequence[str]) -> dict[str, bool]:
         """Whether each named source (among those known) is marked degraded now."""
@@ -247,7 +261,7 @@ class SourceStore(StoreBase):
         rows = self.con.execute(
             "WITH w AS (SELECT unnest(?::VARCHAR[]) AS source, unnest(?::DOUBLE[]) AS weight), "
             "seen AS (SELECT DISTINCT least((epoch_us(started_at) - epoch_us(?::TIMESTAMPTZ)) "
-            "// ?, ?) AS idx, source FROM source_runs WHERE status <> 'error' "
+            "// ?, ?) AS idx, source FROM source_runs WHERE status IN ('ok', 'not_modified') "
             f"AND started_at >= ? AND started_at < ? AND source NOT IN {DRILL_SOURCES}) "
             "SELECT idx, sum(weight) FROM seen JOIN w USING (source) GROUP BY idx",
             [list(weights), list(weights.values()), start, window_us, windows - 1, start, until],
