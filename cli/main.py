@@ -195,6 +195,7 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from flows.watch_cycle import watch_cycle
+    from tasks.publish.situation import cycle_result
     from tasks.publish.ui import api_answers, api_url, record_unrecorded_runs
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
@@ -219,7 +220,8 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     cycle = watch_cycle.with_options(on_running=[*watch_cycle.on_running_hooks, remember_run])
     try:
         with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
-            return cycle(str(config_path))
+            # A cycle whose emails failed ends Failed, with its summary (the outbox retries).
+            return cycle_result(cycle(str(config_path), return_state=True))
     except (httpx.HTTPError, PrefectHTTPStatusError) as err:
         # Sources and SMTP do not use httpx: this is the Prefect API, gone during the cycle
         # (the flow run's state could not be recorded). The warehouse says what was done.
