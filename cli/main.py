@@ -656,6 +656,13 @@ def cmd_ack(args: argparse.Namespace) -> int:
     note = emit_from_command([event] if event else [])
     if note:
         print(note, file=sys.stderr)
+    # The acknowledge run the alert's email links to stops waiting: it records the same name.
+    if before in ("open", "acknowledged"):
+        from tasks.publish.runs import resume_acknowledge_runs
+
+        resumed = resume_acknowledge_runs(args.alert_id, by)
+        if resumed:
+            print(resumed, file=sys.stderr)
     return 0
 
 
@@ -807,9 +814,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _set_up_watch_automation(settings)
     except VigieError as err:  # the watch itself matters more: serve, and say so
         print(f"vigie: warning: {err}; `vigie watchdog` in cron still watches", file=sys.stderr)
+    started = datetime.now(UTC)
     serve_deployments(deployments, limit=args.limit)
+    _close_left_runs([f"{d.flow_name}/{d.name}" for d in deployments], started)
     print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
+
+
+def _close_left_runs(deployment_names: list[str], started: datetime) -> None:
+    """Runs this serve left unfinished (their processes end with it) are closed with a
+    message, and an incident-mode run's incident ends with its report."""
+    from flows.incident import close_incident_of_run, incident_mode
+    from tasks.publish.runs import close_left_runs
+
+    def end_incident(flow: str, run: Any, state: Any) -> None:
+        if flow == incident_mode.name:
+            try:
+                close_incident_of_run(incident_mode, run, state)
+            except VigieError as err:
+                print(f"vigie: {run.name}: {one_line(err)}", file=sys.stderr, flush=True)
+
+    for left in close_left_runs(deployment_names, started, on_closed=end_incident):
+        print(f"  {left.name} ({left.flow}): left unfinished, now {left.state}", flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -223,3 +223,61 @@ def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_a
     assert opened, [e.event for e in events]
     assert opened[0].resource["vigie.alert.topic"] in {"marque", "incident rappel 1"}
     assert opened[0].resource["vigie.drill"] == "false"
+
+
+def test_runs_left_unfinished_when_vigie_serve_stops_are_closed_and_the_incident_ends(
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """SIGTERM (or Ctrl-C) on `vigie serve` ends the processes of its runs: the incident-mode
+    run and the paused acknowledge run it left are closed with a message, and the incident
+    ends with its report, instead of staying Running (or Paused) for ever."""
+    project = copy_project(tmp_path / "project")
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    config = write_config(sources=scenario_sources(urls), smtp_port=mail_sink.port)
+    serve = start_serve(prefect_server, "serve-stopped", config, project, tmp_path)
+    long_incident = {"name": "greve", "cadence_minutes": 30, "duration_hours": 2}
+    try:
+        with prefect_client(prefect_server) as client:
+            served = wait_served(client, config, ["incident-mode", "acknowledge-alert"], serve)
+            incident = client.create_flow_run_from_deployment(
+                served["incident-mode"].id, parameters=long_incident
+            )
+            ack = client.create_flow_run_from_deployment(
+                served["acknowledge-alert"].id, parameters={"alert_id": "al-left"}
+            )
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                states = [client.read_flow_run(r.id).state for r in (incident, ack)]
+                waiting = [s for s in states if s is not None and (s.is_running() or s.is_paused())]
+                if len(waiting) == 2 and _incident_status(config, "greve") == "running":
+                    break
+                assert serve.process.poll() is None, serve.output()[-3000:]
+                time.sleep(1)
+            else:
+                raise AssertionError(f"not under way: {states}\n{serve.output()[-3000:]}")
+    finally:
+        serve.stop(timeout_s=180)
+    with prefect_client(prefect_server) as client:
+        incident_run = client.read_flow_run(incident.id)
+        ack_run = client.read_flow_run(ack.id)
+    assert incident_run.state is not None and incident_run.state.is_crashed(), incident_run.state
+    assert "vigie serve stopped during this run" in str(incident_run.state.message)
+    assert ack_run.state is not None and ack_run.state.is_cancelled(), ack_run.state
+    assert "vigie ack" in str(ack_run.state.message)
+    assert "incident greve (incident-mode): left unfinished, now Crashed" in serve.output()
+    assert _incident_status(config, "greve") == "crashed"
+    subjects = [str(m["Subject"]) for m in mail_sink.messages()]
+    assert any("greve — rapport d’incident" in s for s in subjects), subjects
+
+
+def _incident_status(config: Path, name: str) -> str | None:
+    settings = load_settings(config)
+    if not settings.warehouse_path.exists():
+        return None
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        rows = con.execute("SELECT status FROM incidents WHERE name = ?", [name]).fetchall()
+    return str(rows[0][0]) if rows else None
