@@ -53,17 +53,20 @@ def _paused_ack_runs(client: SyncPrefectClient, alert_id: str) -> list[FlowRun]:
 def resume_acknowledge_runs(alert_id: str, by: str, *, wait_s: float = 15.0) -> str | None:
     """Resume, with `by` as the name, every acknowledge-alert run of `alert_id` that waits
     paused, so that it records the acknowledgement (already in the warehouse: it changes
-    nothing) and completes; wait up to `wait_s` for each to finish. One line saying what
-    happened, or None when there was nothing to do."""
+    nothing) and completes; wait up to `wait_s` for each to finish.
+
+    Returns None when there was nothing to do (no paused run, no `PREFECT_API_URL`, or a
+    server that does not answer: `vigie ack` says that once, of its event), "closed" when
+    every such run finished, "left" when one has not (no process waits for it), or
+    "error: ..." when the API failed.
+    """
     from prefect import get_client
     from prefect.exceptions import PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
 
     api_url = prefect_api_url()
-    if api_url is None:
+    if api_url is None or not prefect_server_answers(api_url):
         return None
-    if not prefect_server_answers(api_url):
-        return f"Prefect server at {api_url} did not answer: its acknowledge run stays paused"
     try:
         with get_client(sync_client=True) as client:
             paused = _paused_ack_runs(client, alert_id)
@@ -71,15 +74,10 @@ def resume_acknowledge_runs(alert_id: str, by: str, *, wait_s: float = 15.0) -> 
                 resume_flow_run(run.id, run_input={"name": by})
             left = [r for r in paused if not _finished(client, r.id, wait_s)]
     except (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError) as err:
-        return f"the acknowledge run in the Prefect UI could not be resumed ({err})"
+        return f"error: {type(err).__name__}"
     if not paused:
         return None
-    if left:
-        return (
-            f"the acknowledge run of {alert_id} in the Prefect UI was resumed but has not "
-            "finished: no process waits for it (is `vigie serve` running?)"
-        )
-    return f"the acknowledge run of {alert_id} in the Prefect UI is closed"
+    return "left" if left else "closed"
 
 
 def _finished(client: SyncPrefectClient, run_id: UUID, wait_s: float) -> bool:

@@ -147,8 +147,9 @@ def test_vigie_ack_on_the_command_line_closes_the_paused_run_of_the_alert(
         worker.join(timeout=120)
         final = client.read_flow_run(paused.id)
     out, err = capsys.readouterr()
-    assert out.strip() == f"{alert_id} acknowledged by Awa Diallo"
-    assert f"the acknowledge run of {alert_id} in the Prefect UI is closed" in err
+    # In the organisation's language (French here).
+    assert out.strip() == f"{alert_id} pris en charge par Awa Diallo"
+    assert f"la demande de prise en charge de {alert_id} dans Prefect est close" in err
     # The run no longer waits: it completed, having found the alert taken in charge.
     assert final.state is not None and final.state.is_completed(), final.state
     assert outcome.get("result") == f"{alert_id} was already acknowledged; nothing changed"

@@ -289,7 +289,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
 
         stop = _stop_incident(config, prefect_harness, "Awa Diallo")
         assert stop.returncode == 0, stop.stderr
-        assert "will stop after its current cycle" in stop.stdout
+        assert "s’arrêtera après son cycle en cours" in stop.stdout  # in French
         asked = time.monotonic()
         incident.join(timeout=120)
         assert not incident.is_alive()
