@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -816,10 +817,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except VigieError as err:  # the watch itself matters more: serve, and say so
         print(f"vigie: warning: {err}; `vigie watchdog` in cron still watches", file=sys.stderr)
     started = datetime.now(UTC)
-    serve_deployments(deployments, limit=args.limit)
-    _close_left_runs(
-        [f"{d.flow_name}/{d.name}" for d in deployments], started, settings.organisation.language
-    )
+    try:
+        serve_deployments(deployments, limit=args.limit)
+    finally:
+        # Even after a second Ctrl-C cut Prefect's own shutdown short; further signals wait
+        # for this (SIGKILL still ends it at once).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _close_left_runs(
+            [f"{d.flow_name}/{d.name}" for d in deployments],
+            started,
+            settings.organisation.language,
+        )
     print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
 

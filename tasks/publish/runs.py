@@ -168,6 +168,50 @@ def close_left_runs(
                 closed.append(LeftRun(str(run.id), run.name, flow or "", str(state.name)))
                 if on_closed is not None:
                     on_closed(flow or "", run, state)
+            closed += _close_left_subflows(client, set(ids), since)
     except (httpx.HTTPError, PrefectHTTPStatusError):
         pass  # the server is gone too: what was closed is listed
+    return closed
+
+
+def _close_left_subflows(
+    client: SyncPrefectClient, deployment_ids: set[UUID], since: datetime
+) -> list[LeftRun]:
+    """The subflow runs (an incident's watch cycles) still Running or Pending whose parent run,
+    of a served deployment, has ended: their process went with it, so they are Crashed."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentTaskRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=False),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+            ),
+        )
+    )
+    closed: list[LeftRun] = []
+    for run in runs:
+        if run.parent_task_run_id is None or (run.start_time and run.start_time < since):
+            continue
+        parent_id = client.read_task_run(run.parent_task_run_id).flow_run_id
+        if parent_id is None:
+            continue
+        parent = client.read_flow_run(parent_id)
+        if parent.deployment_id not in deployment_ids or not (
+            parent.state is not None and parent.state.is_final()
+        ):
+            continue
+        state: State[Any] = Crashed(
+            message=f"vigie serve stopped during this run; its parent run {parent.name!r} "
+            f"ended {parent.state.name if parent.state else ''}"
+        )
+        client.set_flow_run_state(run.id, state, force=True)
+        closed.append(LeftRun(str(run.id), run.name, f"subflow of {parent.name}", str(state.name)))
     return closed

@@ -4,7 +4,7 @@ A real `prefect server start` (the session's `prefect_server`), `vigie serve` ag
 scenario on the local feed server and a local SMTP server; then, in the browser, as a person:
 1. the deployments page lists every Vigie deployment, ready, with its schedules;
 2. a watch cycle started with "Run > Quick run" completes, and its page shows the
-   `watch-cycle-summary` artifact and the `top-stories` table;
+   `watch-cycle-summary` and `situation` artifacts and the `top-stories` table;
 3. incident-mode started with "Run > Custom run" (a name, one extra query, a short duration)
    completes, and its situation report reaches the SMTP server;
 4. the link of the crisis alert's email opens the paused acknowledge-alert run, which takes a
@@ -310,6 +310,8 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _wait_state(page, "Completed")
         assert page.get_by_text(re.compile(r"^watch-cycle 20\d\d-")).first.is_visible()
         _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
+        # The situation now, an artifact of the run itself, replaced by every cycle.
+        page.get_by_text("situation", exact=True).first.wait_for()
         screenshots(page, "watch-cycle-artifacts")
         page.get_by_text("watch-cycle-summary", exact=True).click()
         page.get_by_text("Articles principaux", exact=True).wait_for()
