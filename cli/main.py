@@ -921,7 +921,9 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
                 "incident.line",
                 incident_id=incident.incident_id,
                 name=incident.name,
-                status=incident.status,
+                status=say(language, f"incident.{incident.status}")
+                if incident.status in ("running", "ended", "stopped", "crashed")
+                else incident.status,
                 stop=stop,
                 start=f"{incident.started_at:%Y-%m-%d %H:%M %Z}",
                 end=f"{end:%Y-%m-%d %H:%M %Z}",

@@ -38,6 +38,10 @@ WORDS: dict[str, dict[str, str]] = {
             "Prefect : incident-mode)."
         ),
         "incident.stop_asked": ", arrêt demandé par {by}",
+        "incident.running": "en cours",
+        "incident.ended": "terminé",
+        "incident.stopped": "arrêté",
+        "incident.crashed": "interrompu",
         "incident.line": (
             "{incident_id} « {name} » {status}{stop} : {start} -> {end}, "
             "{sitreps} point(s) de situation"
@@ -77,6 +81,10 @@ WORDS: dict[str, dict[str, str]] = {
             "No incident yet (start incident mode from the Prefect UI: incident-mode)."
         ),
         "incident.stop_asked": ", stop asked by {by}",
+        "incident.running": "running",
+        "incident.ended": "ended",
+        "incident.stopped": "stopped",
+        "incident.crashed": "crashed",
         "incident.line": (
             "{incident_id} {name!r} {status}{stop}: {start} -> {end}, {sitreps} situation report(s)"
         ),

@@ -319,7 +319,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
         text=True,
         timeout=60,
     )
-    assert "'boycott' stopped, stop asked by Awa Diallo" in listed.stdout
+    assert "« boycott » arrêté, arrêt demandé par Awa Diallo" in listed.stdout  # in French
 
 
 def _prefect(args: list[str], cwd: Path, env: dict[str, str]) -> None:
