@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from cli.common import EXIT_ERROR, parse_day, settings_of
 from cli.examples import ExampleParser
+from cli.words import say
 from vigie.errors import ConfigError, VigieError
 from vigie.settings import Settings, load_secrets, load_settings, resolve_config_path
 
@@ -43,23 +44,17 @@ def cmd_readiness(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     secrets = load_secrets(settings)
+    language = settings.organisation.language
     if not settings.teams:
-        print("No team to remind: add [[teams]] to the configuration.")
+        print(say(language, "readiness.no_team"))
         return 0
     now = args.now or datetime.now(UTC)
     outcomes = send_readiness(
         settings.warehouse_path, settings, secrets, now=now, team=args.team, force=args.force
     )
-    words = {
-        "sent": "sent",
-        "failed": "FAILED",
-        "queued": "queued",
-        "already_sent": "already sent this period",
-        "already_queued": "already queued this period",
-    }
     for outcome in outcomes:
         detail = f": {outcome.detail}" if outcome.detail else ""
-        print(f"{outcome.team}: {words[outcome.outcome]}{detail}")
+        print(f"{outcome.team}: {say(language, f'readiness.{outcome.outcome}')}{detail}")
     return EXIT_ERROR if any(o.outcome == "failed" for o in outcomes) else 0
 
 
@@ -76,14 +71,27 @@ def cmd_ack(args: argparse.Namespace) -> int:
         store = Store(con)
         before = store.acknowledge_alert(args.alert_id, by, datetime.now(UTC))
         event = acknowledged_event(store, args.alert_id, by) if before == "open" else None
+    language = settings.organisation.language
     if before == "open":
-        print(f"{args.alert_id} acknowledged by {by}")
+        print(say(language, "ack.done", alert_id=args.alert_id, by=by))
     else:
-        print(f"{args.alert_id} was already {before}; nothing changed")
+        status = (
+            say(language, f"status.{before}") if before in ("acknowledged", "resolved") else before
+        )
+        print(say(language, "ack.already", alert_id=args.alert_id, status=status))
     # The Prefect event, when a Prefect server is configured (PREFECT_API_URL) and answers.
     note = emit_from_command([event] if event else [])
     if note:
         print(note, file=sys.stderr)
+    # The acknowledge run the alert's email links to stops waiting: it records the same name.
+    if before in ("open", "acknowledged"):
+        from tasks.publish.runs import resume_acknowledge_runs
+
+        resumed = resume_acknowledge_runs(args.alert_id, by)
+        if resumed in ("closed", "left"):
+            print(say(language, f"ack.run_{resumed}", alert_id=args.alert_id), file=sys.stderr)
+        elif resumed:
+            print(say(language, "ack.run_error", error=resumed), file=sys.stderr)
     return 0
 
 
@@ -218,9 +226,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
     check_api_answers()
     with open_warehouse(settings.warehouse_path):
         pass
+    language = settings.organisation.language
     print(
-        f"Drill {drill_id_for(args.name)}: the alert goes to the cell; take charge with "
-        f"vigie ack ALERT --by NAME (waiting up to {args.ack_wait} min)",
+        say(language, "drill.start", drill_id=drill_id_for(args.name), minutes=args.ack_wait),
         file=sys.stderr if args.json else sys.stdout,
         flush=True,
     )
@@ -228,12 +236,16 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    print(
-        f"drill {result['drill_id']}: {result['status']}, alert {result['alert_id'] or '-'}, "
-        f"time to detect {format_duration(result['time_to_detect_s'])}, "
-        f"time to acknowledge {format_duration(result['time_to_ack_s'])}"
-        + (f" ({result['acknowledged_by']})" if result["acknowledged_by"] else "")
+    done = say(
+        language,
+        "drill.done",
+        drill_id=result["drill_id"],
+        status=result["status"],
+        alert_id=result["alert_id"] or "-",
+        detect=format_duration(result["time_to_detect_s"]),
+        ack=format_duration(result["time_to_ack_s"]),
     )
+    print(done + (f" ({result['acknowledged_by']})" if result["acknowledged_by"] else ""))
     return 0
 
 
@@ -244,15 +256,30 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
         incidents = IncidentStore(con).incidents()
+    language = settings.organisation.language
     if not incidents:
-        print("No incident yet (start incident mode from the Prefect UI: incident-mode).")
+        print(say(language, "incident.none"))
     for incident in incidents:
         end = incident.ended_at or incident.ends_at
-        stop = f", stop asked by {incident.stop_requested_by}" if incident.stop_requested_at else ""
+        stop = (
+            say(language, "incident.stop_asked", by=incident.stop_requested_by)
+            if incident.stop_requested_at
+            else ""
+        )
         print(
-            f"{incident.incident_id} {incident.name!r} {incident.status}{stop}: "
-            f"{incident.started_at:%Y-%m-%d %H:%M %Z} -> {end:%Y-%m-%d %H:%M %Z}, "
-            f"{incident.sitreps} situation report(s)"
+            say(
+                language,
+                "incident.line",
+                incident_id=incident.incident_id,
+                name=incident.name,
+                status=say(language, f"incident.{incident.status}")
+                if incident.status in ("running", "ended", "stopped", "crashed")
+                else incident.status,
+                stop=stop,
+                start=f"{incident.started_at:%Y-%m-%d %H:%M %Z}",
+                end=f"{end:%Y-%m-%d %H:%M %Z}",
+                sitreps=incident.sitreps,
+            )
         )
     return 0
 
@@ -268,8 +295,12 @@ def cmd_incident_stop(args: argparse.Namespace) -> int:
     if incident is None:
         raise VigieError(f"no incident named {args.name!r} is running (vigie incident list)")
     print(
-        f"{incident.incident_id} will stop after its current cycle and send its report "
-        f"(asked by {by})"
+        say(
+            settings.organisation.language,
+            "incident.stopping",
+            incident_id=incident.incident_id,
+            by=by,
+        )
     )
     return 0
 

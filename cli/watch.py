@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from cli.common import EXIT_ERROR, EXIT_INTERRUPTED, exit_now, set_up_watch_automation, settings_of
 from cli.examples import ExampleParser
+from cli.words import say
 from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
 from vigie.progress import ProgressBar, reporting
 from vigie.settings import Settings, load_secrets, load_settings, resolve_config_path, source_token
@@ -160,6 +162,7 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from flows.watch_cycle import watch_cycle
+    from tasks.publish.situation import cycle_result
     from tasks.publish.ui import api_answers, api_url, record_unrecorded_runs
     from vigie.serve import check_api_answers
     from warehouse.connection import open_warehouse
@@ -184,7 +187,8 @@ def _run_cycle(config_path: Path) -> Mapping[str, Any]:
     cycle = watch_cycle.with_options(on_running=[*watch_cycle.on_running_hooks, remember_run])
     try:
         with ProgressBar("fetching", "sources") as bar, reporting("fetch", bar):
-            return cycle(str(config_path))
+            # A cycle whose emails failed ends Failed, with its summary (the outbox retries).
+            return cycle_result(cycle(str(config_path), return_state=True))
     except (httpx.HTTPError, PrefectHTTPStatusError) as err:
         # Sources and SMTP do not use httpx: this is the Prefect API, gone during the cycle
         # (the flow run's state could not be recorded). The warehouse says what was done.
@@ -414,9 +418,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         set_up_watch_automation(settings)
     except VigieError as err:  # the watch itself matters more: serve, and say so
         print(f"vigie: warning: {err}; `vigie watchdog` in cron still watches", file=sys.stderr)
-    serve_deployments(deployments, limit=args.limit)
+    started = datetime.now(UTC)
+    try:
+        serve_deployments(deployments, limit=args.limit)
+    finally:
+        # Even after a second Ctrl-C cut Prefect's own shutdown short; further signals wait
+        # for this (SIGKILL still ends it at once).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _close_left_runs(
+            [f"{d.flow_name}/{d.name}" for d in deployments],
+            started,
+            settings.organisation.language,
+        )
     print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
+
+
+def _close_left_runs(deployment_names: list[str], started: datetime, language: str) -> None:
+    """Runs this serve left unfinished (their processes end with it) are closed with a
+    message, and an incident-mode run's incident ends with its report."""
+    from flows.incident import close_incident_of_run, incident_mode
+    from tasks.publish.runs import close_left_runs
+
+    def end_incident(flow: str, run: Any, state: Any) -> None:
+        if flow == incident_mode.name:
+            try:
+                close_incident_of_run(incident_mode, run, state)
+            except VigieError as err:
+                print(f"vigie: {run.name}: {one_line(err)}", file=sys.stderr, flush=True)
+
+    for left in close_left_runs(deployment_names, started, on_closed=end_incident):
+        line = say(language, "serve.left", name=left.name, flow=left.flow, state=left.state)
+        print(line, flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

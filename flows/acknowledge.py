@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
-from flows.params import ConfigPath
+from flows.params import ConfigPath, label
 from tasks.publish.events import acknowledged_event, emit_vigie_events
 from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
@@ -50,9 +50,13 @@ def record_acknowledgement(config_path: str, alert_id: str, name: str, now: date
 
 @flow(name="acknowledge-alert", flow_run_name="acknowledge {alert_id}")
 def acknowledge_alert(
-    alert_id: Annotated[str, Field(min_length=1, max_length=200)],
+    alert_id: Annotated[
+        str, Field(min_length=1, max_length=200, json_schema_extra=label("Alert to take charge of"))
+    ],
     config_path: ConfigPath = "vigie.toml",
-    wait_hours: Annotated[float, Field(gt=0, le=168)] = 24,
+    wait_hours: Annotated[
+        float, Field(gt=0, le=168, json_schema_extra=label("Hours to wait for a name"))
+    ] = 24,
 ) -> str:
     """Wait (paused) for someone of the cell to take charge of `alert_id`, then record it.
 

@@ -12,6 +12,7 @@ Requires: `VIGIE_SMTP_PASSWORD` when `email.username` is set.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from prefect.flows import Flow
 from pydantic import EmailStr, Field
 
 import vigie  # noqa: F401  (turns telemetry off before Prefect is imported)
+from flows.params import ConfigPath, label
 from flows.watch_cycle import load_config_task, watch_cycle
 from tasks.notify.incident import (
     MAX_NAME,
@@ -43,16 +45,37 @@ from vigie.settings import load_secrets, load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import IncidentStore
 
-# Bounds here, descriptions in the flow's docstring (Prefect builds the UI form from both).
-IncidentName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+# Bounds and labels here, descriptions in the flow's docstring (Prefect builds the UI form from
+# both). Lists default to empty, not None: the form then shows the list, not a "list | None"
+# switch.
+IncidentName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=NAME_PATTERN,
+        json_schema_extra=label("Incident name"),
+    ),
+]
 ExtraQueries = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=MAX_QUERIES)
+    Sequence[Annotated[str, Field(min_length=1, max_length=2000)]],
+    Field(max_length=MAX_QUERIES, json_schema_extra=label("Extra queries to watch")),
 ]
 # Small lower bounds let tests run incident mode in seconds; the defaults suit a real crisis.
-CadenceMinutes = Annotated[float, Field(ge=0.02, le=60)]
-DurationHours = Annotated[float, Field(gt=0, le=168)]
-SitrepMinutes = Annotated[float, Field(ge=0.02, le=1440)]
-ExtraRecipients = Annotated[list[EmailStr], Field(max_length=MAX_RECIPIENTS)]
+CadenceMinutes = Annotated[
+    float, Field(ge=0.02, le=60, json_schema_extra=label("Minutes between two watch cycles"))
+]
+DurationHours = Annotated[
+    float, Field(gt=0, le=168, json_schema_extra=label("How long it lasts, in hours"))
+]
+SitrepMinutes = Annotated[
+    float,
+    Field(ge=0.02, le=1440, json_schema_extra=label("Minutes between two situation reports")),
+]
+ExtraRecipients = Annotated[
+    Sequence[EmailStr],
+    Field(max_length=MAX_RECIPIENTS, json_schema_extra=label("Who else gets the reports")),
+]
 
 
 def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
@@ -88,24 +111,27 @@ def close_incident_of_run(flow: Flow[..., Any], flow_run: FlowRun, state: State)
 )
 def incident_mode(
     name: IncidentName,
-    extra_queries: ExtraQueries | None = None,
+    extra_queries: ExtraQueries = (),
     cadence_minutes: CadenceMinutes = 5.0,
     duration_hours: DurationHours = 24.0,
     sitrep_every_minutes: SitrepMinutes = 60.0,
-    extra_recipients: ExtraRecipients | None = None,
-    config_path: str = "vigie.toml",
+    extra_recipients: ExtraRecipients = (),
+    config_path: ConfigPath = "vigie.toml",
 ) -> dict[str, Any]:
     """Run incident mode until its duration passes or someone stops it; return its outcome.
 
     Args:
-        name: The incident's name (letters, digits, spaces, . ' -), for example the topic.
-        extra_queries: Extra queries to watch during the incident, in Vigie's query syntax
-            (for example: rappel* NEAR/5 "lait cru"); at most 10.
-        cadence_minutes: Minutes between two watch cycles of the incident.
-        duration_hours: How long incident mode lasts, in hours; it can be stopped any time.
-        sitrep_every_minutes: Minutes between two situation reports (H+1, H+2, ...).
-        extra_recipients: Addresses that get the reports besides the crisis cell.
-        config_path: The configuration file (vigie.toml).
+        name: A short name for the incident, for example its topic; it names the runs and
+            the reports (letters, digits, spaces, . ' -).
+        extra_queries: Words to watch during the incident only, beside the configured
+            watches, one query per item in Vigie's query syntax (a "quoted phrase", word*,
+            OR, NOT, NEAR/5); at most 10. Leave empty to watch the usual topics.
+        cadence_minutes: How often the incident's watch cycles run.
+        duration_hours: When incident mode ends by itself; stop it earlier with
+            `vigie incident stop NAME` or by cancelling the run.
+        sitrep_every_minutes: How often a situation report (H+1, H+2, ...) goes to the cell.
+        extra_recipients: Email addresses that get the reports besides the crisis cell.
+        config_path: The Vigie configuration file (vigie.toml), as the deployment reads it.
     """
     queries = list(extra_queries or [])
     watches = extra_watches(name, queries)  # a malformed query fails the run here, at once

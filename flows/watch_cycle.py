@@ -5,6 +5,9 @@ Schedule: every `schedule.watch_every_minutes` (prefect.yaml, deployment `watch-
 Parameters: `config_path` (the TOML file), `now` (the cycle's clock, for replays and tests).
 Requires: `VIGIE_SMTP_PASSWORD` when `email.username` is set.
 A failing source is recorded and the run ends Completed; a broken warehouse or config fails it.
+A cycle that opens or escalates an alert ends in a Completed state named for its level ("Crise",
+"Alerte"), tagged `level:` and `topic:`; one whose emails failed ends Failed, named so
+(tasks/publish/situation.py).
 """
 
 from __future__ import annotations
@@ -64,11 +67,16 @@ from tasks.publish.events import emit_cycle_events_task, emit_watch_event_task
 from tasks.publish.report import (
     StepClock,
     cycle_summary,
-    publish_summary_task,
-    publish_top_stories_task,
-    publish_validation_task,
+    publish_cycle_artifacts,
     read_top_stories_task,
 )
+from tasks.publish.situation import (
+    cycle_verdict,
+    final_state,
+    publish_situation,
+    read_situation_task,
+)
+from tasks.publish.ui import tag_flow_run
 from vigie.models import CycleSummary, SourceOutcome, SourceState
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
@@ -289,7 +297,22 @@ def watch_cycle(
     emit_watch_event_task(path, _q(settings), cycle_id)
     tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
     stories = read_top_stories_task(path, now, tolerance)
-    publish_summary_task(summary, _q(stories))
-    publish_top_stories_task(_q(stories))
-    publish_validation_task(_q(checked), steps.run_checks)
-    return summary
+    changed = [*summary["alerts_opened"], *summary["alerts_escalated"]]
+    situation, alerts = read_situation_task(path, changed)
+    # Published from the flow's body, not from tasks: the artifacts belong to the flow run.
+    language = settings.organisation.language
+    publish_cycle_artifacts(
+        summary, stories, checked, steps.run_checks, language=language, alerts=alerts
+    )
+    publish_situation(
+        situation,
+        now=datetime.now(UTC),
+        language=language,
+        timezone=settings.organisation.timezone,
+        summary=summary,
+    )
+    verdict = cycle_verdict(summary, alerts, language)
+    tag_flow_run(run_id, verdict.tags)
+    # Prefect makes a returned state the run's final state ("Crise", "Emails en échec"...);
+    # the caller gets the summary as the flow's result (cycle_result for a Failed one).
+    return cast(CycleSummary, final_state(verdict, summary))

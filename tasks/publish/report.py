@@ -210,15 +210,107 @@ def _when(value: object) -> str:
     return md_text(value or "")
 
 
-def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The cycle's summary for the Prefect UI: counts, failed sources and why, alerts opened
-    or escalated, emails, time per step, and the top stories with their links."""
+SUMMARY_TEXTS: dict[str, dict[str, str]] = {
+    "fr": {
+        "title": "Cycle de veille {cycle_id}",
+        "what": "| quoi | nombre |",
+        "sources": "sources",
+        "sources ok": "sources qui répondent",
+        "sources not modified": "sources inchangées",
+        "sources failed": "sources en échec",
+        "sources skipped": "sources non interrogées",
+        "entries parsed": "entrées lues",
+        "collected": "entrées collectées",
+        "matched": "retenues par les requêtes",
+        "new mentions": "nouvelles mentions",
+        "quarantined rows": "lignes en quarantaine",
+        "alerts opened": "alertes ouvertes",
+        "alerts escalated": "alertes aggravées",
+        "emails sent": "emails envoyés",
+        "emails failed": "emails en échec",
+        "Failed sources": "Sources en échec",
+        "source reason": "| source | raison |",
+        "Alerts": "Alertes",
+        "opened": "ouverte",
+        "escalated": "aggravée",
+        "alert line": "- {level} {verb} : « {topic} » ({alert_id})",
+        "Topics": "Sujets",
+        "topics header": "| sujet | mentions | gravité | niveau |",
+        "Top stories": "Articles principaux",
+        "stories header": "| article | média | rang | mentions |",
+        "Emails not sent": "Emails non envoyés",
+        "Skipped sources": "Sources non interrogées",
+        "Failed checks": "Contrôles en échec",
+        "Source quality": "Qualité des sources",
+        "Source health": "Santé des sources",
+        "Time per step": "Durée de chaque étape",
+        "steps header": "| étape | secondes |",
+        "footer": (
+            "Collecte {collection} s (du premier téléchargement à la fin du chargement), "
+            "cycle entier {total} s."
+        ),
+        "crise": "Crise",
+        "alerte": "Alerte",
+        "vigilance": "Vigilance",
+        "veille": "Veille",
+    },
+    "en": {
+        "title": "Watch cycle {cycle_id}",
+        "what": "| what | count |",
+        "Failed sources": "Failed sources",
+        "source reason": "| source | reason |",
+        "Alerts": "Alerts",
+        "opened": "opened",
+        "escalated": "escalated",
+        "alert line": "- {level} {verb}: “{topic}” ({alert_id})",
+        "Topics": "Topics",
+        "topics header": "| topic | mentions | severity | level |",
+        "Top stories": "Top stories",
+        "stories header": "| story | outlet | tier | mentions |",
+        "Time per step": "Time per step",
+        "steps header": "| step | seconds |",
+        "footer": (
+            "Collection {collection} s (first fetch to end of loading), whole cycle {total} s."
+        ),
+        "crise": "Crisis",
+        "alerte": "Alert",
+        "vigilance": "Warning",
+        "veille": "Watch",
+    },
+}
+
+
+def _word(language: str, key: str) -> str:
+    """The UI text `key` in `language` (English, then the key itself, when missing)."""
+    return SUMMARY_TEXTS.get(language, {}).get(key) or SUMMARY_TEXTS["en"].get(key) or key
+
+
+def _seconds(value: float, language: str) -> str:
+    text = f"{value:.2f}"
+    return text.replace(".", ",") if language == "fr" else text
+
+
+def summary_markdown(
+    summary: CycleSummary,
+    stories: Sequence[Mapping[str, Any]] = (),
+    *,
+    language: str = "en",
+    alerts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The cycle's summary for the Prefect UI, in `language`: counts, failed sources and why,
+    alerts opened or escalated (level and topic, from `alerts`: their details by id), emails,
+    time per step, and the top stories with their links."""
     failed = summary["sources_failed"]
     escalated = [*summary["alerts_escalated"], *summary.get("escalations", [])]
+    alerts = alerts or {}
+
+    def word(key: str) -> str:
+        return _word(language, key)
+
     lines = [
-        f"# Watch cycle {md_text(summary['cycle_id'])}",
+        f"# {word('title').format(cycle_id=md_text(summary['cycle_id']))}",
         "",
-        "| what | count |",
+        word("what"),
         "|---|---|",
     ]
     for label, value in (
@@ -238,34 +330,36 @@ def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]]
         ("emails sent", summary["emails_sent"]),
         ("emails failed", len(summary.get("emails_failed") or {})),
     ):
-        lines.append(f"| {label} | {value} |")
+        lines.append(f"| {word(label)} | {value} |")
     if failed:
-        lines += ["", "## Failed sources", "", "| source | reason |", "|---|---|"]
+        lines += ["", f"## {word('Failed sources')}", "", word("source reason"), "|---|---|"]
         lines += [f"| {md_text(s)} | {md_text(r)} |" for s, r in failed.items()]
     if summary["alerts_opened"] or escalated:
-        lines += ["", "## Alerts", ""]
-        lines += [f"- opened: {md_text(a)}" for a in summary["alerts_opened"]]
-        lines += [f"- escalated: {md_text(a)}" for a in escalated]
+        lines += ["", f"## {word('Alerts')}", ""]
+        for verb, ids in (("opened", summary["alerts_opened"]), ("escalated", escalated)):
+            for alert_id in ids:
+                alert = alerts.get(alert_id)
+                if alert is None:  # a cell escalation ("al-...: level 1 -> 2"), or no details
+                    lines.append(f"- {word(verb)}: {md_text(alert_id)}")
+                    continue
+                level = str(alert.get("level") or "")
+                lines.append(
+                    word("alert line").format(
+                        level=f"**{md_text(word(level))}**",
+                        verb=word(verb),
+                        topic=md_text(alert.get("topic") or ""),
+                        alert_id=md_text(alert_id),
+                    )
+                )
     if summary.get("topics"):
+        lines += ["", f"## {word('Topics')}", "", word("topics header"), "|---|---|---|---|"]
         lines += [
-            "",
-            "## Topics",
-            "",
-            "| topic | mentions | severity | level |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {md_text(topic)} | {t['mentions']} | {t['severity']:.0f} | {md_text(t['level'])} |"
+            f"| {md_text(topic)} | {t['mentions']} | {t['severity']:.0f} | "
+            f"{md_text(word(str(t['level'])))} |"
             for topic, t in summary["topics"].items()
         ]
     if stories:
-        lines += [
-            "",
-            "## Top stories",
-            "",
-            "| story | outlet | tier | mentions |",
-            "|---|---|---|---|",
-        ]
+        lines += ["", f"## {word('Top stories')}", "", word("stories header"), "|---|---|---|---|"]
         lines += [
             f"| {md_link(s['title'], s['url'], 120)} | {md_text(s['source'], 80)} | "
             f"{s['tier']} | {s['mentions']} |"
@@ -280,7 +374,7 @@ def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]]
         ),
     ):
         if reasons:
-            lines += ["", f"## {title}", ""]
+            lines += ["", f"## {word(title)}", ""]
             lines += [f"- {md_text(k)}: {md_text(v)}" for k, v in reasons.items()]
     for title, items in (
         ("Failed checks", summary.get("failed_checks")),
@@ -288,33 +382,48 @@ def summary_markdown(summary: CycleSummary, stories: Sequence[Mapping[str, Any]]
         ("Source health", summary.get("health_changes")),
     ):
         if items:
-            lines += ["", f"## {title}", ""] + [f"- {md_text(item)}" for item in items]
-    lines += ["", "## Time per step", "", "| step | seconds |", "|---|---|"]
-    lines += [f"| {md_text(step)} | {seconds:.2f} |" for step, seconds in summary["steps"].items()]
+            lines += ["", f"## {word(title)}", ""] + [f"- {md_text(item)}" for item in items]
+    lines += ["", f"## {word('Time per step')}", "", word("steps header"), "|---|---|"]
+    lines += [
+        f"| {md_text(step)} | {_seconds(seconds, language)} |"
+        for step, seconds in summary["steps"].items()
+    ]
     lines += [
         "",
-        f"Collection {summary['duration_s']:.2f} s (first fetch to end of loading), "
-        f"whole cycle {summary.get('total_s', summary['duration_s']):.2f} s.",
+        word("footer").format(
+            collection=_seconds(summary["duration_s"], language),
+            total=_seconds(summary.get("total_s", summary["duration_s"]), language),
+        ),
     ]
     return "\n".join(lines)
 
 
-def top_story_rows(stories: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
-    """One row per story for the `top-stories` table artifact; the UI renders text cells as
-    markdown, so every text is escaped and the link is one only for http(s) addresses."""
+STORY_COLUMNS = {
+    "fr": ("article", "sujet", "média", "rang", "mentions", "sources", "vu d’abord"),
+    "en": ("story", "topic", "outlet", "tier", "mentions", "sources", "first seen"),
+}
+
+
+def top_story_rows(
+    stories: Sequence[Mapping[str, Any]], language: str = "en"
+) -> list[dict[str, object]]:
+    """One row per story for the `top-stories` table artifact, columns in `language`; the
+    title links to the story. The UI renders text cells as markdown, so every text is escaped
+    and the title is a link only for an http(s) address."""
+    title, topic, outlet, tier, mentions, sources, first = STORY_COLUMNS.get(
+        language, STORY_COLUMNS["en"]
+    )
     rows: list[dict[str, object]] = []
     for story in stories:
-        href = safe_url(story.get("url") or "")
         rows.append(
             {
-                "title": md_text(story.get("title") or "", 160),
-                "topic": md_text(", ".join(story.get("topics") or []), 80),
-                "outlet": md_text(story.get("source") or "", 80),
-                "tier": story.get("tier"),
-                "mentions": story.get("mentions"),
-                "sources": story.get("sources"),
-                "first seen": _when(story.get("first_published_at")),
-                "link": md_link(urlsplit(href).hostname or "link", href, 80) if href else "",
+                title: md_link(story.get("title") or "", story.get("url") or "", 160),
+                topic: md_text(", ".join(story.get("topics") or []), 80),
+                outlet: md_text(story.get("source") or "", 80),
+                tier: story.get("tier"),
+                mentions: story.get("mentions"),
+                sources: story.get("sources"),
+                first: _when(story.get("first_published_at")),
             }
         )
     return rows
@@ -331,23 +440,54 @@ def read_top_stories_task(
         )
 
 
-@task(name="publish-summary", cache_policy=NO_CACHE)
-def publish_summary_task(summary: CycleSummary, stories: Sequence[Mapping[str, Any]] = ()) -> None:
-    """Show the cycle's summary as a markdown artifact in the Prefect UI."""
+DESCRIPTIONS = {
+    "fr": {
+        "watch-cycle-summary": "Ce que le dernier cycle de veille a collecté, chargé et envoyé",
+        "top-stories": "Articles principaux des dernières 24 h : grands médias, puis portée",
+        "validation": "Verdicts de Great Expectations sur les mentions et les collectes du cycle",
+        "quarantine": "Mentions mises à l’écart par la validation, et pourquoi",
+    },
+    "en": {
+        "watch-cycle-summary": "What the last watch cycle collected, loaded and sent",
+        "top-stories": "Top stories of the last 24 hours: major outlets first, then reach",
+        "validation": "Great Expectations verdicts on this cycle's mentions and source runs",
+        "quarantine": "Mentions set apart by validation, with the expectations they failed",
+    },
+}
+
+
+def publish_cycle_artifacts(
+    summary: CycleSummary,
+    stories: Sequence[Mapping[str, Any]],
+    outcome: ValidationOutcome,
+    run_checks: Sequence[ExpectationCheck],
+    *,
+    language: str,
+    alerts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Publish the cycle's summary, top stories, validation verdicts and quarantine in
+    `language`. Called from the flow's body (not from a task), so that they belong to the flow
+    run and show on its page. Best effort: an API gone skips them with one warning."""
+    described = DESCRIPTIONS.get(language, DESCRIPTIONS["en"])
     publish_markdown(
         key="watch-cycle-summary",
-        markdown=summary_markdown(summary, stories),
-        description="What the last watch cycle collected, loaded and sent",
+        markdown=summary_markdown(summary, stories, language=language, alerts=alerts),
+        description=described["watch-cycle-summary"],
     )
-
-
-@task(name="publish-top-stories", cache_policy=NO_CACHE)
-def publish_top_stories_task(stories: Sequence[Mapping[str, Any]]) -> None:
-    """Show the day's top stories, with their links, as a table artifact in the Prefect UI."""
     publish_table(
         key="top-stories",
-        table=top_story_rows(stories),
-        description="Top stories of the last 24 hours: major outlets first, then reach",
+        table=top_story_rows(stories, language),
+        description=described["top-stories"],
+    )
+    publish_table(
+        key="validation",
+        table=validation_rows(outcome.checks, run_checks),
+        description=described["validation"],
+    )
+    publish_markdown(
+        key="quarantine",
+        markdown=quarantine_markdown(outcome.quarantined),
+        description=described["quarantine"],
     )
 
 
@@ -389,20 +529,3 @@ def quarantine_markdown(quarantined: Sequence[QuarantinedMention], limit: int = 
     if len(quarantined) > limit:
         lines.append(f"\n… and {len(quarantined) - limit} more (table `quarantine`).")
     return "\n".join(lines)
-
-
-@task(name="publish-validation", cache_policy=NO_CACHE)
-def publish_validation_task(
-    outcome: ValidationOutcome, run_checks: Sequence[ExpectationCheck]
-) -> None:
-    """Show each expectation's verdict and the quarantined rows in the Prefect UI."""
-    publish_table(
-        key="validation",
-        table=validation_rows(outcome.checks, run_checks),
-        description="Great Expectations verdicts on this cycle's mentions and source runs",
-    )
-    publish_markdown(
-        key="quarantine",
-        markdown=quarantine_markdown(outcome.quarantined),
-        description="Mentions set apart by validation, with the expectations they failed",
-    )

@@ -10,7 +10,7 @@ a cycle publishes four artifacts."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,23 @@ def publish_table(key: str, table: list[dict[str, Any]], description: str) -> bo
         lambda: create_table_artifact(key=key, table=table, description=description),
     )
     return done is not None
+
+
+def tag_flow_run(flow_run_id: UUID | str | None, tags: Sequence[str]) -> bool:
+    """Add `tags` to the flow run's own (the run list filters by them); False when there is
+    no run, no tag, or the API is gone or refuses."""
+    from prefect import get_client
+
+    if flow_run_id is None or not tags:
+        return False
+
+    def update() -> bool:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(str(flow_run_id)))
+            client.update_flow_run(run.id, tags=list(dict.fromkeys([*run.tags, *tags])))
+        return True
+
+    return publish("run tags", update) is not None
 
 
 def publish_progress(key: str, description: str) -> UUID | None:

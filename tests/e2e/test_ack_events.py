@@ -41,7 +41,7 @@ def test_vigie_ack_without_a_prefect_server_emits_nothing_and_starts_none(
     home = tmp_path / "prefect-home"
     result, _ = _ack(config, alert_id, {"PREFECT_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{alert_id} acknowledged by Awa Diallo\n"
+    assert result.stdout == f"{alert_id} pris en charge par Awa Diallo\n"
     assert result.stderr == ""
     # A temporary Prefect server would have created its database here.
     assert not (home / "prefect.db").exists()
@@ -57,7 +57,7 @@ def test_vigie_ack_with_its_prefect_server_down_says_so_in_one_line(
         config, alert_id, {"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "ph")}
     )
     assert result.returncode == 0
-    assert result.stdout == f"{alert_id} acknowledged by Awa Diallo\n"
+    assert result.stdout == f"{alert_id} pris en charge par Awa Diallo\n"
     assert result.stderr.splitlines() == [
         f"Prefect server at {api_url} did not answer: no Prefect event emitted"
     ]

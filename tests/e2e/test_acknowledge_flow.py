@@ -109,3 +109,53 @@ def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)  # type: ignore[arg-type]
     assert run.parameters == {"alert_id": "al-test", "config_path": str(config)}
+
+
+def test_vigie_ack_on_the_command_line_closes_the_paused_run_of_the_alert(
+    prefect_harness: str, write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from cli.main import main
+    from flows.acknowledge import acknowledge_alert
+
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}], smtp_port=25
+    )
+    alert_id = _open_alert(config)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = acknowledge_alert(alert_id, str(config), 0.1)
+        except BaseException as err:  # reported by the assertion below
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    paused = None
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        name = FlowRunFilter(name=FlowRunFilterName(any_=[f"acknowledge {alert_id}"]))
+        while paused is None and time.monotonic() < deadline and worker.is_alive():
+            runs = client.read_flow_runs(flow_run_filter=name)
+            paused = next((r for r in runs if r.state and r.state.is_paused()), None)
+            time.sleep(0.5)
+        assert paused is not None, f"the run never paused: {outcome}"
+        assert main(["--config", str(config), "ack", alert_id, "--by", "Awa Diallo"]) == 0
+        worker.join(timeout=120)
+        final = client.read_flow_run(paused.id)
+    out, err = capsys.readouterr()
+    # In the organisation's language (French here).
+    assert out.strip() == f"{alert_id} pris en charge par Awa Diallo"
+    assert f"la demande de prise en charge de {alert_id} dans Prefect est close" in err
+    # The run no longer waits: it completed, having found the alert taken in charge.
+    assert final.state is not None and final.state.is_completed(), final.state
+    assert outcome.get("result") == f"{alert_id} was already acknowledged; nothing changed"
+    with open_warehouse(config.parent / "wh" / "vigie.duckdb") as con:
+        events = con.execute(
+            "SELECT kind, detail->>'by' FROM alert_events WHERE alert_id = ? ORDER BY occurred_at",
+            [alert_id],
+        ).fetchall()
+    assert events == [("opened", None), ("acknowledged", "Awa Diallo")]

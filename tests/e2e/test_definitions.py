@@ -86,3 +86,26 @@ def test_entrypoint_imports_in_a_fresh_process_without_side_effects(
     undescribed = [name for name, field in properties.items() if not field.get("description")]
     assert undescribed == []
     assert "config_path" in properties
+
+
+def test_every_deployment_says_what_it_does() -> None:
+    for deployment in DEPLOYMENTS:
+        assert len(str(deployment.get("description") or "").split()) >= 5, deployment["name"]
+
+
+def test_the_incident_form_has_plain_labels_lists_without_a_none_switch_and_no_example_left() -> (
+    None
+):
+    from flows.incident import incident_mode
+
+    form = incident_mode.parameters.model_dump_for_openapi()
+    for name, field in form["properties"].items():
+        # The form's label: words, not the parameter's snake_case name.
+        assert field["title"] != name and "_" not in field["title"], (name, field["title"])
+        assert field.get("description"), name
+        assert "anyOf" not in field, (name, field)  # a "list | None" switch in the form
+    assert form["properties"]["extra_queries"]["default"] == []
+    assert form["required"] == ["name"]
+    text = json.dumps(form, ensure_ascii=False).lower()
+    assert "lait" not in text and "fromage" not in text  # the demo's dairy, not the user's
+    assert incident_mode.flow_run_name == "incident {name}"

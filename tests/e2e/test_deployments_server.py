@@ -8,6 +8,8 @@ the repository.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,3 +225,95 @@ def test_incident_mode_started_from_the_api_on_vigie_serve_mails_the_cell_with_a
     assert opened, [e.event for e in events]
     assert opened[0].resource["vigie.alert.topic"] in {"marque", "incident rappel 1"}
     assert opened[0].resource["vigie.drill"] == "false"
+
+
+def test_runs_left_unfinished_when_vigie_serve_stops_are_closed_and_the_incident_ends(
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """Ctrl-C (or SIGTERM) twice on `vigie serve` ends the processes of its runs: the
+    incident-mode run, its watch cycle (a subflow) and the paused acknowledge run are closed
+    with a message, and the incident ends with its report, instead of staying Running (or
+    Paused) for ever."""
+    project = copy_project(tmp_path / "project")
+    urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
+    # A source that answers after minutes holds the incident's first cycle (a subflow run)
+    # in its fetch while serve stops.
+    slow = {"name": "Lente", "url": feed_server.set("/slow.xml", "x", delay_s=300)}
+    config = write_config(sources=[*scenario_sources(urls), slow], smtp_port=mail_sink.port)
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("read_timeout_s = 2", "read_timeout_s = 240")
+    config.write_text(text.replace("deadline_s = 10", "deadline_s = 280"), encoding="utf-8")
+    serve = start_serve(prefect_server, "serve-stopped", config, project, tmp_path)
+    long_incident = {"name": "greve", "cadence_minutes": 30, "duration_hours": 2}
+    try:
+        with prefect_client(prefect_server) as client:
+            served = wait_served(client, config, ["incident-mode", "acknowledge-alert"], serve)
+            incident = client.create_flow_run_from_deployment(
+                served["incident-mode"].id, parameters=long_incident
+            )
+            ack = client.create_flow_run_from_deployment(
+                served["acknowledge-alert"].id, parameters={"alert_id": "al-left"}
+            )
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                states = [client.read_flow_run(r.id).state for r in (incident, ack)]
+                states += [r.state for r in _runs_named(client, "incident greve H")]
+                waiting = [s for s in states if s is not None and (s.is_running() or s.is_paused())]
+                if len(waiting) == 3 and _incident_status(config, "greve") == "running":
+                    break
+                assert serve.process.poll() is None, serve.output()[-3000:]
+                time.sleep(1)
+            else:
+                raise AssertionError(f"not under way: {states}\n{serve.output()[-3000:]}")
+        # Ctrl-C twice, as an impatient person does: the second cuts Prefect's own shutdown
+        # (cancelling the runs, running the incident's hook) short.
+        os.kill(serve.process.pid, signal.SIGTERM)
+        time.sleep(1.5)
+        os.kill(serve.process.pid, signal.SIGTERM)
+        serve.process.wait(timeout=180)
+    finally:
+        serve.stop(timeout_s=180)
+    with prefect_client(prefect_server) as client:
+        incident_run = client.read_flow_run(incident.id)
+        ack_run = client.read_flow_run(ack.id)
+        [cycle_run] = _runs_named(client, "incident greve H")
+    output = serve.output()
+    subjects = [str(m["Subject"]) for m in mail_sink.messages()]
+    seen = (
+        incident_run.state,
+        ack_run.state,
+        cycle_run.state,
+        _incident_status(config, "greve"),
+        subjects,
+    )
+    print(seen, output[-4000:])
+    # Final, with a message saying why: Prefect's runner cancels what it can as it shuts
+    # down, `vigie serve` closes what it left (Crashed, or Cancelled for a paused run).
+    for run in (incident_run, ack_run, cycle_run):
+        assert run.state is not None and run.state.is_final(), seen
+        assert run.state.message, seen
+    # The incident ends with its report instead of staying `running` in the warehouse.
+    assert _incident_status(config, "greve") in ("stopped", "crashed"), seen
+    assert any("greve — rapport d’incident" in s for s in subjects), seen
+
+
+def _incident_status(config: Path, name: str) -> str | None:
+    settings = load_settings(config)
+    if not settings.warehouse_path.exists():
+        return None
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        rows = con.execute("SELECT status FROM incidents WHERE name = ?", [name]).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
+def _runs_named(client: Any, prefix: str) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=prefix))
+    )
+    return [r for r in runs if r.name.startswith(prefix)]

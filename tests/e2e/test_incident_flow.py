@@ -290,7 +290,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
 
         stop = _stop_incident(config, prefect_harness, "Awa Diallo")
         assert stop.returncode == 0, stop.stderr
-        assert "will stop after its current cycle" in stop.stdout
+        assert "s’arrêtera après son cycle en cours" in stop.stdout  # in French
         asked = time.monotonic()
         incident.join(timeout=120)
         assert not incident.is_alive()
@@ -316,7 +316,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
     listed = vigie(
         "--config", str(config), "incident", "list", env=_prefect_env(prefect_harness), timeout=60
     )
-    assert "'boycott' stopped, stop asked by Awa Diallo" in listed.stdout
+    assert "« boycott » arrêté, arrêt demandé par Awa Diallo" in listed.stdout  # in French
 
 
 def _prefect(args: list[str], cwd: Path, env: dict[str, str]) -> None:

@@ -4,7 +4,7 @@ A real `prefect server start` (the session's `prefect_server`), `vigie serve` ag
 scenario on the local feed server and a local SMTP server; then, in the browser, as a person:
 1. the deployments page lists every Vigie deployment, ready, with its schedules;
 2. a watch cycle started with "Run > Quick run" completes, and its page shows the
-   `watch-cycle-summary` artifact and the `top-stories` table;
+   `watch-cycle-summary` and `situation` artifacts and the `top-stories` table;
 3. incident-mode started with "Run > Custom run" (a name, one extra query, a short duration)
    completes, and its situation report reaches the SMTP server;
 4. the link of the crisis alert's email opens the paused acknowledge-alert run, which takes a
@@ -87,6 +87,14 @@ INCIDENT = {
     "cadence_minutes": "0.05",
     "duration_hours": "0.0056",  # 20 seconds
     "sitrep_every_minutes": "0.15",
+}
+# The form's labels (flows/incident.py): plain words, not the parameters' names.
+LABELS = {
+    "name": "Incident name",
+    "extra_queries": "Extra queries to watch",
+    "cadence_minutes": "Minutes between two watch cycles",
+    "duration_hours": "How long it lasts, in hours",
+    "sitrep_every_minutes": "Minutes between two situation reports",
 }
 
 
@@ -243,7 +251,8 @@ def _view_scheduled_run(page: Page, submit: Callable[[], None], what: str) -> No
 
 def _form_property(page: Page, name: str) -> Locator:
     """The parameter `name` of a run form (its label is not tied to its input)."""
-    label = page.locator(".schema-form-property__label", has_text=re.compile(rf"^{name}( \(|$)"))
+    text = re.escape(name)
+    label = page.locator(".schema-form-property__label", has_text=re.compile(rf"^{text}( \(|$)"))
     return page.locator(".schema-form-property").filter(has=label).first
 
 
@@ -301,14 +310,13 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _wait_state(page, "Completed")
         assert page.get_by_text(re.compile(r"^watch-cycle 20\d\d-")).first.is_visible()
         _open_tab(page, "Artifacts", page.get_by_text("top-stories", exact=True))
+        # The situation now, an artifact of the run itself, replaced by every cycle.
+        page.get_by_text("situation", exact=True).first.wait_for()
         screenshots(page, "watch-cycle-artifacts")
         page.get_by_text("watch-cycle-summary", exact=True).click()
-        page.get_by_text("Top stories", exact=True).wait_for()
-        assert page.locator("tr", has_text="new mentions").first.inner_text().split() == [
-            "new",
-            "mentions",
-            "6",
-        ]
+        page.get_by_text("Articles principaux", exact=True).wait_for()
+        row = page.locator("tr", has_text="nouvelles mentions").first.inner_text()
+        assert row.split() == ["nouvelles", "mentions", "6"]
         assert page.locator("tr", has_text="not a feed: an HTML page").first.is_visible()
         assert page.get_by_text("La Laiterie Boréale agrandit son usine de Saguenay").is_visible()
         screenshots(page, "watch-cycle-summary", tall=True)
@@ -317,7 +325,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         page.get_by_text("top-stories", exact=True).click()
         page.get_by_text("4 Items").wait_for()
         header = page.locator("tr").first.inner_text()
-        for column in ("title", "topic", "outlet", "tier", "mentions", "first seen", "link"):
+        for column in ("article", "sujet", "média", "rang", "mentions", "vu d’abord"):
             assert column in header, header
         story = page.locator("tr", has_text="Prix du lait : la Laiterie Boréale signe").first
         assert "Le Quotidien du Nord" in story.inner_text()
@@ -327,13 +335,13 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         scenario.publish(feed_server, "burst", anchor)
         _open_deployment(page, ui, "incident-mode")
         _choose_run(page, "Custom run")
-        _form_property(page, "name").locator("textarea").fill(INCIDENT["name"])
-        queries = _form_property(page, "extra_queries")
-        queries.get_by_role("button", name="list", exact=True).click()
+        _form_property(page, LABELS["name"]).locator("textarea").fill(INCIDENT["name"])
+        queries = _form_property(page, LABELS["extra_queries"])
+        # An empty list by default: no "list | None" switch before "Add item".
         queries.get_by_role("button", name="Add item").click()
         queries.locator("textarea").first.fill(INCIDENT["extra_queries"])
         for name in ("cadence_minutes", "duration_hours", "sitrep_every_minutes"):
-            _form_property(page, name).locator("input").fill(INCIDENT[name])
+            _form_property(page, LABELS[name]).locator("input").fill(INCIDENT[name])
         screenshots(page, "incident-form")
         submit = page.get_by_role("button", name="Submit", exact=True)
         _view_scheduled_run(page, submit.click, "custom run of incident-mode")

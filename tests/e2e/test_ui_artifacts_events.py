@@ -94,16 +94,30 @@ def test_a_watch_cycle_shows_its_summary_and_top_stories_and_emits_alert_and_sou
     [alert_id] = burst["alerts_opened"]
     run_id = state.state_details.flow_run_id
 
+    # The cycle that opened the crisis says so in its final state, message and tags.
+    assert state.is_completed() and state.name == "Crise"
+    assert state.message == f"Crise ouverte : « marque » ({alert_id})"
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+    assert {"level:crise", "topic:marque"} <= set(run.tags)
+    assert run.state is not None and run.state.name == "Crise"
+
     artifacts = _artifacts(run_id)
-    assert {"watch-cycle-summary", "top-stories", "validation", "quarantine"} <= set(artifacts)
+    assert {"watch-cycle-summary", "top-stories", "validation", "quarantine", "situation"} <= set(
+        artifacts
+    )
+    # They belong to the flow run itself, one click from its page, not to a task run.
+    assert all(a.task_run_id is None for a in artifacts.values())
     summary = str(artifacts["watch-cycle-summary"].data)
-    assert f"| new mentions | {burst['new_mentions']} |" in summary
-    assert "| quarantined rows | 1 |" in summary
-    assert "| alerts opened | 1 |" in summary
-    assert f"| emails sent | {burst['emails_sent']} |" in summary
+    assert f"| nouvelles mentions | {burst['new_mentions']} |" in summary
+    assert "| lignes en quarantaine | 1 |" in summary
+    assert "| alertes ouvertes | 1 |" in summary
+    assert f"| emails envoyés | {burst['emails_sent']} |" in summary
     assert "| Blogue du terroir | not a feed: an HTML page |" in summary
-    assert "## Time per step" in summary and "| fetch |" in summary
-    assert f"- opened: {alert_id.replace('-', chr(92) + '-')}" in summary
+    assert "## Durée de chaque étape" in summary and "| fetch |" in summary
+    assert f"- **Crise** ouverte : « marque » ({alert_id.replace('-', chr(92) + '-')})" in summary
     # Links only to the stories' http(s) pages; the hostile title, a link's label, has its own
     # "links" turned into look-alike brackets (Prefect shows escapes in labels as they are).
     links = _markdown_links(summary)
@@ -111,22 +125,27 @@ def test_a_watch_cycle_shows_its_summary_and_top_stories_and_emits_alert_and_sou
     assert "https://quotidien-du-nord.example/articles/rappel-de-fromages" in links[0]
     assert "javascript" not in "".join(links) and "tracker.example" not in "".join(links)
     assert "(clic)(javascript:alert(1))" in summary
+    # The situation now: the open crisis, nobody in charge yet, the blog down.
+    situation = str(artifacts["situation"].data)
+    assert "| **CRISE** | marque |" in situation and "| **personne** |" in situation
+    assert "| Blogue du terroir | ne renvoie pas de flux |" in situation
 
     table = artifacts["top-stories"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert rows[0]["title"].startswith("Rappel de fromages de la Laiterie Boréale")
-    assert rows[0]["outlet"] == "Le Quotidien du Nord" and rows[0]["tier"] == 1
-    assert rows[0]["topic"] == "marque"
-    assert rows[0]["link"].startswith(
-        "[quotidien-du-nord.example](https://quotidien-du-nord.example/articles/"
-    )
-    [hostile] = [r for r in rows if "clic" in r["title"]]
-    assert hostile["outlet"].startswith("Forum \\[hostile\\]\\(javascript:alert\\(2\\)\\)")
-    assert hostile["link"] == "[hostile.example](https://hostile.example/posts/a_%28b%29)"
-    assert "**" not in hostile["title"] and "![" not in hostile["title"]
+    # The title links to the story.
+    assert rows[0]["article"].startswith("[Rappel de fromages de la Laiterie Boréale")
+    assert "](https://quotidien-du-nord.example/articles/" in rows[0]["article"]
+    assert rows[0]["média"] == "Le Quotidien du Nord" and rows[0]["rang"] == 1
+    assert rows[0]["sujet"] == "marque"
+    [hostile] = [r for r in rows if "clic" in r["article"]]
+    assert hostile["média"].startswith("Forum \\[hostile\\]\\(javascript:alert\\(2\\)\\)")
+    assert hostile["article"].endswith("](https://hostile.example/posts/a_%28b%29)")
+    assert "**" not in hostile["article"] and "![" not in hostile["article"]
+    assert _markdown_links(hostile["article"]) == ["https://hostile.example/posts/a_%28b%29"]
     # Stable keys: the latest of each is this run's.
     assert _latest_run_of("top-stories") == run_id
     assert _latest_run_of("watch-cycle-summary") == run_id
+    assert _latest_run_of("situation") == run_id
 
     def arrived(events: list[Any]) -> bool:
         names = {e.event for e in events}

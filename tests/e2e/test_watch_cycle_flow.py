@@ -145,3 +145,36 @@ def test_a_cycle_with_failing_sources_completes_and_records_each_reason(
         "garbage": "not a feed (SAXParseException)",
     }
     assert summary["new_mentions"] == 3
+
+
+def test_a_crisis_whose_emails_the_server_refuses_ends_failed_and_named_so(
+    prefect_harness: str,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    from prefect import get_client
+
+    from flows.watch_cycle import watch_cycle
+    from tasks.publish.situation import cycle_result
+
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(sources=_scenario_sources(urls), smtp_port=mail_sink.port)
+    calm = watch_cycle(str(config), return_state=True)
+    assert calm.is_completed() and calm.name == "Completed"  # the blog's notice was sent
+    scenario.publish(feed_server, "burst", anchor)
+    mail_sink.refuse_with = "500 5.0.0 refused"
+    state = watch_cycle(str(config), return_state=True)
+    # Visibly not fine: Failed (the dashboard counts it), named for the crisis and the emails.
+    assert state.is_failed() and state.name == "Crise : emails en échec", state
+    summary = cycle_result(state)
+    [alert_id] = summary["alerts_opened"]
+    assert summary["emails_sent"] == 0 and summary["emails_failed"]
+    assert state.message is not None
+    assert state.message.startswith(f"Crise ouverte : « marque » ({alert_id}); ")
+    assert "email(s) non envoyé(s)" in state.message
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert {"level:crise", "topic:marque", "emails-failed"} <= set(run.tags)
+    assert mail_sink.messages()[1:] == []  # nothing arrived but the calm cycle's notice

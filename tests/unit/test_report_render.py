@@ -116,7 +116,7 @@ def test_the_summary_shows_counts_failed_sources_with_reasons_alerts_emails_and_
     assert "| Blogue \\<b\\>du\\<\\/b\\> terroir | not a feed: an HTML page |" in markdown
     assert "- opened: al\\-202611251410\\-1a2b3c4d" in markdown
     assert "- escalated: al\\-202611251300\\-99999999: level 1 \\-\\> 2" in markdown
-    assert "| marque | 16 | 81 | crise |" in markdown
+    assert "| marque | 16 | 81 | Crisis |" in markdown
     assert "## Time per step" in markdown and "| fetch | 1.50 |" in markdown
     assert "whole cycle 5.50 s" in markdown
     html = _html(markdown)
@@ -139,29 +139,46 @@ def test_hostile_feed_text_in_the_summary_renders_as_text_and_links_only_to_http
 def test_top_story_rows_escape_every_text_and_link_only_http_addresses() -> None:
     rows = top_story_rows(STORIES)
     assert list(rows[0]) == [
-        "title",
+        "story",
         "topic",
         "outlet",
         "tier",
         "mentions",
         "sources",
         "first seen",
-        "link",
     ]
     assert rows[0]["tier"] == 1 and rows[0]["mentions"] == 2
     assert rows[0]["first seen"] == "2026-11-25 13:22 UTC"
-    assert rows[0]["link"] == (
-        "[quotidien-du-nord.example](https://quotidien-du-nord.example/articles/"
-        "rappel-de-fromages?utm_source=rss)"
+    # The title is the link to the story.
+    assert rows[0]["story"] == (
+        "[Rappel de fromages de la Laiterie Boréale : risque de listeria]"
+        "(https://quotidien-du-nord.example/articles/rappel-de-fromages?utm_source=rss)"
     )
     hostile = rows[1]
-    assert hostile["link"] == ""
     # The UI renders each text cell as markdown: render them as it would.
-    for key in ("title", "outlet", "topic"):
+    for key in ("story", "outlet", "topic"):
         html = _html(str(hostile[key]))
         assert "<script" not in html and "<img" not in html and "<a " not in html, key
         assert "<em>" not in html and "<strong>" not in html, key
-    assert len(str(hostile["title"]).replace("\\", "")) <= 160
+    assert len(str(hostile["story"]).replace("\\", "")) <= 160
+    french = top_story_rows(STORIES, "fr")
+    assert list(french[0])[:3] == ["article", "sujet", "média"]
+    assert french[0]["article"] == rows[0]["story"]
+
+
+def test_the_summary_names_each_alert_by_level_and_topic_in_the_organisations_language() -> None:
+    alerts = {"al-202611251410-1a2b3c4d": {"level": "crise", "topic": "marque"}}
+    markdown = summary_markdown(_summary(), STORIES, language="fr", alerts=alerts)
+    assert markdown.startswith("# Cycle de veille 20261125T141000\\-abcd1234")
+    assert "| nouvelles mentions | 16 |" in markdown
+    assert "- **Crise** ouverte : « marque » (al\\-202611251410\\-1a2b3c4d)" in markdown
+    assert "| marque | 16 | 81 | Crise |" in markdown
+    assert "| fetch | 1,50 |" in markdown and "cycle entier 5,50 s." in markdown
+    assert (
+        "## Articles principaux" in markdown and "| article | média | rang | mentions |" in markdown
+    )
+    english = summary_markdown(_summary(), STORIES, alerts=alerts)
+    assert "- **Crisis** opened: “marque” (al\\-202611251410\\-1a2b3c4d)" in english
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,31 @@ class AlertStore(OutboxStore):
             "ORDER BY opened_at DESC"
         ).fetchall()
 
+    def situation_alerts(self) -> list[dict[str, Any]]:
+        """The alerts not resolved (drills left out), newest first, with who took charge of
+        each and when (None: nobody yet), for the Prefect UI's `situation` artifact."""
+        rows = self.con.execute(
+            "SELECT a.alert_id, a.topic, a.level, a.status, a.opened_at, a.mentions_in_window, "
+            "a.cell_level, ack.taken_by, ack.taken_at FROM alerts a LEFT JOIN ("
+            "  SELECT alert_id, arg_min(detail->>'by', occurred_at) AS taken_by, "
+            "  min(occurred_at) AS taken_at FROM alert_events WHERE kind = 'acknowledged' "
+            "  GROUP BY alert_id) ack USING (alert_id) "
+            "WHERE a.status <> 'resolved' AND NOT coalesce(a.drill, false) "
+            "ORDER BY a.opened_at DESC"
+        ).fetchall()
+        keys = (
+            "alert_id",
+            "topic",
+            "level",
+            "status",
+            "opened_at",
+            "mentions",
+            "cell_level",
+            "taken_by",
+            "taken_at",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def alert_details(self, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What Prefect events say about each alert: topic, level, status, severity, mentions
         in its window, reason, cell level, and whether it belongs to a drill (its emails are
