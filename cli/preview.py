@@ -153,6 +153,7 @@ def stored_alert_message(store: Store, settings: Settings, alert: AlertRecord) -
         marker=alert.opened_at,
         language=language,
         tz=settings.organisation.timezone,
+        label=settings.watch_label(alert.topic),
     )
     return alert_message(
         settings,
