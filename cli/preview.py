@@ -39,9 +39,10 @@ from vigie.query import fold
 from vigie.settings import Language, Settings, Team
 from warehouse.mention_texts import stored_mention_count
 from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
-from warehouse.store import Store
+from warehouse.store import Store, StoredAlert
 
-Kind = Literal["alert", "digest", "readiness"]
+Kind = Literal["alert", "escalation", "digest", "readiness"]
+KINDS: tuple[Kind, ...] = ("alert", "escalation", "digest", "readiness")
 DataChoice = Literal["auto", "stored", "sample"]
 OUTPUT_FOLDER = "vigie-preview"
 # The team of a readiness preview when none is configured (or with --sample).
@@ -230,6 +231,59 @@ def preview_alert(settings: Settings, *, data: DataChoice, now: datetime) -> Pre
     return _stored_or_sample(settings, "alert", data=data, now=now, render=render, missing="alert")
 
 
+def stored_escalation_message(
+    store: Store, settings: Settings, alert: AlertRecord
+) -> OutboxMessage:
+    """The email that would pass `alert` from the first level of the cell to the next one
+    nobody took charge of it (`tasks.notify.escalation.escalation_message`); with a cell of one
+    level, to that level again, so that there is something to show."""
+    from tasks.notify.escalation import Paging, escalation_message, next_level
+
+    members = settings.cell.members
+    first = min((m.level for m in members), default=1)
+    to_level = next_level(members, first) or first
+    paging = Paging(
+        alert.alert_id,
+        first,
+        to_level,
+        tuple(m.email for m in settings.level_members(to_level)),
+    )
+    stored = StoredAlert(
+        alert.alert_id,
+        alert.topic,
+        alert.level,
+        "open",
+        alert.opened_at,
+        alert.mentions_in_window,
+        alert.severity,
+    )
+    return escalation_message(
+        settings,
+        stored,
+        paging,
+        reason=alert.reason,
+        top_mentions=store.top_mentions(
+            alert.topic, start=alert.window_start, end=alert.window_end, limit=5
+        ),
+        told=settings.level_members(first),
+    )
+
+
+def preview_escalation(settings: Settings, *, data: DataChoice, now: datetime) -> Preview:
+    """The escalation email of the latest alert (stored), else of the sample's alert."""
+
+    def render(store: Store) -> Found:
+        alert = latest_alert(store)
+        if alert is None:
+            return None
+        detail = f"stored data (alert {alert.alert_id} on {alert.topic!r}, not taken in charge)"
+        return stored_escalation_message(store, settings, alert), detail
+
+    return _stored_or_sample(
+        settings, "escalation", data=data, now=now, render=render, missing="alert"
+    )
+
+
 def preview_digest(
     settings: Settings, *, data: DataChoice, period: Period, now: datetime
 ) -> Preview:
@@ -300,6 +354,8 @@ def make_preview(
     """
     if kind == "alert":
         return preview_alert(with_language(settings, language), data=data, now=now)
+    if kind == "escalation":
+        return preview_escalation(with_language(settings, language), data=data, now=now)
     if kind == "digest":
         return preview_digest(with_language(settings, language), data=data, period=period, now=now)
     if language is not None:

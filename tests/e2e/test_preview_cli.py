@@ -45,6 +45,7 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
     config = write_config(sources=SOURCES, smtp_port=mail_sink.port)
     expected = {
         "alert": ("[Vigie][", "Pic de mentions pour « marque »"),
+        "escalation": ("[Vigie][ESCALADE][", "Que faire maintenant"),
         "digest": ("[Vigie][RÉSUMÉ] Laiterie Boréale — ", "Volumes et tonalité"),
         "readiness": (
             "[Vigie] La cellule de crise de Laiterie Boréale est prête",
