@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yagmail
 
@@ -429,30 +428,8 @@ def close_smtp(client: yagmail.SMTP | None) -> None:
             client.close()
 
 
-QUALITY_TEXT = {
-    "fr": {
-        "degraded_subject": "[Vigie][QUALITÉ] Source dégradée : {source}",
-        "recovered_subject": "[Vigie][QUALITÉ] Source rétablie : {source}",
-        "degraded": (
-            "{failed} des {total} mentions reçues de « {source} » ont échoué aux contrôles de "
-            "qualité et ont été mises en quarantaine. La source est marquée dégradée ; vous ne "
-            "recevrez pas d’autre avis avant son rétablissement."
-        ),
-        "recovered": "Les mentions de « {source} » passent de nouveau les contrôles de qualité.",
-        "reasons": "Contrôles en échec",
-    },
-    "en": {
-        "degraded_subject": "[Vigie][QUALITY] Source degraded: {source}",
-        "recovered_subject": "[Vigie][QUALITY] Source recovered: {source}",
-        "degraded": (
-            "{failed} of the {total} mentions received from “{source}” failed the quality checks "
-            "and were quarantined. The source is marked degraded; you will not be told again "
-            "until it recovers."
-        ),
-        "recovered": "Mentions from “{source}” pass the quality checks again.",
-        "reasons": "Failed checks",
-    },
-}
+# The notices' texts, from the catalogue (tasks/notify/catalogue).
+QUALITY_TEXT = {language: dict(catalogue(language)["quality"]) for language in LOCALES}
 
 
 def quality_notice(
@@ -467,14 +444,16 @@ def quality_notice(
 ) -> OutboxMessage:
     """The operators' notice that a source became degraded or recovered (sent once each)."""
     language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
     text = QUALITY_TEXT[language]
     subject = header_safe(text[f"{transition}_subject"].format(source=source))
-    body = html.escape(text[transition].format(source=source, failed=failed, total=total))
-    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in reasons)
-    listing = (
-        f"<h3>{html.escape(text['reasons'])}</h3><ul>{items}</ul>"
-        if transition == "degraded" and items
-        else ""
+    body = render(
+        "quality.html.j2",
+        tx=texts,
+        sentence=text[transition].format(
+            source=source, failed=texts.number(failed, 0), total=texts.number(total, 0)
+        ),
+        reasons=list(reasons) if transition == "degraded" else [],
     )
     key = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
     return OutboxMessage(
@@ -482,147 +461,21 @@ def quality_notice(
         kind="quality",
         recipients=settings.source_notice_recipients,
         subject=subject,
-        html=f'<html><body style="font-family:sans-serif"><p>{body}</p>{listing}</body></html>',
+        html=body,
     )
 
 
 HEALTH_TEXT: dict[str, dict[str, Any]] = {
-    "fr": {
-        # One source changed: the subject names it; "never" when it has never answered.
-        "subject": {
-            "failing": "[Vigie][SOURCE] Source en panne : {source}",
-            "failing_never": "[Vigie][SOURCE] Source jamais collectée : {source}",
-            "not_a_feed": "[Vigie][SOURCE] La source ne renvoie plus de flux : {source}",
-            "not_a_feed_never": "[Vigie][SOURCE] La source ne renvoie pas de flux : {source}",
-            "silent": "[Vigie][SOURCE] Source muette : {source}",
-            "ok": "[Vigie][SOURCE] Source rétablie : {source}",
-        },
-        # Several: how many to check, how many recovered.
-        "subject_many": "[Vigie][SOURCE] {parts}",
-        "to_check": ("{n} source à vérifier", "{n} sources à vérifier"),
-        "recovered": ("{n} source rétablie", "{n} sources rétablies"),
-        "subject_network": "[Vigie][SOURCE] Pas de réseau ou de DNS : aucune source ne répond",
-        "network": (
-            "Pas de réseau ou de DNS : aucune source ne répond, toutes faute de connexion. "
-            "Vérifiez d’abord la connexion du serveur de Vigie (réseau, DNS, pare-feu, proxy) "
-            "plutôt que chaque source."
-        ),
-        "seen": "Constaté au cycle de veille du {when}.",
-        "heading_problems": "Sources à vérifier",
-        "heading_recovered": "Sources rétablies",
-        "line": {
-            "failing": "ne répond plus depuis le {last_ok} ({failures}) : {why}.",
-            "failing_never": "n’a jamais répondu ({failures}) : {why}.",
-            "not_a_feed": (
-                "renvoie une page web au lieu d’un flux : son adresse a probablement changé."
-            ),
-            "not_a_feed_never": (
-                "renvoie une page web au lieu d’un flux depuis le début : son adresse est "
-                "sans doute erronée."
-            ),
-            "silent": (
-                "ne publie plus rien : sa dernière entrée date de {age}, alors qu’elle publie "
-                "d’habitude toutes les {gap}."
-            ),
-            "silent_failing": "ne publie plus rien, et sa dernière collecte a échoué : {why}.",
-            "ok": "est maintenant collectée normalement.",
-        },
-        "failures": ("{n} cycle en échec", "{n} cycles en échec"),
-        "why": {
-            "html_page": "une page web au lieu d’un flux",
-            "timeout": "le serveur ne répond pas dans le délai",
-            "http_404": "la page n’existe pas ou plus (erreur {status})",
-            "http_auth": "le serveur refuse l’accès (erreur {status})",
-            "http_429": "le serveur limite le nombre de requêtes (erreur {status})",
-            "http_5xx": "le serveur est en panne (erreur {status})",
-            "http_other": "le serveur répond par une erreur (code {status})",
-            "redirect": "redirection refusée (vers une adresse non web, un autre serveur, ou trop "
-            "de redirections)",
-            "dns": "le nom du serveur est introuvable (DNS)",
-            "connection": "connexion impossible (refusée, ou serveur injoignable)",
-            "parse": "le contenu reçu n’est pas un flux lisible",
-            "too_large": "la réponse dépasse la taille permise",
-            "other": "erreur de collecte",
-        },
-        "details": "Détail technique : {error}",
-        "units": ("min", "h", "j"),
-        "gap": (
-            "Tant qu’une source n’est pas collectée, la veille a un angle mort : la détection ne "
-            "prend pas ce trou pour du calme. Vous ne recevrez pas d’autre avis sur une source "
-            "avant son rétablissement."
-        ),
-    },
-    "en": {
-        "subject": {
-            "failing": "[Vigie][SOURCE] Source down: {source}",
-            "failing_never": "[Vigie][SOURCE] Source never collected: {source}",
-            "not_a_feed": "[Vigie][SOURCE] Source no longer returns a feed: {source}",
-            "not_a_feed_never": "[Vigie][SOURCE] Source does not return a feed: {source}",
-            "silent": "[Vigie][SOURCE] Source silent: {source}",
-            "ok": "[Vigie][SOURCE] Source recovered: {source}",
-        },
-        "subject_many": "[Vigie][SOURCE] {parts}",
-        "to_check": ("{n} source to check", "{n} sources to check"),
-        "recovered": ("{n} source recovered", "{n} sources recovered"),
-        "subject_network": "[Vigie][SOURCE] No network or DNS: no source answers",
-        "network": (
-            "No network or DNS: no source answers, every one for want of a connection. Check "
-            "the network of the machine running Vigie first (network, DNS, firewall, proxy) "
-            "rather than each source."
-        ),
-        "seen": "Found by the watch cycle of {when}.",
-        "heading_problems": "Sources to check",
-        "heading_recovered": "Sources recovered",
-        "line": {
-            "failing": "has stopped answering since {last_ok} ({failures}): {why}.",
-            "failing_never": "has never answered ({failures}): {why}.",
-            "not_a_feed": (
-                "answers with a web page instead of a feed: its address has probably changed."
-            ),
-            "not_a_feed_never": (
-                "has answered with a web page instead of a feed from the start: its address is "
-                "probably wrong."
-            ),
-            "silent": (
-                "has stopped publishing: its newest entry is {age} old, while it usually "
-                "publishes every {gap}."
-            ),
-            "silent_failing": "has stopped publishing, and its last fetch failed: {why}.",
-            "ok": "is now collected normally.",
-        },
-        "failures": ("{n} failed cycle", "{n} failed cycles"),
-        "why": {
-            "html_page": "a web page instead of a feed",
-            "timeout": "the server does not answer in time",
-            "http_404": "the page does not exist (any more) (error {status})",
-            "http_auth": "the server refuses access (error {status})",
-            "http_429": "the server limits the number of requests (error {status})",
-            "http_5xx": "the server is failing (error {status})",
-            "http_other": "the server answers with an error (code {status})",
-            "redirect": "redirect refused (to a non-web address, another server, or too many "
-            "redirects)",
-            "dns": "the server's name cannot be found (DNS)",
-            "connection": "cannot connect (refused, or server unreachable)",
-            "parse": "what was received is not a readable feed",
-            "too_large": "the answer is larger than allowed",
-            "other": "collection error",
-        },
-        "details": "Technical details: {error}",
-        "units": ("min", "h", "d"),
-        "gap": (
-            "While a source is not collected, the watch has a blind spot: detection does not "
-            "read this gap as calm. You will not be told about a source again until it recovers."
-        ),
-    },
+    language: dict(catalogue(language)["health"]) for language in LOCALES
 }
 
 
-def _plural(forms: tuple[str, str], n: int) -> str:
+def _plural(forms: Sequence[str], n: int) -> str:
     # French and English alike here: the singular for 1 (a count of 0 is never shown).
     return forms[0 if n == 1 else 1].format(n=n)
 
 
-def _span(seconds: float, units: tuple[str, str, str]) -> str:
+def _span(seconds: float, units: Sequence[str]) -> str:
     minutes, hours, days = units
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.0f} {days}"
@@ -654,7 +507,7 @@ def failure_words(error: str | None, language: str) -> str:
 
 def _health_line(
     change: HealthChange, language: str, local: Callable[[datetime], str], now: datetime
-) -> str:
+) -> dict[str, str | None]:
     text = HEALTH_TEXT[language]
     condition = change.condition
     state = change.verdict.state
@@ -674,13 +527,9 @@ def _health_line(
         gap=_span(condition.entry_gap_s or 0.0, text["units"]),
     )
     details = (
-        f"<br><small>{html.escape(text['details'].format(error=header_safe(error, 300)))}</small>"
-        if error and state != "ok"
-        else ""
+        text["details"].format(error=header_safe(error, 300)) if error and state != "ok" else None
     )
-    return (
-        f"<li><strong>{html.escape(change.source)}</strong> {html.escape(sentence)}{details}</li>"
-    )
+    return {"source": change.source, "sentence": sentence, "details": details}
 
 
 def source_health_notice(
@@ -698,12 +547,8 @@ def source_health_notice(
     the same cycle queues nothing new.
     """
     language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
     text = HEALTH_TEXT[language]
-    zone = ZoneInfo(settings.organisation.timezone)
-
-    def local(moment: datetime) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
     problems = [c for c in changes if c.verdict.state != "ok"]
     recovered = [c for c in changes if c.verdict.state == "ok"]
     if network_down:
@@ -720,17 +565,19 @@ def source_health_notice(
         if recovered:
             parts.append(_plural(text["recovered"], len(recovered)))
         subject = text["subject_many"].format(parts=", ".join(parts))
-    body = ['<html><body style="font-family:sans-serif">']
-    if network_down:
-        body.append(f"<p><strong>{html.escape(text['network'])}</strong></p>")
-    body.append(f"<p>{html.escape(text['seen'].format(when=local(now)))}</p>")
-    for heading, group in (("heading_problems", problems), ("heading_recovered", recovered)):
-        if group:
-            items = "".join(_health_line(c, language, local, now) for c in group)
-            body.append(f"<h3>{html.escape(text[heading])} ({len(group)})</h3><ul>{items}</ul>")
-    if problems:
-        body.append(f"<p>{html.escape(text['gap'])}</p>")
-    body.append("</body></html>")
+    groups = [
+        (text[heading], [_health_line(c, language, texts.when, now) for c in group])
+        for heading, group in (("heading_problems", problems), ("heading_recovered", recovered))
+        if group
+    ]
+    body = render(
+        "source_health.html.j2",
+        tx=texts,
+        network_down=network_down,
+        seen=text["seen"].format(when=texts.when(now), zone=texts.zone_name()),
+        groups=groups,
+        problems=bool(problems),
+    )
     key = hashlib.sha256(
         "\n".join(f"{c.source}\t{c.verdict.state}" for c in changes).encode("utf-8")
     ).hexdigest()[:12]
@@ -739,7 +586,7 @@ def source_health_notice(
         kind="source_health",
         recipients=settings.source_notice_recipients,
         subject=header_safe(subject),
-        html="".join(body),
+        html=body,
     )
 
 
