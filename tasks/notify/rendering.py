@@ -82,12 +82,11 @@ class Texts:
         pattern = "#,##0" + ("." + "#" * digits if digits else "")
         return format_decimal(value, format=pattern, locale=self.locale)
 
-    def when(self, moment: datetime) -> str:
+    def when(self, moment: datetime, *, seconds: bool = False) -> str:
         """A moment in local time, with the day and the month's name ("lundi 7 décembre 2026 à
-        14:05")."""
-        return format_datetime(
-            moment, self("formats.datetime"), tzinfo=self.zone, locale=self.locale
-        )
+        14:05"), to the second with `seconds`."""
+        pattern = self("formats.datetime_seconds" if seconds else "formats.datetime")
+        return format_datetime(moment, pattern, tzinfo=self.zone, locale=self.locale)
 
     def time(self, moment: datetime) -> str:
         """The local time of day alone ("14:05")."""
