@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from cli.preview import KINDS, make_preview
+from cli.preview import KINDS, make_preview, with_language
 from cli.preview_sample import CALM_ITEMS, CRISIS_STORIES
+from cli.watchdog import WatchState, watchdog_notices
 from tasks.notify.delivery import text_from_html
+from tasks.notify.drill import drill_report_message
+from tasks.notify.emails import quality_notice, source_health_notice
 from tests.configs import MINIMAL_TOML, settings_from
+from vigie.models import HealthChange, HealthVerdict, OutboxMessage, SourceCondition
+from warehouse.drills import DrillRecord
 
 if TYPE_CHECKING:
     from cli.preview import Kind
@@ -122,3 +127,65 @@ def test_every_preview_reads_right_for_the_people_who_get_it(
         assert TODO[language] in shown, kind
         assert "514 555 0100" in shown or "514 555 0102" in shown, kind
         assert "514 555 0102" in shown if kind == "escalation" else "514 555 0101" in shown
+
+
+def _notices(settings: Settings, language: Language) -> dict[str, OutboxMessage]:
+    """The operators' and the drill's emails, rendered by their own renderers."""
+    settings = with_language(settings, language)
+    failing = SourceCondition(
+        "Le Quotidien", 3, "HTTP 503 Service Unavailable", None, 3600.0, "failing", None, NOW
+    )
+    never = SourceCondition("Radio Nord", 2, "not a feed: an HTML page", None, None, "ok", None)
+    changes = [
+        HealthChange("Le Quotidien", "ok", HealthVerdict("failing", ""), failing),
+        HealthChange("Radio Nord", "ok", HealthVerdict("not_a_feed", ""), never),
+    ]
+    [stopped] = watchdog_notices(
+        settings, WatchState(NOW, timedelta(minutes=30), "c1", NOW - timedelta(hours=26)), None
+    )
+    record = DrillRecord(
+        "drill-novembre",
+        "Novembre",
+        "marque",
+        NOW,
+        NOW + timedelta(seconds=5),
+        NOW + timedelta(seconds=17),
+        "al-1",
+        NOW + timedelta(seconds=20),
+        NOW + timedelta(minutes=2),
+        "Awa Diallo",
+        "acknowledged",
+        12.4,
+        125.0,
+        30,
+        NOW + timedelta(minutes=2),
+    )
+    return {
+        "source_health": source_health_notice(settings, changes, now=NOW),
+        "quality": quality_notice(
+            settings,
+            source="Le Quotidien",
+            transition="degraded",
+            failed=1204,
+            total=2000,
+            reasons=["expect_column_values_to_match_regex"],
+            now=NOW,
+        ),
+        "watchdog": stopped,
+        "drill_report": drill_report_message(settings, record),
+    }
+
+
+@pytest.mark.parametrize("kind", ["source_health", "quality", "watchdog", "drill_report"])
+def test_the_notices_in_french_are_french_with_french_numbers_and_dates(
+    settings: Settings, kind: str
+) -> None:
+    message = _notices(settings, "fr")[kind]
+    for text in (_visible_text(message.html), message.text or "", message.subject):
+        # The recorded technical error is quoted as the machine wrote it, on its own line.
+        kept = [ln for ln in text.splitlines() if "Détail technique" not in ln]
+        text = "\n".join(kept)
+        tells = [w for w in ENGLISH_TELLS if re.search(rf"(?i)\b{w}\b", text)]
+        assert not tells, (kind, tells)
+        assert not re.findall(r"\d+\.\d+", text), kind
+        assert not re.search(r"\d{4}-\d{2}-\d{2}|\bUTC\b|\bE[SD]T\b", text), kind
