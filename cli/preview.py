@@ -41,8 +41,20 @@ from warehouse.mention_texts import stored_mention_count
 from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
 from warehouse.store import Store, StoredAlert
 
-Kind = Literal["alert", "escalation", "digest", "readiness"]
-KINDS: tuple[Kind, ...] = ("alert", "escalation", "digest", "readiness")
+Kind = Literal[
+    "alert", "escalation", "digest", "readiness", "source-health", "watchdog", "drill-report"
+]
+KINDS: tuple[Kind, ...] = (
+    "alert",
+    "escalation",
+    "digest",
+    "readiness",
+    "source-health",
+    "watchdog",
+    "drill-report",
+)
+# The notices previewed on sample data only (nothing stored says what they would hold).
+SAMPLE_ONLY: tuple[Kind, ...] = ("source-health", "watchdog", "drill-report")
 DataChoice = Literal["auto", "stored", "sample"]
 OUTPUT_FOLDER = "vigie-preview"
 # The team of a readiness preview when none is configured (or with --sample).
@@ -335,6 +347,32 @@ def preview_readiness(
     return Preview("readiness", language, message, "sample_team", detail)
 
 
+def preview_notice(settings: Settings, kind: Kind, *, now: datetime) -> Preview:
+    """A notice on sample data: sources that stopped, a watch stopped for a day, a drill."""
+    from datetime import timedelta
+
+    from cli.preview_sample import sample_drill_record, sample_health_changes
+    from cli.watchdog import WatchState, watchdog_notices
+    from tasks.notify.drill import drill_report_message
+    from tasks.notify.emails import source_health_notice
+
+    if kind == "source-health":
+        message = source_health_notice(settings, sample_health_changes(now), now=now)
+    elif kind == "watchdog":
+        state = WatchState(now, timedelta(minutes=30), "sample", now - timedelta(hours=26))
+        notices = watchdog_notices(settings, state, None)
+        if not notices:
+            raise VigieError(
+                "the watchdog's notice goes to the cell's operators, else its first level, and "
+                "the cell has no members: add [[cell.members]]"
+            )
+        message = notices[0]
+    else:
+        message = drill_report_message(settings, sample_drill_record(now))
+    language = settings.organisation.language
+    return Preview(kind, language, message, "sample", "sample data (a fictional case)")
+
+
 def make_preview(
     settings: Settings,
     kind: Kind,
@@ -356,6 +394,10 @@ def make_preview(
         return preview_alert(with_language(settings, language), data=data, now=now)
     if kind == "escalation":
         return preview_escalation(with_language(settings, language), data=data, now=now)
+    if kind in SAMPLE_ONLY:
+        if data == "stored":
+            raise VigieError(f"a {kind} preview holds sample data only: leave out --stored")
+        return preview_notice(with_language(settings, language), kind, now=now)
     if kind == "digest":
         return preview_digest(with_language(settings, language), data=data, period=period, now=now)
     if language is not None:

@@ -46,6 +46,9 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
     expected = {
         "alert": ("[Vigie][", "Pic de mentions pour « marque »"),
         "escalation": ("[Vigie][ESCALADE][", "Que faire maintenant"),
+        "source-health": ("[Vigie][SOURCE] ", "Sources à vérifier"),
+        "watchdog": ("[Vigie][VEILLE ARRÊTÉE] ", "Dernier cycle qui a veillé"),
+        "drill-report": ("[EXERCICE] Vigie : bilan", "Délai de détection"),
         "digest": ("[Vigie][RÉSUMÉ] Laiterie Boréale — ", "Volumes et tonalité"),
         "readiness": (
             "[Vigie] La cellule de crise de Laiterie Boréale est prête",
