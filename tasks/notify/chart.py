@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -72,11 +72,11 @@ def ascii_label(text: str, max_chars: int = 60) -> str:
 
 @cache
 def _font_path() -> Path | None:
-    try:
-        path = Path(str(files("prefect") / FONT_FILE))
-    except ModuleNotFoundError:
-        return None
-    return path if path.is_file() else None
+    # find_spec locates the package without running it: importing Prefect costs seconds.
+    spec = find_spec("prefect")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(folders[0]) / FONT_FILE if folders else None
+    return path if path is not None and path.is_file() else None
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

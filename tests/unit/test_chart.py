@@ -4,6 +4,8 @@ line, a round count axis and the language's month names."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -151,3 +153,17 @@ def test_the_alert_is_a_thin_marker_line_and_its_bar_stays_a_data_bar() -> None:
     # The bar of the alert's hour keeps the data colour.
     bar_x = round(44 + 544 * 41.2 / 48)
     assert image.getpixel((bar_x, 220 - 28 - 2)) == BAR
+
+
+def test_finding_the_font_does_not_import_prefect() -> None:
+    """The preview and the digest draw charts without Prefect (importing it costs seconds)."""
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from tasks.notify.chart import _font_path, volume_chart_png\n"
+        "volume_chart_png([(datetime(2026, 12, 6, tzinfo=UTC), 3)], marker=None, title='t')\n"
+        "assert _font_path() is not None and _font_path().name.startswith('Geist')\n"
+        "assert 'prefect' not in sys.modules, 'prefect was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
