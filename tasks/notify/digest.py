@@ -163,7 +163,8 @@ def build_digest(store: Store, settings: Settings, *, period: Period, end: datet
                 png=volume_chart_png(
                     points,
                     marker=min(opened) if opened else None,
-                    title=f"{topic} : {_chart_unit(step, language)}",
+                    title=f"{settings.watch_label(topic)}{' : ' if language == 'fr' else ': '}"
+                    f"{_chart_unit(step, language)}",
                     language=language,
                     tz=settings.organisation.timezone,
                 ),
