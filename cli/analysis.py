@@ -286,13 +286,25 @@ def add_commands(sub: argparse._SubParsersAction[ExampleParser]) -> None:
 
     preview = sub.add_parser(
         "preview",
-        help="render an email (alert, digest, readiness) to an HTML file; nothing is sent",
+        help="render an email (alert, escalation, digest, readiness, source-health, watchdog, "
+        "drill-report) to an HTML file; nothing is sent",
         epilog="Stored data by default when the warehouse has some (the latest alert, the "
         "digest of the period just ended),\nelse a fictional sample about the organisation; "
         "the warehouse is only read.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    preview.add_argument("kind", choices=["alert", "digest", "readiness"])
+    preview.add_argument(
+        "kind",
+        choices=[
+            "alert",
+            "escalation",
+            "digest",
+            "readiness",
+            "source-health",
+            "watchdog",
+            "drill-report",
+        ],
+    )
     data = preview.add_mutually_exclusive_group()
     data.add_argument(
         "--sample",

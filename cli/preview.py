@@ -39,9 +39,22 @@ from vigie.query import fold
 from vigie.settings import Language, Settings, Team
 from warehouse.mention_texts import stored_mention_count
 from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
-from warehouse.store import Store
+from warehouse.store import Store, StoredAlert
 
-Kind = Literal["alert", "digest", "readiness"]
+Kind = Literal[
+    "alert", "escalation", "digest", "readiness", "source-health", "watchdog", "drill-report"
+]
+KINDS: tuple[Kind, ...] = (
+    "alert",
+    "escalation",
+    "digest",
+    "readiness",
+    "source-health",
+    "watchdog",
+    "drill-report",
+)
+# The notices previewed on sample data only (nothing stored says what they would hold).
+SAMPLE_ONLY: tuple[Kind, ...] = ("source-health", "watchdog", "drill-report")
 DataChoice = Literal["auto", "stored", "sample"]
 OUTPUT_FOLDER = "vigie-preview"
 # The team of a readiness preview when none is configured (or with --sample).
@@ -153,6 +166,7 @@ def stored_alert_message(store: Store, settings: Settings, alert: AlertRecord) -
         marker=alert.opened_at,
         language=language,
         tz=settings.organisation.timezone,
+        label=settings.watch_label(alert.topic),
     )
     return alert_message(
         settings,
@@ -229,6 +243,59 @@ def preview_alert(settings: Settings, *, data: DataChoice, now: datetime) -> Pre
     return _stored_or_sample(settings, "alert", data=data, now=now, render=render, missing="alert")
 
 
+def stored_escalation_message(
+    store: Store, settings: Settings, alert: AlertRecord
+) -> OutboxMessage:
+    """The email that would pass `alert` from the first level of the cell to the next one
+    nobody took charge of it (`tasks.notify.escalation.escalation_message`); with a cell of one
+    level, to that level again, so that there is something to show."""
+    from tasks.notify.escalation import Paging, escalation_message, next_level
+
+    members = settings.cell.members
+    first = min((m.level for m in members), default=1)
+    to_level = next_level(members, first) or first
+    paging = Paging(
+        alert.alert_id,
+        first,
+        to_level,
+        tuple(m.email for m in settings.level_members(to_level)),
+    )
+    stored = StoredAlert(
+        alert.alert_id,
+        alert.topic,
+        alert.level,
+        "open",
+        alert.opened_at,
+        alert.mentions_in_window,
+        alert.severity,
+    )
+    return escalation_message(
+        settings,
+        stored,
+        paging,
+        reason=alert.reason,
+        top_mentions=store.top_mentions(
+            alert.topic, start=alert.window_start, end=alert.window_end, limit=5
+        ),
+        told=settings.level_members(first),
+    )
+
+
+def preview_escalation(settings: Settings, *, data: DataChoice, now: datetime) -> Preview:
+    """The escalation email of the latest alert (stored), else of the sample's alert."""
+
+    def render(store: Store) -> Found:
+        alert = latest_alert(store)
+        if alert is None:
+            return None
+        detail = f"stored data (alert {alert.alert_id} on {alert.topic!r}, not taken in charge)"
+        return stored_escalation_message(store, settings, alert), detail
+
+    return _stored_or_sample(
+        settings, "escalation", data=data, now=now, render=render, missing="alert"
+    )
+
+
 def preview_digest(
     settings: Settings, *, data: DataChoice, period: Period, now: datetime
 ) -> Preview:
@@ -280,6 +347,32 @@ def preview_readiness(
     return Preview("readiness", language, message, "sample_team", detail)
 
 
+def preview_notice(settings: Settings, kind: Kind, *, now: datetime) -> Preview:
+    """A notice on sample data: sources that stopped, a watch stopped for a day, a drill."""
+    from datetime import timedelta
+
+    from cli.preview_sample import sample_drill_record, sample_health_changes
+    from cli.watchdog import WatchState, watchdog_notices
+    from tasks.notify.drill import drill_report_message
+    from tasks.notify.emails import source_health_notice
+
+    if kind == "source-health":
+        message = source_health_notice(settings, sample_health_changes(now), now=now)
+    elif kind == "watchdog":
+        state = WatchState(now, timedelta(minutes=30), "sample", now - timedelta(hours=26))
+        notices = watchdog_notices(settings, state, None)
+        if not notices:
+            raise VigieError(
+                "the watchdog's notice goes to the cell's operators, else its first level, and "
+                "the cell has no members: add [[cell.members]]"
+            )
+        message = notices[0]
+    else:
+        message = drill_report_message(settings, sample_drill_record(now))
+    language = settings.organisation.language
+    return Preview(kind, language, message, "sample", "sample data (a fictional case)")
+
+
 def make_preview(
     settings: Settings,
     kind: Kind,
@@ -299,6 +392,12 @@ def make_preview(
     """
     if kind == "alert":
         return preview_alert(with_language(settings, language), data=data, now=now)
+    if kind == "escalation":
+        return preview_escalation(with_language(settings, language), data=data, now=now)
+    if kind in SAMPLE_ONLY:
+        if data == "stored":
+            raise VigieError(f"a {kind} preview holds sample data only: leave out --stored")
+        return preview_notice(with_language(settings, language), kind, now=now)
     if kind == "digest":
         return preview_digest(with_language(settings, language), data=data, period=period, now=now)
     if language is not None:

@@ -19,9 +19,19 @@ from pathlib import Path
 from tasks.detect.signals import assess_severity
 from tasks.detect.volume import alert_reason
 from tasks.notify.digest import default_end
-from vigie.models import FetchResult, Mention, SourceOutcome, SourceStatus, VolumeSignal
+from vigie.models import (
+    FetchResult,
+    HealthChange,
+    HealthVerdict,
+    Mention,
+    SourceCondition,
+    SourceOutcome,
+    SourceStatus,
+    VolumeSignal,
+)
 from vigie.settings import Settings, Source
 from warehouse.connection import connect, migrate
+from warehouse.drills import DrillRecord
 from warehouse.store import Store
 
 # name, platform, tier, language, site
@@ -289,3 +299,38 @@ def sample_warehouse(settings: Settings, *, now: datetime) -> Iterator[Store]:
         yield store
     finally:
         con.close()
+
+
+def sample_health_changes(now: datetime) -> list[HealthChange]:
+    """Two sources of the sample that stopped watching: one that stopped answering, one that
+    never returned a feed (the source-health notice's preview)."""
+    stopped = SourceCondition(
+        FAILING_SOURCE, 3, FAILURE, None, 3600.0, "failing", None, now - timedelta(hours=5)
+    )
+    never = SourceCondition("Consumer Talk", 2, "not a feed: an HTML page", None, None, "ok", None)
+    return [
+        HealthChange(FAILING_SOURCE, "ok", HealthVerdict("failing", ""), stopped),
+        HealthChange("Consumer Talk", "ok", HealthVerdict("not_a_feed", ""), never),
+    ]
+
+
+def sample_drill_record(now: datetime) -> DrillRecord:
+    """A drill acknowledged two minutes after its alert (the drill report's preview)."""
+    started = now - timedelta(minutes=5)
+    return DrillRecord(
+        "drill-sample",
+        "Exercice / drill",
+        "marque",
+        started,
+        started + timedelta(seconds=5),
+        started + timedelta(seconds=17),
+        "al-sample",
+        started + timedelta(seconds=20),
+        started + timedelta(minutes=2, seconds=25),
+        "Awa Diallo",
+        "acknowledged",
+        12.0,
+        125.0,
+        30,
+        started + timedelta(minutes=2, seconds=25),
+    )

@@ -69,8 +69,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     _warn_placeholders(settings)
     _warn_schedule_drift(settings, None)
     _warn_tokens(settings)
+    _warn_loopback_ui(settings)
     load_secrets(settings)  # a missing secret is reported after the summary, and fails the check
     return 0
+
+
+def _warn_loopback_ui(settings: Settings) -> None:
+    """One line when the emails' Prefect links would point at this machine only."""
+    from prefect.settings import PREFECT_UI_URL
+
+    from tasks.notify.rendering import loopback_ui_warning
+
+    warning = loopback_ui_warning(settings.prefect.public_ui_url, PREFECT_UI_URL.value())
+    if warning:
+        print(warning)
 
 
 def _warn_host_capacity(settings: Settings) -> None:

@@ -19,7 +19,6 @@ the email but before the file says so sends it once more, with the same Message-
 from __future__ import annotations
 
 import fcntl
-import html
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from tasks.notify.emails import header_safe
+from tasks.notify.rendering import LOCALES, Texts, catalogue, render
 from vigie.models import OutboxMessage
 from vigie.settings import Secrets, Settings
 from warehouse.store import Store
@@ -41,55 +41,9 @@ UNREADABLE = "watchdog_unreadable"
 MISSED_CYCLES = 3
 MIN_LIMIT = timedelta(minutes=30)
 
+# The notices' texts, from the one catalogue of the emails (tasks/notify/catalogue).
 WATCHDOG_TEXT: dict[str, dict[str, str]] = {
-    "fr": {
-        "stopped_subject": "[Vigie][VEILLE ARRÊTÉE] Aucun cycle de veille depuis {silent}",
-        "stopped_intro": (
-            "La veille ne tourne plus : aucun cycle ne s’est terminé avec au moins une source "
-            "collectée depuis {silent} (limite : {limit}). Une crise qui commence maintenant ne "
-            "serait pas vue."
-        ),
-        "last": "Dernier cycle qui a veillé",
-        "never": "aucun",
-        "check": (
-            "À vérifier : le serveur Prefect et `vigie serve` (ou le worker) tournent-ils ? "
-            "`vigie status` dit si toutes les sources échouent. Vous ne recevrez pas d’autre "
-            "avis avant la reprise."
-        ),
-        "recovered_subject": "[Vigie] La veille a repris",
-        "recovered_intro": "La veille a repris : un cycle s’est terminé à {at} UTC.",
-        "unreadable_subject": "[Vigie][ENTREPÔT ILLISIBLE] La veille est arrêtée : {file}",
-        "unreadable_intro": (
-            "L’entrepôt de la veille {path} est endommagé et ne peut pas être lu ({reason}). "
-            "Tant qu’il n’est pas restauré, aucun cycle ne peut enregistrer de mention ni "
-            "envoyer d’alerte."
-        ),
-        "unreadable_do": "À faire : {hint}, puis `vigie db check`.",
-        "unreadable_once": "Vous ne recevrez pas d’autre avis pour cet incident.",
-    },
-    "en": {
-        "stopped_subject": "[Vigie][WATCH STOPPED] No watch cycle for {silent}",
-        "stopped_intro": (
-            "The watch is not running: no cycle has completed with at least one source "
-            "collected for {silent} (limit: {limit}). A crisis starting now would not be seen."
-        ),
-        "last": "Last cycle that watched",
-        "never": "none",
-        "check": (
-            "To check: are the Prefect server and `vigie serve` (or the worker) running? "
-            "`vigie status` says whether every source fails. You will not get another notice "
-            "before the watch is back."
-        ),
-        "recovered_subject": "[Vigie] The watch is back",
-        "recovered_intro": "The watch is back: a cycle completed at {at} UTC.",
-        "unreadable_subject": "[Vigie][WAREHOUSE UNREADABLE] The watch is stopped: {file}",
-        "unreadable_intro": (
-            "The watch's warehouse {path} is damaged and cannot be read ({reason}). Until it "
-            "is restored, no cycle can store a mention or send an alert."
-        ),
-        "unreadable_do": "To do: {hint}, then `vigie db check`.",
-        "unreadable_once": "You will not get another notice for this incident.",
-    },
+    language: dict(catalogue(language)["watchdog"]) for language in LOCALES
 }
 
 
@@ -126,13 +80,13 @@ def watch_state(store: Store, *, now: datetime, limit: timedelta) -> WatchState:
     return WatchState(now, limit, last[0], last[1])
 
 
-def duration_text(span: timedelta) -> str:
-    """A span as people say it: "3 h 05", "45 min", "2 d 4 h"."""
+def duration_text(span: timedelta, language: str = "en") -> str:
+    """A span as people say it: "3 h 05", "45 min", "2 d 4 h" ("2 j 4 h" in French)."""
     minutes = max(int(span.total_seconds() // 60), 0)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     if days:
-        return f"{days} d {hours} h"
+        return f"{days} {WATCHDOG_TEXT[language]['days']} {hours} h"
     if hours:
         return f"{hours} h {minutes:02d}"
     return f"{minutes} min"
@@ -149,49 +103,50 @@ def watchdog_notices(
     """What to queue now: a notice when the watch has stopped (once per stop), a recovery
     notice when it is back after a stop was told. `last_notice` is the newest watchdog notice
     queued before, as (kind, message id)."""
-    text = WATCHDOG_TEXT[settings.organisation.language]
+    language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
+    text = WATCHDOG_TEXT[language]
     recipients = tuple(m.email for m in settings.operators)
     if not recipients:
         return []
     if state.stopped:
         silent = state.silent_for
-        silent_text = "∞" if silent is None else duration_text(silent)
+        silent_text = "∞" if silent is None else duration_text(silent, language)
         last = (
-            f"{state.last_cycle} ({state.last_watched_at:%Y-%m-%d %H:%M} UTC)"
+            text["last_cycle"].format(
+                cycle=state.last_cycle, at=texts.when(state.last_watched_at), zone=texts.zone_name()
+            )
             if state.last_watched_at is not None
             else text["never"]
         )
-        intro = text["stopped_intro"].format(silent=silent_text, limit=duration_text(state.limit))
+        intro = text["stopped_intro"].format(
+            silent=silent_text, limit=duration_text(state.limit, language)
+        )
+        paragraphs = [intro, texts("formats.label", text=text["last"]) + " " + last, text["check"]]
         return [
             OutboxMessage(
                 message_id=stop_notice_id(state),
                 kind=STOPPED,
                 recipients=recipients,
                 subject=header_safe(text["stopped_subject"].format(silent=silent_text)),
-                html=(
-                    '<html><body style="font-family:sans-serif">'
-                    f"<p><strong>{html.escape(intro)}</strong></p>"
-                    f"<p>{html.escape(text['last'])} : {html.escape(last)}</p>"
-                    f"<p>{html.escape(text['check'])}</p></body></html>"
-                ),
-                text=f"{intro}\n\n{text['last']}: {last}\n\n{text['check']}\n",
+                html=render("notice.html.j2", paragraphs=paragraphs, bold_first=True),
+                text="\n\n".join(paragraphs) + "\n",
                 critical=True,  # the watch being down during a crisis passes quiet hours
             )
         ]
     if last_notice is None or last_notice[0] != STOPPED or state.last_watched_at is None:
         return []
     stop = last_notice[1].removeprefix("watchdog.stopped.")
-    intro = text["recovered_intro"].format(at=f"{state.last_watched_at:%Y-%m-%d %H:%M}")
+    intro = text["recovered_intro"].format(
+        at=texts.when(state.last_watched_at), zone=texts.zone_name()
+    )
     return [
         OutboxMessage(
             message_id=f"watchdog.recovered.{stop}",
             kind=RECOVERED,
             recipients=recipients,
             subject=header_safe(text["recovered_subject"]),
-            html=(
-                '<html><body style="font-family:sans-serif">'
-                f"<p>{html.escape(intro)}</p></body></html>"
-            ),
+            html=render("notice.html.j2", paragraphs=[intro], bold_first=False),
             text=f"{intro}\n",
         )
     ]
@@ -237,9 +192,7 @@ def unreadable_notice(
         kind=UNREADABLE,
         recipients=tuple(m.email for m in settings.operators),
         subject=header_safe(text["unreadable_subject"].format(file=path.name)),
-        html='<html><body style="font-family:sans-serif">'
-        + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-        + "</body></html>",
+        html=render("notice.html.j2", paragraphs=paragraphs, bold_first=False),
         text="\n\n".join(paragraphs) + "\n",
         critical=True,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_UI_URL
 
 from tasks.detect.breaking import StoryAssessment, assess_breaking_stories
 from tasks.detect.volume import TopicAssessment, assess_watches, bucket_ceiling
@@ -20,6 +21,7 @@ from tasks.notify.alerts import AlertChanges, raise_alerts
 from tasks.notify.channels import deliver_channels
 from tasks.notify.delivery import DeliveryReport, deliver
 from tasks.notify.escalation import escalate_unacknowledged
+from tasks.notify.rendering import rebase_link
 from vigie.models import (
     CycleSummary,
     Mention,
@@ -118,15 +120,14 @@ def detect_stories_task(
 ACK_DEPLOYMENT = "acknowledge-alert/acknowledge-alert"
 
 
-def prefect_ack_link(config_path: str) -> Callable[[str], str | None]:
+def prefect_ack_link(config_path: str, public_ui: str | None = None) -> Callable[[str], str | None]:
     """Start, for each new alert, a run of the `acknowledge-alert` deployment that waits for
-    a name, and give its page in the Prefect UI; None where that deployment is not served
-    (then the email gives `vigie ack`)."""
+    a name, and give its page in the Prefect UI (at `public_ui`, `[prefect] public_ui_url`,
+    when set); None where that deployment is not served (then the email gives `vigie ack`)."""
 
     def link(alert_id: str) -> str | None:
         from prefect.deployments import run_deployment
         from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-        from prefect.settings import PREFECT_UI_URL
 
         try:
             run = run_deployment(
@@ -137,7 +138,7 @@ def prefect_ack_link(config_path: str) -> Callable[[str], str | None]:
             )
         except (ObjectNotFound, PrefectHTTPStatusError, OSError):
             return None
-        ui = PREFECT_UI_URL.value()
+        ui = public_ui or PREFECT_UI_URL.value()
         run_id = getattr(run, "id", None)  # the sync call returns the FlowRun itself
         return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
@@ -156,15 +157,16 @@ def raise_alerts_task(
     stories: Sequence[StoryAssessment] = (),
 ) -> AlertChanges:
     """Open, escalate, update or resolve each topic's and each breaking story's alert
-    (emails go to the outbox)."""
+    (emails go to the outbox; their Prefect links at `[prefect] public_ui_url` when set)."""
+    public_ui = settings.prefect.public_ui_url
     with open_warehouse(path) as con:
         return raise_alerts(
             Store(con),
             settings,
             assessments,
             now=now,
-            run_url=run_url,
-            ack_link=prefect_ack_link(config_path) if config_path else None,
+            run_url=rebase_link(run_url, local_ui=PREFECT_UI_URL.value(), public_ui=public_ui),
+            ack_link=prefect_ack_link(config_path, public_ui) if config_path else None,
             drill=drill,
             stories=stories,
         )

@@ -160,6 +160,8 @@ Language = Literal["fr", "en"]
 
 class Watch(_Model):
     name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[\w .'-]+$")]
+    # What people read in emails ("Hôpital Sainte-Anne"); unset, the name.
+    label: Annotated[str, Field(min_length=1, max_length=120), Shown] | None = None
     query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS), Shown]
     # None: every language. Otherwise a mention in another known language does not match;
     # one whose language cannot be told still does (a short post may be about us).
@@ -757,6 +759,20 @@ class Escalation(_Model):
     delay_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 30
 
 
+class Prefect(_Model):
+    # The Prefect UI as the cell reaches it (`https://vigie.example.org`): the links of emails
+    # point there. Unset: the API's own UI (PREFECT_UI_URL), often 127.0.0.1, useless off the
+    # server; `vigie check` warns about a loopback address.
+    public_ui_url: Annotated[str, Field(max_length=300)] | None = None
+
+    @field_validator("public_ui_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
 class Settings(_Model):
     organisation: Organisation
     warehouse: Warehouse = Warehouse()
@@ -772,6 +788,7 @@ class Settings(_Model):
     quality: Quality = Quality()
     health: Health = Health()
     escalation: Escalation = Escalation()
+    prefect: Prefect = Prefect()
     config_path: Path = Path(DEFAULT_CONFIG)
 
     @model_validator(mode="before")
@@ -838,6 +855,11 @@ class Settings(_Model):
 
     def member_languages(self, member: Member) -> tuple[Language, ...]:
         return member.languages or (self.organisation.language,)
+
+    def watch_label(self, name: str) -> str:
+        """The human label of the watch `name` (its name when it has none, or is unknown)."""
+        watch = next((w for w in self.watch if w.name == name), None)
+        return (watch.label if watch else None) or name
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.cell.members if m.name == name), None)

@@ -11,7 +11,9 @@ crisis vocabulary), for the same reason.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -175,6 +177,47 @@ def vocabulary_signal(
     return min(1.0, total / len(mentions) * 1.5), counts
 
 
+# Words as written, before folding: what the crisis terms are shown as in emails.
+_WRITTEN_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Enough mentions read to find how a term is written: a term of a burst is seen at once.
+MAX_MENTIONS_READ_FOR_WORDS = 2000
+
+
+def written_terms(
+    mentions: Sequence[WindowMention],
+    labels: Iterable[str],
+    lexicon: Mapping[str, float] = CRISIS_LEXICON,
+) -> dict[str, str]:
+    """How each lexicon term (`rappel*`, `fuite de donnees`) is written in the mentions, in
+    lower case with its accents: the commonest matched form ("rappel", "fuite de données").
+
+    A term not met in the first MAX_MENTIONS_READ_FOR_WORDS mentions is left out (the caller
+    shows the term itself then).
+    """
+    named = set(labels)
+    wanted = [c for c in _compile(lexicon) if c[3] in named]
+    seen: dict[str, Counter[str]] = {}
+    for mention in mentions[:MAX_MENTIONS_READ_FOR_WORDS]:
+        pairs: list[tuple[str, str]] = []
+        for token in _WRITTEN_WORD.findall(f"{mention.title} {mention.summary}"):
+            folded = text_words(token)
+            # A token that folds to several words (a ligature, a mark) keeps its folded form.
+            pairs += [(folded[0], token.lower())] if len(folded) == 1 else [(w, w) for w in folded]
+        words = [w for w, _ in pairs]
+        for terms, prefix, _, label in wanted:
+            n = len(terms)
+            for start in range(len(words) - n + 1):
+                window = words[start : start + n]
+                if window[:-1] != list(terms[:-1]):
+                    continue
+                last = window[-1]
+                if last.startswith(terms[-1]) if prefix else last == terms[-1]:
+                    form = " ".join(original for _, original in pairs[start : start + n])
+                    seen.setdefault(label, Counter())[form] += 1
+                    break
+    return {label: forms.most_common(1)[0][0] for label, forms in seen.items()}
+
+
 def negativity_signal(
     mentions: Sequence[WindowMention], baseline_share: float, *, min_negative: int = 3
 ) -> tuple[float, int, float]:
@@ -252,12 +295,15 @@ def assess_severity(
     }
     contributions = {k: round(v, 1) for k, v in contributions.items()}
     score = round(min(100.0, sum(contributions.values())), 1)
+    top_terms = dict(sorted(terms.items(), key=lambda kv: -kv[1])[:8])
     evidence: dict[str, object] = {
         "mentions": len(mentions),
         "negative": negative,
         "negative_share": round(share, 3),
         "baseline_negative_share": round(baseline_negative_share, 3),
-        "crisis_terms": dict(sorted(terms.items(), key=lambda kv: -kv[1])[:8]),
+        "crisis_terms": top_terms,
+        # The same terms as the mentions write them, for people to read.
+        "crisis_words": written_terms(mentions, top_terms, lexicon),
         "major_outlets": outlets,
         "platforms": platforms,
         "sources": sources,

@@ -103,6 +103,7 @@ def raise_alerts(
             marker=now,
             language=settings.organisation.language,
             tz=settings.organisation.timezone,
+            label=settings.watch_label(signal.topic),
         )
         message = alert_message(
             settings,

@@ -11,14 +11,17 @@ control characters and bounded.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from babel.dates import get_month_names
+from babel.numbers import format_percent
+
 from tasks.notify.chart import chart_cid, hourly_points, volume_chart_png
-from tasks.notify.emails import LEVEL_NAMES, _safe_href, header_safe
+from tasks.notify.emails import header_safe
+from tasks.notify.rendering import LOCALES, Texts, catalogue, render, safe_href
 from vigie.models import InlineImage, OutboxMessage
 from vigie.settings import Settings
 from warehouse.store import Store
@@ -160,7 +163,8 @@ def build_digest(store: Store, settings: Settings, *, period: Period, end: datet
                 png=volume_chart_png(
                     points,
                     marker=min(opened) if opened else None,
-                    title=f"{topic} : {_chart_unit(step, language)}",
+                    title=f"{settings.watch_label(topic)}{' : ' if language == 'fr' else ': '}"
+                    f"{_chart_unit(step, language)}",
                     language=language,
                     tz=settings.organisation.timezone,
                 ),
@@ -189,112 +193,20 @@ def build_digest(store: Store, settings: Settings, *, period: Period, end: datet
 
 def _chart_unit(step: timedelta, language: str) -> str:
     hours = int(step / timedelta(hours=1))
-    if language == "fr":
-        return "mentions par heure" if hours == 1 else f"mentions par tranche de {hours} h"
-    return "mentions per hour" if hours == 1 else f"mentions per {hours} hours"
+    text = DIGEST_TEXT[language]
+    return text["chart_unit_hour"] if hours == 1 else text["chart_unit_hours"].format(hours=hours)
 
 
+# Month names in the language (Babel's CLDR data), for dates written without the machine's locale.
 MONTHS = {
-    "fr": (
-        "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
-    ).split(),
-    "en": (
-        "January February March April May June July August September October November December"
-    ).split(),
+    language: [get_month_names("wide", locale=LOCALES[language])[m] for m in range(1, 13)]
+    for language in LOCALES
 }
-STATUS_NAMES = {
-    "fr": {"open": "ouverte", "acknowledged": "prise en charge", "resolved": "résolue"},
-    "en": {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"},
-}
-HEALTH_NAMES = {
-    "fr": {
-        "ok": "",
-        "failing": "en panne",
-        "not_a_feed": "ne renvoie plus de flux",
-        "silent": "muette",
-    },
-    "en": {
-        "ok": "",
-        "failing": "down",
-        "not_a_feed": "no longer returns a feed",
-        "silent": "silent",
-    },
-}
+# The catalogue's texts (tasks/notify/catalogue), as the incident report reads them too.
+STATUS_NAMES = {language: dict(catalogue(language)["statuses"]) for language in LOCALES}
+HEALTH_NAMES = {language: dict(catalogue(language)["digest_health"]) for language in LOCALES}
 DIGEST_TEXT: dict[str, dict[str, str]] = {
-    "fr": {
-        "tag_daily": "RÉSUMÉ",
-        "tag_weekly": "RÉSUMÉ HEBDOMADAIRE",
-        "heading_daily": "Résumé quotidien",
-        "heading_weekly": "Résumé de la semaine",
-        "week": "semaine du {range}",
-        "span": "Du {start} au {end} (heure de {zone}), comparé {length}.",
-        "length_daily": "aux 24 heures précédentes",
-        "length_weekly": "aux 7 jours précédents",
-        "volumes": "Volumes et tonalité",
-        "topic": "Sujet",
-        "mentions": "Mentions",
-        "previous": "Période précédente",
-        "change": "Variation",
-        "negative": "Part négative",
-        "negative_was": "avant : {share}",
-        "new": "nouveau",
-        "chart_alt": "Volume des mentions de « {topic} »",
-        "stories": "Principaux sujets de la période",
-        "no_stories": "Aucune mention dans la période.",
-        "story_meta": "{source} · {sources} · {mentions}",
-        "sources_n": "{n} source(s)",
-        "mentions_n": "{n} mention(s)",
-        "major": "média majeur",
-        "failed": "Sources en échec",
-        "no_failed": "Aucune source n’a échoué pendant la période.",
-        "failures": "{failures} échec(s) sur {runs} collecte(s)",
-        "still_failing": "toujours en échec",
-        "recovered": "rétablie depuis",
-        "alerts": "Alertes de la période",
-        "no_alerts": "Aucune alerte pendant la période.",
-        "opened": "ouverte le {moment}",
-        "resolved": "résolue le {moment}",
-        "acked": "prise en charge par {by} le {moment}",
-        "not_acked": "personne ne l’a prise en charge",
-        "footer": "Résumé envoyé par Vigie à la cellule de crise de {org}.",
-    },
-    "en": {
-        "tag_daily": "DIGEST",
-        "tag_weekly": "WEEKLY DIGEST",
-        "heading_daily": "Daily digest",
-        "heading_weekly": "Weekly digest",
-        "week": "week of {range}",
-        "span": "From {start} to {end} ({zone} time), against {length}.",
-        "length_daily": "the 24 hours before",
-        "length_weekly": "the 7 days before",
-        "volumes": "Volumes and tone",
-        "topic": "Topic",
-        "mentions": "Mentions",
-        "previous": "Previous period",
-        "change": "Change",
-        "negative": "Negative share",
-        "negative_was": "before: {share}",
-        "new": "new",
-        "chart_alt": "Volume of mentions of “{topic}”",
-        "stories": "Top stories of the period",
-        "no_stories": "No mentions in the period.",
-        "story_meta": "{source} · {sources} · {mentions}",
-        "sources_n": "{n} source(s)",
-        "mentions_n": "{n} mention(s)",
-        "major": "major outlet",
-        "failed": "Sources that failed",
-        "no_failed": "No source failed during the period.",
-        "failures": "{failures} failure(s) in {runs} run(s)",
-        "still_failing": "still failing",
-        "recovered": "recovered since",
-        "alerts": "Alerts of the period",
-        "no_alerts": "No alert during the period.",
-        "opened": "opened {moment}",
-        "resolved": "resolved {moment}",
-        "acked": "acknowledged by {by} on {moment}",
-        "not_acked": "nobody acknowledged it",
-        "footer": "Digest sent by Vigie to the crisis cell of {org}.",
-    },
+    language: dict(catalogue(language)["digest"]) for language in LOCALES
 }
 
 
@@ -327,14 +239,18 @@ def format_range(first: datetime, last: datetime, language: str) -> str:
 
 
 def _percent(share: float, language: str) -> str:
-    return f"{share * 100:.0f} %" if language == "fr" else f"{share * 100:.0f}%"
+    # Babel's percent pattern: "45 %" in French, "45%" in English (its no-break spaces become
+    # plain ones, as the rest of the text writes them).
+    shown = format_percent(round(share, 2), locale=LOCALES[language])
+    return shown.replace("\xa0", " ").replace("\u202f", " ")
 
 
 def _change(volume: TopicVolume, language: str) -> str:
     pct = volume.change_pct
     if pct is None:
         return DIGEST_TEXT[language]["new"] if volume.mentions else "—"
-    return f"{pct:+.0f} %" if language == "fr" else f"{pct:+.0f}%"
+    shown = _percent(round(pct) / 100, language)
+    return shown if shown.startswith("-") else "+" + shown
 
 
 def _share(share: float | None, language: str) -> str:
@@ -372,179 +288,127 @@ def digest_subject(digest: Digest, settings: Settings) -> str:
     return header_safe(f"[Vigie][{tag}] {settings.organisation.name} — {when}")
 
 
-# Inline CSS only: many mail clients drop <style> blocks and never load remote stylesheets.
-_BODY = (
-    "font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.4;color:#222;"
-    "max-width:680px"
-)
-_H2 = "font-size:20px;margin:0 0 4px 0"
-_H3 = "font-size:16px;margin:20px 0 6px 0;border-bottom:1px solid #ccc;padding-bottom:2px"
-_TABLE = "border-collapse:collapse;font-size:14px"
-_TH = "text-align:left;padding:4px 8px;border-bottom:2px solid #ccc"
-_TD = "padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top"
-_NUM = _TD + ";text-align:right"
-_SMALL = "color:#666;font-size:12px"
-
-
 def _clean(value: str | None, max_chars: int = MAX_TITLE) -> str:
     """One line of untrusted text: control characters out, whitespace collapsed, bounded."""
     return header_safe(value or "", max_chars)
 
 
 def render_digest(digest: Digest, settings: Settings) -> OutboxMessage:
-    """The digest as one outbox message for the whole cell (HTML, plain text, charts)."""
+    """The digest as one outbox message for the whole cell (templates/digest.*.j2: HTML, plain
+    text, charts), in the organisation's language with its number and date formats."""
     language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
     text = DIGEST_TEXT[language]
     zone = ZoneInfo(settings.organisation.timezone)
     org = _clean(settings.organisation.name)
-    e = html.escape
-    colon = " : " if language == "fr" else ": "  # French typography: a space before the colon
 
     def moment(value: datetime) -> str:
         return format_moment(value, language, zone)
 
-    span = text["span"].format(
-        start=moment(digest.start),
-        end=moment(digest.end),
-        zone=settings.organisation.timezone,
-        length=text[f"length_{digest.period}"],
-    )
-    heading = f"{text[f'heading_{digest.period}']} — {org}"
-    html_parts: list[str] = [
-        f'<html><head><meta charset="utf-8"></head><body style="{_BODY}">',
-        f'<h2 style="{_H2}">{e(heading)}</h2>',
-        f'<p style="{_SMALL}">{e(span)}</p>',
-        f'<h3 style="{_H3}">{e(text["volumes"])}</h3>',
-        f'<table style="{_TABLE}"><tr>',
-        *(
-            f'<th style="{_TH}">{e(text[key])}</th>'
-            for key in ("topic", "mentions", "previous", "change", "negative")
-        ),
-        "</tr>",
-    ]
-    plain: list[str] = [heading, "=" * len(heading), span, "", text["volumes"], "-" * 20]
+    topics = []
     for volume in digest.topics:
-        share = _share(volume.negative_share, language)
-        was = text["negative_was"].format(share=_share(volume.previous_negative_share, language))
-        html_parts.append(
-            f'<tr><td style="{_TD}"><strong>{e(volume.topic)}</strong></td>'
-            f'<td style="{_NUM}">{volume.mentions}</td>'
-            f'<td style="{_NUM}">{volume.previous}</td>'
-            f'<td style="{_NUM}">{e(_change(volume, language))}</td>'
-            f'<td style="{_NUM}">{e(share)} <span style="{_SMALL}">({e(was)})</span></td></tr>'
+        label = settings.watch_label(volume.topic)
+        topics.append(
+            {
+                "topic": label,
+                "mentions": texts.number(volume.mentions, 0),
+                "previous": texts.number(volume.previous, 0),
+                "change": _change(volume, language),
+                "share": _share(volume.negative_share, language),
+                "was": text["negative_was"].format(
+                    share=_share(volume.previous_negative_share, language)
+                ),
+                "chart_cid": volume.chart.cid if volume.chart is not None else None,
+                "chart_alt": text["chart_alt"].format(topic=label),
+            }
         )
-        plain.append(
-            f"- {volume.topic}{colon}{volume.mentions} {text['mentions'].lower()} "
-            f"({text['previous'].lower()}{colon}{volume.previous}, {_change(volume, language)}); "
-            f"{text['negative'].lower()} {share} ({was})"
+    stories = []
+    for story in digest.stories:
+        meta = text["story_meta"].format(
+            source=_clean(story.source, 120),
+            sources=text["sources_n"].format(n=texts.number(story.sources, 0)),
+            mentions=text["mentions_n"].format(n=texts.number(story.mentions, 0)),
         )
-    html_parts.append("</table>")
-    for volume in digest.topics:
-        if volume.chart is not None:
-            alt = text["chart_alt"].format(topic=volume.topic)
-            html_parts.append(
-                f'<p><img src="cid:{e(volume.chart.cid, quote=True)}" width="600" '
-                f'height="220" alt="{e(alt, quote=True)}" '
-                'style="display:block;max-width:100%;height:auto;border:0"></p>'
-            )
-
-    html_parts.append(f'<h3 style="{_H3}">{e(text["stories"])}</h3>')
-    plain += ["", text["stories"], "-" * 20]
-    if digest.stories:
-        html_parts.append('<ol style="padding-left:20px">')
-        for story in digest.stories:
-            title = _clean(story.title)
-            href = _safe_href(story.url)
-            link = f'<a href="{href}" style="color:#1a4f8b">{e(title)}</a>' if href else e(title)
-            meta = text["story_meta"].format(
-                source=_clean(story.source, 120),
-                sources=text["sources_n"].format(n=story.sources),
-                mentions=text["mentions_n"].format(n=story.mentions),
-            )
-            if story.tier == 1:
-                meta += f" · {text['major']}"
-            meta += f" · {moment(story.first_published_at)}"
-            html_parts.append(
-                f'<li style="margin-bottom:6px">{link}<br>'
-                f'<span style="{_SMALL}">{e(meta)}</span></li>'
-            )
-            plain.append(f"- {title}")
-            plain.append(f"  {meta}")
-            if href:
-                plain.append(f"  {_clean(story.url, 2000)}")
-        html_parts.append("</ol>")
-    else:
-        html_parts.append(f"<p>{e(text['no_stories'])}</p>")
-        plain.append(text["no_stories"])
-
-    html_parts.append(f'<h3 style="{_H3}">{e(text["failed"])}</h3>')
-    plain += ["", text["failed"], "-" * 20]
-    if digest.failed_sources:
-        html_parts.append('<ul style="padding-left:20px">')
-        for failed in digest.failed_sources:
-            parts = []
-            if failed.failures:
-                parts.append(text["failures"].format(failures=failed.failures, runs=failed.runs))
-                if failed.still_failing:
-                    parts.append(text["still_failing"])
-            health = HEALTH_NAMES[language].get(failed.health, failed.health)
-            if health:
-                parts.append(health)
-            error = _clean(failed.last_error, MAX_ERROR)
-            html_parts.append(
-                f"<li><strong>{e(_clean(failed.source, 120))}</strong> — {e(', '.join(parts))}"
-                + (f'<br><span style="{_SMALL}">{e(error)}</span>' if error else "")
-                + "</li>"
-            )
-            plain.append(f"- {_clean(failed.source, 120)}{colon}{', '.join(parts)}")
-            if error:
-                plain.append(f"  {error}")
-        html_parts.append("</ul>")
-    else:
-        html_parts.append(f"<p>{e(text['no_failed'])}</p>")
-        plain.append(text["no_failed"])
-
-    html_parts.append(f'<h3 style="{_H3}">{e(text["alerts"])}</h3>')
-    plain += ["", text["alerts"], "-" * 20]
-    if digest.alerts:
-        html_parts.append('<ul style="padding-left:20px">')
-        for alert in digest.alerts:
-            level = LEVEL_NAMES[language].get(alert.level, alert.level.upper())
-            status = STATUS_NAMES[language].get(alert.status, alert.status)
-            facts = [text["opened"].format(moment=moment(alert.opened_at))]
-            if alert.resolved_at is not None:
-                facts.append(text["resolved"].format(moment=moment(alert.resolved_at)))
-            if alert.acknowledged_at is not None:
-                facts.append(
-                    text["acked"].format(
-                        by=_clean(alert.acknowledged_by, 120) or "?",
-                        moment=moment(alert.acknowledged_at),
-                    )
+        if story.tier == 1:
+            meta += f" · {text['major']}"
+        meta += f" · {moment(story.first_published_at)}"
+        href = safe_href(story.url)
+        stories.append(
+            {
+                "title": _clean(story.title),
+                "href": href,
+                "url": _clean(story.url, 2000),
+                "meta": meta,
+            }
+        )
+    failed = []
+    for source in digest.failed_sources:
+        parts = []
+        if source.failures:
+            parts.append(
+                text["failures"].format(
+                    failures=texts.number(source.failures, 0), runs=texts.number(source.runs, 0)
                 )
-            else:
-                facts.append(text["not_acked"])
-            summary = f"[{level}] {alert.topic} — {status}"
-            html_parts.append(
-                f"<li><strong>{e(summary)}</strong><br>"
-                f'<span style="{_SMALL}">{e(alert.alert_id)} · {e("; ".join(facts))}</span></li>'
             )
-            plain.append(f"- {summary} ({alert.alert_id})")
-            plain.append(f"  {'; '.join(facts)}")
-        html_parts.append("</ul>")
-    else:
-        html_parts.append(f"<p>{e(text['no_alerts'])}</p>")
-        plain.append(text["no_alerts"])
-
-    footer = text["footer"].format(org=org)
-    html_parts.append(f'<p style="{_SMALL};margin-top:24px">{e(footer)}</p></body></html>')
-    plain += ["", "--", footer]
+            if source.still_failing:
+                parts.append(text["still_failing"])
+        health = HEALTH_NAMES[language].get(source.health, source.health)
+        if health:
+            parts.append(health)
+        failed.append(
+            {
+                "name": _clean(source.source, 120),
+                "facts": ", ".join(parts),
+                "error": _clean(source.last_error, MAX_ERROR),
+            }
+        )
+    alerts = []
+    for alert in digest.alerts:
+        level = texts.get("levels", alert.level)
+        status = STATUS_NAMES[language].get(alert.status, alert.status)
+        facts = [text["opened"].format(moment=moment(alert.opened_at))]
+        if alert.resolved_at is not None:
+            facts.append(text["resolved"].format(moment=moment(alert.resolved_at)))
+        if alert.acknowledged_at is not None:
+            facts.append(
+                text["acked"].format(
+                    by=_clean(alert.acknowledged_by, 120) or "?",
+                    moment=moment(alert.acknowledged_at),
+                )
+            )
+        else:
+            facts.append(text["not_acked"])
+        alerts.append(
+            {
+                "summary": f"[{level}] {settings.watch_label(alert.topic)} — {status}",
+                "alert_id": alert.alert_id,
+                "facts": "; ".join(facts),
+            }
+        )
+    context = {
+        "tx": texts,
+        "heading": f"{text[f'heading_{digest.period}']} — {org}",
+        "span": text["span"].format(
+            start=moment(digest.start),
+            end=moment(digest.end),
+            zone=texts.zone_name(),
+            length=text[f"length_{digest.period}"],
+        ),
+        # French typography: a space before the colon.
+        "colon": " : " if language == "fr" else ": ",
+        "topics": topics,
+        "stories": stories,
+        "failed": failed,
+        "alerts": alerts,
+        "footer": text["footer"].format(org=org),
+    }
     return OutboxMessage(
         message_id=message_id(digest),
         kind="digest",
         recipients=cell_recipients(settings),
         subject=digest_subject(digest, settings),
-        html="".join(html_parts),
-        text="\n".join(plain) + "\n",
+        html=render("digest.html.j2", **context),
+        text=render("digest.txt.j2", **context) + "\n",
         images=digest.images,
     )
 

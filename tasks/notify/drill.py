@@ -20,7 +20,6 @@ This module holds the plain functions (tested without Prefect) and the thin task
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import time
 import unicodedata
@@ -38,6 +37,7 @@ from tasks.load import send_pending
 from tasks.notify.digest import cell_recipients
 from tasks.notify.emails import TEXT as ALERT_TEXT
 from tasks.notify.emails import header_safe
+from tasks.notify.rendering import LOCALES, Texts, catalogue, render
 from tasks.publish.report import md_text
 from tasks.publish.ui import publish_markdown
 from vigie.errors import ConfigError
@@ -127,48 +127,8 @@ CRISIS_TITLES = {
     ),
 }
 
-REPORT_TEXT = {
-    "fr": {
-        "subject": "{tag} Vigie : bilan de l’exercice « {name} »",
-        "intro": (
-            "Exercice « {name} » ({drill_id}) : une crise fictive, étiquetée « {label} », a "
-            "traversé la veille réelle (collecte, détection, alerte, courriel à la cellule)."
-        ),
-        "started": "Début de l’exercice",
-        "injected": "Crise injectée",
-        "detected": "Alerte ouverte",
-        "ttd": "Délai de détection",
-        "sent": "Courriel d’alerte envoyé",
-        "acknowledged": "Prise en charge",
-        "tta": "Délai de prise en charge",
-        "alert": "Alerte",
-        "by": "{by}, {at}",
-        "not_detected": "Aucune alerte ne s’est ouverte : la crise fictive n’a pas été détectée.",
-        "not_acknowledged": "Non prise en charge en {minutes} min.",
-        "not_sent": "non envoyé",
-        "footer": "Exercice de Vigie : ces chiffres ne comptent pas dans la veille.",
-    },
-    "en": {
-        "subject": "{tag} Vigie: drill report “{name}”",
-        "intro": (
-            "Drill “{name}” ({drill_id}): a synthetic crisis, labelled “{label}”, went through "
-            "the real watch (collection, detection, alert, email to the cell)."
-        ),
-        "started": "Drill started",
-        "injected": "Crisis injected",
-        "detected": "Alert opened",
-        "ttd": "Time to detect",
-        "sent": "Alert email sent",
-        "acknowledged": "Acknowledged",
-        "tta": "Time to acknowledge",
-        "alert": "Alert",
-        "by": "{by}, {at}",
-        "not_detected": "No alert opened: the synthetic crisis was not detected.",
-        "not_acknowledged": "Not acknowledged within {minutes} min.",
-        "not_sent": "not sent",
-        "footer": "Vigie drill: these figures are not part of the watch.",
-    },
-}
+# The report's texts, from the catalogue (tasks/notify/catalogue).
+REPORT_TEXT = {language: dict(catalogue(language)["drill_report"]) for language in LOCALES}
 
 
 def drill_id_for(name: str) -> str:
@@ -367,12 +327,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _report_rows(record: DrillRecord, language: str, zone: str) -> list[tuple[str, str]]:
-    from zoneinfo import ZoneInfo
-
     text = REPORT_TEXT[language]
+    texts = Texts(language, zone)
 
     def moment(value: datetime | None) -> str:
-        return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "—"
+        # To the second: a drill measures how fast the chain goes.
+        return texts.when(value, seconds=True) if value else "—"
 
     rows = [
         (text["started"], moment(record.started_at)),
@@ -416,20 +376,13 @@ def drill_report_message(settings: Settings, record: DrillRecord) -> OutboxMessa
     conclusion = text["not_detected"] if record.status == "not_detected" else ""
     banner = ALERT_TEXT[language]["drill"]
     colon = " : " if language == "fr" else ": "
-    body = (
-        '<html><body style="font-family:sans-serif;color:#222">'
-        '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
-        f"{html.escape(banner)}</p>"
-        f"<p>{html.escape(text['intro'].format(**values))}</p>"
-        '<table style="border-collapse:collapse">'
-        + "".join(
-            f'<tr><th style="text-align:left;padding:2px 12px 2px 0">{html.escape(k)}</th>'
-            f"<td>{html.escape(v)}</td></tr>"
-            for k, v in rows
-        )
-        + "</table>"
-        + (f"<p><strong>{html.escape(conclusion)}</strong></p>" if conclusion else "")
-        + f"<p><small>{html.escape(text['footer'])}</small></p></body></html>"
+    body = render(
+        "drill_report.html.j2",
+        banner=banner,
+        intro=text["intro"].format(**values),
+        rows=rows,
+        conclusion=conclusion,
+        footer=text["footer"],
     )
     plain = "\n".join(
         [

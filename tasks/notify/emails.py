@@ -20,121 +20,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yagmail
 
 from tasks.detect.breaking import StoryAssessment
 from tasks.detect.signals import Severity
 from tasks.notify.failures import read_failure
+from tasks.notify.rendering import LOCALES, Texts, catalogue, render, safe_href
 from vigie.models import HealthChange, InlineImage, OutboxMessage, VolumeSignal
 from vigie.settings import Email, Member, Secrets, Settings
 
 MAX_SUBJECT_CHARS = 200
 
-LEVEL_NAMES = {
-    "fr": {"veille": "VEILLE", "vigilance": "VIGILANCE", "alerte": "ALERTE", "crise": "CRISE"},
-    "en": {"veille": "WATCH", "vigilance": "WARNING", "alerte": "ALERT", "crise": "CRISIS"},
-}
-ROLE_NAMES = {
-    "fr": {
-        "lead": "responsable de la cellule",
-        "spokesperson": "porte-parole",
-        "legal": "juridique",
-        "communications": "communications",
-        "social_media": "médias sociaux",
-        "executive": "direction",
-        "operator": "opérateur",
-    },
-    "en": {
-        "lead": "cell lead",
-        "spokesperson": "spokesperson",
-        "legal": "legal counsel",
-        "communications": "communications",
-        "social_media": "social media",
-        "executive": "executive",
-        "operator": "operator",
-    },
-}
+# The catalogue's names, as the other notices still read them (tasks/notify/catalogue).
+LEVEL_NAMES = {language: dict(catalogue(language)["levels"]) for language in LOCALES}
+ROLE_NAMES = {language: dict(catalogue(language)["roles"]) for language in LOCALES}
 TEXT = {
-    "fr": {
-        "subject": (
-            "[Vigie][{level}] {org} : pic de mentions « {topic} » ({count} en {minutes} min)"
-        ),
-        "heading": "Pic de mentions pour « {topic} »",
-        "why": (
-            "{count} mentions entre {start} et {end}, contre une médiane de {median:g} par "
-            "fenêtre de {minutes} min sur la période précédente (écart {z:.1f} fois la "
-            "dispersion habituelle ; score {score:.2f})."
-        ),
-        "top": "Principales mentions de la fenêtre",
-        "copies": "{n} reprises",
-        "on_duty": "Cellule de crise : premier niveau d’escalade",
-        "authorised": "autorisé·e à répondre sur : {platforms}",
-        "not_authorised": "n’est autorisé·e à répondre sur aucune plateforme",
-        "charter": (
-            "Rappel : ne répondez au nom de l’organisation que si vous y êtes autorisé·e ; "
-            "transmettez tout élément nouveau à la cellule."
-        ),
-        "rules": "Charte d’engagement",
-        "run": "Voir le cycle de veille dans Prefect",
-        "footer": "Alerte {alert_id} envoyée par Vigie.",
-        "ack": ('Prendre en charge (arrête l’escalade) : vigie ack {alert_id} --by "Votre nom"'),
-        "ack_link": "Prendre en charge dans Prefect (votre nom dans le formulaire)",
-        "chart": "Mentions par heure sur 48 h ; le trait rouge marque l’alerte",
-        "drill": "EXERCICE — ceci n’est pas une vraie crise. Répondez comme si c’en était une.",
-        "drill_tag": "[EXERCICE]",
-        "story_subject": (
-            "[Vigie][{level}] {org} : une histoire se propage vite « {title} » "
-            "({count} sources en {minutes} min)"
-        ),
-        "story_heading": "Une histoire se propage vite (« {topic} ») : {title}",
-        "story_why": (
-            "{count} sources distinctes ont repris cette histoire entre {start} et {end}, "
-            "alors que les histoires de « {topic} » atteignent d’habitude {usual:g} source(s) "
-            "en {minutes} min (seuil : {needed:g})."
-        ),
-        "story_outlets": "Sources qui l’ont reprise, dans l’ordre",
-    },
-    "en": {
-        "subject": (
-            "[Vigie][{level}] {org}: spike in mentions of “{topic}” ({count} in {minutes} min)"
-        ),
-        "heading": "Spike in mentions of “{topic}”",
-        "why": (
-            "{count} mentions between {start} and {end}, against a median of {median:g} per "
-            "{minutes}-minute window before (a deviation of {z:.1f} times the usual spread; "
-            "score {score:.2f})."
-        ),
-        "top": "Top mentions of the window",
-        "copies": "{n} copies",
-        "on_duty": "Crisis cell: first escalation level",
-        "authorised": "authorised to answer on: {platforms}",
-        "not_authorised": "not authorised to answer on any platform",
-        "charter": (
-            "Reminder: only answer in the organisation's name if you are authorised to; "
-            "forward anything new to the cell."
-        ),
-        "rules": "Rules of engagement (charter)",
-        "run": "See the watch cycle in Prefect",
-        "footer": "Alert {alert_id} sent by Vigie.",
-        "ack": 'Take charge (stops the escalation): vigie ack {alert_id} --by "Your name"',
-        "ack_link": "Take charge in Prefect (your name in the form)",
-        "chart": "Mentions per hour over 48 h; the red line marks the alert",
-        "drill": "DRILL — this is not a real crisis. Respond as if it were.",
-        "drill_tag": "[DRILL]",
-        "story_subject": (
-            "[Vigie][{level}] {org}: a story is spreading fast “{title}” "
-            "({count} sources in {minutes} min)"
-        ),
-        "story_heading": "A story is spreading fast (“{topic}”): {title}",
-        "story_why": (
-            "{count} distinct sources picked up this story between {start} and {end}, while "
-            "stories of “{topic}” usually reach {usual:g} source(s) in {minutes} minutes "
-            "(threshold: {needed:g})."
-        ),
-        "story_outlets": "Sources that picked it up, in order",
-    },
+    language: {key: str(catalogue(language)["alert"][key]) for key in ("drill", "drill_tag")}
+    for language in LOCALES
 }
 
 
@@ -151,17 +54,181 @@ def _safe_href(url: str) -> str | None:
     return html.escape(url, quote=True) if url.lower().startswith(("http://", "https://")) else None
 
 
-def _member_line(member: Member, language: str) -> str:
-    text = TEXT[language]
-    role = ROLE_NAMES[language].get(member.role, member.role)
-    platforms = ", ".join(member.platforms)
-    rights = text["authorised"].format(platforms=platforms) if platforms else text["not_authorised"]
-    phone = f" · {html.escape(member.phone)}" if member.phone else ""
-    return (
-        f"<li><strong>{html.escape(member.name)}</strong> ({html.escape(role)}) — "
-        f'<a href="mailto:{html.escape(member.email, quote=True)}">{html.escape(member.email)}</a>'
-        f"{phone} — {html.escape(rights)}</li>"
+def _tel(phone: str) -> str:
+    """A phone number as a `tel:` link wants it: the digits and a leading +."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return ("+" if phone.strip().startswith("+") else "") + digits
+
+
+def duty_entries(
+    settings: Settings, members: Sequence[Member], texts: Texts
+) -> list[dict[str, str | None]]:
+    """Each member on duty as the emails list them: role, phone, address, where they may
+    answer, and their backup with the backup's phone."""
+    entries: list[dict[str, str | None]] = []
+    for member in members:
+        platforms = ", ".join(member.platforms)
+        backup = settings.member(member.backup) if member.backup else None
+        if backup is not None and backup.phone:
+            standing_in: str | None = texts(
+                "duty.backup_phone", name=backup.name, phone=backup.phone
+            )
+        else:
+            standing_in = texts("duty.backup", name=member.backup) if member.backup else None
+        entries.append(
+            {
+                "name": member.name,
+                "role": texts.get("roles", member.role),
+                "email": member.email,
+                "phone": member.phone,
+                "tel": _tel(member.phone) if member.phone else None,
+                "rights": (
+                    texts("duty.authorised", platforms=platforms)
+                    if platforms
+                    else texts("duty.not_authorised")
+                ),
+                "backup": standing_in,
+            }
+        )
+    return entries
+
+
+def first_steps(settings: Settings, texts: Texts) -> list[str]:
+    """ "What to do now", from docs/runbook.md: convene the cell, a holding statement, who speaks
+    where (the members' platforms), read the evidence, incident mode if it grows."""
+    speakers = [
+        texts("todo.speaker", name=m.name, platforms=texts.listing(m.platforms))
+        for m in settings.cell.members
+        if m.platforms
+    ]
+    separator = " ; " if texts.language == "fr" else "; "
+    who = (
+        texts("todo.speakers", speakers=separator.join(speakers), org=settings.organisation.name)
+        if speakers
+        else texts("todo.no_speaker")
     )
+    return [
+        texts("todo.convene"),
+        texts("todo.holding"),
+        who,
+        texts("todo.read"),
+        texts("todo.incident"),
+    ]
+
+
+def crisis_words(severity: Severity | None) -> list[str]:
+    """The crisis terms of an alert as the mentions write them ("hospitalisé", not the lexicon's
+    "hospitalis*"); a term whose written form is unknown is left out rather than shown as a
+    stem."""
+    if severity is None:
+        return []
+    terms = severity.evidence.get("crisis_terms")
+    written = severity.evidence.get("crisis_words")
+    if not isinstance(terms, dict) or not isinstance(written, dict):
+        return []
+    words = [str(written[term]) for term in terms if term in written]
+    return list(dict.fromkeys(words))
+
+
+def _window_words(texts: Texts, start: datetime, end: datetime) -> tuple[str, str]:
+    """A window's start and end as a sentence says them: the end's time alone on the same
+    day."""
+    zone = texts.zone
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    return texts.when(start), texts.time(end) if same_day else texts.when(end)
+
+
+def _volume_facts(
+    settings: Settings, texts: Texts, signal: VolumeSignal, severity: Severity | None
+) -> list[str]:
+    minutes = settings.detection.window_minutes
+    start, end = _window_words(texts, signal.window_start, signal.window_end)
+    facts = [
+        texts(
+            "alert.what",
+            count=texts.number(signal.current, 0),
+            start=start,
+            end=end,
+            zone=texts.zone_name(),
+            usual=texts.number(signal.baseline_median),
+            minutes=minutes,
+        )
+    ]
+    if signal.baseline_median >= 0.5:
+        ratio = signal.current / signal.baseline_median
+        if ratio >= 1.5:
+            facts.append(
+                texts("alert.what_times", ratio=texts.number(ratio, 0 if ratio >= 10 else 1))
+            )
+    else:
+        facts.append(texts("alert.what_none_usually"))
+    return facts + _evidence_facts(texts, severity)
+
+
+def _evidence_facts(texts: Texts, severity: Severity | None) -> list[str]:
+    """Which outlets, which words, what tone: the evidence said plainly."""
+    if severity is None:
+        return []
+    facts = []
+    outlets = severity.evidence.get("major_outlets")
+    if isinstance(outlets, list) and outlets:
+        facts.append(texts("alert.outlets", outlets=", ".join(str(o) for o in outlets)))
+    words = crisis_words(severity)
+    if words:
+        facts.append(texts("alert.terms", terms=", ".join(words)))
+    negative, mentions = severity.evidence.get("negative"), severity.evidence.get("mentions")
+    if (
+        isinstance(negative, int)
+        and isinstance(mentions, int)
+        and negative
+        and severity.contributions.get("negativity", 0) > 0
+    ):
+        facts.append(
+            texts(
+                "alert.negative", negative=texts.number(negative), mentions=texts.number(mentions)
+            )
+        )
+    return facts
+
+
+def _details(
+    texts: Texts,
+    signal: VolumeSignal,
+    severity: Severity | None,
+    story: StoryAssessment | None,
+) -> list[str | list[str]]:
+    """The statistics, for the "Détails" part at the end: severity and its parts, the volume's
+    deviation, the story's spread."""
+    details: list[str | list[str]] = []
+    if severity is not None:
+        details.append(texts("details.severity", score=texts.number(severity.score)))
+        separator = " : " if texts.language == "fr" else ": "
+        details.append(
+            [
+                f"{texts.get('signals', name)}{separator}{texts.number(value)}"
+                for name, value in sorted(severity.contributions.items(), key=lambda kv: -kv[1])
+                if value > 0
+            ]
+        )
+    details.append(
+        texts(
+            "details.volume",
+            count=texts.number(signal.current, 0),
+            median=texts.number(signal.baseline_median),
+            z=texts.number(signal.z),
+            score=texts.number(signal.score, 2),
+        )
+    )
+    if story is not None:
+        details.append(
+            texts(
+                "details.story",
+                count=texts.number(story.sources, 0),
+                usual=texts.number(story.usual_spread),
+                needed=texts.number(story.needed),
+            )
+        )
+    return details
 
 
 def render_alert_email(
@@ -178,171 +245,92 @@ def render_alert_email(
     drill: bool = False,
     story: StoryAssessment | None = None,
 ) -> tuple[str, str]:
-    """The subject and HTML body of an alert, in the organisation's language.
+    """The subject and HTML body of an alert, in the organisation's language
+    (templates/alert.html.j2).
 
-    `chart_cid` names the inline volume chart, `ack_url` the Prefect run waiting for an
-    acknowledgement; a `drill` is marked as an exercise in the subject and at the top. A
-    breaking `story`'s alert names the story, links it and lists the sources that carried it.
+    Plain words first (what is happening, how big, since when, which outlets and words), how to
+    take charge, what to do now, who is on duty with phones and backups, the evidence, and the
+    statistics last. `chart_cid` names the inline volume chart, `ack_url` the Prefect run
+    waiting for an acknowledgement; a `drill` is marked as an exercise in the subject and at
+    the top. A breaking `story`'s alert names the story, links it and lists its sources.
     """
     language = settings.organisation.language
-    text = TEXT[language]
-    zone = ZoneInfo(settings.organisation.timezone)
+    texts = Texts(language, settings.organisation.timezone)
     minutes = settings.detection.window_minutes
-
-    def local(moment: datetime) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
+    topic = settings.watch_label(signal.topic)
+    level_name = texts.get("levels", level)
     subject = header_safe(
-        (text["drill_tag"] + " " if drill else "")
-        + text["story_subject" if story else "subject"].format(
-            level=LEVEL_NAMES[language][level],
+        (texts("alert.drill_tag") + " " if drill else "")
+        + texts(
+            "alert.story_subject" if story else "alert.subject",
+            level=level_name,
             org=settings.organisation.name,
-            topic=signal.topic,
+            topic=topic,
             title=header_safe(story.title, 100) if story else "",
-            count=signal.current,
+            count=texts.number(story.sources if story else signal.current, 0),
             minutes=minutes,
         )
     )
-    items = []
-    for mention in top_mentions:
-        title = html.escape(mention["title"])
-        href = _safe_href(mention["url"])
-        link = f'<a href="{href}">{title}</a>' if href else title
-        copies = (
-            " · " + html.escape(text["copies"].format(n=mention["copies"]))
-            if mention["copies"] > 1
-            else ""
-        )
-        items.append(
-            f"<li>{link}<br><small>{html.escape(mention['source'])} · "
-            f"{html.escape(local(mention['published_at']))}{copies}</small></li>"
-        )
-    members = "".join(_member_line(m, language) for m in settings.first_level)
-    rules = "".join(f"<li>{html.escape(rule)}</li>" for rule in settings.cell.charter)
-    charter = f"<h3>{html.escape(text['rules'])}</h3><ol>{rules}</ol>" if rules else ""
-    run_link = (
-        f'<p><a href="{_safe_href(run_url)}">{html.escape(text["run"])}</a></p>'
-        if run_url and _safe_href(run_url)
-        else ""
-    )
-    why = text["why"].format(
-        count=signal.current,
-        start=local(signal.window_start),
-        end=local(signal.window_end),
-        median=signal.baseline_median,
-        minutes=minutes,
-        z=signal.z,
-        score=signal.score,
-    )
-    heading = text["heading"].format(topic=signal.topic)
-    listed = f"<h3>{html.escape(text['top'])}</h3><ol>{''.join(items)}</ol>"
     if story:
-        why = text["story_why"].format(
-            count=story.sources,
-            start=local(story.window_start),
-            end=local(story.window_end),
-            topic=story.topic,
-            usual=story.usual_spread,
-            needed=story.needed,
-            minutes=minutes,
-        )
-        heading = text["story_heading"].format(topic=story.topic, title=story.title)
-        story_href = _safe_href(story.url)
-        outlets = []
-        for source, url in story.outlets:
-            href = _safe_href(url)
-            name = html.escape(source)
-            outlets.append(f'<li><a href="{href}">{name}</a></li>' if href else f"<li>{name}</li>")
-        title = html.escape(story.title)
-        named = f'<a href="{story_href}">{title}</a>' if story_href else title
-        listed = (
-            f"<p><strong>{named}</strong></p>"
-            f"<h3>{html.escape(text['story_outlets'])}</h3><ol>{''.join(outlets)}</ol>"
-        )
-    chart = (
-        f'<p><img src="cid:{html.escape(chart_cid)}" width="600" height="220" '
-        f'alt="{html.escape(text["chart"])}"><br><small>{html.escape(text["chart"])}</small></p>'
-        if chart_cid
-        else ""
-    )
-    banner = (
-        '<p style="background:#fff3cd;border:2px solid #c58a00;padding:8px;font-weight:bold">'
-        f"{html.escape(text['drill'])}</p>"
-        if drill
-        else ""
-    )
-    ack_href = _safe_href(ack_url) if ack_url else None
-    ack = (
-        f'<p style="font-weight:bold">{html.escape(text["ack"].format(alert_id=alert_id))}'
-        + (f'<br><a href="{ack_href}">{html.escape(text["ack_link"])}</a>' if ack_href else "")
-        + "</p>"
-    )
-    body = (
-        f'<html><body style="font-family:sans-serif">{banner}'
-        f"<h2>{html.escape(LEVEL_NAMES[language][level])} — "
-        f"{html.escape(heading)}</h2>"
-        f"<p>{html.escape(settings.organisation.name)}</p>"
-        f"{_severity_html(severity, language)}"
-        f"<p>{html.escape(why)}</p>{chart}{ack}"
-        f"{listed}"
-        f"<h3>{html.escape(text['on_duty'])}</h3><ul>{members}</ul>"
-        f"<p><em>{html.escape(text['charter'])}</em></p>"
-        f"{charter}"
-        f"{run_link}"
-        f"<p><small>{html.escape(text['footer'].format(alert_id=alert_id))}</small></p>"
-        f"</body></html>"
+        start, end = _window_words(texts, story.window_start, story.window_end)
+        facts = [
+            texts(
+                "alert.story_what",
+                count=texts.number(story.sources, 0),
+                start=start,
+                end=end,
+                zone=texts.zone_name(),
+                topic=topic,
+                usual=texts.number(story.usual_spread),
+                minutes=minutes,
+            ),
+            *_evidence_facts(texts, severity),
+        ]
+        heading = texts("alert.story_heading", topic=topic, title=story.title)
+        story_view: dict[str, Any] | None = {
+            "title": story.title,
+            "href": safe_href(story.url),
+            "outlets": [(source, safe_href(url)) for source, url in story.outlets],
+        }
+    else:
+        facts = _volume_facts(settings, texts, signal, severity)
+        heading = texts("alert.heading", topic=topic)
+        story_view = None
+    mentions = [
+        {
+            "title": mention["title"],
+            "href": safe_href(mention["url"]),
+            "source": mention["source"],
+            "when": texts.when(mention["published_at"]),
+            "copies": (
+                texts("alert.copies", n=texts.number(mention["copies"], 0))
+                if mention["copies"] > 1
+                else None
+            ),
+        }
+        for mention in top_mentions
+    ]
+    body = render(
+        "alert.html.j2",
+        tx=texts,
+        drill=drill,
+        level_name=level_name,
+        heading=heading,
+        org=settings.organisation.name,
+        facts=facts,
+        ack_href=safe_href(ack_url),
+        alert_id=alert_id,
+        todo=first_steps(settings, texts),
+        duty_title=texts("duty.first_level"),
+        on_duty=duty_entries(settings, settings.first_level, texts),
+        charter=settings.cell.charter,
+        chart_cid=chart_cid,
+        story=story_view,
+        mentions=mentions,
+        run_href=safe_href(run_url),
+        details=_details(texts, signal, severity, story),
     )
     return subject, body
-
-
-SIGNAL_NAMES = {
-    "fr": {
-        "volume": "volume inhabituel",
-        "negativity": "hausse des mentions négatives",
-        "vocabulary": "vocabulaire de crise",
-        "pickup": "reprise par un média majeur",
-        "spread": "propagation entre plateformes et sources",
-        "breaking": "histoire reprise vite par de nombreuses sources",
-        "severity": "Gravité {score:g}/100, dont :",
-        "terms": "Termes de crise relevés : {terms}",
-        "outlets": "Médias majeurs : {outlets}",
-    },
-    "en": {
-        "volume": "unusual volume",
-        "negativity": "rise in negative mentions",
-        "vocabulary": "crisis vocabulary",
-        "pickup": "pick-up by a major outlet",
-        "spread": "spread across platforms and sources",
-        "breaking": "story picked up fast by many sources",
-        "severity": "Severity {score:g}/100, of which:",
-        "terms": "Crisis terms found: {terms}",
-        "outlets": "Major outlets: {outlets}",
-    },
-}
-
-
-def _severity_html(severity: Severity | None, language: str) -> str:
-    """Each signal's contribution to the severity, largest first, with its evidence."""
-    if severity is None:
-        return ""
-    names = SIGNAL_NAMES[language]
-    items = "".join(
-        f"<li>{html.escape(names[name])} : {value:g}</li>"
-        if language == "fr"
-        else f"<li>{html.escape(names[name])}: {value:g}</li>"
-        for name, value in sorted(severity.contributions.items(), key=lambda kv: -kv[1])
-        if value > 0
-    )
-    extra = ""
-    terms = severity.evidence.get("crisis_terms")
-    if isinstance(terms, dict) and terms:
-        listed = ", ".join(str(t).rstrip("*") for t in terms)
-        extra += f"<p>{html.escape(names['terms'].format(terms=listed))}</p>"
-    outlets = severity.evidence.get("major_outlets")
-    if isinstance(outlets, list) and outlets:
-        extra += f"<p>{html.escape(names['outlets'].format(outlets=', '.join(outlets)))}</p>"
-    heading = html.escape(names["severity"].format(score=severity.score))
-    return f"<p><strong>{heading}</strong></p><ul>{items}</ul>{extra}"
 
 
 def alert_message(
@@ -440,30 +428,8 @@ def close_smtp(client: yagmail.SMTP | None) -> None:
             client.close()
 
 
-QUALITY_TEXT = {
-    "fr": {
-        "degraded_subject": "[Vigie][QUALITÉ] Source dégradée : {source}",
-        "recovered_subject": "[Vigie][QUALITÉ] Source rétablie : {source}",
-        "degraded": (
-            "{failed} des {total} mentions reçues de « {source} » ont échoué aux contrôles de "
-            "qualité et ont été mises en quarantaine. La source est marquée dégradée ; vous ne "
-            "recevrez pas d’autre avis avant son rétablissement."
-        ),
-        "recovered": "Les mentions de « {source} » passent de nouveau les contrôles de qualité.",
-        "reasons": "Contrôles en échec",
-    },
-    "en": {
-        "degraded_subject": "[Vigie][QUALITY] Source degraded: {source}",
-        "recovered_subject": "[Vigie][QUALITY] Source recovered: {source}",
-        "degraded": (
-            "{failed} of the {total} mentions received from “{source}” failed the quality checks "
-            "and were quarantined. The source is marked degraded; you will not be told again "
-            "until it recovers."
-        ),
-        "recovered": "Mentions from “{source}” pass the quality checks again.",
-        "reasons": "Failed checks",
-    },
-}
+# The notices' texts, from the catalogue (tasks/notify/catalogue).
+QUALITY_TEXT = {language: dict(catalogue(language)["quality"]) for language in LOCALES}
 
 
 def quality_notice(
@@ -478,14 +444,16 @@ def quality_notice(
 ) -> OutboxMessage:
     """The operators' notice that a source became degraded or recovered (sent once each)."""
     language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
     text = QUALITY_TEXT[language]
     subject = header_safe(text[f"{transition}_subject"].format(source=source))
-    body = html.escape(text[transition].format(source=source, failed=failed, total=total))
-    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in reasons)
-    listing = (
-        f"<h3>{html.escape(text['reasons'])}</h3><ul>{items}</ul>"
-        if transition == "degraded" and items
-        else ""
+    body = render(
+        "quality.html.j2",
+        tx=texts,
+        sentence=text[transition].format(
+            source=source, failed=texts.number(failed, 0), total=texts.number(total, 0)
+        ),
+        reasons=list(reasons) if transition == "degraded" else [],
     )
     key = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
     return OutboxMessage(
@@ -493,147 +461,21 @@ def quality_notice(
         kind="quality",
         recipients=settings.source_notice_recipients,
         subject=subject,
-        html=f'<html><body style="font-family:sans-serif"><p>{body}</p>{listing}</body></html>',
+        html=body,
     )
 
 
 HEALTH_TEXT: dict[str, dict[str, Any]] = {
-    "fr": {
-        # One source changed: the subject names it; "never" when it has never answered.
-        "subject": {
-            "failing": "[Vigie][SOURCE] Source en panne : {source}",
-            "failing_never": "[Vigie][SOURCE] Source jamais collectée : {source}",
-            "not_a_feed": "[Vigie][SOURCE] La source ne renvoie plus de flux : {source}",
-            "not_a_feed_never": "[Vigie][SOURCE] La source ne renvoie pas de flux : {source}",
-            "silent": "[Vigie][SOURCE] Source muette : {source}",
-            "ok": "[Vigie][SOURCE] Source rétablie : {source}",
-        },
-        # Several: how many to check, how many recovered.
-        "subject_many": "[Vigie][SOURCE] {parts}",
-        "to_check": ("{n} source à vérifier", "{n} sources à vérifier"),
-        "recovered": ("{n} source rétablie", "{n} sources rétablies"),
-        "subject_network": "[Vigie][SOURCE] Pas de réseau ou de DNS : aucune source ne répond",
-        "network": (
-            "Pas de réseau ou de DNS : aucune source ne répond, toutes faute de connexion. "
-            "Vérifiez d’abord la connexion du serveur de Vigie (réseau, DNS, pare-feu, proxy) "
-            "plutôt que chaque source."
-        ),
-        "seen": "Constaté au cycle de veille du {when}.",
-        "heading_problems": "Sources à vérifier",
-        "heading_recovered": "Sources rétablies",
-        "line": {
-            "failing": "ne répond plus depuis le {last_ok} ({failures}) : {why}.",
-            "failing_never": "n’a jamais répondu ({failures}) : {why}.",
-            "not_a_feed": (
-                "renvoie une page web au lieu d’un flux : son adresse a probablement changé."
-            ),
-            "not_a_feed_never": (
-                "renvoie une page web au lieu d’un flux depuis le début : son adresse est "
-                "sans doute erronée."
-            ),
-            "silent": (
-                "ne publie plus rien : sa dernière entrée date de {age}, alors qu’elle publie "
-                "d’habitude toutes les {gap}."
-            ),
-            "silent_failing": "ne publie plus rien, et sa dernière collecte a échoué : {why}.",
-            "ok": "est maintenant collectée normalement.",
-        },
-        "failures": ("{n} cycle en échec", "{n} cycles en échec"),
-        "why": {
-            "html_page": "une page web au lieu d’un flux",
-            "timeout": "le serveur ne répond pas dans le délai",
-            "http_404": "la page n’existe pas ou plus (erreur {status})",
-            "http_auth": "le serveur refuse l’accès (erreur {status})",
-            "http_429": "le serveur limite le nombre de requêtes (erreur {status})",
-            "http_5xx": "le serveur est en panne (erreur {status})",
-            "http_other": "le serveur répond par une erreur (code {status})",
-            "redirect": "redirection refusée (vers une adresse non web, un autre serveur, ou trop "
-            "de redirections)",
-            "dns": "le nom du serveur est introuvable (DNS)",
-            "connection": "connexion impossible (refusée, ou serveur injoignable)",
-            "parse": "le contenu reçu n’est pas un flux lisible",
-            "too_large": "la réponse dépasse la taille permise",
-            "other": "erreur de collecte",
-        },
-        "details": "Détail technique : {error}",
-        "units": ("min", "h", "j"),
-        "gap": (
-            "Tant qu’une source n’est pas collectée, la veille a un angle mort : la détection ne "
-            "prend pas ce trou pour du calme. Vous ne recevrez pas d’autre avis sur une source "
-            "avant son rétablissement."
-        ),
-    },
-    "en": {
-        "subject": {
-            "failing": "[Vigie][SOURCE] Source down: {source}",
-            "failing_never": "[Vigie][SOURCE] Source never collected: {source}",
-            "not_a_feed": "[Vigie][SOURCE] Source no longer returns a feed: {source}",
-            "not_a_feed_never": "[Vigie][SOURCE] Source does not return a feed: {source}",
-            "silent": "[Vigie][SOURCE] Source silent: {source}",
-            "ok": "[Vigie][SOURCE] Source recovered: {source}",
-        },
-        "subject_many": "[Vigie][SOURCE] {parts}",
-        "to_check": ("{n} source to check", "{n} sources to check"),
-        "recovered": ("{n} source recovered", "{n} sources recovered"),
-        "subject_network": "[Vigie][SOURCE] No network or DNS: no source answers",
-        "network": (
-            "No network or DNS: no source answers, every one for want of a connection. Check "
-            "the network of the machine running Vigie first (network, DNS, firewall, proxy) "
-            "rather than each source."
-        ),
-        "seen": "Found by the watch cycle of {when}.",
-        "heading_problems": "Sources to check",
-        "heading_recovered": "Sources recovered",
-        "line": {
-            "failing": "has stopped answering since {last_ok} ({failures}): {why}.",
-            "failing_never": "has never answered ({failures}): {why}.",
-            "not_a_feed": (
-                "answers with a web page instead of a feed: its address has probably changed."
-            ),
-            "not_a_feed_never": (
-                "has answered with a web page instead of a feed from the start: its address is "
-                "probably wrong."
-            ),
-            "silent": (
-                "has stopped publishing: its newest entry is {age} old, while it usually "
-                "publishes every {gap}."
-            ),
-            "silent_failing": "has stopped publishing, and its last fetch failed: {why}.",
-            "ok": "is now collected normally.",
-        },
-        "failures": ("{n} failed cycle", "{n} failed cycles"),
-        "why": {
-            "html_page": "a web page instead of a feed",
-            "timeout": "the server does not answer in time",
-            "http_404": "the page does not exist (any more) (error {status})",
-            "http_auth": "the server refuses access (error {status})",
-            "http_429": "the server limits the number of requests (error {status})",
-            "http_5xx": "the server is failing (error {status})",
-            "http_other": "the server answers with an error (code {status})",
-            "redirect": "redirect refused (to a non-web address, another server, or too many "
-            "redirects)",
-            "dns": "the server's name cannot be found (DNS)",
-            "connection": "cannot connect (refused, or server unreachable)",
-            "parse": "what was received is not a readable feed",
-            "too_large": "the answer is larger than allowed",
-            "other": "collection error",
-        },
-        "details": "Technical details: {error}",
-        "units": ("min", "h", "d"),
-        "gap": (
-            "While a source is not collected, the watch has a blind spot: detection does not "
-            "read this gap as calm. You will not be told about a source again until it recovers."
-        ),
-    },
+    language: dict(catalogue(language)["health"]) for language in LOCALES
 }
 
 
-def _plural(forms: tuple[str, str], n: int) -> str:
+def _plural(forms: Sequence[str], n: int) -> str:
     # French and English alike here: the singular for 1 (a count of 0 is never shown).
     return forms[0 if n == 1 else 1].format(n=n)
 
 
-def _span(seconds: float, units: tuple[str, str, str]) -> str:
+def _span(seconds: float, units: Sequence[str]) -> str:
     minutes, hours, days = units
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.0f} {days}"
@@ -665,7 +507,7 @@ def failure_words(error: str | None, language: str) -> str:
 
 def _health_line(
     change: HealthChange, language: str, local: Callable[[datetime], str], now: datetime
-) -> str:
+) -> dict[str, str | None]:
     text = HEALTH_TEXT[language]
     condition = change.condition
     state = change.verdict.state
@@ -685,13 +527,9 @@ def _health_line(
         gap=_span(condition.entry_gap_s or 0.0, text["units"]),
     )
     details = (
-        f"<br><small>{html.escape(text['details'].format(error=header_safe(error, 300)))}</small>"
-        if error and state != "ok"
-        else ""
+        text["details"].format(error=header_safe(error, 300)) if error and state != "ok" else None
     )
-    return (
-        f"<li><strong>{html.escape(change.source)}</strong> {html.escape(sentence)}{details}</li>"
-    )
+    return {"source": change.source, "sentence": sentence, "details": details}
 
 
 def source_health_notice(
@@ -709,12 +547,8 @@ def source_health_notice(
     the same cycle queues nothing new.
     """
     language = settings.organisation.language
+    texts = Texts(language, settings.organisation.timezone)
     text = HEALTH_TEXT[language]
-    zone = ZoneInfo(settings.organisation.timezone)
-
-    def local(moment: datetime) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
     problems = [c for c in changes if c.verdict.state != "ok"]
     recovered = [c for c in changes if c.verdict.state == "ok"]
     if network_down:
@@ -731,17 +565,19 @@ def source_health_notice(
         if recovered:
             parts.append(_plural(text["recovered"], len(recovered)))
         subject = text["subject_many"].format(parts=", ".join(parts))
-    body = ['<html><body style="font-family:sans-serif">']
-    if network_down:
-        body.append(f"<p><strong>{html.escape(text['network'])}</strong></p>")
-    body.append(f"<p>{html.escape(text['seen'].format(when=local(now)))}</p>")
-    for heading, group in (("heading_problems", problems), ("heading_recovered", recovered)):
-        if group:
-            items = "".join(_health_line(c, language, local, now) for c in group)
-            body.append(f"<h3>{html.escape(text[heading])} ({len(group)})</h3><ul>{items}</ul>")
-    if problems:
-        body.append(f"<p>{html.escape(text['gap'])}</p>")
-    body.append("</body></html>")
+    groups = [
+        (text[heading], [_health_line(c, language, texts.when, now) for c in group])
+        for heading, group in (("heading_problems", problems), ("heading_recovered", recovered))
+        if group
+    ]
+    body = render(
+        "source_health.html.j2",
+        tx=texts,
+        network_down=network_down,
+        seen=text["seen"].format(when=texts.when(now), zone=texts.zone_name()),
+        groups=groups,
+        problems=bool(problems),
+    )
     key = hashlib.sha256(
         "\n".join(f"{c.source}\t{c.verdict.state}" for c in changes).encode("utf-8")
     ).hexdigest()[:12]
@@ -750,7 +586,7 @@ def source_health_notice(
         kind="source_health",
         recipients=settings.source_notice_recipients,
         subject=header_safe(subject),
-        html="".join(body),
+        html=body,
     )
 
 

@@ -9,54 +9,18 @@ row and the alert's new `cell_level`, in one transaction, so a rerun never pages
 
 from __future__ import annotations
 
-import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasks.notify.emails import LEVEL_NAMES, ROLE_NAMES, _safe_href, as_drill, header_safe
+from tasks.notify.emails import as_drill, duty_entries, first_steps, header_safe
+from tasks.notify.rendering import Texts, render, safe_href
 from vigie.models import OutboxMessage
 from vigie.settings import Member, Settings
 from warehouse.drills import drill_alert_ids
 from warehouse.store import Store, StoredAlert
-
-TEXT = {
-    "fr": {
-        "subject": "[Vigie][ESCALADE][{level}] {org} : « {topic} » sans prise en charge depuis "
-        "{minutes} min",
-        "intro": (
-            "L’alerte {alert_id} sur « {topic} » (niveau {level}) a été envoyée au niveau "
-            "{previous} de la cellule il y a {minutes} min et personne ne l’a prise en charge. "
-            "Elle vous est transmise."
-        ),
-        "why": "Pourquoi",
-        "stories": "Principaux articles",
-        "ack": (
-            'Pour la prendre en charge : vigie ack {alert_id} --by "Votre nom" '
-            "(ou le formulaire de l’alerte dans Prefect). Sans prise en charge, elle montera "
-            "encore d’un niveau dans {minutes} min."
-        ),
-        "ack_top": 'Pour la prendre en charge : vigie ack {alert_id} --by "Votre nom".',
-        "told": "Déjà prévenus",
-    },
-    "en": {
-        "subject": "[Vigie][ESCALATION][{level}] {org}: “{topic}” not acknowledged for "
-        "{minutes} min",
-        "intro": (
-            "Alert {alert_id} on “{topic}” (level {level}) went to level {previous} of the cell "
-            "{minutes} min ago and nobody took charge of it. It is passed on to you."
-        ),
-        "why": "Why",
-        "stories": "Top stories",
-        "ack": (
-            'To take charge: vigie ack {alert_id} --by "Your name" (or the alert\'s form in '
-            "Prefect). Unacknowledged, it goes one level up again in {minutes} min."
-        ),
-        "ack_top": 'To take charge: vigie ack {alert_id} --by "Your name".',
-        "told": "Already told",
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,63 +70,79 @@ def escalation_message(
     top_mentions: Sequence[dict[str, Any]],
     told: Sequence[Member],
 ) -> OutboxMessage:
-    """The email to the next level: the alert, why, its stories, who was told, how to ack."""
+    """The email to the next level (templates/escalation.*.j2): the alert in plain words, how to
+    take charge, what to do now, who is on duty at this level (phones, backups), its stories,
+    who was told, and the detection record last."""
     language = settings.organisation.language
-    text = TEXT[language]
+    texts = Texts(language, settings.organisation.timezone)
     minutes = settings.escalation.delay_minutes
-    level = LEVEL_NAMES[language].get(alert.level, alert.level.upper())
+    level = texts.get("levels", alert.level)
     values = {
         "org": settings.organisation.name,
-        "topic": alert.topic,
+        "topic": settings.watch_label(alert.topic),
         "level": level,
         "alert_id": alert.alert_id,
         "previous": paging.from_level,
         "minutes": minutes,
     }
-    subject = header_safe(text["subject"].format(**values))
     has_higher = next_level(settings.cell.members, paging.to_level) is not None
-    ack = (text["ack"] if has_higher else text["ack_top"]).format(**values)
-    stories_html, stories_text = [], []
-    for item in top_mentions[:5]:
-        title = str(item.get("title") or "")[:300]
-        href = _safe_href(str(item.get("url") or ""))
-        source = str(item.get("source") or "")[:120]
-        linked = f'<a href="{href}">{html.escape(title)}</a>' if href else html.escape(title)
-        stories_html.append(f"<li>{linked} — {html.escape(source)}</li>")
-        stories_text.append(f"- {title} — {source} {item.get('url') or ''}".rstrip())
-    told_lines = [f"{m.name} ({ROLE_NAMES[language].get(m.role, m.role)}, {m.email})" for m in told]
-    body = (
-        '<html><body style="font-family:sans-serif;color:#222">'
-        f'<p style="font-size:16px">{html.escape(text["intro"].format(**values))}</p>'
-        f"<h3>{html.escape(text['why'])}</h3><p>{html.escape(reason)}</p>"
-        + (
-            f"<h3>{html.escape(text['stories'])}</h3><ul>{''.join(stories_html)}</ul>"
-            if stories_html
-            else ""
+    stories = [
+        {
+            "title": str(item.get("title") or "")[:300],
+            "href": safe_href(str(item.get("url") or "")),
+            "url": str(item.get("url") or ""),
+            "source": str(item.get("source") or "")[:120],
+        }
+        for item in top_mentions[:5]
+    ]
+    outlets = list(dict.fromkeys(item["source"] for item in stories if item["source"]))
+    facts = [
+        texts(
+            "escalation.what",
+            opened=texts.when(alert.opened_at),
+            zone=texts.zone_name(),
+            count=texts.number(alert.mentions_in_window, 0),
+            window=settings.detection.window_minutes,
         )
-        + f"<h3>{html.escape(text['told'])}</h3><ul>"
-        + "".join(f"<li>{html.escape(line)}</li>" for line in told_lines)
-        + f'</ul><p style="font-weight:bold">{html.escape(ack)}</p></body></html>'
-    )
-    plain = "\n\n".join(
-        [
-            text["intro"].format(**values),
-            f"{text['why']}: {reason}",
-            *([text["stories"] + ":\n" + "\n".join(stories_text)] if stories_text else []),
-            text["told"] + ":\n" + "\n".join(f"- {line}" for line in told_lines),
-            ack,
-        ]
-    )
+    ]
+    if outlets:
+        facts.append(texts("escalation.outlets", outlets=", ".join(outlets)))
+    context = {
+        "tx": texts,
+        "intro": texts("escalation.intro", **values),
+        "facts": facts,
+        "ack": texts("escalation.ack" if has_higher else "escalation.ack_top", **values),
+        "todo": first_steps(settings, texts),
+        "duty_title": texts("duty.this_level"),
+        "on_duty": duty_entries(settings, settings.level_members(paging.to_level), texts),
+        "charter": settings.cell.charter,
+        "stories": stories,
+        "told": [f"{m.name} ({texts.get('roles', m.role)}, {m.email})" for m in told],
+        "details": _details(texts, alert, reason),
+        "alert_id": alert.alert_id,
+    }
     return OutboxMessage(
         message_id=f"{alert.alert_id}.escalation.L{paging.to_level}",
         kind="escalation",
         recipients=paging.recipients,
-        subject=subject,
-        html=body,
+        subject=header_safe(texts("escalation.subject", **values)),
+        html=render("escalation.html.j2", **context),
         alert_id=alert.alert_id,
-        text=plain,
+        text=render("escalation.txt.j2", **context),
         critical=True,
     )
+
+
+def _details(texts: Texts, alert: StoredAlert, reason: str) -> list[str]:
+    """The statistics of the alert, for the "Détails" part: its severity and the volume's
+    deviation (the stored reason keeps the figures, written language-neutral)."""
+    details = []
+    if alert.severity is not None:
+        details.append(texts("details.score", score=texts.number(alert.severity)))
+    deviation = re.search(r"\bz=(-?\d+(?:\.\d+)?)", reason)
+    if deviation:
+        details.append(texts("details.deviation", z=texts.number(float(deviation.group(1)))))
+    return details
 
 
 def escalate_unacknowledged(store: Store, settings: Settings, *, now: datetime) -> list[str]:

@@ -37,6 +37,7 @@ from tasks.notify.digest import (
     format_moment,
 )
 from tasks.notify.emails import LEVEL_NAMES, _safe_href, header_safe
+from tasks.notify.rendering import LOCALES, Texts, catalogue
 from tasks.publish.report import md_link, md_text
 from tasks.publish.ui import publish_markdown
 from vigie.errors import QueryError, VigieError, WarehouseError
@@ -378,91 +379,9 @@ def build_report(
     )
 
 
+# The reports' texts, from the catalogue (tasks/notify/catalogue).
 INCIDENT_TEXT: dict[str, dict[str, str]] = {
-    "fr": {
-        "tag": "INCIDENT",
-        "sitrep_subject": "{name} — point de situation n° {number} ({label})",
-        "report_subject": "{name} — rapport d’incident ({status})",
-        "sitrep_heading": "Point de situation n° {number} ({label}) — incident « {name} »",
-        "report_heading": "Rapport d’incident « {name} »",
-        "span": "Du {start} au {end} (heure de {zone}). Incident commencé le {started}.",
-        "report_span": "Du {start} au {end} (heure de {zone}).",
-        "status_ended": "terminé",
-        "status_stopped": "arrêté",
-        "status_crashed": "interrompu",
-        "stopped_by": "Arrêté à la demande de {by}.",
-        "queries": "Requêtes ajoutées pour l’incident",
-        "changes": "Ce qui a changé depuis le dernier point",
-        "no_changes": "Aucun événement d’alerte depuis le dernier point.",
-        "volumes": "Volumes par sujet",
-        "topic": "Sujet",
-        "period": "Depuis le dernier point",
-        "total": "Depuis le début",
-        "incident_query": "requête de l’incident",
-        "intervals": "Volumes au fil de l’incident",
-        "moment": "Moment",
-        "stories": "Nouveaux sujets",
-        "report_stories": "Principaux sujets de l’incident",
-        "no_stories": "Aucun nouveau sujet.",
-        "story_meta": "{source} · {sources} source(s) · {mentions} mention(s)",
-        "major": "média majeur",
-        "open_alerts": "Alertes ouvertes",
-        "no_open_alerts": "Aucune alerte ouverte.",
-        "acked": "prise en charge par {by} le {moment}",
-        "not_acked": "personne ne l’a prise en charge",
-        "timeline": "Chronologie des alertes",
-        "acks": "Prises en charge",
-        "no_acks": "Personne n’a pris en charge d’alerte pendant l’incident.",
-        "sitreps": "Points de situation envoyés : {n}.",
-        "kind_opened": "ouverte",
-        "kind_escalated": "aggravée",
-        "kind_updated": "mise à jour",
-        "kind_acknowledged": "prise en charge par {by}",
-        "kind_resolved": "résolue",
-        "footer": "Envoyé par Vigie à la cellule de crise de {org} (mode incident).",
-    },
-    "en": {
-        "tag": "INCIDENT",
-        "sitrep_subject": "{name} — situation report #{number} ({label})",
-        "report_subject": "{name} — incident report ({status})",
-        "sitrep_heading": "Situation report #{number} ({label}) — incident “{name}”",
-        "report_heading": "Incident report “{name}”",
-        "span": "From {start} to {end} ({zone} time). Incident started {started}.",
-        "report_span": "From {start} to {end} ({zone} time).",
-        "status_ended": "ended",
-        "status_stopped": "stopped",
-        "status_crashed": "interrupted",
-        "stopped_by": "Stopped at the request of {by}.",
-        "queries": "Queries added for the incident",
-        "changes": "What changed since the last report",
-        "no_changes": "No alert event since the last report.",
-        "volumes": "Volumes per topic",
-        "topic": "Topic",
-        "period": "Since the last report",
-        "total": "Since the start",
-        "incident_query": "incident query",
-        "intervals": "Volumes over the incident",
-        "moment": "Time",
-        "stories": "New stories",
-        "report_stories": "Top stories of the incident",
-        "no_stories": "No new story.",
-        "story_meta": "{source} · {sources} source(s) · {mentions} mention(s)",
-        "major": "major outlet",
-        "open_alerts": "Open alerts",
-        "no_open_alerts": "No open alert.",
-        "acked": "acknowledged by {by} on {moment}",
-        "not_acked": "nobody acknowledged it",
-        "timeline": "Timeline of alerts",
-        "acks": "Acknowledgements",
-        "no_acks": "Nobody acknowledged an alert during the incident.",
-        "sitreps": "Situation reports sent: {n}.",
-        "kind_opened": "opened",
-        "kind_escalated": "escalated",
-        "kind_updated": "updated",
-        "kind_acknowledged": "acknowledged by {by}",
-        "kind_resolved": "resolved",
-        "footer": "Sent by Vigie to the crisis cell of {org} (incident mode).",
-    },
+    language: dict(catalogue(language)["incident"]) for language in LOCALES
 }
 
 
@@ -484,6 +403,7 @@ class _Doc:
     def __init__(self, language: str, zone: ZoneInfo) -> None:
         self.language = language
         self.zone = zone
+        self.texts = Texts(language, zone.key)
         self.text = INCIDENT_TEXT[language]
         self.html: list[str] = []
         self.plain: list[str] = []
@@ -577,7 +497,9 @@ def _story_lines(doc: _Doc, stories: Sequence[TopStory]) -> list[tuple[str, str 
     lines: list[tuple[str, str | None]] = []
     for story in stories:
         meta = doc.text["story_meta"].format(
-            source=_clean(story.source, 120), sources=story.sources, mentions=story.mentions
+            source=_clean(story.source, 120),
+            sources=doc.texts.number(story.sources, 0),
+            mentions=doc.texts.number(story.mentions, 0),
         )
         if story.tier == 1:
             meta += f" · {doc.text['major']}"
@@ -589,8 +511,8 @@ def _volume_rows(doc: _Doc, topics: Sequence[TopicCount]) -> list[list[str]]:
     return [
         [
             _clean(t.topic, 100) + (f" ({doc.text['incident_query']})" if t.extra else ""),
-            str(t.period),
-            str(t.total),
+            doc.texts.number(t.period, 0),
+            doc.texts.number(t.total, 0),
         ]
         for t in topics
     ]
@@ -627,7 +549,7 @@ def render_sitrep(
         text["span"].format(
             start=doc.moment(sitrep.start),
             end=doc.moment(sitrep.end),
-            zone=settings.organisation.timezone,
+            zone=Texts(language, settings.organisation.timezone).zone_name(),
             started=doc.moment(sitrep.started_at),
         )
     )
@@ -663,7 +585,7 @@ def render_report(
         text["report_span"].format(
             start=doc.moment(report.started_at),
             end=doc.moment(report.ended_at),
-            zone=settings.organisation.timezone,
+            zone=Texts(language, settings.organisation.timezone).zone_name(),
         )
         + f" ({status})"
     )
@@ -686,7 +608,7 @@ def render_report(
     doc.heading(text["intervals"])
     doc.table(
         [text["moment"], *(_clean(t.topic, 60) for t in report.topics)],
-        [[label, *(str(c) for c in counts)] for label, counts in report.intervals],
+        [[label, *(doc.texts.number(c, 0) for c in counts)] for label, counts in report.intervals],
     )
     doc.section(text["report_stories"], _story_lines(doc, report.stories), text["no_stories"])
     doc.section(

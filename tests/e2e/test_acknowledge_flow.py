@@ -103,6 +103,10 @@ def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(
     # Without the deployment, the email keeps `vigie ack` only.
     assert prefect_ack_link(str(config))("al-missing") is None
     acknowledge_alert.to_deployment(name="acknowledge-alert").apply()
+    # At the public address of the UI when one is configured ([prefect] public_ui_url).
+    public = prefect_ack_link(str(config), "https://vigie.laiterie-boreale.example")("al-public")
+    assert public is not None
+    assert public.startswith("https://vigie.laiterie-boreale.example/runs/flow-run/")
     link = prefect_ack_link(str(config))("al-test")
     assert link is not None and "/runs/flow-run/" in link
     run_id = link.rsplit("/", 1)[1]

@@ -69,6 +69,24 @@ def test_check_names_the_token_variable_a_source_needs_and_warns_when_it_is_unse
     assert "k-Secret-123" not in here.stdout + here.stderr
 
 
+def test_check_warns_when_the_emails_prefect_links_point_at_this_machine(
+    write_config: ConfigWriter,
+) -> None:
+    source = [{"name": "Le Quotidien", "url": "https://quotidien.example/rss"}]
+    local = write_config(
+        sources=source, smtp_port=2525, extra='[prefect]\npublic_ui_url = "http://127.0.0.1:4200"\n'
+    )
+    result = vigie("--config", str(local), "check")
+    assert result.returncode == 0, result.stderr
+    assert "point at http://127.0.0.1:4200, which only this machine can open" in result.stdout
+    public = write_config(
+        sources=source,
+        smtp_port=2525,
+        extra='[prefect]\npublic_ui_url = "https://vigie.laiterie-boreale.example"\n',
+    )
+    assert "public_ui_url" not in vigie("--config", str(public), "check").stdout
+
+
 def test_the_config_file_can_come_from_the_environment(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:

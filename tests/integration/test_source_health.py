@@ -264,10 +264,12 @@ def test_several_failing_sources_make_one_email_to_the_operators_in_french_and_l
     assert message["To"] == "odile@laiterie-boreale.example"  # the operator only
     assert message["Subject"] == "[Vigie][SOURCE] 4 sources à vérifier"
     body = _html(message)
-    assert "Constaté au cycle de veille du 2026-11-25 03:10 EST." in body  # Toronto time
+    assert (
+        "Constaté au cycle de veille du mercredi 25 novembre 2026 à 03:10 (heure de Toronto)."
+    ) in body
     assert "Sources à vérifier (4)" in body
     assert (
-        "<strong>Le Quotidien</strong> ne répond plus depuis le 2026-11-25 03:00 EST "
+        "<strong>Le Quotidien</strong> ne répond plus depuis le mercredi 25 novembre 2026 à 03:00 "
         "(1 cycle en échec) : la page n’existe pas ou plus (erreur 404)."
     ) in body
     assert "Détail technique : HTTP 404 Not Found" in body
@@ -304,7 +306,7 @@ def test_a_source_that_never_answered_is_told_apart_from_one_that_stopped(
     assert "ne répond plus" not in _html(never)
     assert stopped["Subject"] == "[Vigie][SOURCE] Source en panne : Le Quotidien"
     assert (
-        "<strong>Le Quotidien</strong> ne répond plus depuis le 2026-11-25 03:00 EST "
+        "<strong>Le Quotidien</strong> ne répond plus depuis le mercredi 25 novembre 2026 à 03:00 "
         "(1 cycle en échec) : le serveur est en panne (erreur 500)."
     ) in _html(stopped)
 

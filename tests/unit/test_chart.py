@@ -1,13 +1,26 @@
-"""Volume charts: valid, small, deterministic PNG files, with the alert's moment marked."""
+"""Volume charts: valid, small, deterministic PNG files, with the alert's moment marked by a thin
+line, a round count axis and the language's month names."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-from tasks.notify.chart import MARKER, ascii_label, chart_cid, volume_chart_png
+from tasks.notify.chart import (
+    BAR,
+    MARKER,
+    _tick_label,
+    ascii_label,
+    chart_cid,
+    count_ticks,
+    volume_chart_png,
+)
+from tasks.notify.rendering import Texts
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,3 +116,54 @@ def test_small_counts_beside_a_large_peak_and_many_bars_still_draw() -> None:
     white = (255, 255, 255)
     # The bars of 1 mention are one pixel high above the axis, not missing.
     assert bottom_row(1).count(white) < bottom_row(0).count(white) - 100
+
+
+def test_the_count_axis_has_a_few_round_ticks_above_the_peak() -> None:
+    assert count_ticks(0) == [0]
+    assert count_ticks(1) == [0, 1]
+    assert count_ticks(46) == [0, 20, 40, 60]
+    assert count_ticks(5000) == [0, 2000, 4000, 6000]
+    for peak in range(1, 3000, 7):
+        ticks = count_ticks(peak)
+        assert 2 <= len(ticks) <= 5 and ticks[-1] >= peak, peak
+
+
+def test_axis_days_are_written_in_the_language() -> None:
+    midnight = datetime(2026, 12, 6, 0, 0, tzinfo=ZoneInfo("America/Toronto"))
+    fr = Texts("fr", "America/Toronto")
+    en = Texts("en", "America/Toronto")
+    assert _tick_label(midnight, timedelta(hours=6), fr) == "6 déc."
+    assert _tick_label(midnight, timedelta(hours=6), en) == "Dec 6"
+    assert _tick_label(midnight.replace(hour=14), timedelta(hours=6), fr) == "14 h"
+
+
+def test_the_alert_is_a_thin_marker_line_and_its_bar_stays_a_data_bar() -> None:
+    marker = START + timedelta(hours=41, minutes=30)
+    image = _image(volume_chart_png(_series(), marker=marker, title="t", language="en"))
+    x = round(44 + 544 * 41.5 / 48)
+    # Below the label, the marker is one or two pixels wide, not a bar's width.
+    red_in_plot = {
+        column
+        for column in range(44, 588)
+        for y in range(60, 220 - 28)
+        if image.getpixel((column, y)) == MARKER
+    }
+    assert red_in_plot and max(red_in_plot) - min(red_in_plot) <= 1
+    assert min(abs(column - x) for column in red_in_plot) <= 1
+    # The bar of the alert's hour keeps the data colour.
+    bar_x = round(44 + 544 * 41.2 / 48)
+    assert image.getpixel((bar_x, 220 - 28 - 2)) == BAR
+
+
+def test_finding_the_font_does_not_import_prefect() -> None:
+    """The preview and the digest draw charts without Prefect (importing it costs seconds)."""
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from tasks.notify.chart import _font_path, volume_chart_png\n"
+        "volume_chart_png([(datetime(2026, 12, 6, tzinfo=UTC), 3)], marker=None, title='t')\n"
+        "assert _font_path() is not None and _font_path().name.startswith('Geist')\n"
+        "assert 'prefect' not in sys.modules, 'prefect was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -229,7 +229,7 @@ def test_the_french_report_gives_both_times_and_is_marked_as_a_drill(tmp_path: P
     )
     assert "Délai de détection : 12 s" in message.text
     assert "Délai de prise en charge : 2 min 05 s" in message.text
-    assert "Prise en charge : Awa Diallo, 2026-11-25 09:04:18 EST" in message.text
+    assert "Prise en charge : Awa Diallo, mercredi 25 novembre 2026 à 09:04:18" in message.text
     assert "EXERCICE — ceci n’est pas une vraie crise" in message.html
 
 

@@ -231,10 +231,12 @@ def test_an_english_notice_is_english_throughout_in_local_time(tmp_path: Path) -
     message = source_health_notice(settings, changes, now=NOW)
     assert message.subject == "[Vigie][SOURCE] 2 sources to check"
     assert message.recipients == ("vigie@laiterie-boreale.example",)  # no operator
-    assert "Found by the watch cycle of 2026-11-25 07:00 EST." in message.html
+    assert (
+        "Found by the watch cycle of Wednesday 25 November 2026 at 07:00 (Toronto time)."
+    ) in message.html
     assert (
         "<strong>Le Quotidien</strong> has never answered (3 failed cycles): the "
-        "server&#x27;s name cannot be found (DNS)."
+        "server&#39;s name cannot be found (DNS)."
     ) in message.html
     assert "Technical details: connection failed: NameResolutionError" in message.html
     assert (

@@ -183,8 +183,8 @@ def test_english_body_is_in_english(settings_en: Settings) -> None:
 
 def test_times_are_shown_in_the_organisation_time_zone(settings_fr: Settings) -> None:
     _, body = render(settings_fr)
-    # 15:00 UTC is 11:00 in Toronto (EDT) in May.
-    assert "2024-05-14 11:00 EDT" in body
+    # 14:00-15:00 UTC is 10:00-11:00 in Toronto (EDT) in May; day and month in French.
+    assert "entre mardi 14 mai 2024 à 10:00 et 11:00 (heure de Toronto)" in body
 
 
 def test_repeated_copies_are_mentioned(settings_fr: Settings) -> None:
