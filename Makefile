@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Test workers: every core (pytest-xdist); WORKERS=0 runs in this process (pdb, -s).
+# Test workers: every core (pytest-xdist); WORKERS=0 (TEST_WORKERS=0 for make test) runs in
+# this process (pdb, -s).
 WORKERS ?= auto
+# make test: one worker more than cores, since its longest tests mostly wait on clocks and
+# servers (the Prefect server's trigger windows, a browser) while the others compute.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) + 1)')
 # What make check leaves out: a Prefect server, a browser, whole commands, long real-clock waits.
 FAST := not server and not e2e and not browser and not slow
 
@@ -24,7 +28,7 @@ demo: $(STAMP)
 
 # The whole suite (what .ci/run runs), spread over the cores; the slowest tests are listed.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 # The developer's loop: lint, the import contracts and the fast tests (under 5 minutes).
 check: lint

@@ -102,10 +102,13 @@ def test_sources_test_shows_each_source_and_stores_nothing(
 
 
 def test_query_test_on_what_a_watch_cycle_stored(
-    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
+    feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter, prefect_harness: str
 ) -> None:
     config = _config(feed_server, mail_sink, write_config, failing=False)
-    run = vigie("--config", str(config), "run", "--once", "--json")
+    # The session's Prefect server: without one, the cycle would start a temporary server.
+    run = vigie(
+        "--config", str(config), "run", "--once", "--json", env={"PREFECT_API_URL": prefect_harness}
+    )
     assert run.returncode == 0, run.stderr
     warehouse = _warehouse(config)
     before = (hashlib.sha256(warehouse.read_bytes()).hexdigest(), warehouse.stat().st_mtime_ns)
