@@ -156,3 +156,19 @@ def test_a_series_that_often_bursts_needs_more_to_alert() -> None:
     nights = [day * PERIOD + 2 for day in range(5, 14)]
     assert sum(adaptive[i] >= 0.5 for i in nights) < sum(fixed[i] >= 0.5 for i in nights)
     assert adaptive[13 * PERIOD + 2] < fixed[13 * PERIOD + 2]
+
+
+def test_no_score_before_each_time_of_day_has_three_past_days() -> None:
+    # A daily sawtooth (a step every four hours, down at midnight) with a burst on day three:
+    # a median of two days takes the ordinary steps for bursts, so nothing is scored before the
+    # warm-up, the burst included; from the fourth day on a burst is.
+    series = [20.0 + (hour % PERIOD) // 4 for hour in range(8 * PERIOD)]
+    series[2 * PERIOD + 10] = 400.0
+    series[6 * PERIOD + 10] = 400.0
+    scores = seasonal_anomaly_scores(series, period=PERIOD)
+    assert max(scores[: 3 * PERIOD]) == 0.0
+    assert scores[6 * PERIOD + 10] >= 0.5
+    unwarmed = seasonal_anomaly_scores(
+        series, period=PERIOD, settings=SeasonalSettings(warmup_days=0)
+    )
+    assert unwarmed[2 * PERIOD + 10] >= 0.5
