@@ -1193,6 +1193,18 @@ class Store:
             "ORDER BY opened_at DESC"
         ).fetchall()
 
+    def alert_stories(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        """The title of the breaking story that opened each of these alerts, when one did (the
+        story's id when its mentions were pruned)."""
+        rows = self.con.execute(
+            "SELECT a.alert_id, coalesce(arg_min(m.title, m.published_at), a.story_id) "
+            "FROM alerts a LEFT JOIN mentions m ON m.story_id = a.story_id "
+            "WHERE a.story_id IS NOT NULL AND a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY a.alert_id, a.story_id",
+            [list(alert_ids)],
+        ).fetchall()
+        return {str(alert_id): str(title) for alert_id, title in rows}
+
     def unsent_count(self) -> int:
         return int(
             self.con.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0]
