@@ -55,9 +55,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for alert in alerts:
         parts = ", ".join(f"{k} {v:g}" for k, v in alert.contributions.items() if v)
         end = f"resolved {alert.resolved_at:%Y-%m-%d %H:%M}" if alert.resolved_at else "still open"
+        story = f", breaking story {alert.story_title!r}" if alert.story_title else ""
         print(
             f"{alert.opened_at:%Y-%m-%d %H:%M} {alert.topic}: {alert.level.upper()} "
-            f"(severity {alert.severity:g}: {parts}), highest {alert.highest_level}, {end}"
+            f"(severity {alert.severity:g}: {parts}){story}, highest {alert.highest_level}, {end}"
         )
     return 0
 

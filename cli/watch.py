@@ -302,6 +302,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         last = store.last_cycle()
         health = store.source_health()
         alerts = store.open_alerts()
+        stories = store.alert_stories([alert[0] for alert in alerts])
         unsent = store.unsent_count()
         undelivered = store.undelivered(MAX_ATTEMPTS)
         counts = store.counts(drills=False)  # drills are rehearsals, not the watch
@@ -337,6 +338,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {alert_id} [{level}] {topic}: {status} since {opened_at:%Y-%m-%d %H:%M %Z}, "
             f"{in_window} mentions in window"
         )
+        if alert_id in stories:
+            print(f"    opened by a story spreading fast: {stories[alert_id]}")
         for line in outside_volume_lines(outside):
             print(f"    {line}")
     print(f"Emails waiting in the outbox: {unsent}")

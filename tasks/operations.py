@@ -209,8 +209,11 @@ def replay_markdown(
         ]
         for alert in alerts[:MAX_ROWS]:
             resolved = f"{alert.resolved_at:%Y-%m-%d %H:%M}" if alert.resolved_at else "still open"
+            topic = md_text(alert.topic)
+            if alert.story_title:
+                topic += f" (breaking story: {md_text(alert.story_title)})"
             lines.append(
-                f"| {alert.opened_at:%Y-%m-%d %H:%M} | {md_text(alert.topic)} | {alert.level} "
+                f"| {alert.opened_at:%Y-%m-%d %H:%M} | {topic} | {alert.level} "
                 f"| {alert.severity:g} | {alert.highest_level} | {resolved} |"
             )
         if len(alerts) > MAX_ROWS:

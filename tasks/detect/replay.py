@@ -1,6 +1,7 @@
 """Replay: rerun detection over stored history with the current settings, to tune it without
 waiting for the next crisis. Nothing is written: alerts are simulated in memory with the same
-rules as the watch cycle (one open alert per topic, resolved after a calm period)."""
+rules as the watch cycle (one open alert per topic, opened by its volume or by one of its stories
+spreading fast, resolved after a calm period)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tasks.detect.volume import assess_watches
+from tasks.detect.breaking import StoryAssessment, assess_breaking_stories
+from tasks.detect.volume import assess_watches, bucket_ceiling
 from vigie.settings import Detection
 from warehouse.store import Store
 
@@ -22,6 +24,10 @@ class ReplayedAlert:
     contributions: dict[str, float]
     highest_level: str
     resolved_at: datetime | None
+    # The breaking story that opened it (None: the topic's volume did), as the watch cycle
+    # names it in the alert.
+    story_id: str | None = None
+    story_title: str | None = None
 
 
 @dataclass
@@ -33,6 +39,7 @@ class _OpenAlert:
     contributions: dict[str, float]
     highest_level: str
     last_trigger: datetime
+    story: StoryAssessment | None = None
 
     def closed(self, at: datetime | None) -> ReplayedAlert:
         return ReplayedAlert(
@@ -43,6 +50,8 @@ class _OpenAlert:
             self.contributions,
             self.highest_level,
             at,
+            self.story.story_id if self.story else None,
+            self.story.title if self.story else None,
         )
 
 
@@ -67,15 +76,24 @@ def replay_history(
     steps = max(1, int((until - since) / step))
     open_alerts: dict[str, _OpenAlert] = {}
     replayed: list[ReplayedAlert] = []
+    window = timedelta(minutes=detection.window_minutes)
     for index in range(steps):
         now = since + step * (index + 1)
         assessed = assess_watches(
             store, topics, detection, now, sources=sources, min_coverage=min_coverage
         )
+        end = bucket_ceiling(now)
+        stories = assess_breaking_stories(
+            store, topics, detection, window_start=end - window, window_end=end
+        )
         for assessment in assessed:
             topic, severity = assessment.signal.topic, assessment.severity
             alert = open_alerts.get(topic)
-            if assessment.alerting:
+            # As the watch cycle: a story spreading fast opens its topic's alert too.
+            story = next((s for s in stories if s.topic == topic and s.alerting), None)
+            if story is not None and not assessment.alerting:
+                severity = story.severity
+            if assessment.alerting or story is not None:
                 if alert is None:
                     open_alerts[topic] = _OpenAlert(
                         topic,
@@ -85,6 +103,7 @@ def replay_history(
                         severity.contributions,
                         severity.level,
                         now,
+                        None if assessment.alerting else story,
                     )
                 else:
                     alert.last_trigger = now

@@ -145,6 +145,10 @@ class SeasonalSettings:
     # past `history_days` (about 50 minutes of a week of 5-minute buckets); 0 disables
     spread_floor: float = 0.05  # in log1p units; keeps a flat history from dividing by zero
     level_buckets: int = 12  # fallback before a day of history: the recent median
+    # Warm-up (like NAB's probationary period): until its time of day has values on this many
+    # past days, a bucket must also stand out from the recent level (`level_buckets`), since
+    # a median of one or two days takes an ordinary daily step for a burst. 0 disables.
+    warmup_days: int = 3
     # The alert lifecycle over a whole series: after a score >= 0.5 opens an alert, scores are
     # damped until `calm_buckets` have passed without one (`Detection.calm_minutes` in
     # buckets). 0 leaves the scores as they are: the live cycle keeps its open alerts itself.
@@ -204,6 +208,17 @@ def _same_time_median(values: np.ndarray, *, period: int, days: int, tolerance: 
     return _row_nanmedian(lagged)
 
 
+def _same_time_days(values: np.ndarray, *, period: int, days: int) -> np.ndarray:
+    """For each bucket, on how many of the past `days` the same time of day holds a value."""
+    present = ~np.isnan(values)
+    counted = np.zeros(len(values), dtype=int)
+    for day in range(1, days + 1):
+        lag = day * period
+        if lag < len(values):
+            counted[lag:] += present[:-lag]
+    return counted
+
+
 def signed_log(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """log1p of the magnitude with its sign; NaN where a value is missing or not finite.
 
@@ -258,6 +273,17 @@ def _robust_z(
     # NaN before a day of data.
     spread = np.where(np.isnan(overall), np.nan, spread)
     z: np.ndarray = residual / spread
+    if settings.warmup_days > 0:
+        # Too few days at this time of day for their median alone (the warm-up): a bucket must
+        # also stand out from the recent level, in the week's spread, the same way. A median of
+        # one or two days takes a daily step for a burst, the recent level takes the daily peak
+        # for one; a real burst stands out from both.
+        days_seen = _same_time_days(logged, period=period, days=settings.history_days)
+        level_z = (smoothed - recent) / (1.4826 * overall + settings.spread_floor)
+        nearer = np.where(np.abs(z) <= np.abs(level_z), z, level_z)
+        both = np.where(np.sign(z) == np.sign(level_z), nearer, 0.0)
+        both = np.where(np.isnan(level_z), z, both)
+        z = np.where(days_seen < settings.warmup_days, both, z)
     return z
 
 

@@ -242,3 +242,40 @@ def test_stories_spreading_at_once_are_one_alert_named_for_the_most_severe(
     assert _rows(path, "SELECT story_id FROM alerts") == [("closure",)]
     [(subject,)] = _rows(path, "SELECT subject FROM outbox")
     assert CLOSURE in str(subject)
+
+
+def test_replay_opens_the_alert_a_story_spreading_fast_opens_and_names_it(
+    tmp_path: Path,
+) -> None:
+    from tasks.detect.replay import replay_history
+
+    settings = _settings(tmp_path)
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    _load(path, "c2", _closure(range(6), NOW), NOW)
+    with open_warehouse(path) as con:
+        store = Store(con)
+        [topic] = assess_watches(store, ["marque"], settings.detection, NOW)
+        assert not topic.alerting  # the topic's volume alone would not open it
+        replayed = replay_history(
+            store, ["marque"], settings.detection, since=NOW - HOUR, until=NOW, step=HOUR
+        )
+    [alert] = replayed
+    assert (alert.topic, alert.opened_at, alert.story_id) == ("marque", NOW, "closure")
+    assert alert.story_title == CLOSURE and alert.level == "crise"
+    assert "breaking" in alert.contributions
+
+
+def test_vigie_status_names_the_story_that_opened_an_alert(tmp_path: Path) -> None:
+    from tests.commands import vigie
+
+    settings = _settings(tmp_path)
+    path = settings.warehouse_path
+    _load(path, "c1", _calm_week(), NOW)
+    _load(path, "c2", _closure(range(6), NOW), NOW)
+    [opened] = _raise(path, settings, NOW).opened
+    status = vigie("--config", str(tmp_path / "vigie.toml"), "status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"  {opened} "))
+    assert lines[at + 1] == f"    opened by a story spreading fast: {CLOSURE}"

@@ -132,6 +132,16 @@ def test_replay_markdown_escapes_topic_names() -> None:
     assert "1 alert(s) would have opened" in markdown
 
 
+def test_replay_markdown_names_the_breaking_story_that_opened_an_alert() -> None:
+    alert = ReplayedAlert(
+        "marque", NOW, "alerte", 50.0, {"breaking": 30.0}, "alerte", None, "s1", "Usine | <i>"
+    )
+    markdown = replay_markdown(
+        [alert], since=NOW - timedelta(days=1), until=NOW, step=timedelta(hours=1)
+    )
+    assert "| marque (breaking story: Usine \\| \\<i\\>) | alerte |" in markdown
+
+
 @pytest.mark.prefect
 def test_the_maintenance_flow_exports_prunes_checkpoints_and_reports_it(
     prefect_harness: str, tmp_path: Path

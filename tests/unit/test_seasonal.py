@@ -6,11 +6,14 @@ trigger resolve it), as `vigie detect-series` does with `calm_minutes`."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
-from tasks.detect.volume import SeasonalSettings, seasonal_anomaly_scores
+from tasks.detect.volume import SeasonalSettings, seasonal_anomaly_scores, volume_settings
+from vigie.settings import Detection
 
 PERIOD = 24  # hourly buckets
 LIFECYCLE = SeasonalSettings(calm_buckets=6)
@@ -156,3 +159,19 @@ def test_a_series_that_often_bursts_needs_more_to_alert() -> None:
     nights = [day * PERIOD + 2 for day in range(5, 14)]
     assert sum(adaptive[i] >= 0.5 for i in nights) < sum(fixed[i] >= 0.5 for i in nights)
     assert adaptive[13 * PERIOD + 2] < fixed[13 * PERIOD + 2]
+
+
+def test_before_three_past_days_a_bucket_is_judged_against_the_recent_level() -> None:
+    # A daily sawtooth of 5-minute buckets (a step every 2.5 hours, down at midnight): the
+    # median of one or two days at the same time of day takes its ordinary steps for bursts;
+    # the recent level (the warm-up) does not, and still sees a real burst on day two.
+    period = 288
+    series = [20.0 + (i % period) // 30 for i in range(10 * period)]
+    burst = period + 100
+    series[burst] = 400.0
+    live = volume_settings(Detection(), bucket=timedelta(minutes=5))  # as detect-series
+    scores = seasonal_anomaly_scores(series, period=period, settings=live)
+    assert [i for i, s in enumerate(scores) if s >= 0.5] == [burst]
+    unwarmed = replace(live, warmup_days=0)
+    steps = seasonal_anomaly_scores(series, period=period, settings=unwarmed)
+    assert [i for i, s in enumerate(steps) if s >= 0.5 and i != burst]

@@ -253,6 +253,18 @@ class AlertStore(OutboxStore):
         )
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def alert_stories(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        """The title of the breaking story that opened each of these alerts, when one did (the
+        story's id when its mentions were pruned)."""
+        rows = self.con.execute(
+            "SELECT a.alert_id, coalesce(arg_min(m.title, m.published_at), a.story_id) "
+            "FROM alerts a LEFT JOIN mentions m ON m.story_id = a.story_id "
+            "WHERE a.story_id IS NOT NULL AND a.alert_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY a.alert_id, a.story_id",
+            [list(alert_ids)],
+        ).fetchall()
+        return {str(alert_id): str(title) for alert_id, title in rows}
+
     def alert_details(self, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What Prefect events say about each alert: topic, level, status, severity, mentions
         in its window, reason, cell level, and whether it belongs to a drill (its emails are
