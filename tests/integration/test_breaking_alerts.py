@@ -151,7 +151,7 @@ def test_a_story_spreading_fast_opens_one_alert_that_names_it_and_lives_its_life
         f"« {CLOSURE} » (5 sources en 60 min)"
     )
     assert 'href="https://media-0.example/closure-0"' in str(html)
-    assert "media-4" in str(html) and "5 sources distinctes" in str(html)
+    assert "media-4" in str(html) and "5 sources différentes" in str(html)
     with open_warehouse(path) as con:
         alert = Store(con).open_alert_for("marque")
         assert alert is not None and [alert.alert_id] == opened
@@ -191,7 +191,7 @@ def test_the_story_alert_is_in_english_when_the_organisation_is(tmp_path: Path) 
         f"[Vigie][CRISIS] Laiterie Boréale: a story is spreading fast “{CLOSURE}” "
         "(10 sources in 60 min)"
     )
-    assert "10 distinct sources picked up this story" in str(html)
+    assert "10 different sources picked up this story" in str(html)
     assert "Sources that picked it up, in order" in str(html)
     assert "story picked up fast by many sources" in str(html)
 
