@@ -14,6 +14,7 @@ names the file and the backup to restore (`vigie db check` reads the whole file 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -181,6 +182,8 @@ def connect(
             f"cannot create the folder of {path}: {err.strerror}; check warehouse.path in the "
             "configuration and that this user may write there"
         ) from err
+    if not read_only and not path.exists():
+        _create_whole(path)
     deadline = time.monotonic() + lock_wait_s
     delay = 0.05
     while True:
@@ -210,6 +213,23 @@ def connect(
             if is_damage(err):
                 raise damaged(path, err) from err
             raise WarehouseError(_cannot_open(path, err)) from err
+
+
+def _create_whole(path: Path) -> None:
+    """Create a new, empty warehouse file beside `path`, then link it into place: two processes
+    starting on a new warehouse at once (two first cycles) never see a file whose header DuckDB
+    is still writing, which it reports as "not a valid DuckDB database file"."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        duckdb.connect(str(partial), config=_OFFLINE).close()
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # another process created it first: open that one
+    except (OSError, duckdb.Error):
+        pass  # no hard links here (or no room): DuckDB creates the file itself, as before
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + ".wal")):
+            leftover.unlink(missing_ok=True)
 
 
 def _cannot_open(path: Path, err: BaseException) -> str:
