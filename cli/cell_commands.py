@@ -9,7 +9,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from cli.common import EXIT_ERROR, parse_day, settings_of
+from cli.common import EXIT_ERROR, parse_day, settings_of, unsent_state
 from cli.examples import ExampleParser
 from cli.words import say
 from vigie.errors import ConfigError, VigieError
@@ -169,21 +169,17 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         print("The outbox is empty: every email was sent.")
     for message_id, kind, subject, attempts, not_before, held, uncertain, error, *more in rows:
         critical, sending_at, uncertain_sendings = more
-        if uncertain is not None:
-            state = f"UNCERTAIN ({error}; check, then `vigie outbox resend`)"
-        elif sending_at is not None:
-            state = f"being sent since {sending_at:%Y-%m-%d %H:%M:%S %Z}"
-        elif uncertain_sendings:
-            state = f"second sending due, the first could not be confirmed ({error})"
-        elif attempts >= MAX_ATTEMPTS and not critical:
-            state = f"GIVEN UP after {attempts} attempts: {error}"
-        elif held:
-            state = f"held ({held}) until {not_before:%Y-%m-%d %H:%M %Z}"
-        elif error:
-            when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
-            state = f"retry {when} ({attempts} attempts): {error}"
-        else:
-            state = "pending"
+        state = unsent_state(
+            attempts=attempts,
+            max_attempts=MAX_ATTEMPTS,
+            not_before=not_before,
+            held=held,
+            uncertain=uncertain,
+            error=error,
+            critical=critical,
+            sending_at=sending_at,
+            uncertain_sendings=uncertain_sendings,
+        )
         print(f"{message_id} [{kind}] {subject[:80]}: {state}")
     for line in channel_lines:
         print(line)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
+from cli.common import unsent_state
 from tasks.notify.channels import channel_label
 from tasks.notify.delivery import MAX_ATTEMPTS
 from vigie.settings import Settings
@@ -36,19 +37,17 @@ def channel_outbox_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
         con
     ).unsent():
         critical, sending_at, uncertain_sendings = more
-        if uncertain is not None:
-            state = f"UNCERTAIN ({error}; check, then `vigie outbox resend`)"
-        elif sending_at is not None:
-            state = f"being sent since {sending_at:%Y-%m-%d %H:%M:%S %Z}"
-        elif uncertain_sendings:
-            state = f"second sending due, the first could not be confirmed ({error})"
-        elif attempts >= MAX_ATTEMPTS and not critical:
-            state = f"GIVEN UP after {attempts} attempts: {error}"
-        elif error:
-            when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
-            state = f"retry {when} ({attempts} attempts): {error}"
-        else:
-            state = "pending"
+        state = unsent_state(
+            attempts=attempts,
+            max_attempts=MAX_ATTEMPTS,
+            not_before=not_before,
+            held=None,
+            uncertain=uncertain,
+            error=error,
+            critical=critical,
+            sending_at=sending_at,
+            uncertain_sendings=uncertain_sendings,
+        )
         lines.append(f"{message_id} [{kind}] to {label}: {state}")
     return lines
 

@@ -68,3 +68,32 @@ def set_up_watch_automation(settings: Settings) -> None:
         ),
         flush=True,
     )
+
+
+def unsent_state(
+    *,
+    attempts: int,
+    max_attempts: int,
+    not_before: datetime | None,
+    held: str | None,
+    uncertain: object | None,
+    error: str | None,
+    critical: bool,
+    sending_at: datetime | None,
+    uncertain_sendings: int,
+) -> str:
+    """Why a message (an email or a channel's) is not sent yet, for `vigie outbox list`."""
+    if uncertain is not None:
+        return f"UNCERTAIN ({error}; check, then `vigie outbox resend`)"
+    if sending_at is not None:
+        return f"being sent since {sending_at:%Y-%m-%d %H:%M:%S %Z}"
+    if uncertain_sendings:
+        return f"second sending due, the first could not be confirmed ({error})"
+    if attempts >= max_attempts and not critical:
+        return f"GIVEN UP after {attempts} attempts: {error}"
+    if held and not_before is not None:
+        return f"held ({held}) until {not_before:%Y-%m-%d %H:%M %Z}"
+    if error:
+        when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
+        return f"retry {when} ({attempts} attempts): {error}"
+    return "pending"
