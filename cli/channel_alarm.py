@@ -11,14 +11,11 @@ again.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
+from cli.watchdog import locked_state_file
 from tasks.notify.channels import (
     ChannelOutcome,
     Notifier,
@@ -41,14 +38,6 @@ def channel_alarm_file(path: Path) -> Path:
     return path.with_name(path.name + ".watchdog-channels.json")
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[IO[str]]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield handle
-
-
 def tell_channels_unreadable(
     settings: Settings,
     path: Path,
@@ -69,7 +58,7 @@ def tell_channels_unreadable(
     title = TITLE[language if language in TITLE else "en"]
     body = inert(notice.text, 700)
     lines = []
-    with _locked(channel_alarm_file(path)) as handle:
+    with locked_state_file(channel_alarm_file(path)) as handle:
         handle.seek(0)
         try:
             state = json.loads(handle.read() or "{}")

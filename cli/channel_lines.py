@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from cli.common import unsent_state
+from cli.common import undelivered_why, unsent_state
 from tasks.notify.channels import channel_label
 from tasks.notify.delivery import MAX_ATTEMPTS
 from vigie.settings import Settings
@@ -20,12 +20,7 @@ def channel_status_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     for message_id, label, kind, uncertain_at, attempts, error, critical in outbox.undelivered(
         MAX_ATTEMPTS
     ):
-        if uncertain_at:
-            why = f"UNCERTAIN, not sent again: {error} (check, then vigie outbox resend)"
-        elif critical:
-            why = f"still tried at every delivery, {attempts} attempts: {error}"
-        else:
-            why = f"given up after {attempts}: {error} (vigie outbox resend)"
+        why = undelivered_why(uncertain_at, attempts, error, critical)
         lines.append(f"  {message_id} [{kind}] to {label}: {why}")
     return lines
 

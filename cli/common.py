@@ -97,3 +97,14 @@ def unsent_state(
         when = f"after {not_before:%Y-%m-%d %H:%M %Z}" if not_before else "at the next delivery"
         return f"retry {when} ({attempts} attempts): {error}"
     return "pending"
+
+
+def undelivered_why(
+    uncertain_at: object | None, attempts: int, error: str | None, critical: bool
+) -> str:
+    """Why a message needs a person or keeps being tried, for `vigie status`."""
+    if uncertain_at:
+        return f"UNCERTAIN, not sent again: {error} (check, then vigie outbox resend)"
+    if critical:
+        return f"still tried at every delivery, {attempts} attempts: {error}"
+    return f"given up after {attempts}: {error} (vigie outbox resend)"

@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from cli.common import EXIT_ERROR, EXIT_INTERRUPTED, exit_now, set_up_watch_automation, settings_of
+from cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    exit_now,
+    set_up_watch_automation,
+    settings_of,
+    undelivered_why,
+)
 from cli.examples import ExampleParser
 from cli.words import say
 from vigie.errors import ConfigError, PrefectUnreachable, VigieError, one_line
@@ -344,12 +351,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    {line}")
     print(f"Emails waiting in the outbox: {unsent}")
     for message_id, kind, subject, uncertain_at, attempts, error, critical in undelivered:
-        if uncertain_at:
-            why = f"UNCERTAIN, not sent again: {error} (check, then vigie outbox resend)"
-        elif critical:
-            why = f"still tried at every delivery, {attempts} attempts: {error}"
-        else:
-            why = f"given up after {attempts}: {error} (vigie outbox resend)"
+        why = undelivered_why(uncertain_at, attempts, error, critical)
         print(f"  {message_id} [{kind}] {subject[:80]}: {why}")
     for line in channel_lines:
         print(line)

@@ -199,7 +199,7 @@ def unreadable_notice(
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[IO[str]]:
+def locked_state_file(path: Path) -> Iterator[IO[str]]:
     """The state file, open for reading and writing, alone in every process until the end."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+", encoding="utf-8") as handle:
@@ -256,7 +256,7 @@ def tell_unreadable(
     `send` hands one message to SMTP and returns None, or why it was not sent. The incident
     lasts until `clear_unreadable`; a failed send is tried again by the next run.
     """
-    with _locked(alarm_file(path)) as handle:
+    with locked_state_file(alarm_file(path)) as handle:
         alarm = _read_alarm(handle) or UnreadableAlarm(
             f"watchdog.unreadable.{now:%Y%m%dT%H%M%SZ}", now, None, 0, None
         )
@@ -278,7 +278,7 @@ def clear_unreadable(path: Path) -> UnreadableAlarm | None:
     state = alarm_file(path)
     if not state.exists():
         return None
-    with _locked(state) as handle:
+    with locked_state_file(state) as handle:
         alarm = _read_alarm(handle)
         state.unlink(missing_ok=True)
     return alarm
