@@ -118,7 +118,7 @@ def test_one_story_across_ten_outlets_in_an_hour_alerts_once_while_volume_is_ord
     assert 'href="https://media-0.example/rappel-listeria"' in body  # the first to carry it
     positions = [body.index(f">{html.escape(name)}</a>") for name in OUTLETS]
     assert positions == sorted(positions)  # every outlet, in the order it picked the story up
-    assert "10 sources distinctes ont repris cette histoire" in body
+    assert "10 sources différentes ont repris cette histoire" in body
 
     [(story_id, level)] = _rows(warehouse, "SELECT story_id, level FROM alerts")
     assert story_id is not None and level == story["level"]

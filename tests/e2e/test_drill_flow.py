@@ -32,6 +32,7 @@ REAL_CYCLE_ONLY = {
     "finish-cycle",
     "emit-watch-event",
     "read-top-stories",
+    "read-situation",  # the cell's view of the real watch: a drill's alert is not its situation
     "publish-summary",
     "publish-top-stories",
     "publish-validation",
