@@ -47,6 +47,10 @@ def test_a_reader_gone_before_the_output_ends_the_command_quietly(
     assert result.returncode in (0, 141)  # argparse's --help exits 0 by itself
 
 
+# Run last: twice this session, among the first (heavy) tests of a loaded run, the one SIGINT
+# sent during the fetch was lost and the cycle completed (exit 0); alone it passes. Not explained
+# yet (issue 20's note): the test is kept as it is, and run when the machine is quietest.
+@pytest.mark.last
 def test_ctrl_c_during_a_cycle_says_what_was_kept_and_exits_130(
     write_config: ConfigWriter, feed_server: FeedServer, prefect_harness: str
 ) -> None:
