@@ -179,17 +179,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ranked = sorted(items, key=_expected_length)
     workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     long = [item for item in ranked if _expected_length(item) < 3]
-    last = [item for item in ranked if _expected_length(item) == 4]
-    short = ranked[len(long) : len(ranked) - len(last)]
-    spread = [item for w in range(workers) for item in long[w::workers] + short[w::workers]]
-    items[:] = spread + last
+    short = ranked[len(long) :]
+    items[:] = [item for w in range(workers) for item in long[w::workers] + short[w::workers]]
 
 
 def _expected_length(item: pytest.Item) -> int:
-    """0 for the longest kind of test, 3 for the shortest (a stable sort keeps file order); 4
-    for a test marked `last`, run when the rest is nearly done."""
-    if item.get_closest_marker("last") is not None:
-        return 4
+    """0 for the longest kind of test, 3 for the shortest (a stable sort keeps file order)."""
     for rank, marker in enumerate(("slow", "browser", "e2e")):
         if item.get_closest_marker(marker) is not None:
             return rank
