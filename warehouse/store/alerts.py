@@ -12,6 +12,12 @@ from vigie.errors import WarehouseError
 from vigie.models import OutboxMessage, VolumeSignal
 from warehouse.store.outbox import OutboxStore
 
+# Who first took charge of each alert, and when (`alert_events`).
+_FIRST_ACKNOWLEDGEMENT = (
+    "(SELECT alert_id, arg_min(detail->>'by', occurred_at) AS by, min(occurred_at) AS at "
+    "FROM alert_events WHERE kind = 'acknowledged' GROUP BY alert_id)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredAlert:
@@ -32,9 +38,7 @@ class AlertStore(OutboxStore):
         """Alerts opened before `end` and not resolved before `start`, oldest first, with who
         acknowledged them and when (from `alert_events`)."""
         rows = self.con.execute(
-            "WITH ack AS (SELECT alert_id, arg_min(detail->>'by', occurred_at) AS by, "
-            "min(occurred_at) AS at FROM alert_events WHERE kind = 'acknowledged' "
-            "GROUP BY alert_id) "
+            f"WITH ack AS {_FIRST_ACKNOWLEDGEMENT} "
             "SELECT a.alert_id, a.topic, a.level, a.status, a.opened_at, a.resolved_at, "
             "a.severity, a.mentions_in_window, ack.by, ack.at FROM alerts a "
             "LEFT JOIN ack ON ack.alert_id = a.alert_id "
@@ -233,10 +237,8 @@ class AlertStore(OutboxStore):
         each and when (None: nobody yet), for the Prefect UI's `situation` artifact."""
         rows = self.con.execute(
             "SELECT a.alert_id, a.topic, a.level, a.status, a.opened_at, a.mentions_in_window, "
-            "a.cell_level, ack.taken_by, ack.taken_at FROM alerts a LEFT JOIN ("
-            "  SELECT alert_id, arg_min(detail->>'by', occurred_at) AS taken_by, "
-            "  min(occurred_at) AS taken_at FROM alert_events WHERE kind = 'acknowledged' "
-            "  GROUP BY alert_id) ack USING (alert_id) "
+            f"a.cell_level, ack.by, ack.at FROM alerts a LEFT JOIN {_FIRST_ACKNOWLEDGEMENT} ack "
+            "USING (alert_id) "
             "WHERE a.status <> 'resolved' AND NOT coalesce(a.drill, false) "
             "ORDER BY a.opened_at DESC"
         ).fetchall()
