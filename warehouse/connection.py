@@ -182,7 +182,7 @@ def connect(
             f"cannot create the folder of {path}: {err.strerror}; check warehouse.path in the "
             "configuration and that this user may write there"
         ) from err
-    if not read_only and not path.exists():
+    if not read_only and str(path) != ":memory:" and not path.exists():
         _create_whole(path)
     deadline = time.monotonic() + lock_wait_s
     delay = 0.05
