@@ -2,7 +2,8 @@
 
 Every end-to-end test of the command line runs it through `vigie(...)`: no terminal (stdin is
 /dev/null, so nothing waits for an answer), UTF-8 output, the test's environment with
-`env` on top and the variables named in `drop` taken out.
+`env` on top and the variables named in `drop` taken out. `vigie_here(...)` runs it the same
+way inside the test's process, for tests that a process of its own proves nothing more for.
 """
 
 from __future__ import annotations
@@ -46,3 +47,43 @@ def vigie(
         stdin=subprocess.DEVNULL,
         env=vigie_env(env, drop),
     )
+
+
+def vigie_here(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    drop: Iterable[str] = (),
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `vigie ARGS...` inside this process, as `vigie(...)` would run it: same arguments,
+    environment, folder, no terminal, and the same result (exit code, stdout, stderr).
+
+    For commands whose test proves nothing more in a process of its own (no signals, no Prefect
+    run, no second process): the imports are paid once per test worker, not once per command.
+    The environment, folder and standard streams are put back afterwards."""
+    import contextlib
+    import io
+
+    from cli.main import main
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    try:
+        os.environ.clear()
+        os.environ.update(vigie_env(env, drop))
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = io.StringIO("")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors, an explicit exit
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([*VIGIE, *args], code, out.getvalue(), err.getvalue())

@@ -1,5 +1,5 @@
 """Shared fixtures: real local servers (HTTP feeds, SMTP), temporary warehouse and config files,
-and a session-wide Prefect test harness (a real temporary Prefect server) for flow tests."""
+and `prefect_harness`: this process's Prefect client on the session's real Prefect server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
@@ -18,6 +19,9 @@ from cryptography.x509.oid import NameOID
 import vigie  # noqa: F401  (telemetry off before Prefect is imported)
 from tests.configs import CELL_TOML
 from vigie.localservers import FeedServer, MailSink, WebhookReceiver
+
+if TYPE_CHECKING:
+    from tests.e2e.prefect_server import PrefectServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The `prefect_server` fixture: one real `prefect server start` shared by the session.
@@ -103,26 +107,32 @@ retries = 1
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[str]:
-    """A real temporary Prefect server for the session; yields its API URL."""
+def prefect_harness(prefect_server: PrefectServer) -> Iterator[str]:
+    """This process's Prefect client pointed at the session's one real server (`prefect_server`),
+    so flows run here are recorded there; yields its API URL. One server per test worker, not
+    two: each costs a cold start and keeps its services busy on a 2-core machine."""
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         temporary_settings,
     )
-    from prefect.testing.utilities import prefect_test_harness
 
     # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
-    with (
-        prefect_test_harness(server_startup_timeout=90),
-        # The harness's server is SQLite, shared by tests that run cycles concurrently on a
-        # 2-core machine: its 503 bursts can outlast the default 5 retries (62 s of back-off).
-        temporary_settings(
-            updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_CLIENT_MAX_RETRIES: 8}
-        ),
+    # The server is SQLite, shared by tests that run cycles concurrently on a 2-core machine:
+    # its 503 bursts can outlast the default 5 retries (62 s of back-off).
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: prefect_server.api_url,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+            PREFECT_CLIENT_MAX_RETRIES: 8,
+        }
     ):
-        yield str(PREFECT_API_URL.value())
+        yield prefect_server.api_url
+        # Logs still queued go now, while the server runs: at exit they would find it gone.
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
 
 
 @pytest.fixture
@@ -189,3 +199,32 @@ def _expected_length(item: pytest.Item) -> int:
         if item.get_closest_marker(marker) is not None:
             return rank
     return 3
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With VIGIE_TEST_CPU_LOG=<file>, append each test's CPU seconds (this process and the
+    processes it waited for: `vigie` commands, servers it stopped) as one JSON line: what to cut
+    when `make test` is CPU-bound, which wall-clock durations do not tell on a loaded machine."""
+    log = os.environ.get("VIGIE_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    import json
+    import resource
+
+    def spent() -> tuple[float, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+    own_before, children_before = spent()
+    yield
+    own_after, children_after = spent()
+    line = {
+        "test": item.nodeid,
+        "own_s": round(own_after - own_before, 2),
+        "children_s": round(children_after - children_before, 2),
+    }
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands import VIGIE, vigie
+from tests.commands import VIGIE, vigie, vigie_here
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
@@ -39,7 +39,7 @@ def test_check_prints_what_will_be_watched(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = vigie("--config", str(config), "check")
+    result = vigie_here("--config", str(config), "check")
     assert result.returncode == 0, result.stderr
     assert 'marque: ("laiterie boréale" OR boreale) NOT recrutement' in result.stdout
     assert "Le Quotidien du Nord [rss, news, tier 1]" in result.stdout
@@ -53,17 +53,14 @@ def test_check_names_the_token_variable_a_source_needs_and_warns_when_it_is_unse
     failure; the value itself is never printed."""
     api = {"name": "Agence (API)", "url": "https://agence.example/rss", "token_env": "AGENCE_KEY"}
     config = write_config(sources=[api], smtp_port=2525)
-    env = {k: v for k, v in os.environ.items() if k != "AGENCE_KEY"}
-    unset = subprocess.run(
-        [*VIGIE, "--config", str(config), "check"], capture_output=True, text=True, env=env
-    )
+    unset = vigie_here("--config", str(config), "check", drop=["AGENCE_KEY"])
     assert unset.returncode == 0, unset.stderr
     assert "    token: from $AGENCE_KEY" in unset.stdout
     assert (
         "Warning: source 'Agence (API)': the token variable AGENCE_KEY is not set; it fails in "
         "this environment"
     ) in unset.stdout
-    here = vigie("--config", str(config), "check", env={"AGENCE_KEY": "k-Secret-123"})
+    here = vigie_here("--config", str(config), "check", env={"AGENCE_KEY": "k-Secret-123"})
     assert here.returncode == 0, here.stderr
     assert "Warning: source" not in here.stdout
     assert "k-Secret-123" not in here.stdout + here.stderr
@@ -76,7 +73,7 @@ def test_check_warns_when_the_emails_prefect_links_point_at_this_machine(
     local = write_config(
         sources=source, smtp_port=2525, extra='[prefect]\npublic_ui_url = "http://127.0.0.1:4200"\n'
     )
-    result = vigie("--config", str(local), "check")
+    result = vigie_here("--config", str(local), "check")
     assert result.returncode == 0, result.stderr
     assert "point at http://127.0.0.1:4200, which only this machine can open" in result.stdout
     public = write_config(
@@ -84,14 +81,14 @@ def test_check_warns_when_the_emails_prefect_links_point_at_this_machine(
         smtp_port=2525,
         extra='[prefect]\npublic_ui_url = "https://vigie.laiterie-boreale.example"\n',
     )
-    assert "public_ui_url" not in vigie("--config", str(public), "check").stdout
+    assert "public_ui_url" not in vigie_here("--config", str(public), "check").stdout
 
 
 def test_the_config_file_can_come_from_the_environment(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = vigie("check", env={"VIGIE_CONFIG": str(config)})
+    result = vigie_here("check", env={"VIGIE_CONFIG": str(config)})
     assert result.returncode == 0
     assert f"{config}: valid" in result.stdout
 
@@ -127,7 +124,7 @@ def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
     assert replace in text
     config = tmp_path / "bad.toml"
     config.write_text(text.replace(replace, by, 1), encoding="utf-8")
-    result = vigie("--config", str(config), "check", env={"VIGIE_SMTP_PASSWORD": "x"})
+    result = vigie_here("--config", str(config), "check", env={"VIGIE_SMTP_PASSWORD": "x"})
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
@@ -137,14 +134,7 @@ def test_a_bad_config_exits_non_zero_with_one_line_naming_the_key(
 
 
 def test_a_missing_secret_is_named(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "VIGIE_SMTP_PASSWORD"}
-    result = subprocess.run(
-        [*VIGIE, "--config", str(EXAMPLE), "check"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = vigie_here("--config", str(EXAMPLE), "check", drop=["VIGIE_SMTP_PASSWORD"])
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "VIGIE_SMTP_PASSWORD is not set: email.username is configured, so the SMTP password "
@@ -180,7 +170,7 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
     assert summary["sources_failed"] == {"Blogue du terroir": "not a feed: an HTML page"}
     assert summary["new_mentions"] == 6
 
-    status = vigie("--config", str(config), "status", env=env)
+    status = vigie_here("--config", str(config), "status", env=env)
     assert status.returncode == 0, status.stderr
     assert f"Last cycle: {summary['cycle_id']}" in status.stdout
     assert "Blogue du terroir: error" in status.stdout
@@ -208,7 +198,7 @@ def test_status_on_a_locked_warehouse_is_one_clear_line(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        result = vigie("--config", str(config), "status")
+        result = vigie_here("--config", str(config), "status")
     finally:
         holder.kill()
         holder.wait()
@@ -256,7 +246,7 @@ def test_two_cycles_at_once_on_one_warehouse_both_complete(
         assert run.returncode == 0, err[-2000:]
         summaries.append(json.loads(out))
     assert [s["new_mentions"] for s in summaries] == [3, 1]
-    status = vigie("--config", str(first), "db", "info")
+    status = vigie_here("--config", str(first), "db", "info")
     assert status.returncode == 0, status.stderr
     assert re.search(r"^  mentions +4 rows$", status.stdout, re.MULTILINE)
     assert re.search(r"^  source_runs +2 rows$", status.stdout, re.MULTILINE)
@@ -266,12 +256,12 @@ def test_db_commands_export_back_up_and_restore(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    migrate = vigie("--config", str(config), "db", "migrate")
+    migrate = vigie_here("--config", str(config), "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr
     assert "applied 001_init, 002_buckets_and_health" in migrate.stdout
-    assert "up to date" in vigie("--config", str(config), "db", "migrate").stdout
+    assert "up to date" in vigie_here("--config", str(config), "db", "migrate").stdout
 
-    export = vigie(
+    export = vigie_here(
         "--config",
         str(config),
         "db",
@@ -289,16 +279,16 @@ def test_db_commands_export_back_up_and_restore(
     assert export.stdout.strip().endswith(f"0 mentions written to {tmp_path / 'out.csv'}")
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").startswith("mention_id,")
 
-    backup = vigie("--config", str(config), "db", "backup", str(tmp_path / "b.duckdb"))
+    backup = vigie_here("--config", str(config), "db", "backup", str(tmp_path / "b.duckdb"))
     assert backup.returncode == 0 and (tmp_path / "b.duckdb").exists()
-    restore = vigie("--config", str(config), "db", "restore", str(tmp_path / "b.duckdb"))
+    restore = vigie_here("--config", str(config), "db", "restore", str(tmp_path / "b.duckdb"))
     assert restore.returncode == 0, restore.stderr
 
-    bad = vigie(
+    bad = vigie_here(
         "--config", str(config), "db", "export", "--since", "yesterday", "--until", "2027-01-01"
     )
     assert bad.returncode == 2 and "is not a date" in bad.stderr
-    backwards = vigie(
+    backwards = vigie_here(
         "--config", str(config), "db", "export", "--since", "2027-01-01", "--until", "2026-01-01"
     )
     assert backwards.returncode == 2
@@ -313,7 +303,7 @@ def test_detect_series_writes_one_score_per_row(tmp_path: Path) -> None:
         rows.append(f"{(start + timedelta(minutes=5 * i)):%Y-%m-%d %H:%M:%S},{value}")
     series = tmp_path / "in.csv"
     series.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    result = vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    result = vigie_here("detect-series", str(series), str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "timestamp,anomaly_score"
@@ -328,7 +318,7 @@ def test_detect_series_writes_one_score_per_row(tmp_path: Path) -> None:
 def test_detect_series_refuses_a_file_without_its_header(tmp_path: Path) -> None:
     series = tmp_path / "in.csv"
     series.write_text("2026-11-01 00:00:00,3\n", encoding="utf-8")
-    result = vigie("detect-series", str(series), str(tmp_path / "out.csv"))
+    result = vigie_here("detect-series", str(series), str(tmp_path / "out.csv"))
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"vigie: {series}: the first line must be the header timestamp,value"
@@ -392,7 +382,7 @@ def test_check_says_when_the_sources_of_one_host_cannot_all_be_polled_each_cycle
         smtp_port=2525,
         extra="per_host = 2",  # under [collection], where deadline_s = 10
     )
-    result = vigie("--config", str(config), "check")
+    result = vigie_here("--config", str(config), "check")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("Warning: host")]
     assert warnings == [
@@ -412,6 +402,6 @@ def test_check_says_when_the_sources_of_one_host_cannot_all_be_polled_each_cycle
     ]
     with open_warehouse(settings.warehouse_path) as con:
         Store(con).load_cycle("c1", settings.sources, measured, [], [], now)
-    measured_check = vigie("--config", str(config), "check")
+    measured_check = vigie_here("--config", str(config), "check")
     assert measured_check.returncode == 0, measured_check.stderr
     assert "Warning: host" not in measured_check.stdout

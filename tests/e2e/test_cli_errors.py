@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.commands import vigie_here
 from tests.configs import MINIMAL_TOML, write_toml
 from tests.e2e.test_serve_cli import _vigie  # vigie in a folder, without PREFECT_API_URL
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "vigie.example.toml"
+
+
+def _vigie_here(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`_vigie` inside this process, for the errors met before any Prefect run."""
+    return vigie_here(*args, env=env, drop=["PREFECT_API_URL", "VIGIE_CONFIG"], cwd=cwd)
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -25,7 +33,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_no_configuration_file_says_to_run_vigie_init(tmp_path: Path) -> None:
-    line = _one_line_error(_vigie("check", cwd=tmp_path))
+    line = _one_line_error(_vigie_here("check", cwd=tmp_path))
     assert line.startswith("vigie: vigie.toml: no such configuration file")
     assert "run `vigie init` to create one" in line
     assert "--config FILE" in line and "VIGIE_CONFIG" in line
@@ -34,14 +42,14 @@ def test_no_configuration_file_says_to_run_vigie_init(tmp_path: Path) -> None:
 def test_invalid_toml_gives_the_line_and_says_to_fix_it(tmp_path: Path) -> None:
     broken = MINIMAL_TOML.replace('name = "Laiterie Boréale"', "name = Laiterie Boréale")
     config = write_toml(tmp_path, broken)
-    line = _one_line_error(_vigie("--config", str(config), "check", cwd=tmp_path))
+    line = _one_line_error(_vigie_here("--config", str(config), "check", cwd=tmp_path))
     assert line.startswith(f"vigie: {config}: invalid TOML at line 2, column 8: ")
     assert "fix that line (text values need quotes), then run `vigie check`" in line
 
 
 def test_a_missing_secret_names_the_variable_to_set(tmp_path: Path) -> None:
     unset = {"VIGIE_SMTP_PASSWORD": ""}  # empty counts as unset, whatever this shell has
-    line = _one_line_error(_vigie("--config", str(EXAMPLE), "check", cwd=tmp_path, env=unset))
+    line = _one_line_error(_vigie_here("--config", str(EXAMPLE), "check", cwd=tmp_path, env=unset))
     assert "VIGIE_SMTP_PASSWORD is not set" in line
     assert "export VIGIE_SMTP_PASSWORD=..." in line
 
@@ -61,7 +69,7 @@ def test_a_locked_warehouse_says_to_wait_or_stop_the_holder(tmp_path: Path) -> N
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        result = _vigie("--config", str(config), "status", cwd=tmp_path)
+        result = _vigie_here("--config", str(config), "status", cwd=tmp_path)
     finally:
         holder.kill()
         holder.wait()

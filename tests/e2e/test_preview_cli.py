@@ -9,7 +9,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.commands import vigie
+from tests.commands import vigie, vigie_here
 from tests.conftest import ConfigWriter
 from tests.preview_data import ESCAPED_SCRIPT, STORED_TITLE, fill_crisis, outbox
 from vigie.localservers import MailSink
@@ -56,7 +56,7 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
         ),
     }
     for kind, (subject, content) in expected.items():
-        result = vigie("--config", str(config), "preview", kind)
+        result = vigie_here("--config", str(config), "preview", kind)
         assert result.returncode == 0, result.stderr
         path = _written(result.stdout)
         assert path == config.parent / "vigie-preview" / f"{kind}-fr.html"
@@ -82,8 +82,8 @@ def test_stored_data_is_previewed_escaped_and_the_warehouse_is_left_as_it_was(
     path = settings.warehouse_path
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    alert = vigie("--config", str(config), "preview", "alert")
-    digest = vigie("--config", str(config), "preview", "digest", "--stored")
+    alert = vigie_here("--config", str(config), "preview", "alert")
+    digest = vigie_here("--config", str(config), "preview", "digest", "--stored")
     assert alert.returncode == 0 and digest.returncode == 0, alert.stderr + digest.stderr
     assert f"alert email in French with stored data (alert {alert_id} on 'marque'" in alert.stdout
     assert "digest email in French with stored data (the daily period from" in digest.stdout
@@ -102,17 +102,17 @@ def test_errors_are_one_line_that_says_what_to_do(
     mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port))
-    stored = vigie("--config", config, "preview", "alert", "--stored")
+    stored = vigie_here("--config", config, "preview", "alert", "--stored")
     assert stored.returncode == 1
     assert stored.stdout == ""
     (line,) = stored.stderr.strip().splitlines()
     assert line.startswith("vigie: no alert stored in ")
     assert line.endswith("run the watch first (vigie run --once), or preview with --sample")
-    unknown = vigie("--config", config, "preview", "memo")
+    unknown = vigie_here("--config", config, "preview", "memo")
     assert unknown.returncode == 2 and "invalid choice: 'memo'" in unknown.stderr
-    both = vigie("--config", config, "preview", "alert", "--sample", "--stored")
+    both = vigie_here("--config", config, "preview", "alert", "--sample", "--stored")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
-    team = vigie("--config", config, "preview", "digest", "--team", "x")
+    team = vigie_here("--config", config, "preview", "digest", "--team", "x")
     assert team.returncode == 2
     assert team.stderr.strip() == "vigie: --team applies to readiness reminders only"
     assert "Traceback" not in stored.stderr + team.stderr
@@ -123,13 +123,14 @@ def test_language_output_and_open(
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port, extra=TEAM))
     # An empty warehouse: previews fall back to the sample and queue nothing in it.
-    assert vigie("--config", config, "db", "migrate").returncode == 0
+    assert vigie_here("--config", config, "db", "migrate").returncode == 0
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n', encoding="utf-8")
     browser.chmod(browser.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "previews"
     out.mkdir()
+    # A process of its own: the `webbrowser` module reads BROWSER once per process.
     result = vigie(
         "--config",
         config,
@@ -152,7 +153,7 @@ def test_language_output_and_open(
         "[Vigie] La cellule de crise de Laiterie Boréale est prête — rappel pour Ontario sales"
     )
     assert opened.read_text(encoding="utf-8").strip() == path.as_uri()
-    english = vigie("--config", config, "preview", "alert", "--sample", "--language", "en")
+    english = vigie_here("--config", config, "preview", "alert", "--sample", "--language", "en")
     assert english.returncode == 0, english.stderr
     page = _written(english.stdout).read_text(encoding="utf-8")
     assert "spike in mentions of “marque”" in _subject(page)

@@ -3,8 +3,8 @@ server (STARTTLS, a password) and reads a source that needs a token (an API key,
 query parameter, which the server echoes in a redirect), and then the password and the token
 are looked for in every output (and a chat channel's token, which only the configuration
 file may hold): the command's stdout and stderr, the emails received, the
-warehouse file, and everything the temporary Prefect server stored (logs, artifacts,
-parameters, events: PREFECT_HOME). A second cycle with a wrong password must not leak it in
+warehouse file, and everything a Prefect server of the test's own stored (logs, artifacts,
+parameters, events: its PREFECT_HOME). A second cycle with a wrong password must not leak it in
 its errors either."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.commands import prefect_api_vars, vigie
 from tests.conftest import ConfigWriter
+from tests.e2e.prefect_server import PrefectServer, running_prefect_server
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
 
@@ -46,12 +47,10 @@ def _check_password(server, session, envelope, mechanism, data):  # type: ignore
     return AuthResult(success=ok, handled=False)
 
 
-def _vigie(config: Path, password: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "VIGIE_SMTP_PASSWORD": password,
-        "VIGIE_AGENCE_TOKEN": TOKEN,
-        "PREFECT_HOME": str(config.parent / "prefect-home"),
-    }
+def _vigie(
+    server: PrefectServer, config: Path, password: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**server.env, "VIGIE_SMTP_PASSWORD": password, "VIGIE_AGENCE_TOKEN": TOKEN}
     return vigie(
         "--config",
         str(config),
@@ -99,7 +98,12 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
     feed_server.set("/agence.xml", AGENCE)
     agence = {"name": "Agence (API)", "url": feed_server.url("/agence"), "tier": 2}
     sources.append(agence | {"token_env": "VIGIE_AGENCE_TOKEN", "token_param": "key"})
-    with MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as sink:
+    (tmp_path / "prefect-home").mkdir()
+    with (
+        # A server of its own, its database in this test's folder, where the search looks.
+        running_prefect_server(home=tmp_path / "prefect-home") as server,
+        MailSink(tmp_path / "inbox", tls_context=context, authenticator=_check_password) as sink,
+    ):
         config = write_config(sources=sources, smtp_port=sink.port)
         text = (
             config.read_text(encoding="utf-8").replace(
@@ -110,11 +114,11 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
         )
         config.write_text(text, encoding="utf-8")
 
-        good = _vigie(config, SECRET, "run", "--once", "--json")
+        good = _vigie(server, config, SECRET, "run", "--once", "--json")
         assert good.returncode == 0, good.stderr[-3000:]
         # The blog answers with an HTML page: the operators' notice went out, logged in.
         assert sink.messages(), "no email was sent, so the password was never used"
-        status = _vigie(config, SECRET, "status")
+        status = _vigie(server, config, SECRET, "status")
         asked = [path for path, _ in feed_server.requests if path.startswith("/agence?")]
         assert asked == [f"/agence?key={TOKEN}"]  # the source got its token, once
 
@@ -122,8 +126,8 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
         other = tmp_path / "wrong" / "vigie.toml"
         other.parent.mkdir()
         other.write_text(text, encoding="utf-8")
-        wrong = _vigie(other, WRONG, "run", "--once", "--json")
-        outbox = _vigie(other, WRONG, "outbox", "list")
+        wrong = _vigie(server, other, WRONG, "run", "--once", "--json")
+        outbox = _vigie(server, other, WRONG, "outbox", "list")
         assert "535" in outbox.stdout, outbox.stdout  # the server refused that login
 
     outputs = [
@@ -136,7 +140,7 @@ def test_the_smtp_password_and_a_source_token_appear_in_no_output_of_a_full_cycl
         outbox.stdout,
         outbox.stderr,
     ]
-    # The temporary server's database (logs, artifacts, parameters, events) is searched.
+    # The server's database (logs, artifacts, parameters, events) is searched.
     assert list((tmp_path / "prefect-home").rglob("*.db"))
     assert _leaks(tmp_path, outputs, SENDER)  # the search does read the files (the emails)
     assert _leaks(tmp_path, outputs, SECRET) == []

@@ -10,7 +10,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.commands import VIGIE, vigie
+from tests.commands import VIGIE, vigie, vigie_here
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
@@ -67,7 +67,7 @@ def test_sources_test_shows_each_source_and_stores_nothing(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _config(feed_server, mail_sink, write_config, failing=True)
-    result = vigie("--config", str(config), "sources", "test")
+    result = vigie_here("--config", str(config), "sources", "test")
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["SOURCE", "KIND", "STATUS"]
@@ -86,7 +86,7 @@ def test_sources_test_shows_each_source_and_stores_nothing(
     assert not _warehouse(config).exists()
     assert not _warehouse(config).parent.exists()
 
-    as_json = vigie("--config", str(config), "sources", "test", "--json")
+    as_json = vigie_here("--config", str(config), "sources", "test", "--json")
     assert as_json.returncode == 1
     data = json.loads(as_json.stdout)
     assert (data["total"], data["failed"], data["stored"]) == (7, 3, False)
@@ -96,7 +96,9 @@ def test_sources_test_shows_each_source_and_stores_nothing(
     assert (quotidien["items"], quotidien["matched"]) == (10, 7)
     assert datetime.fromisoformat(quotidien["newest_at"]) > datetime.now(UTC) - timedelta(hours=2)
 
-    only = vigie("--config", str(config), "sources", "test", "--source", "Le Quotidien du Nord")
+    only = vigie_here(
+        "--config", str(config), "sources", "test", "--source", "Le Quotidien du Nord"
+    )
     assert only.returncode == 0, only.stdout
     assert only.stdout.splitlines()[-1].startswith("All 1 source answered: 10 items, 7 match")
 
@@ -113,12 +115,12 @@ def test_query_test_on_what_a_watch_cycle_stored(
     warehouse = _warehouse(config)
     before = (hashlib.sha256(warehouse.read_bytes()).hexdigest(), warehouse.stat().st_mtime_ns)
 
-    tested = vigie("--config", str(config), "sources", "test")
+    tested = vigie_here("--config", str(config), "sources", "test")
     assert tested.returncode == 0, tested.stdout
     after = (hashlib.sha256(warehouse.read_bytes()).hexdigest(), warehouse.stat().st_mtime_ns)
     assert after == before  # a source test never touches the warehouse
 
-    result = vigie(
+    result = vigie_here(
         "--config", str(config), "query", "test", "boreale NEAR/3 rappel*", "--limit", "30"
     )
     assert result.returncode == 0, result.stderr
@@ -135,7 +137,9 @@ def test_query_test_on_what_a_watch_cycle_stored(
     assert "  marque: " in out and "  rappel: " in out
 
     data = json.loads(
-        vigie("--config", str(config), "query", "test", "boreale NOT listeria", "--json").stdout
+        vigie_here(
+            "--config", str(config), "query", "test", "boreale NOT listeria", "--json"
+        ).stdout
     )
     assert data["matched"] > 0
     assert data["excluded_by_not"] > 0
@@ -148,13 +152,13 @@ def test_query_test_errors_say_what_to_do_in_one_line(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _config(feed_server, mail_sink, write_config, failing=False)
-    missing = vigie("--config", str(config), "query", "test", "boreale")
+    missing = vigie_here("--config", str(config), "query", "test", "boreale")
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1
     assert "run `vigie run --once` first" in missing.stderr
     assert not _warehouse(config).exists()
 
-    bad = vigie("--config", str(config), "query", "test", "boreale AND (rappel")
+    bad = vigie_here("--config", str(config), "query", "test", "boreale AND (rappel")
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1
     assert "position" in bad.stderr and "closing parenthesis" in bad.stderr

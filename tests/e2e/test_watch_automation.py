@@ -165,8 +165,8 @@ def test_the_prefect_server_tells_of_a_stopped_watch_once(
 
         # Still stopped, nothing sent twice. Without a bucket per watch (`for_each`), Prefect
         # opens a new window at its next evaluation, a window after the notice, and fires again
-        # at its end: 150 s covers two windows and the evaluation period.
-        time.sleep(150)
+        # at its end: 90 s covers that window (60 s), the evaluation period (5 s) and the send.
+        time.sleep(90)
         assert len(_stopped(mail)) == 1
 
         # The watch is back: Prefect sends nothing (an event trigger has no resolved state);
