@@ -41,6 +41,7 @@ from tasks.notify.delivery import (
     new_owner,
     owner_alive,
 )
+from tasks.notify.rendering import Texts
 from vigie.models import OutboxMessage
 from vigie.settings import Settings
 from warehouse.channel_outbox import ChannelMessage, ChannelOutbox, UnplannedMessage
@@ -143,7 +144,7 @@ _TEXT = {
         "drill": "[EXERCICE] ",
         "alert_title": "Vigie — {level} : « {topic} »",
         "alert_body": (
-            "{level} sur « {topic} » depuis {at} : {count} mention(s) dans la fenêtre. "
+            "{level} sur « {topic} » depuis {at} : {count} dans la fenêtre. "
             "Les preuves, qui est de garde et qui peut répondre où sont dans l’email de "
             "l’alerte. Prendre en charge : lien de l’email, ou "
             'vigie ack {alert_id} --by "VOTRE NOM".'
@@ -166,7 +167,7 @@ _TEXT = {
         "drill": "[DRILL] ",
         "alert_title": "Vigie — {level}: “{topic}”",
         "alert_body": (
-            "{level} on “{topic}” since {at}: {count} mention(s) in the window. The evidence, "
+            "{level} on “{topic}” since {at}: {count} in the window. The evidence, "
             "who is on duty and who may answer where are in the alert’s email. Take "
             'charge: the email’s link, or vigie ack {alert_id} --by "YOUR NAME".'
         ),
@@ -226,7 +227,11 @@ def chat_text(
             "at": f"{alert.opened_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M}"
             if alert
             else "?",
-            "count": alert.mentions_in_window if alert else "?",
+            "count": Texts(language if language in _TEXT else "en").plural(
+                "counts.mentions", alert.mentions_in_window
+            )
+            if alert
+            else "?",
             "alert_id": inert(message.alert_id or "", 80),
         }
         title = str(text[f"{message.kind}_title"]).format(**facts)

@@ -118,7 +118,7 @@ def test_an_alert_reaches_the_email_and_each_channel_once_and_a_rerun_sends_noth
     assert "ventes@" not in email["To"]
     [nadia] = webhook_receiver.at("/nadia")
     assert nadia["title"] == "Vigie — CRISE : « marque »"
-    assert "CRISE sur « marque »" in nadia["message"] and "40 mention(s)" in nadia["message"]
+    assert "CRISE sur « marque »" in nadia["message"] and "40 mentions" in nadia["message"]
     assert f"vigie ack {alert_id}" in nadia["message"]
     assert nadia["type"] == "failure"  # critical: the service shows it as urgent
     [usine] = webhook_receiver.at(f"/hooks/{TOKEN}")  # Mattermost's incoming webhook

@@ -119,6 +119,7 @@ def test_every_preview_reads_right_for_the_people_who_get_it(
             assert not decimals, (kind, decimals)
             assert not re.search(r"\d{4}-\d{2}-\d{2}|\bUTC\b|\bE[SD]T\b", text), kind
         assert "*" not in text, kind
+        assert "(s)" not in text, kind  # counts take their plural form
     line = next((ln for ln in shown.splitlines() if CRISIS_LINE[language] in ln), None)
     if kind == "alert":
         assert line is not None, shown
