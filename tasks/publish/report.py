@@ -79,6 +79,8 @@ def cycle_summary(
     assessments: Sequence[TopicAssessment] = (),
     emails_sent: int,
     emails_failed: dict[str, str],
+    channels_sent: int = 0,
+    channels_failed: Mapping[str, str] | None = None,
     failed_checks: Sequence[str] = (),
     quality_changes: Sequence[str] = (),
     health_changes: Sequence[str] = (),
@@ -143,6 +145,8 @@ def cycle_summary(
         ],
         "emails_sent": emails_sent,
         "emails_failed": dict(emails_failed),
+        "channels_sent": channels_sent,
+        "channels_failed": dict(channels_failed or {}),
         "failed_checks": list(failed_checks),
         "quality_changes": list(quality_changes),
         "health_changes": list(health_changes),
@@ -228,6 +232,9 @@ SUMMARY_TEXTS: dict[str, dict[str, str]] = {
         "alerts escalated": "alertes aggravées",
         "emails sent": "emails envoyés",
         "emails failed": "emails en échec",
+        "channel messages sent": "messages envoyés sur les canaux",
+        "channel messages failed": "messages en échec sur les canaux",
+        "Channel messages not sent": "Messages non envoyés sur les canaux",
         "Failed sources": "Sources en échec",
         "source reason": "| source | raison |",
         "Alerts": "Alertes",
@@ -329,6 +336,8 @@ def summary_markdown(
         ("alerts escalated", len(escalated)),
         ("emails sent", summary["emails_sent"]),
         ("emails failed", len(summary.get("emails_failed") or {})),
+        ("channel messages sent", summary.get("channels_sent", 0)),
+        ("channel messages failed", len(summary.get("channels_failed") or {})),
     ):
         lines.append(f"| {word(label)} | {value} |")
     if failed:
@@ -367,6 +376,7 @@ def summary_markdown(
         ]
     for title, reasons in (
         ("Emails not sent", summary.get("emails_failed")),
+        ("Channel messages not sent", summary.get("channels_failed")),
         ("Skipped sources", summary.get("sources_skipped")),
         (
             "Deferred sources (the fetch step ran out of time; first next cycle)",
