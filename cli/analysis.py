@@ -288,7 +288,7 @@ def add_commands(sub: argparse._SubParsersAction[ExampleParser]) -> None:
     preview = sub.add_parser(
         "preview",
         help="render an email (alert, escalation, digest, readiness, source-health, watchdog, "
-        "drill-report) to an HTML file; nothing is sent",
+        "drill-report, sitrep, incident-report) to an HTML file; nothing is sent",
         epilog="Stored data by default when the warehouse has some (the latest alert, the "
         "digest of the period just ended),\nelse a fictional sample about the organisation; "
         "the warehouse is only read.",
@@ -304,6 +304,8 @@ def add_commands(sub: argparse._SubParsersAction[ExampleParser]) -> None:
             "source-health",
             "watchdog",
             "drill-report",
+            "sitrep",
+            "incident-report",
         ],
     )
     data = preview.add_mutually_exclusive_group()

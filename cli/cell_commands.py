@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from cli.common import EXIT_ERROR, parse_day, settings_of, unsent_state
 from cli.examples import ExampleParser
-from cli.words import say
+from cli.words import count, say
 from vigie.errors import ConfigError, VigieError
 from vigie.settings import Settings, load_secrets, load_settings, resolve_config_path
 
@@ -274,7 +274,7 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
                 stop=stop,
                 start=f"{incident.started_at:%Y-%m-%d %H:%M %Z}",
                 end=f"{end:%Y-%m-%d %H:%M %Z}",
-                sitreps=incident.sitreps,
+                sitreps=count(language, "incident.sitreps", incident.sitreps),
             )
         )
     return 0

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
@@ -42,7 +42,15 @@ from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
 from warehouse.store import Store, StoredAlert
 
 Kind = Literal[
-    "alert", "escalation", "digest", "readiness", "source-health", "watchdog", "drill-report"
+    "alert",
+    "escalation",
+    "digest",
+    "readiness",
+    "source-health",
+    "watchdog",
+    "drill-report",
+    "sitrep",
+    "incident-report",
 ]
 KINDS: tuple[Kind, ...] = (
     "alert",
@@ -52,6 +60,8 @@ KINDS: tuple[Kind, ...] = (
     "source-health",
     "watchdog",
     "drill-report",
+    "sitrep",
+    "incident-report",
 )
 # The notices previewed on sample data only (nothing stored says what they would hold).
 SAMPLE_ONLY: tuple[Kind, ...] = ("source-health", "watchdog", "drill-report")
@@ -296,6 +306,96 @@ def preview_escalation(settings: Settings, *, data: DataChoice, now: datetime) -
     )
 
 
+def incident_preview_message(
+    store: Store, settings: Settings, kind: Kind, *, now: datetime
+) -> tuple[OutboxMessage, str] | None:
+    """A situation report or the final report (`tasks.notify.incident`) of the latest stored
+    incident: its last situation report (the first when none was sent yet), its report as it
+    would close now when still running. Without an incident, an incident started at the latest
+    alert (as the cell would start it), reported up to now. None without either."""
+    # Imported here: tasks.notify.incident brings Prefect (about 3 s of start-up).
+    from tasks.notify.incident import (
+        build_report,
+        build_sitrep,
+        incident_recipients,
+        incident_topic,
+        render_report,
+        render_sitrep,
+    )
+    from warehouse.store import IncidentStore, StoredIncident
+
+    incidents = IncidentStore(store.con)
+    latest = incidents.incidents(limit=1)
+    if latest:
+        incident = latest[0]
+        detail = f"stored data (incident {incident.incident_id} {incident.name!r})"
+    else:
+        alert = latest_alert(store)
+        if alert is None:
+            return None
+        # Started as the cell would: when the alert came, its hour of mentions just before.
+        started = alert.opened_at - timedelta(minutes=45)
+        incident = StoredIncident(
+            f"inc-{started:%Y%m%d%H%M}-preview",
+            alert.topic,
+            {"extra_queries": [], "sitrep_every_minutes": 60, "extra_recipients": []},
+            None,
+            started,
+            started + timedelta(hours=24),
+            None,
+            "running",
+            1,
+            None,
+            None,
+            None,
+        )
+        detail = f"stored data (an incident started at alert {alert.alert_id} on {alert.topic!r})"
+    parameters = incident.parameters
+    every = timedelta(minutes=float(parameters.get("sitrep_every_minutes") or 60))
+    extra = [
+        incident_topic(incident.name, n)
+        for n in range(1, len(parameters.get("extra_queries") or []) + 1)
+    ]
+    recipients = incident_recipients(
+        settings, [str(a) for a in parameters.get("extra_recipients") or []]
+    )
+    end = incident.ended_at or max(now, incident.started_at)
+    if kind == "sitrep":
+        number = max(1, incident.sitreps)
+        start = incident.started_at + every * (number - 1)
+        sitrep = build_sitrep(
+            incidents,
+            settings,
+            incident,
+            number=number,
+            start=start,
+            end=max(start, min(end, start + every)),
+            extra_topics=extra,
+        )
+        return render_sitrep(sitrep, settings, recipients)[0], detail
+    status = incident.status if incident.status != "running" else "ended"
+    report = build_report(
+        incidents,
+        settings,
+        incident,
+        status=status,
+        ended_at=end,
+        extra_topics=extra,
+        interval=every,
+    )
+    return render_report(report, settings, recipients)[0], detail
+
+
+def preview_incident(settings: Settings, kind: Kind, *, data: DataChoice, now: datetime) -> Preview:
+    """A situation report or the final report of the latest incident (stored), else of an
+    incident about the latest alert (stored, then the sample's)."""
+
+    def render(store: Store) -> Found:
+        return incident_preview_message(store, settings, kind, now=now)
+
+    return _stored_or_sample(settings, kind, data=data, now=now, render=render, missing="alert")
+
+
 def preview_digest(
     settings: Settings, *, data: DataChoice, period: Period, now: datetime
 ) -> Preview:
@@ -349,8 +449,6 @@ def preview_readiness(
 
 def preview_notice(settings: Settings, kind: Kind, *, now: datetime) -> Preview:
     """A notice on sample data: sources that stopped, a watch stopped for a day, a drill."""
-    from datetime import timedelta
-
     from cli.preview_sample import sample_drill_record, sample_health_changes
     from cli.watchdog import WatchState, watchdog_notices
     from tasks.notify.drill import drill_report_message
@@ -394,6 +492,8 @@ def make_preview(
         return preview_alert(with_language(settings, language), data=data, now=now)
     if kind == "escalation":
         return preview_escalation(with_language(settings, language), data=data, now=now)
+    if kind in ("sitrep", "incident-report"):
+        return preview_incident(with_language(settings, language), kind, data=data, now=now)
     if kind in SAMPLE_ONLY:
         if data == "stored":
             raise VigieError(f"a {kind} preview holds sample data only: leave out --stored")

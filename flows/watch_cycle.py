@@ -285,6 +285,8 @@ def watch_cycle(
         assessments=steps.assessments,
         emails_sent=len(steps.delivery.sent),
         emails_failed=steps.delivery.failed,
+        channels_sent=len(steps.delivery.channels_sent),
+        channels_failed=steps.delivery.channels_failed,
         failed_checks=[c.label for c in (*checked.checks, *steps.run_checks) if not c.success],
         quality_changes=steps.quality_changes,
         health_changes=steps.health_changes,

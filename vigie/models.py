@@ -294,7 +294,8 @@ class CycleSummary(TypedDict):
     """What one watch cycle did, as `vigie run --json` prints it and `cycles.summary` keeps it.
 
     `duration_s` is the collection's own time (first fetch to end of loading), `total_s` the
-    whole cycle; `sources_failed` and `emails_failed` map a name or message id to its reason.
+    whole cycle; `sources_failed` and `emails_failed` map a name or message id to its reason,
+    `channels_failed` a "message_id@channel" (summaries from before channels lack both counts).
     """
 
     cycle_id: str
@@ -321,6 +322,9 @@ class CycleSummary(TypedDict):
     breaking_stories: list[BreakingStorySummary]
     emails_sent: int
     emails_failed: dict[str, str]
+    # Chat, push and SMS sends (tasks/notify/channels.py): "message_id@channel" of each one.
+    channels_sent: NotRequired[int]
+    channels_failed: NotRequired[dict[str, str]]
     failed_checks: list[str]
     quality_changes: list[str]
     health_changes: list[str]

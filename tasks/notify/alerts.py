@@ -52,7 +52,8 @@ def raise_alerts(
     `stories`, the most severe first (a story's email names the story); while it is open, both
     keep it current and escalate it, so that a burst of stories is one alert, not one email
     each. `ack_link(alert_id)` may start a run waiting for an acknowledgement and return its
-    page, which the alert email links to (without it, the email gives `vigie ack`). A
+    page, which the alert email links to and the alert keeps for its escalations (without it,
+    the emails give `vigie ack`). A
     `drill`'s alerts are marked as such, and so are their emails.
     """
     changes = AlertChanges()
@@ -105,6 +106,7 @@ def raise_alerts(
             tz=settings.organisation.timezone,
             label=settings.watch_label(signal.topic),
         )
+        ack_url = ack_link(alert_id) if ack_link else None
         message = alert_message(
             settings,
             alert_id=alert_id,
@@ -114,7 +116,7 @@ def raise_alerts(
             run_url=run_url,
             severity=severity,
             chart=chart,
-            ack_url=ack_link(alert_id) if ack_link else None,
+            ack_url=ack_url,
             drill=drill,
             story=story,
         )
@@ -131,6 +133,7 @@ def raise_alerts(
             contributions=severity.contributions,
             drill=drill,
             story_id=story.story_id if story else None,
+            ack_url=ack_url,
         )
         changes.opened.append(alert_id)
     return changes

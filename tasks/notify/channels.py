@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from tasks.notify.delivery import (
@@ -41,6 +41,7 @@ from tasks.notify.delivery import (
     new_owner,
     owner_alive,
 )
+from tasks.notify.rendering import LOCALES, Texts, catalogue
 from vigie.models import OutboxMessage
 from vigie.settings import Settings
 from warehouse.channel_outbox import ChannelMessage, ChannelOutbox, UnplannedMessage
@@ -132,57 +133,9 @@ def channel_targets(settings: Settings, recipients: Sequence[str]) -> list[Chann
     return list(found.values())
 
 
-_TEXT = {
-    "fr": {
-        "levels": {
-            "veille": "VEILLE",
-            "vigilance": "VIGILANCE",
-            "alerte": "ALERTE",
-            "crise": "CRISE",
-        },
-        "drill": "[EXERCICE] ",
-        "alert_title": "Vigie — {level} : « {topic} »",
-        "alert_body": (
-            "{level} sur « {topic} » depuis {at} : {count} mention(s) dans la fenêtre. "
-            "Les preuves, qui est de garde et qui peut répondre où sont dans l’email de "
-            "l’alerte. Prendre en charge : lien de l’email, ou "
-            'vigie ack {alert_id} --by "VOTRE NOM".'
-        ),
-        "escalation_title": "Vigie — personne n’a pris en charge : {level} « {topic} »",
-        "escalation_body": (
-            "L’alerte {level} sur « {topic} », ouverte à {at}, n’a été prise en charge par "
-            "personne : elle passe au niveau suivant de la cellule, le vôtre. Le détail est dans "
-            'l’email de l’escalade. Prendre en charge : vigie ack {alert_id} --by "VOTRE NOM".'
-        ),
-        "incident_title": "Vigie — rapport d’incident",
-        "incident_body": "Un rapport d’incident vient d’être envoyé par email : « {subject} ».",
-        "watchdog_stopped_title": "Vigie — LA VEILLE EST ARRÊTÉE",
-        "watchdog_recovered_title": "Vigie — la veille a repris",
-        "other_title": "Vigie",
-        "unknown_alert": "(alerte inconnue)",
-    },
-    "en": {
-        "levels": {"veille": "WATCH", "vigilance": "WARNING", "alerte": "ALERT", "crise": "CRISIS"},
-        "drill": "[DRILL] ",
-        "alert_title": "Vigie — {level}: “{topic}”",
-        "alert_body": (
-            "{level} on “{topic}” since {at}: {count} mention(s) in the window. The evidence, "
-            "who is on duty and who may answer where are in the alert’s email. Take "
-            'charge: the email’s link, or vigie ack {alert_id} --by "YOUR NAME".'
-        ),
-        "escalation_title": "Vigie — nobody took charge: {level} “{topic}”",
-        "escalation_body": (
-            "The {level} alert on “{topic}”, opened at {at}, was taken in charge by nobody: it "
-            "goes to the next level of the cell, yours. The details are in the escalation’s "
-            'email. Take charge: vigie ack {alert_id} --by "YOUR NAME".'
-        ),
-        "incident_title": "Vigie — incident report",
-        "incident_body": "An incident report was just sent by email: “{subject}”.",
-        "watchdog_stopped_title": "Vigie — THE WATCH HAS STOPPED",
-        "watchdog_recovered_title": "Vigie — the watch is back",
-        "other_title": "Vigie",
-        "unknown_alert": "(unknown alert)",
-    },
+# The channels' texts, from the one catalogue (tasks/notify/catalogue, `[channel]`).
+_TEXT: dict[str, dict[str, Any]] = {
+    language: dict(catalogue(language)["channel"]) for language in LOCALES
 }
 # What may pass from a text Vigie did not write (a subject holding a story's title, a reason):
 # letters, digits, spaces and plain punctuation. Markup, links, mentions and emphasis a chat
@@ -216,7 +169,7 @@ def chat_text(
 ) -> tuple[str, str]:
     """The title and body a channel gets for the outbox `message` (short, plain text)."""
     text = _TEXT[language if language in _TEXT else "en"]
-    levels: dict[str, str] = text["levels"]  # type: ignore[assignment]
+    levels: dict[str, str] = text["levels"]
     subject = inert(message.subject)
     prefix = str(text["drill"]) if message.drill else ""
     if message.kind in ("alert", "escalation"):
@@ -226,7 +179,11 @@ def chat_text(
             "at": f"{alert.opened_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M}"
             if alert
             else "?",
-            "count": alert.mentions_in_window if alert else "?",
+            "count": Texts(language if language in _TEXT else "en").plural(
+                "counts.mentions", alert.mentions_in_window
+            )
+            if alert
+            else "?",
             "alert_id": inert(message.alert_id or "", 80),
         }
         title = str(text[f"{message.kind}_title"]).format(**facts)

@@ -51,6 +51,7 @@ from tasks.notify.emails import (
     smtp_client,
     with_banner,
 )
+from tasks.notify.rendering import Texts
 from vigie.models import OutboxMessage
 from vigie.settings import Email, Secrets, parse_quiet_hours
 from warehouse.store import Store
@@ -128,14 +129,14 @@ def _held_note(recipient: str, count: int, hour_end: datetime, language: str) ->
     if language == "fr":
         subject = "[Vigie] Des messages ont été retenus"
         body = (
-            f"{count} autre(s) message(s) non urgent(s) vous seront envoyés après "
+            f"{Texts('fr').plural('counts.held', count)} après "
             f"{hour_end:%H:%M} UTC : la limite horaire de messages par personne est atteinte. "
             "Les alertes de crise ne sont jamais retenues."
         )
     else:
         subject = "[Vigie] Some messages were held"
         body = (
-            f"{count} more non-urgent message(s) will reach you after {hour_end:%H:%M} UTC: "
+            f"{Texts('en').plural('counts.held', count)} after {hour_end:%H:%M} UTC: "
             "the hourly limit of messages per person was reached. Crisis alerts are never held."
         )
     return OutboxMessage(

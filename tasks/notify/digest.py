@@ -326,8 +326,8 @@ def render_digest(digest: Digest, settings: Settings) -> OutboxMessage:
     for story in digest.stories:
         meta = text["story_meta"].format(
             source=_clean(story.source, 120),
-            sources=text["sources_n"].format(n=texts.number(story.sources, 0)),
-            mentions=text["mentions_n"].format(n=texts.number(story.mentions, 0)),
+            sources=texts.plural("digest.sources_n", story.sources),
+            mentions=texts.plural("digest.mentions_n", story.mentions),
         )
         if story.tier == 1:
             meta += f" · {text['major']}"
@@ -346,8 +346,10 @@ def render_digest(digest: Digest, settings: Settings) -> OutboxMessage:
         parts = []
         if source.failures:
             parts.append(
-                text["failures"].format(
-                    failures=texts.number(source.failures, 0), runs=texts.number(source.runs, 0)
+                texts.plural(
+                    "digest.failures",
+                    source.failures,
+                    runs=texts.plural("digest.runs", source.runs),
                 )
             )
             if source.still_failing:

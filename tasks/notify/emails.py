@@ -470,11 +470,6 @@ HEALTH_TEXT: dict[str, dict[str, Any]] = {
 }
 
 
-def _plural(forms: Sequence[str], n: int) -> str:
-    # French and English alike here: the singular for 1 (a count of 0 is never shown).
-    return forms[0 if n == 1 else 1].format(n=n)
-
-
 def _span(seconds: float, units: Sequence[str]) -> str:
     minutes, hours, days = units
     if seconds >= 2 * 86400:
@@ -521,7 +516,7 @@ def _health_line(
     age = (now - condition.newest_entry_at).total_seconds() if condition.newest_entry_at else 0.0
     sentence = text["line"][key].format(
         last_ok=local(condition.last_ok_at) if condition.last_ok_at else "",
-        failures=_plural(text["failures"], condition.consecutive_failures),
+        failures=Texts(language).plural("health.failures", condition.consecutive_failures),
         why=failure_words(error, language),
         age=_span(age, text["units"]),
         gap=_span(condition.entry_gap_s or 0.0, text["units"]),
@@ -561,9 +556,9 @@ def source_health_notice(
     else:
         parts = []
         if problems:
-            parts.append(_plural(text["to_check"], len(problems)))
+            parts.append(texts.plural("health.to_check", len(problems)))
         if recovered:
-            parts.append(_plural(text["recovered"], len(recovered)))
+            parts.append(texts.plural("health.recovered", len(recovered)))
         subject = text["subject_many"].format(parts=", ".join(parts))
     groups = [
         (text[heading], [_health_line(c, language, texts.when, now) for c in group])

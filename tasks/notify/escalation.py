@@ -71,8 +71,8 @@ def escalation_message(
     told: Sequence[Member],
 ) -> OutboxMessage:
     """The email to the next level (templates/escalation.*.j2): the alert in plain words, how to
-    take charge, what to do now, who is on duty at this level (phones, backups), its stories,
-    who was told, and the detection record last."""
+    take charge (the alert's Prefect form when it has one), what to do now, who is on duty at
+    this level (phones, backups), its stories, who was told, and the detection record last."""
     language = settings.organisation.language
     texts = Texts(language, settings.organisation.timezone)
     minutes = settings.escalation.delay_minutes
@@ -112,6 +112,8 @@ def escalation_message(
         "intro": texts("escalation.intro", **values),
         "facts": facts,
         "ack": texts("escalation.ack" if has_higher else "escalation.ack_top", **values),
+        # The same run the alert email linked to: whoever takes charge there stops it.
+        "ack_href": safe_href(alert.ack_url),
         "todo": first_steps(settings, texts),
         "duty_title": texts("duty.this_level"),
         "on_duty": duty_entries(settings, settings.level_members(paging.to_level), texts),

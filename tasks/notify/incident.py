@@ -14,30 +14,22 @@ parameters (titles, links, names, queries) is escaped, cleaned of control charac
 from __future__ import annotations
 
 import hashlib
-import html
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.load import send_pending
-from tasks.notify.digest import (
-    STATUS_NAMES,
-    PeriodAlert,
-    TopStory,
-    cell_recipients,
-    format_moment,
-)
-from tasks.notify.emails import LEVEL_NAMES, _safe_href, header_safe
-from tasks.notify.rendering import LOCALES, Texts, catalogue
+from tasks.notify.digest import PeriodAlert, TopStory, cell_recipients
+from tasks.notify.emails import duty_entries, first_steps, header_safe
+from tasks.notify.rendering import Texts, render, safe_href
 from tasks.publish.report import md_link, md_text
 from tasks.publish.ui import publish_markdown
 from vigie.errors import QueryError, VigieError, WarehouseError
@@ -379,12 +371,6 @@ def build_report(
     )
 
 
-# The reports' texts, from the catalogue (tasks/notify/catalogue).
-INCIDENT_TEXT: dict[str, dict[str, str]] = {
-    language: dict(catalogue(language)["incident"]) for language in LOCALES
-}
-
-
 def sitrep_message_id(incident_id: str, number: int) -> str:
     return f"incident.{incident_id}.sitrep.{number}"
 
@@ -397,228 +383,332 @@ def _clean(value: str | None, max_chars: int = MAX_TITLE) -> str:
     return header_safe(value or "", max_chars)
 
 
-class _Doc:
-    """One document written three ways at once: HTML email, plain text, markdown."""
-
-    def __init__(self, language: str, zone: ZoneInfo) -> None:
-        self.language = language
-        self.zone = zone
-        self.texts = Texts(language, zone.key)
-        self.text = INCIDENT_TEXT[language]
-        self.html: list[str] = []
-        self.plain: list[str] = []
-        self.md: list[str] = []
-
-    def moment(self, value: datetime) -> str:
-        return format_moment(value, self.language, self.zone)
-
-    def heading(self, title: str, level: int = 3) -> None:
-        self.html.append(f"<h{level}>{html.escape(title)}</h{level}>")
-        self.plain += ["", title, ("=" if level == 2 else "-") * min(len(title), 60)]
-        self.md += ["", "#" * (level - 1) + " " + md_text(title), ""]
-
-    def para(self, line: str) -> None:
-        self.html.append(f"<p>{html.escape(line)}</p>")
-        self.plain.append(line)
-        self.md += [md_text(line), ""]
-
-    def items(self, lines: Sequence[tuple[str, str | None]]) -> None:
-        """A list of (text, link or None)."""
-        self.html.append("<ul>")
-        for line, url in lines:
-            href = _safe_href(url) if url else None
-            shown = html.escape(line)
-            shown = f'<a href="{href}">{shown}</a>' if href else shown
-            self.html.append(f"<li>{shown}</li>")
-            self.plain.append(f"- {line}" + (f"\n  {_clean(url, 2000)}" if href and url else ""))
-            self.md.append(f"- {md_link(line, url) if url else md_text(line)}")
-        self.html.append("</ul>")
-        self.md.append("")
-
-    def section(self, title: str, lines: Sequence[tuple[str, str | None]], empty: str) -> None:
-        """A heading, then its list, or the line saying there is nothing."""
-        self.heading(title)
-        if lines:
-            self.items(lines)
-        else:
-            self.para(empty)
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        self.html.append(f'<table border="1" cellpadding="4"><tr>{cells}</tr>{body}</table>')
-        colon = " : " if self.language == "fr" else ": "
-        for row in rows:
-            pairs = zip(header[1:], row[1:], strict=True)
-            self.plain.append(f"- {row[0]}{colon}" + ", ".join(f"{h} {c}" for h, c in pairs))
-        self.md += [
-            "| " + " | ".join(md_text(h) for h in header) + " |",
-            "|" + "---|" * len(header),
-            *("| " + " | ".join(md_text(c) for c in row) + " |" for row in rows),
-            "",
-        ]
-
-    def render(self) -> tuple[str, str, str]:
-        body = "".join(self.html)
-        return (
-            f'<html><head><meta charset="utf-8"></head>'
-            f'<body style="font-family:Arial,Helvetica,sans-serif;max-width:680px">{body}'
-            "</body></html>",
-            "\n".join(self.plain).strip() + "\n",
-            "\n".join(self.md).strip() + "\n",
-        )
+def _topic_name(settings: Settings, topic: str) -> str:
+    return _clean(settings.watch_label(topic), 100)
 
 
-def _event_line(doc: _Doc, event: TimelineEvent) -> str:
-    level = LEVEL_NAMES[doc.language].get(event.level, _clean(event.level, 20).upper())
-    what = doc.text.get(f"kind_{event.kind}", _clean(event.kind, 40))
-    what = what.replace("{by}", _clean(event.by, 120) or "?")
-    topic = _clean(event.topic, 100)
-    return f"{doc.moment(event.at)} — [{level}] {topic} — {what} ({event.alert_id})"
+def _event_line(texts: Texts, settings: Settings, event: TimelineEvent) -> str:
+    level = texts.get("levels", event.level) if event.level else "?"
+    key = f"kind_{event.kind}"
+    what = texts.get("incident", key)
+    what = (_clean(event.kind, 40) if what == key else what).replace(
+        "{by}", _clean(event.by, 120) or "?"
+    )
+    topic = _topic_name(settings, event.topic)
+    return f"{texts.when(event.at)} — [{_clean(level, 20)}] {topic} — {what}"
 
 
-def _alert_line(doc: _Doc, alert: PeriodAlert) -> str:
-    level = LEVEL_NAMES[doc.language].get(alert.level, _clean(alert.level, 20).upper())
-    status = STATUS_NAMES[doc.language].get(alert.status, alert.status)
+def _alert_line(texts: Texts, settings: Settings, alert: PeriodAlert) -> str:
+    level = _clean(texts.get("levels", alert.level), 20)
+    status = texts.get("statuses", alert.status)
     if alert.acknowledged_at is not None:
-        who = doc.text["acked"].format(
-            by=_clean(alert.acknowledged_by, 120) or "?", moment=doc.moment(alert.acknowledged_at)
+        # "acknowledged, acknowledged by X" says it twice: the acknowledgement alone is enough.
+        state = texts(
+            "incident.acked",
+            by=_clean(alert.acknowledged_by, 120) or "?",
+            moment=texts.when(alert.acknowledged_at),
         )
     else:
-        who = doc.text["not_acked"]
-    # "acknowledged, acknowledged by X" says it twice: the acknowledgement alone is enough.
-    state = who if alert.acknowledged_at is not None else f"{status}, {who}"
-    return f"[{level}] {_clean(alert.topic, 100)} — {state} ({alert.alert_id})"
+        state = f"{status}, {texts('incident.not_acked')}"
+    return f"[{level}] {_topic_name(settings, alert.topic)} — {state}"
 
 
-def _story_lines(doc: _Doc, stories: Sequence[TopStory]) -> list[tuple[str, str | None]]:
-    lines: list[tuple[str, str | None]] = []
+def _story_items(texts: Texts, stories: Sequence[TopStory]) -> list[dict[str, str | None]]:
+    items: list[dict[str, str | None]] = []
     for story in stories:
-        meta = doc.text["story_meta"].format(
-            source=_clean(story.source, 120),
-            sources=doc.texts.number(story.sources, 0),
-            mentions=doc.texts.number(story.mentions, 0),
-        )
+        meta = [
+            _clean(story.source, 120),
+            texts.plural("incident.story_sources", story.sources),
+            texts.plural("incident.mentions", story.mentions),
+        ]
         if story.tier == 1:
-            meta += f" · {doc.text['major']}"
-        lines.append((f"{_clean(story.title)} ({meta})", story.url))
-    return lines
+            meta.append(texts("incident.major"))
+        items.append(
+            {
+                "title": _clean(story.title),
+                "meta": " · ".join(meta),
+                "href": safe_href(story.url),
+                "url": story.url,
+            }
+        )
+    return items
 
 
-def _volume_rows(doc: _Doc, topics: Sequence[TopicCount]) -> list[list[str]]:
+def _volume_rows(texts: Texts, settings: Settings, topics: Sequence[TopicCount]) -> list[list[str]]:
     return [
         [
-            _clean(t.topic, 100) + (f" ({doc.text['incident_query']})" if t.extra else ""),
-            doc.texts.number(t.period, 0),
-            doc.texts.number(t.total, 0),
+            _topic_name(settings, t.topic)
+            + (f" ({texts('incident.incident_query')})" if t.extra else ""),
+            texts.number(t.period, 0),
+            texts.number(t.total, 0),
         ]
         for t in topics
     ]
 
 
+def _busiest(
+    texts: Texts, settings: Settings, topics: Sequence[TopicCount], *, report: bool
+) -> str:
+    """The topic most mentioned in the period, in a sentence (or that nothing was)."""
+    counts = [(t.total if report else t.period, t) for t in topics]
+    count, top = max(counts, key=lambda pair: pair[0], default=(0, None))
+    if top is None or count == 0:
+        return texts("incident.quiet_report" if report else "incident.quiet")
+    if report:
+        return texts(
+            "incident.busiest_report",
+            topic=_topic_name(settings, top.topic),
+            count=texts.plural("incident.mentions", top.total),
+        )
+    return texts(
+        "incident.busiest",
+        topic=_topic_name(settings, top.topic),
+        count=texts.plural("incident.new_mentions", top.period),
+        total=texts.number(top.total, 0),
+    )
+
+
+def _open_sentence(texts: Texts, alerts: Sequence[PeriodAlert]) -> str:
+    if not alerts:
+        return texts("incident.no_open_now")
+    nobody = sum(1 for a in alerts if a.acknowledged_at is None)
+    if nobody == 0:
+        who = texts.plural("incident.all_acked", len(alerts))
+    elif nobody == len(alerts):
+        who = texts.plural("incident.none_acked", len(alerts))
+    else:
+        who = texts.plural("incident.unacked", nobody)
+    return f"{texts.plural('incident.open_now', len(alerts))} {who}"
+
+
+def _lines(lines: Iterable[str]) -> list[dict[str, str | None]]:
+    """Lines of text as the items of a section (no link, no second line)."""
+    return [{"title": line, "meta": None, "href": None, "url": None} for line in lines]
+
+
+def _section(title: str, items: list[dict[str, str | None]], empty: str) -> dict[str, Any]:
+    """A heading and its items, or the line saying there is nothing."""
+    return {"title": title, "items": items, "empty": empty}
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> dict[str, Any]:
+    return {"title": title, "header": header, "rows": rows}
+
+
+def _incident_steps(settings: Settings, texts: Texts, name: str) -> list[str]:
+    """What the cell does at each situation report (docs/runbook.md, sections 1 and 5)."""
+    speakers = first_steps(settings, texts)[2]  # who speaks where, as the alerts say it
+    return [
+        texts("incident.next_point"),
+        speakers,
+        texts("todo.read"),
+        texts("incident.stop", name=name),
+    ]
+
+
+def _alert_ids(texts: Texts, alerts: Iterable[str]) -> list[str]:
+    ids = list(dict.fromkeys(_clean(a, 80) for a in alerts))
+    return [texts("incident.alert_ids", alerts=", ".join(ids))] if ids else []
+
+
 def _incident_message(
-    doc: _Doc, message_id: str, subject: str, recipients: Sequence[str]
+    texts: Texts,
+    view: dict[str, Any],
+    message_id: str,
+    subject: str,
+    recipients: Sequence[str],
 ) -> tuple[OutboxMessage, str]:
-    """The finished document as an outbox message, and its markdown."""
-    body, plain, markdown = doc.render()
+    """The email (templates/incident.{html,txt}.j2) and its markdown (incident.md.j2)."""
     message = OutboxMessage(
         message_id=message_id,
         kind="incident",
         recipients=tuple(recipients),
-        subject=header_safe(f"[Vigie][{doc.text['tag']}] {subject}"),
-        html=body,
-        text=plain,
+        subject=header_safe(f"[Vigie][{texts('incident.tag')}] {subject}"),
+        html=render("incident.html.j2", tx=texts, **view),
+        text=render("incident.txt.j2", tx=texts, **view),
         critical=True,  # the cell started incident mode: no quiet hours, no hourly cap
     )
-    return message, markdown
+    markdown = render("incident.md.j2", tx=texts, md=md_text, md_link=md_link, **view)
+    return message, markdown.strip() + "\n"
 
 
 def render_sitrep(
     sitrep: Sitrep, settings: Settings, recipients: Sequence[str]
 ) -> tuple[OutboxMessage, str]:
-    """Situation report as an outbox message (HTML and plain text) and as markdown."""
-    language = settings.organisation.language
-    doc = _Doc(language, ZoneInfo(settings.organisation.timezone))
-    text = doc.text
+    """Situation report as an outbox message (HTML and plain text) and as markdown.
+
+    Plain words first (the busiest topic, new stories, the open alerts and whether someone has
+    each), what to do, who is on duty with phones, then the changes, stories and volumes; the
+    ids last, in the "Détails" part.
+    """
+    texts = Texts(settings.organisation.language, settings.organisation.timezone)
     name = _clean(sitrep.name, 100)
-    heading = text["sitrep_heading"].format(number=sitrep.number, label=sitrep.label, name=name)
-    doc.heading(heading, 2)
-    doc.para(
-        text["span"].format(
-            start=doc.moment(sitrep.start),
-            end=doc.moment(sitrep.end),
-            zone=Texts(language, settings.organisation.timezone).zone_name(),
-            started=doc.moment(sitrep.started_at),
-        )
-    )
-    doc.section(
-        text["changes"], [(_event_line(doc, e), None) for e in sitrep.events], text["no_changes"]
-    )
-    doc.section(text["stories"], _story_lines(doc, sitrep.stories), text["no_stories"])
-    doc.heading(text["volumes"])
-    doc.table([text["topic"], text["period"], text["total"]], _volume_rows(doc, sitrep.topics))
-    doc.section(
-        text["open_alerts"],
-        [(_alert_line(doc, a), None) for a in sitrep.open_alerts],
-        text["no_open_alerts"],
-    )
-    doc.para(text["footer"].format(org=_clean(settings.organisation.name, 120)))
-    subject = text["sitrep_subject"].format(name=name, number=sitrep.number, label=sitrep.label)
+    facts = [
+        _busiest(texts, settings, sitrep.topics, report=False),
+        texts.plural("incident.new_stories", len(sitrep.stories))
+        if sitrep.stories
+        else texts("incident.no_stories"),
+        _open_sentence(texts, sitrep.open_alerts),
+    ]
+    view: dict[str, Any] = {
+        "report": False,
+        "heading": texts(
+            "incident.sitrep_heading", number=sitrep.number, label=sitrep.label, name=name
+        ),
+        "span": texts(
+            "incident.span",
+            start=texts.when(sitrep.start),
+            end=texts.when(sitrep.end),
+            zone=texts.zone_name(),
+            started=texts.when(sitrep.started_at),
+        ),
+        "facts": facts,
+        "todo": _incident_steps(settings, texts, name),
+        "duty_title": texts("incident.on_duty"),
+        "on_duty": duty_entries(settings, settings.cell.members, texts),
+        "charter": (),
+        "sections": [
+            _section(
+                texts("incident.changes"),
+                _lines(_event_line(texts, settings, e) for e in sitrep.events),
+                texts("incident.no_changes"),
+            ),
+            _section(
+                texts("incident.stories"),
+                _story_items(texts, sitrep.stories),
+                texts("incident.no_stories"),
+            ),
+        ],
+        "queries": [],
+        "tables": [
+            _table(
+                texts("incident.volumes"),
+                [texts("incident.topic"), texts("incident.period"), texts("incident.total")],
+                _volume_rows(texts, settings, sitrep.topics),
+            )
+        ],
+        "after": [
+            _section(
+                texts("incident.open_alerts"),
+                _lines(_alert_line(texts, settings, a) for a in sitrep.open_alerts),
+                texts("incident.no_open_alerts"),
+            )
+        ],
+        "details": [
+            texts("incident.incident_id", incident_id=_clean(sitrep.incident_id, 80)),
+            *_alert_ids(
+                texts,
+                [e.alert_id for e in sitrep.events] + [a.alert_id for a in sitrep.open_alerts],
+            ),
+        ],
+        "footer": texts("incident.footer", org=_clean(settings.organisation.name, 120)),
+    }
+    subject = texts("incident.sitrep_subject", name=name, number=sitrep.number, label=sitrep.label)
     return _incident_message(
-        doc, sitrep_message_id(sitrep.incident_id, sitrep.number), subject, recipients
+        texts, view, sitrep_message_id(sitrep.incident_id, sitrep.number), subject, recipients
     )
 
 
 def render_report(
     report: IncidentReport, settings: Settings, recipients: Sequence[str]
 ) -> tuple[OutboxMessage, str]:
-    """The final incident report as an outbox message and as markdown (stored and published)."""
-    language = settings.organisation.language
-    doc = _Doc(language, ZoneInfo(settings.organisation.timezone))
-    text = doc.text
+    """The final incident report as an outbox message and as markdown (stored and published).
+
+    Plain words first (how long, how many reports, the busiest topic, alerts and who took
+    charge), then the timeline, volumes and stories; the added queries and ids in "Détails".
+    """
+    texts = Texts(settings.organisation.language, settings.organisation.timezone)
     name = _clean(report.name, 100)
-    status = text.get(f"status_{report.status}", report.status)
-    doc.heading(text["report_heading"].format(name=name), 2)
-    doc.para(
-        text["report_span"].format(
-            start=doc.moment(report.started_at),
-            end=doc.moment(report.ended_at),
-            zone=Texts(language, settings.organisation.timezone).zone_name(),
-        )
-        + f" ({status})"
-    )
+    key = f"status_{report.status}"
+    status = texts.get("incident", key)
+    status = _clean(report.status, 40) if status == key else status
+    acks = [e for e in report.events if e.kind == "acknowledged"]
+    opened = sum(1 for e in report.events if e.kind == "opened")
+    facts = [
+        texts(
+            "incident.lasted",
+            duration=texts.duration((report.ended_at - report.started_at).total_seconds()),
+            status=status,
+            sitreps=texts.plural("incident.sitreps", report.sitreps),
+        ),
+        _busiest(texts, settings, report.topics, report=True),
+        texts.plural(
+            "incident.alerts_opened", opened, acks=texts.plural("incident.acks_n", len(acks))
+        ),
+        _open_sentence(texts, report.open_alerts),
+    ]
     if report.stop_requested_by:
-        doc.para(text["stopped_by"].format(by=_clean(report.stop_requested_by, 120)))
-    doc.para(text["sitreps"].format(n=report.sitreps))
-    if report.queries:
-        doc.heading(text["queries"])
-        doc.items([(_clean(q, 300), None) for q in report.queries])
-    doc.section(
-        text["timeline"], [(_event_line(doc, e), None) for e in report.events], text["no_changes"]
+        facts.insert(1, texts("incident.stopped_by", by=_clean(report.stop_requested_by, 120)))
+    view: dict[str, Any] = {
+        "report": True,
+        "heading": texts("incident.report_heading", name=name),
+        "span": texts(
+            "incident.report_span",
+            start=texts.when(report.started_at),
+            end=texts.when(report.ended_at),
+            zone=texts.zone_name(),
+        ),
+        "facts": facts,
+        "todo": [],
+        "duty_title": "",
+        "on_duty": [],
+        "charter": (),
+        "sections": [
+            _section(
+                texts("incident.timeline"),
+                _lines(_event_line(texts, settings, e) for e in report.events),
+                texts("incident.no_changes"),
+            ),
+            _section(
+                texts("incident.acks"),
+                _lines(_event_line(texts, settings, e) for e in acks),
+                texts("incident.no_acks"),
+            ),
+        ],
+        "tables": [
+            _table(
+                texts("incident.volumes"),
+                [texts("incident.topic"), texts("incident.total")],
+                [[row[0], row[2]] for row in _volume_rows(texts, settings, report.topics)],
+            ),
+            _table(
+                texts("incident.intervals"),
+                [
+                    texts("incident.moment"),
+                    *(_topic_name(settings, t.topic) for t in report.topics),
+                ],
+                [
+                    [label, *(texts.number(c, 0) for c in counts)]
+                    for label, counts in report.intervals
+                ],
+            ),
+        ],
+        "after": [
+            _section(
+                texts("incident.report_stories"),
+                _story_items(texts, report.stories),
+                texts("incident.no_stories"),
+            ),
+            _section(
+                texts("incident.open_alerts"),
+                _lines(_alert_line(texts, settings, a) for a in report.open_alerts),
+                texts("incident.no_open_alerts"),
+            ),
+        ],
+        "queries": [_clean(q, 300) for q in report.queries],
+        "details": [
+            texts("incident.incident_id", incident_id=_clean(report.incident_id, 80)),
+            *_alert_ids(
+                texts,
+                [e.alert_id for e in report.events] + [a.alert_id for a in report.open_alerts],
+            ),
+        ],
+        "footer": texts("incident.footer", org=_clean(settings.organisation.name, 120)),
+    }
+    subject = texts("incident.report_subject", name=name, status=status)
+    return _incident_message(
+        texts, view, report_message_id(report.incident_id), subject, recipients
     )
-    acks = [(_event_line(doc, e), None) for e in report.events if e.kind == "acknowledged"]
-    doc.section(text["acks"], acks, text["no_acks"])
-    doc.heading(text["volumes"])
-    doc.table(
-        [text["topic"], text["total"]],
-        [[row[0], row[2]] for row in _volume_rows(doc, report.topics)],
-    )
-    doc.heading(text["intervals"])
-    doc.table(
-        [text["moment"], *(_clean(t.topic, 60) for t in report.topics)],
-        [[label, *(doc.texts.number(c, 0) for c in counts)] for label, counts in report.intervals],
-    )
-    doc.section(text["report_stories"], _story_lines(doc, report.stories), text["no_stories"])
-    doc.section(
-        text["open_alerts"],
-        [(_alert_line(doc, a), None) for a in report.open_alerts],
-        text["no_open_alerts"],
-    )
-    doc.para(text["footer"].format(org=_clean(settings.organisation.name, 120)))
-    subject = text["report_subject"].format(name=name, status=status)
-    return _incident_message(doc, report_message_id(report.incident_id), subject, recipients)
 
 
 def incident_parameters(

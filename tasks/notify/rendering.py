@@ -2,7 +2,8 @@
 English texts, and the locale's numbers, dates and month names (Babel).
 
 The templates are `tasks/notify/templates/*.j2`: those ending in `.html.j2` are autoescaped, so
-whatever came from a feed is inert however it is passed; `.txt.j2` ones give plain text. The
+whatever came from a feed is inert however it is passed; `.txt.j2` ones give plain text and
+`.md.j2` ones markdown for the Prefect UI (their values escaped by the caller's `md_*`). The
 texts are `tasks/notify/catalogue/{fr,en}.toml`, with the same keys in both (a test checks it).
 Times are shown in the organisation's time zone; nothing is read from the machine's locale.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_datetime, get_timezone_location
+from babel import Locale
+from babel.dates import format_datetime, format_timedelta, get_timezone_location
 from babel.lists import format_list
 from babel.numbers import format_decimal
 
@@ -43,7 +45,9 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_FOLDER),
         autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",), default=True
+            enabled_extensions=("html.j2",),
+            disabled_extensions=("txt.j2", "md.j2"),
+            default=True,
         ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -76,6 +80,20 @@ class Texts:
     def get(self, table: str, name: str) -> str:
         """A name of a table (`levels`, `roles`, `signals`), or `name` itself when unknown."""
         return str(self._texts[table].get(name, name))
+
+    def plural(self, key: str, n: int, **values: object) -> str:
+        """The text at `key` (a table of CLDR plural forms: `one`, `other`, ...) for the count
+        `n`, with `{n}` the count as the language writes it: "1 source", "0 mention" in French
+        but "0 mentions" in English (Babel's plural rules)."""
+        found: Any = self._texts
+        for part in key.split("."):
+            found = found[part]
+        form = Locale.parse(self.locale).plural_form(n)
+        return str(found.get(form, found["other"])).format(n=self.number(n, 0), **values)
+
+    def duration(self, seconds: float) -> str:
+        """A span of time in words, rounded as people say it ("3 heures", "25 minutes")."""
+        return format_timedelta(timedelta(seconds=seconds), threshold=1.5, locale=self.locale)
 
     def number(self, value: float, digits: int = 1) -> str:
         """`value` with at most `digits` decimals, as the language writes it ("78,3", "1 204")."""

@@ -24,6 +24,7 @@ from tasks.detect.volume import TopicAssessment
 from tasks.enrich.validate import ExpectationCheck, ValidationOutcome
 from tasks.notify.alerts import AlertChanges
 from tasks.notify.emails import header_safe
+from tasks.notify.rendering import LOCALES, catalogue
 from tasks.publish.ui import publish_markdown, publish_table
 from vigie.models import CycleSummary, QuarantinedMention, SourceOutcome
 from warehouse.connection import open_warehouse
@@ -79,6 +80,8 @@ def cycle_summary(
     assessments: Sequence[TopicAssessment] = (),
     emails_sent: int,
     emails_failed: dict[str, str],
+    channels_sent: int = 0,
+    channels_failed: Mapping[str, str] | None = None,
     failed_checks: Sequence[str] = (),
     quality_changes: Sequence[str] = (),
     health_changes: Sequence[str] = (),
@@ -143,6 +146,8 @@ def cycle_summary(
         ],
         "emails_sent": emails_sent,
         "emails_failed": dict(emails_failed),
+        "channels_sent": channels_sent,
+        "channels_failed": dict(channels_failed or {}),
         "failed_checks": list(failed_checks),
         "quality_changes": list(quality_changes),
         "health_changes": list(health_changes),
@@ -210,73 +215,10 @@ def _when(value: object) -> str:
     return md_text(value or "")
 
 
+# The summary's texts, from the one catalogue (tasks/notify/catalogue, `[cycle_summary]`).
 SUMMARY_TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "title": "Cycle de veille {cycle_id}",
-        "what": "| quoi | nombre |",
-        "sources": "sources",
-        "sources ok": "sources qui répondent",
-        "sources not modified": "sources inchangées",
-        "sources failed": "sources en échec",
-        "sources skipped": "sources non interrogées",
-        "entries parsed": "entrées lues",
-        "collected": "entrées collectées",
-        "matched": "retenues par les requêtes",
-        "new mentions": "nouvelles mentions",
-        "quarantined rows": "lignes en quarantaine",
-        "alerts opened": "alertes ouvertes",
-        "alerts escalated": "alertes aggravées",
-        "emails sent": "emails envoyés",
-        "emails failed": "emails en échec",
-        "Failed sources": "Sources en échec",
-        "source reason": "| source | raison |",
-        "Alerts": "Alertes",
-        "opened": "ouverte",
-        "escalated": "aggravée",
-        "alert line": "- {level} {verb} : « {topic} » ({alert_id})",
-        "Topics": "Sujets",
-        "topics header": "| sujet | mentions | gravité | niveau |",
-        "Top stories": "Articles principaux",
-        "stories header": "| article | média | rang | mentions |",
-        "Emails not sent": "Emails non envoyés",
-        "Skipped sources": "Sources non interrogées",
-        "Failed checks": "Contrôles en échec",
-        "Source quality": "Qualité des sources",
-        "Source health": "Santé des sources",
-        "Time per step": "Durée de chaque étape",
-        "steps header": "| étape | secondes |",
-        "footer": (
-            "Collecte {collection} s (du premier téléchargement à la fin du chargement), "
-            "cycle entier {total} s."
-        ),
-        "crise": "Crise",
-        "alerte": "Alerte",
-        "vigilance": "Vigilance",
-        "veille": "Veille",
-    },
-    "en": {
-        "title": "Watch cycle {cycle_id}",
-        "what": "| what | count |",
-        "Failed sources": "Failed sources",
-        "source reason": "| source | reason |",
-        "Alerts": "Alerts",
-        "opened": "opened",
-        "escalated": "escalated",
-        "alert line": "- {level} {verb}: “{topic}” ({alert_id})",
-        "Topics": "Topics",
-        "topics header": "| topic | mentions | severity | level |",
-        "Top stories": "Top stories",
-        "stories header": "| story | outlet | tier | mentions |",
-        "Time per step": "Time per step",
-        "steps header": "| step | seconds |",
-        "footer": (
-            "Collection {collection} s (first fetch to end of loading), whole cycle {total} s."
-        ),
-        "crise": "Crisis",
-        "alerte": "Alert",
-        "vigilance": "Warning",
-        "veille": "Watch",
-    },
+    language: {key: str(text) for key, text in catalogue(language)["cycle_summary"].items()}
+    for language in LOCALES
 }
 
 
@@ -329,6 +271,8 @@ def summary_markdown(
         ("alerts escalated", len(escalated)),
         ("emails sent", summary["emails_sent"]),
         ("emails failed", len(summary.get("emails_failed") or {})),
+        ("channel messages sent", summary.get("channels_sent", 0)),
+        ("channel messages failed", len(summary.get("channels_failed") or {})),
     ):
         lines.append(f"| {word(label)} | {value} |")
     if failed:
@@ -367,6 +311,7 @@ def summary_markdown(
         ]
     for title, reasons in (
         ("Emails not sent", summary.get("emails_failed")),
+        ("Channel messages not sent", summary.get("channels_failed")),
         ("Skipped sources", summary.get("sources_skipped")),
         (
             "Deferred sources (the fetch step ran out of time; first next cycle)",

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from tasks.notify.rendering import LOCALES, Texts, catalogue
 from tasks.publish.report import md_text
 from tasks.publish.ui import publish_markdown
 from vigie.models import CycleSummary
@@ -32,66 +33,20 @@ SITUATION_KEY = "situation"
 # The most severe first: a cycle that opens a crisis and an alert is named for the crisis.
 LEVEL_RANK = {"veille": 0, "vigilance": 1, "alerte": 2, "crise": 3}
 
+# The texts, from the one catalogue (tasks/notify/catalogue, `[situation]`).
 TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "crise": "Crise",
-        "alerte": "Alerte",
-        "vigilance": "Vigilance",
-        "veille": "Veille",
-        "opened": "{level} ouverte : « {topic} » ({alert_id})",
-        "escalated": "{level} aggravée : « {topic} » ({alert_id})",
-        "paged": "niveau suivant de la cellule appelé : {detail}",
-        "emails_failed": "Emails en échec",
-        "emails_failed_message": (
-            "{count} email(s) non envoyé(s) ({reason}) : personne n’a été prévenu par ce "
-            "cycle ; ils repartent à la prochaine livraison"
-        ),
-        "situation_title": "Situation à {when}",
-        "open_alerts": "Alertes ouvertes",
-        "no_open_alert": "Aucune alerte ouverte.",
-        "alert_header": "| niveau | sujet | ouverte | mentions | prise en charge |",
-        "nobody": "**personne**",
-        "taken": "{by}, {when}",
-        "sources_down": "Sources en panne",
-        "no_source_down": "Toutes les sources répondent.",
-        "source_header": "| source | état | depuis | raison |",
-        "failing": "en échec",
-        "not_a_feed": "ne renvoie pas de flux",
-        "silent": "silencieuse",
-        "last_cycle": "Dernier cycle : {cycle_id} ({sent} email(s) envoyé(s), {failed} en échec).",
-    },
-    "en": {
-        "crise": "Crisis",
-        "alerte": "Alert",
-        "vigilance": "Warning",
-        "veille": "Watch",
-        "opened": "{level} opened: “{topic}” ({alert_id})",
-        "escalated": "{level} escalated: “{topic}” ({alert_id})",
-        "paged": "next level of the cell paged: {detail}",
-        "emails_failed": "Emails failed",
-        "emails_failed_message": (
-            "{count} email(s) not sent ({reason}): nobody was told by this cycle; they go "
-            "again at the next delivery"
-        ),
-        "situation_title": "Situation at {when}",
-        "open_alerts": "Open alerts",
-        "no_open_alert": "No open alert.",
-        "alert_header": "| level | topic | opened | mentions | taken in charge by |",
-        "nobody": "**nobody**",
-        "taken": "{by}, {when}",
-        "sources_down": "Sources down",
-        "no_source_down": "Every source answers.",
-        "source_header": "| source | state | since | reason |",
-        "failing": "failing",
-        "not_a_feed": "not a feed",
-        "silent": "silent",
-        "last_cycle": "Last cycle: {cycle_id} ({sent} email(s) sent, {failed} failed).",
-    },
+    language: {key: str(text) for key, text in catalogue(language)["situation"].items()}
+    for language in LOCALES
 }
 
 
 def texts(language: str) -> dict[str, str]:
     return TEXTS.get(language, TEXTS["en"])
+
+
+def _plurals(language: str) -> Texts:
+    """The catalogue's counts, with the language's plural forms ("1 email envoyé")."""
+    return Texts(language if language in TEXTS else "en")
 
 
 @dataclass(frozen=True)
@@ -143,7 +98,7 @@ def cycle_verdict(
     name = words.get(top, top.capitalize()) if top else None
     if failed:
         reason = " ".join(next(iter(failed.values())).split())[:200]
-        lines.append(words["emails_failed_message"].format(count=len(failed), reason=reason))
+        lines.append(_plurals(language).plural("counts.emails_unsent", len(failed), reason=reason))
         tags.append("emails-failed")
         failed_name = words["emails_failed"]
         separator = " : " if language == "fr" else ": "
@@ -266,7 +221,7 @@ def situation_markdown(
             "",
             words["last_cycle"].format(
                 cycle_id=md_text(summary["cycle_id"]),
-                sent=summary["emails_sent"],
+                sent=_plurals(language).plural("counts.emails_sent", summary["emails_sent"]),
                 failed=len(summary.get("emails_failed") or {}),
             ),
         ]

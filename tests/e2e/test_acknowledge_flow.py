@@ -115,6 +115,58 @@ def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(
     assert run.parameters == {"alert_id": "al-test", "config_path": str(config)}
 
 
+def test_the_escalation_email_links_to_the_run_the_alert_email_linked_to(
+    prefect_harness: str, write_config: ConfigWriter
+) -> None:
+    """The next level takes charge in the same paused run as the first: the alert keeps the
+    link of its email (migration 021) and the escalation gives it, at the public address."""
+    import html
+
+    from flows.acknowledge import acknowledge_alert
+    from tasks.detect.signals import Severity
+    from tasks.detect.volume import TopicAssessment
+    from tasks.load import prefect_ack_link
+    from tasks.notify.alerts import raise_alerts
+    from tasks.notify.escalation import escalate_unacknowledged
+    from vigie.models import VolumeSignal
+    from vigie.settings import load_settings
+    from warehouse.store import Store
+
+    public = "https://vigie.laiterie-boreale.example"
+    config = write_config(
+        sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}],
+        smtp_port=25,
+        extra=f'[prefect]\npublic_ui_url = "{public}"\n',
+    )
+    acknowledge_alert.to_deployment(name="acknowledge-alert").apply()
+    settings = load_settings(config)
+    now = datetime.now(UTC)
+    signal = VolumeSignal("marque", now - timedelta(hours=1), now, 40, 3.0, 1.0, 0.99, 9.0, True)
+    severity = Severity(72.0, "crise", {"volume": 35.0}, {})  # type: ignore[arg-type]
+    later = now + timedelta(minutes=settings.escalation.delay_minutes + 1)
+    with open_warehouse(settings.warehouse_path) as con:
+        store = Store(con)
+        [alert_id] = raise_alerts(
+            store,
+            settings,
+            [TopicAssessment(signal, 0.99, severity)],
+            now=now,
+            run_url=None,
+            ack_link=prefect_ack_link(str(config), public),
+        ).opened
+        assert escalate_unacknowledged(store, settings, now=later) == [f"{alert_id}: level 1 -> 2"]
+        rows = con.execute(
+            "SELECT kind, html, coalesce(text, '') FROM outbox WHERE alert_id = ? ORDER BY kind",
+            [alert_id],
+        ).fetchall()
+    [(_, alert_html, _), (kind, escalation_html, escalation_text)] = rows
+    assert kind == "escalation"
+    link = alert_html.split(f'href="{public}/runs/flow-run/', 1)[1].split('"', 1)[0]
+    href = html.escape(f"{public}/runs/flow-run/{link}")
+    assert f'href="{href}"' in escalation_html
+    assert f"{public}/runs/flow-run/{link}" in escalation_text
+
+
 def test_vigie_ack_on_the_command_line_closes_the_paused_run_of_the_alert(
     prefect_harness: str, write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,9 +70,12 @@ channels = ["{webhook_receiver.url("mmost", "/" + TOKEN)}"]
     assert f"vigie ack {alert_id}" in nadia["message"]
     [usine] = webhook_receiver.at(f"/hooks/{TOKEN}")
     assert "CRISE sur « marque »" in usine["text"]
+    # The cycle's summary counts the channel sends beside the emails.
+    assert (burst["channels_sent"], burst["channels_failed"]) == (2, {})
 
     rerun = watch_cycle(str(config))
     assert rerun["alerts_opened"] == [] and rerun["emails_sent"] == 0
+    assert rerun["channels_sent"] == 0
     assert len(mail_sink.messages()) == 2
     assert webhook_receiver.requests == 2
     assert _rows(

@@ -49,6 +49,8 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
         "source-health": ("[Vigie][SOURCE] ", "Sources à vérifier"),
         "watchdog": ("[Vigie][VEILLE ARRÊTÉE] ", "Dernier cycle qui a veillé"),
         "drill-report": ("[EXERCICE] Vigie : bilan", "Délai de détection"),
+        "sitrep": ("[Vigie][INCIDENT] marque — point de situation n° 1", "Que faire maintenant"),
+        "incident-report": ("[Vigie][INCIDENT] marque — rapport d’incident", "Chronologie"),
         "digest": ("[Vigie][RÉSUMÉ] Laiterie Boréale — ", "Volumes et tonalité"),
         "readiness": (
             "[Vigie] La cellule de crise de Laiterie Boréale est prête",
@@ -65,7 +67,13 @@ def test_each_email_is_written_beside_the_config_and_nothing_is_sent(
         page = path.read_text(encoding="utf-8")
         assert _subject(page).startswith(subject)
         assert content in page
-        if kind in ("alert", "escalation", "digest", "readiness"):  # the others name no one
+        if kind in (
+            "alert",
+            "escalation",
+            "digest",
+            "readiness",
+            "sitrep",
+        ):  # the others name no one
             assert "Laiterie Boréale" in page
     assert not (config.parent / "wh").exists()  # the warehouse was not even created
     assert mail_sink.messages() == []
@@ -87,10 +95,14 @@ def test_stored_data_is_previewed_escaped_and_the_warehouse_is_left_as_it_was(
     assert alert.returncode == 0 and digest.returncode == 0, alert.stderr + digest.stderr
     assert f"alert email in French with stored data (alert {alert_id} on 'marque'" in alert.stdout
     assert "digest email in French with stored data (the daily period from" in digest.stdout
-    for result in (alert, digest):
+    report = vigie("--config", str(config), "preview", "incident-report", "--stored")
+    assert report.returncode == 0, report.stderr
+    assert f"stored data (an incident started at alert {alert_id} on 'marque')" in report.stdout
+    for result in (alert, digest, report):
         page = _written(result.stdout).read_text(encoding="utf-8")
         assert ESCAPED_SCRIPT in page and "<script" not in page
-        assert STORED_TITLE in page
+        # The report's stories are those collected during the incident's own span.
+        assert STORED_TITLE in page or result is report
 
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     # Only the email the watch cycle queued when it opened the alert, still unsent.

@@ -118,7 +118,7 @@ def test_an_alert_reaches_the_email_and_each_channel_once_and_a_rerun_sends_noth
     assert "ventes@" not in email["To"]
     [nadia] = webhook_receiver.at("/nadia")
     assert nadia["title"] == "Vigie — CRISE : « marque »"
-    assert "CRISE sur « marque »" in nadia["message"] and "40 mention(s)" in nadia["message"]
+    assert "CRISE sur « marque »" in nadia["message"] and "40 mentions" in nadia["message"]
     assert f"vigie ack {alert_id}" in nadia["message"]
     assert nadia["type"] == "failure"  # critical: the service shows it as urgent
     [usine] = webhook_receiver.at(f"/hooks/{TOKEN}")  # Mattermost's incoming webhook
@@ -388,3 +388,43 @@ channels = ["{webhook_receiver.url("json", "/lea")}"]
     later = dataclasses.replace(notice, message_id="watchdog.unreadable.20261126T090000Z")
     assert len(tell_channels_unreadable(settings, path, later)) == 1
     assert len(webhook_receiver.at("/lea")) == 2
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_the_cycle_summary_counts_channel_sends_beside_the_emails(
+    tmp_path: Path, mail_sink: MailSink, webhook_receiver: WebhookReceiver, language: str
+) -> None:
+    """The delivery's channel sends and failures reach the typed cycle summary and the
+    summary artifact's counts, next to the emails'."""
+    from tasks.notify.alerts import AlertChanges
+    from tasks.publish.report import StepClock, cycle_summary, summary_markdown
+
+    settings = _settings(tmp_path, mail_sink.port, webhook_receiver)
+    _open_alert(settings)
+    webhook_receiver.fail_next(1, status=500)
+    report = send_pending(settings.warehouse_path, settings, Secrets(), now=NOW)
+    summary = cycle_summary(
+        cycle_id="c-1",
+        clock=StepClock(),
+        outcomes=[],
+        collected=0,
+        matched=0,
+        quarantined=0,
+        new_mentions=0,
+        alerts=AlertChanges(),
+        emails_sent=len(report.sent),
+        emails_failed=report.failed,
+        channels_sent=len(report.channels_sent),
+        channels_failed=report.channels_failed,
+    )
+    assert (summary["emails_sent"], summary["channels_sent"]) == (1, 1)
+    assert list(summary["channels_failed"].values()) == ["the service answered HTTP 500"]
+    assert TOKEN not in repr(summary)
+    markdown = summary_markdown(summary, language=language)
+    sent, failed = (
+        ("messages envoyés sur les canaux", "messages en échec sur les canaux")
+        if language == "fr"
+        else ("channel messages sent", "channel messages failed")
+    )
+    assert f"| {sent} | 1 |" in markdown and f"| {failed} | 1 |" in markdown
+    assert "the service answered HTTP 500" in markdown

@@ -69,7 +69,7 @@ ENGLISH_TELLS = (
     "deviation",
 )
 # The emails that ask somebody to act now: the runbook's steps and the phones must be in them.
-TO_ACT = {"alert", "escalation"}
+TO_ACT = {"alert", "escalation", "sitrep"}
 TODO = {"fr": "Que faire maintenant", "en": "What to do now"}
 CRISIS_LINE = {"fr": "Mots de crise dans les mentions : ", "en": "Crisis words in the mentions: "}
 
@@ -119,6 +119,7 @@ def test_every_preview_reads_right_for_the_people_who_get_it(
             assert not decimals, (kind, decimals)
             assert not re.search(r"\d{4}-\d{2}-\d{2}|\bUTC\b|\bE[SD]T\b", text), kind
         assert "*" not in text, kind
+        assert "(s)" not in text, kind  # counts take their plural form
     line = next((ln for ln in shown.splitlines() if CRISIS_LINE[language] in ln), None)
     if kind == "alert":
         assert line is not None, shown
@@ -192,3 +193,30 @@ def test_the_notices_in_french_are_french_with_french_numbers_and_dates(
         assert not tells, (kind, tells)
         assert not re.findall(r"\d+\.\d+", text), kind
         assert not re.search(r"\d{4}-\d{2}-\d{2}|\bUTC\b|\bE[SD]T\b", text), kind
+
+
+INCIDENT_FIRST = {
+    ("sitrep", "fr"): "Le sujet le plus cité depuis le dernier point est « marque »",
+    ("sitrep", "en"): "The most mentioned topic since the last report is “marque”",
+    ("incident-report", "fr"): "L’incident a duré 55 minutes (terminé) ; 1 point de situation",
+    ("incident-report", "en"): "The incident lasted 55 minutes (ended); 1 situation report sent",
+}
+DETAILS = {"fr": "Détails", "en": "Details"}
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("kind", ["sitrep", "incident-report"])
+def test_incident_emails_say_it_plainly_first_and_keep_the_ids_for_the_details(
+    settings: Settings, kind: Kind, language: Language
+) -> None:
+    """The situation report and the final report are templates like the alert's: plain words
+    first, local time, and the ids only in the "Détails" part at the end."""
+    message = make_preview(settings, kind, data="sample", language=language, now=NOW).message
+    for text in (_visible_text(message.html), message.text or ""):
+        first = text.index(INCIDENT_FIRST[kind, language])
+        volumes = text.index("Volumes par sujet" if language == "fr" else "Volumes per topic")
+        details = text.index(DETAILS[language])
+        assert first < volumes < details, text
+        assert not re.search(r"\b(al|inc)-\d", text[:details]), text
+        assert re.search(r"\bal-\d+-sample\b", text[details:]), text
+    assert message.subject.startswith("[Vigie][INCIDENT] marque — ")

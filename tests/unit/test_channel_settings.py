@@ -119,7 +119,7 @@ def test_chat_text_of_a_drill_says_so_and_reasons_come_from_the_outcome() -> Non
     facts = AlertFacts("marque", "alerte", datetime(2026, 11, 25, 15, 0, tzinfo=UTC), 12)
     title, body = chat_text(message, facts, language="en", timezone="America/Toronto")
     assert title == "[DRILL] Vigie — ALERT: “marque”"
-    assert body.startswith("ALERT on “marque” since 2026-11-25 10:00: 12 mention(s)")
+    assert body.startswith("ALERT on “marque” since 2026-11-25 10:00: 12 mentions")
     url_line = f"JSON POST URL: http://127.0.0.1:9/{SECRET}"
     cases = {
         ("Socket Exception: Read timed out. (read timeout=4.0)",): "uncertain",

@@ -85,7 +85,8 @@ def test_the_hourly_cap_holds_the_excess_with_one_note_per_recipient() -> None:
     # The tenth message of the hour went now: the next slot frees when the oldest ages out.
     assert {h.until for h in plan.hold} == {earlier[0] + timedelta(hours=1)}
     [note] = plan.notes
-    assert note.recipients == ("a@x.example",) and "2 autre(s) message(s)" in note.text
+    assert note.recipients == ("a@x.example",)
+    assert "2 autres messages non urgents vous seront envoyés" in note.text
 
 
 def test_backoff_doubles_and_is_capped() -> None:

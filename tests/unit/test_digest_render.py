@@ -92,7 +92,7 @@ def test_french_digest_subject_text_and_accents(tmp_path: Path) -> None:
     assert "- marque : 30 mentions (période précédente : 12, +150 %)" in message.text
     assert "[ALERTE] marque — prise en charge" in message.text
     assert "prise en charge par Awa Diallo le 25 novembre 2026 à 05:00" in message.text
-    assert "Radio Nord : 3 échec(s) sur 6 collecte(s), toujours en échec, en panne" in message.text
+    assert "Radio Nord : 3 échecs sur 6 collectes, toujours en échec, en panne" in message.text
 
 
 def test_english_digest(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_a_cycle_whose_emails_failed_ends_failed_and_says_so() -> None:
     verdict = cycle_verdict(summary, ALERTS, "fr")  # type: ignore[arg-type]
     assert verdict.failed and verdict.name == "Crise : emails en échec"
     assert verdict.message is not None
-    assert "2 email(s) non envoyé(s) (SMTP 500 refused)" in verdict.message
+    assert "2 emails non envoyés (SMTP 500 refused)" in verdict.message
     assert "emails-failed" in verdict.tags and "level:crise" in verdict.tags
     state = final_state(verdict, summary)  # type: ignore[arg-type]
     assert state.is_failed() and state.name == "Crise : emails en échec"

@@ -29,6 +29,7 @@ class StoredAlert:
     mentions_in_window: int
     severity: float | None = None
     last_triggered_at: datetime | None = None
+    ack_url: str | None = None  # the take-charge page of its paused acknowledge run
 
 
 class AlertStore(OutboxStore):
@@ -82,16 +83,19 @@ class AlertStore(OutboxStore):
         contributions: dict[str, Any] | None = None,
         drill: bool = False,
         story_id: str | None = None,
+        ack_url: str | None = None,
     ) -> None:
         """Open an alert, log the event and queue its emails, all or nothing; `story_id`
-        names the breaking story that opened it, if a story did (tasks/detect/breaking.py)."""
+        names the breaking story that opened it, if a story did (tasks/detect/breaking.py);
+        `ack_url` the page where it is taken in charge (its email's link, kept for the
+        escalation's)."""
         detail = {"level": level, "severity": severity, "contributions": contributions or {}}
         with self.transaction():
             self.con.execute(
                 "INSERT INTO alerts (alert_id, topic, level, status, score, reason, opened_at, "
                 "updated_at, window_start, window_end, mentions_in_window, baseline, "
-                "last_triggered_at, severity, contributions, drill, story_id) "
-                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "last_triggered_at, severity, contributions, drill, story_id, ack_url) "
+                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     alert_id,
                     signal.topic,
@@ -109,6 +113,7 @@ class AlertStore(OutboxStore):
                     json.dumps(contributions or {}),
                     drill,
                     story_id,
+                    ack_url,
                 ],
             )
             self.log_alert_event(alert_id, "opened", now, detail)
@@ -191,10 +196,10 @@ class AlertStore(OutboxStore):
         """Open alerts nobody took charge of, with the cell level last told and when."""
         rows = self.con.execute(
             "SELECT alert_id, topic, level, status, opened_at, mentions_in_window, severity, "
-            "last_triggered_at, cell_level, coalesce(paged_at, opened_at) FROM alerts "
+            "last_triggered_at, ack_url, cell_level, coalesce(paged_at, opened_at) FROM alerts "
             "WHERE status = 'open' ORDER BY opened_at"
         ).fetchall()
-        return [(StoredAlert(*row[:8]), row[8], row[9]) for row in rows]
+        return [(StoredAlert(*row[:9]), row[9], row[10]) for row in rows]
 
     def alert_reason(self, alert_id: str) -> str:
         rows = self.con.execute(
