@@ -3,6 +3,7 @@ and `prefect_harness`: this process's Prefect client on the session's real Prefe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -111,6 +112,9 @@ def prefect_harness(prefect_server: PrefectServer) -> Iterator[str]:
     """This process's Prefect client pointed at the session's one real server (`prefect_server`),
     so flows run here are recorded there; yields its API URL. One server per test worker, not
     two: each costs a cold start and keeps its services busy on a 2-core machine."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_CLIENT_MAX_RETRIES,
@@ -121,18 +125,25 @@ def prefect_harness(prefect_server: PrefectServer) -> Iterator[str]:
     # The heartbeat thread adds a 1 s tail to every sync flow run (STACK.md gotcha 4).
     # The server is SQLite, shared by tests that run cycles concurrently on a 2-core machine:
     # its 503 bursts can outlast the default 5 retries (62 s of back-off).
-    with temporary_settings(
-        updates={
-            PREFECT_API_URL: prefect_server.api_url,
-            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-            PREFECT_CLIENT_MAX_RETRIES: 8,
-        }
-    ):
+    updates = {
+        PREFECT_API_URL: prefect_server.api_url,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_CLIENT_MAX_RETRIES: 8,
+    }
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(temporary_settings(updates=updates))
+        # Threads do not inherit context variables: a flow a test runs in a thread of its own
+        # reads the process-wide settings, so they are these too (as prefect_test_harness does).
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()
+            )
+        )
         yield prefect_server.api_url
-        # Logs still queued go now, while the server runs: at exit they would find it gone.
-        from prefect.logging.handlers import APILogWorker
-
+        # Logs and events still queued go now, while the server runs: at exit they would find
+        # it gone.
         APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture
