@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tasks.publish.situation import SITUATION_KEY
 from tests.conftest import ConfigWriter
 from tests.e2e import served
 from tests.e2e.prefect_server import PrefectServer, stop_process
@@ -215,6 +216,53 @@ def _open_tab(page: Page, tab: str, shows: Locator) -> None:
     shows.first.wait_for()
 
 
+def _reload_until(page: Page, shows: Locator, attempts: int = 4) -> None:
+    """Wait until the page shows `shows`, reloading it between tries: a page can keep what
+    it read before the server had the last writes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        if attempt:
+            page.reload()
+        try:
+            shows.first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    shows.first.wait_for()
+
+
+def _open_latest_situation(page: Page, ui: str, text: str) -> Locator:
+    """The `situation` artifact's page (a timeline of its versions, newest first), then its
+    newest version, until a row of that version shows `text`; return that row."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    row = page.locator("tr", has_text=text).first
+    for attempt in range(4):
+        page.goto(f"{ui}/artifacts/key/{SITUATION_KEY}")
+        page.locator("a[href*='/artifacts/artifact/']").first.click()
+        try:
+            row.wait_for(timeout=20_000)
+            return row
+        except PlaywrightTimeout:
+            print(f"situation: no row with {text!r} in the newest version (try {attempt + 1})")
+    row.wait_for()
+    return row
+
+
+def _open_run_by_state(page: Page, ui: str, state: str) -> str:
+    """The runs list, until a flow run in state `state` (its badge's exact text) shows; return
+    that run's address."""
+    page.goto(f"{ui}/runs")
+    badge = page.locator(".state-badge", has_text=re.compile(rf"^\s*{re.escape(state)}\s*$"))
+    item = page.locator(".flow-run-list-item").filter(has=badge).first
+    _reload_until(page, item)
+    item.scroll_into_view_if_needed()
+    href = item.locator("a[href*='/runs/flow-run/']").first.get_attribute("href")
+    assert href is not None, item.inner_html()
+    return href if href.startswith("http") else f"{ui}{href}"
+
+
 def _open_deployment(page: Page, ui: str, deployment: str) -> None:
     page.goto(f"{ui}/deployments")
     page.get_by_role("link", name=deployment, exact=True).first.click()
@@ -285,7 +333,7 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
     ui = prefect_server.api_url.removesuffix("/api")
     try:
         with served.prefect_client(prefect_server) as client:
-            served.wait_served(client, config, [s.name for s in specs], serve)
+            deployments = served.wait_served(client, config, [s.name for s in specs], serve)
 
         # 1. Every deployment, ready (served), with its schedules as the UI words them.
         page.set_viewport_size(WIDE)
@@ -384,8 +432,43 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
         _wait_state(page, "Completed")
         page.get_by_text("Resuming flow run execution!").wait_for()
         screenshots(page, "acknowledgement-completed")
+
+        # 5. The cycle that opened the crisis stands out in the runs list: its state is named
+        # "Crise", its message names the alert, its `situation` shows nobody in charge yet.
+        crisis_run = _open_run_by_state(page, ui, "Crise")
+        screenshots(page, "runs-list-crisis")
+        page.goto(crisis_run)
+        _wait_state(page, "Crise", UI_TIMEOUT_MS)
+        # A Completed state of its own name: the data is loaded and the cell was told.
+        crisis_badge = page.locator(".state-badge", has_text="Crise").first.get_attribute("class")
+        assert "state--completed" in (crisis_badge or ""), crisis_badge
+        opened = re.compile(rf"Crise ouverte\s*:\s*«\s*marque\s*»\s*\({re.escape(alert_id)}\)")
+        _open_tab(page, "Details", page.get_by_text(opened))
+        page.get_by_text("State Message", exact=True).first.wait_for()
+        screenshots(page, "crisis-run-details")
+        _open_tab(page, "Artifacts", page.get_by_text("situation", exact=True))
+        page.get_by_text("situation", exact=True).first.click()
+        alert_row = page.locator("tr", has_text="CRISE").first
+        alert_row.wait_for()
+        before = alert_row.inner_text()
+        assert re.search(r"CRISE\s+marque\b.*\bpersonne\b", before, re.S), before
+        screenshots(page, "situation-before-taking-charge", tall=True)
+
+        # 6. The next cycle's `situation` names who took charge. The cycle is started with the
+        # Python client, which retries what a busy server refuses: a Quick run here was
+        # refused 5 times in a row while the incident the crisis started ran its cycle.
+        with served.prefect_client(prefect_server) as client:
+            next_cycle = client.create_flow_run_from_deployment(deployments["watch-cycle"].id)
+        page.goto(f"{ui}/runs/flow-run/{next_cycle.id}")
+        _wait_state(page, "Completed")
+        taken = _open_latest_situation(page, ui, "Awa Diallo")
+        after = taken.inner_text()
+        assert re.search(r"CRISE\s+marque\b.*\bAwa Diallo\b", after, re.S), after
+        screenshots(page, "situation-taken-in-charge", tall=True)
     except BaseException:
-        screenshots(page, "where-it-failed")
+        # A screenshot that times out too (a loaded machine) must not hide the failure.
+        with contextlib.suppress(Exception):
+            screenshots(page, "where-it-failed")
         raise
     finally:
         serve.stop()
@@ -396,3 +479,71 @@ def test_the_cell_uses_vigie_through_the_prefect_ui_in_a_real_browser(
             [alert_id],
         ).fetchall()
     assert ("acknowledged", "Awa Diallo") in events, events
+
+
+def test_a_cycle_whose_emails_failed_is_failed_and_named_so_in_the_ui(
+    request: pytest.FixtureRequest,
+    page: Page,
+    screenshots: Callable[..., Path],
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    mail_sink: MailSink,
+    write_config: ConfigWriter,
+) -> None:
+    """The SMTP server refuses every email: the cycle that opens the crisis is red in the runs
+    list, Failed and named "Crise : emails en échec", and its message says nobody was told."""
+    anchor = datetime.now(UTC)
+    urls = scenario.publish(feed_server, "calm", anchor)
+    config = write_config(sources=served.scenario_sources(urls), smtp_port=mail_sink.port)
+    mail_sink.refuse_with = "554 5.7.1 refused"
+    request.addfinalizer(lambda: _delete_runs_left_scheduled(prefect_server, since=anchor))
+    ui = prefect_server.api_url.removesuffix("/api")
+    for phase in ("calm", "burst"):
+        scenario.publish(feed_server, phase, anchor)
+        cycle = prefect_server.run(
+            [served.VIGIE, "--config", str(config), "run", "--once"], cwd=tmp_path
+        )
+        assert cycle.returncode == 0, cycle.stdout + cycle.stderr
+    assert mail_sink.messages() == [] and mail_sink.refused > 0
+    try:
+        failed_run = _open_run_by_state(page, ui, "Crise : emails en échec")
+        screenshots(page, "runs-list-emails-failed")
+        page.goto(failed_run)
+        badge = page.locator(".state-badge", has_text="Crise : emails en échec").first
+        badge.wait_for()
+        # Failed, not a green Completed: the badge is the Failed one (its icon and colour).
+        assert "state--failed" in (badge.get_attribute("class") or ""), badge.get_attribute("class")
+        opened = re.compile(r"Crise ouverte\s*:\s*«\s*marque\s*»")
+        _open_tab(page, "Details", page.get_by_text(opened))
+        # The message is long: the UI cuts it after the alert and shows the rest on demand.
+        see_more = page.get_by_text("See More", exact=True)
+        if see_more.count():
+            see_more.first.click()
+        page.get_by_text(re.compile(r"email\(s\) non envoyé\(s\)")).first.wait_for()
+        screenshots(page, "emails-failed-run-details")
+    except BaseException:
+        # A screenshot that times out too (a loaded machine) must not hide the failure.
+        with contextlib.suppress(Exception):
+            screenshots(page, "where-it-failed")
+        raise
+
+
+def _delete_runs_left_scheduled(server: PrefectServer, since: datetime) -> None:
+    """Delete the runs this test's crisis scheduled (its acknowledgement, the automation's
+    incident): no serve runs them here, and a later test serving the same deployments on this
+    session's server would run them with this test's configuration."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    scheduled = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+    )
+    with served.prefect_client(server) as client:
+        for run in client.read_flow_runs(flow_run_filter=scheduled):
+            if not run.auto_scheduled and run.created is not None and run.created >= since:
+                client.delete_flow_run(run.id)
