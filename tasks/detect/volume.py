@@ -153,6 +153,17 @@ class SeasonalSettings:
     # damped until `calm_buckets` have passed without one (`Detection.calm_minutes` in
     # buckets). 0 leaves the scores as they are: the live cycle keeps its open alerts itself.
     calm_buckets: int = 0
+    # Accumulated evidence for a slow burn whose buckets each stay inside the noise: a
+    # one-sided CUSUM of the shortest span's z, S = max(0, S + (min(z, threshold) - drift)
+    # * bucket_hours), counts as the z `threshold * S / cusum_limit` (0.5 when S reaches the
+    # limit). Each z is capped at the threshold (one burst is the last bucket's job, not
+    # evidence that lingers), and S at twice the limit (a level that stays up must not keep
+    # it high for long after). Drift and limit are per hour, so that a burn takes the same
+    # time on any bucket size. Chosen by cross-validation (`bench/bench_nab_cv.py`) among
+    # settings that catch the slow-burn scenario within 12 hours. A limit of 0 disables it.
+    cusum_drift: float = 1.0
+    cusum_limit: float = 4.0
+    bucket_hours: float = 1.0  # the length of a bucket (live: a window)
     drops: bool = False  # also score falls (benchmarks only: a fall in mentions is no crisis)
 
 
@@ -165,9 +176,13 @@ def volume_settings(detection: Detection, *, bucket: timedelta | None = None) ->
     series scores what would have alerted; without it (live), the lifecycle does it.
     """
     calm = 0
+    step = timedelta(minutes=detection.window_minutes)  # live: one window per bucket
     if bucket is not None and bucket > timedelta(0):
         calm = max(1, math.ceil(timedelta(minutes=detection.calm_minutes) / bucket))
-    return SeasonalSettings(threshold=detection.threshold, calm_buckets=calm)
+        step = bucket
+    return SeasonalSettings(
+        threshold=detection.threshold, calm_buckets=calm, bucket_hours=step / timedelta(hours=1)
+    )
 
 
 # Damping of the scores inside an event, after its first detection: below any threshold NAB's
@@ -287,9 +302,11 @@ def _robust_z(
     return z
 
 
-def _multi_scale_z(logged: np.ndarray, *, period: int, settings: SeasonalSettings) -> np.ndarray:
-    """The highest robust z over the smoothing spans (of |z| with `drops`); NaN where none has
-    a baseline yet."""
+def _multi_scale_z(
+    logged: np.ndarray, *, period: int, settings: SeasonalSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The highest robust z over the smoothing spans (of |z| with `drops`; NaN where no span
+    has a baseline yet), and the accumulated evidence as a z (`_cusum_z`; NaN when off)."""
     spans = settings.spans or (1,)
     stacked = np.vstack(
         [_robust_z(logged, period=period, smoothing=span, settings=settings) for span in spans]
@@ -299,7 +316,24 @@ def _multi_scale_z(logged: np.ndarray, *, period: int, settings: SeasonalSetting
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before a day of data
         highest: np.ndarray = np.nanmax(stacked, axis=0)
-    return highest
+    if settings.cusum_limit <= 0:
+        return highest, np.full(len(highest), np.nan)
+    return highest, _cusum_z(stacked[0], settings)
+
+
+def _cusum_z(z: np.ndarray, settings: SeasonalSettings) -> np.ndarray:
+    """The one-sided CUSUM of `z` (see `SeasonalSettings.cusum_drift`) as a z: `threshold`
+    when it reaches `cusum_limit`. A NaN z (no baseline, a gap) leaves the sum as it was, and
+    its bucket is NaN."""
+    capped = (np.minimum(z, settings.threshold) - settings.cusum_drift) * settings.bucket_hours
+    accumulated = np.full(len(z), np.nan)
+    total, ceiling = 0.0, 2.0 * settings.cusum_limit
+    for index, step in enumerate(capped.tolist()):
+        if step == step:  # not NaN
+            total = min(ceiling, max(0.0, total + step))
+            accumulated[index] = total
+    scaled: np.ndarray = settings.threshold * accumulated / settings.cusum_limit
+    return scaled
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
@@ -316,8 +350,9 @@ def seasonal_anomaly_scores(
     Values are compared in log space with what the same time of day looked like over the past
     `history_days` (the median, which past spikes barely move), in units of the robust spread
     of past residuals (see `_robust_z`), for each smoothing span (`spans`; the highest counts).
-    The score is 0.5 at `threshold`, or higher when the series often bursts
-    (`_adaptive_threshold`); 0.5 or more means Vigie would alert there. After that, scores are
+    The accumulated evidence of a slow burn (`cusum_limit`) counts as one more z. The score
+    is 0.5 at `threshold`, or higher when the series often bursts (`_adaptive_threshold`);
+    0.5 or more means Vigie would alert there. After that, scores are
     damped while that alert is open (`calm_buckets`), so that one event is one alert. The
     score at bucket t uses only buckets up to t.
     Missing or non-finite values (NaN: a gap in collection) are neither calm nor burst.
@@ -332,9 +367,12 @@ def seasonal_anomaly_scores(
     if len(counts) == 0:
         return []
     logged = signed_log(counts)
-    z = _multi_scale_z(logged, period=period, settings=settings)
-    threshold = _adaptive_threshold(z, period=period, settings=settings)
-    raw = _sigmoid(settings.gain * (z - threshold))
+    z, accumulated = _multi_scale_z(logged, period=period, settings=settings)
+    # The evidence is judged like any z: a series whose evidence often runs high (a noisy
+    # week) needs more to alert (`_adaptive_threshold`).
+    effective = np.fmax(z, accumulated)
+    threshold = _adaptive_threshold(effective, period=period, settings=settings)
+    raw = _sigmoid(settings.gain * (effective - threshold))
     raw = np.where(np.isnan(z), 0.0, raw)
     if settings.calm_buckets > 0:
         raw = _after_alerts_damped(raw, settings.calm_buckets)

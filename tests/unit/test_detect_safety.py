@@ -41,6 +41,8 @@ DESIGNS = st.builds(
     spans=st.sampled_from([(1,), (2,), (1, 6)]),
     tail_share=st.sampled_from([0.0, 0.005]),
     calm_buckets=st.integers(min_value=0, max_value=50),
+    cusum_drift=st.sampled_from([0.0, 0.5, 1.0]),
+    cusum_limit=st.sampled_from([0.0, 4.0, 8.0]),
     drops=st.booleans(),
 )
 
@@ -75,6 +77,21 @@ def test_a_constant_series_never_alerts(
     scores = seasonal_anomaly_scores([level] * length, period=period, settings=design)
     _safe(scores, length)
     assert all(s < 0.5 for s in scores)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(ANY_FLOAT, max_size=300),
+    period=st.integers(min_value=1, max_value=48),
+    drift=st.floats(min_value=0.0, max_value=5.0),
+    limit=st.floats(min_value=1e-3, max_value=1e3),
+)
+def test_the_accumulated_evidence_is_finite_on_any_series(
+    values: list[float], period: int, drift: float, limit: float
+) -> None:
+    """The slow-burn score (a CUSUM of the z) adds no NaN or infinity, whatever its settings."""
+    design = SeasonalSettings(cusum_drift=drift, cusum_limit=limit)
+    _safe(seasonal_anomaly_scores(values, period=period, settings=design), len(values))
 
 
 @settings(max_examples=60, deadline=None)

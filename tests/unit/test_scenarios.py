@@ -40,3 +40,15 @@ def test_a_slow_burn_is_caught_within_its_day_and_a_half() -> None:
     assert slow.onset is not None
     caught = replay(slow).first_alert_after(slow.onset)
     assert caught is not None and caught < slow.onset + 36
+
+
+@pytest.mark.parametrize("seed", [3, 8, 27])
+def test_a_slow_burn_starting_at_night_is_caught_within_12_hours(seed: int) -> None:
+    """Seeds where each night hour of the burn stays within the log-scale noise (z near 2):
+    the hours' own scores caught them only after 22 hours, their accumulated evidence does
+    within 12."""
+    slow = _scenario("slow-burn", seed)
+    assert slow.onset is not None
+    slow.counts = slow.counts[: slow.onset + 12]  # the first 12 hours are what is judged
+    caught = replay(slow, from_hour=slow.onset - 24).first_alert_after(slow.onset)
+    assert caught is not None and caught < slow.onset + 12

@@ -175,3 +175,23 @@ def test_before_three_past_days_a_bucket_is_judged_against_the_recent_level() ->
     unwarmed = replace(live, warmup_days=0)
     steps = seasonal_anomaly_scores(series, period=period, settings=unwarmed)
     assert [i for i, s in enumerate(steps) if s >= 0.5 and i != burst]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_lift_each_hour_of_which_stays_in_the_noise_is_caught_by_the_accumulated_evidence(
+    seed: int,
+) -> None:
+    # Twelve hours at 1.7 times the usual 20 mentions: no hour alone reaches the threshold,
+    # their accumulated evidence (the CUSUM of the live settings) does within 12 hours.
+    rng = np.random.default_rng(seed)
+    series = rng.poisson(20, 10 * PERIOD).astype(float)
+    onset = 9 * PERIOD
+    series[onset : onset + 12] = rng.poisson(20 * 1.7, 12)
+    each_hour = replace(volume_settings(Detection()), spans=(1,))
+    scores = seasonal_anomaly_scores(series.tolist(), period=PERIOD, settings=each_hour)
+    assert max(scores[2 * PERIOD : onset]) < 0.5
+    assert max(scores[onset : onset + 12]) >= 0.5
+    alone = seasonal_anomaly_scores(
+        series.tolist(), period=PERIOD, settings=replace(each_hour, cusum_limit=0.0)
+    )
+    assert max(alone[onset:]) < 0.5
