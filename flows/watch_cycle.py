@@ -77,6 +77,7 @@ from tasks.publish.situation import (
     read_situation_task,
 )
 from tasks.publish.ui import tag_flow_run
+from vigie.memory import release_free_memory
 from vigie.models import CycleSummary, SourceOutcome, SourceState
 from vigie.settings import Secrets, Settings, Watch, load_secrets, load_settings
 
@@ -167,6 +168,7 @@ def cycle_steps(
             _q(settings.sources), _q(fetched), settings.watch, now, settings.collection
         )
         del fetched  # the documents: the outcomes keep their sizes
+        release_free_memory()  # their pages, before enrichment and validation add theirs
         outcomes = collected.outcomes
     with clock.step("enrich"):
         matched = enrich_mentions_task(_q(collected.matched))

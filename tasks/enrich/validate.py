@@ -7,8 +7,10 @@ failing rows with the expectations they failed; failing rows never block the goo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -31,6 +33,28 @@ if TYPE_CHECKING:
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 _GX_LOCK = threading.Lock()
+# Modules Great Expectations imports for expectations our suites do not use (the KL divergence
+# and KS tests): scipy.stats is 60 MB of a cycle's memory, and loads on first use instead.
+# (altair cannot be deferred so: `import altair` reads the module's __spec__, which loads it.)
+DEFERRED_MODULES = ("scipy.stats",)
+
+
+def defer_imports(names: Sequence[str] = DEFERRED_MODULES) -> None:
+    """Make each module of `names` not yet imported load only when an attribute of it is
+    first read (importlib's LazyLoader); one that is not installed is left to fail where used."""
+    for name in names:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            continue
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +85,7 @@ class ValidationOutcome:
 
 @cache
 def _validation_definition(suite_name: str) -> ValidationDefinition:
+    defer_imports()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

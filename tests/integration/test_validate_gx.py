@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from tasks.enrich.validate import validate_mentions, validate_source_runs
 from vigie.models import FetchResult, Mention, SourceOutcome
@@ -129,3 +133,40 @@ def test_a_source_run_beyond_the_limits_fails_its_checks() -> None:
         "expect_column_values_to_be_between(duration_s)",
         "expect_column_values_to_be_between(items)",
     }
+
+
+_VALIDATE_IN_A_FRESH_PROCESS = """
+import sys
+from datetime import UTC, datetime, timedelta
+from tasks.enrich.validate import validate_mentions
+from vigie.models import Mention
+
+now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+mention = Mention(
+    mention_id="m1", source="Le Quotidien", platform="news", tier=1,
+    url="https://quotidien.example/a/1", title="Article 1", summary="", author=None,
+    published_at=now - timedelta(hours=1), collected_at=now, language="fr", story_id="s1",
+    topics=("marque",),
+)
+outcome = validate_mentions(
+    [mention], now=now, future_tolerance=timedelta(minutes=30), horizon=timedelta(days=365)
+)
+print(len(outcome.good), type(sys.modules["scipy.stats"]).__name__)
+import scipy.stats
+print(scipy.stats.kstest([0.1, 0.5, 0.9], "uniform").statistic < 1)
+"""
+
+
+def test_validation_leaves_the_statistics_great_expectations_imports_unloaded_until_used() -> None:
+    """GX imports scipy.stats (60 MB) for expectations our suites do not use: it stays a lazy
+    module through a validation, and works when something does use it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _VALIDATE_IN_A_FRESH_PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+    )
+    assert done.stdout.split() == ["1", "_LazyModule", "True"]
