@@ -163,6 +163,8 @@ role = "lead"
 level = 1
 
 [collection]
+# Every feed at every poll, as the peers poll them: the bench compares the cost of a poll.
+adaptive_polling = false
 concurrency = {concurrency}
 per_host = {concurrency}
 {extra}"""
