@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cli.common import EXIT_CONFIG, EXIT_ERROR, parse_day, settings_of
 from cli.examples import ExampleParser
+from cli.preview_kinds import KINDS
 from vigie.errors import ConfigError, VigieError
 from vigie.progress import ProgressBar
 
@@ -296,17 +297,7 @@ def add_commands(sub: argparse._SubParsersAction[ExampleParser]) -> None:
     )
     preview.add_argument(
         "kind",
-        choices=[
-            "alert",
-            "escalation",
-            "digest",
-            "readiness",
-            "source-health",
-            "watchdog",
-            "drill-report",
-            "sitrep",
-            "incident-report",
-        ],
+        choices=KINDS,
     )
     data = preview.add_mutually_exclusive_group()
     data.add_argument(

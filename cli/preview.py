@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
+from cli.preview_kinds import Kind
 from cli.preview_sample import sample_warehouse
 from tasks.detect.signals import CRISIS_LEXICON, Level, Severity, assess_severity
 from tasks.notify.chart import alert_chart
@@ -41,28 +42,6 @@ from warehouse.mention_texts import stored_mention_count
 from warehouse.preview import AlertRecord, latest_alert, read_only_warehouse
 from warehouse.store import Store, StoredAlert
 
-Kind = Literal[
-    "alert",
-    "escalation",
-    "digest",
-    "readiness",
-    "source-health",
-    "watchdog",
-    "drill-report",
-    "sitrep",
-    "incident-report",
-]
-KINDS: tuple[Kind, ...] = (
-    "alert",
-    "escalation",
-    "digest",
-    "readiness",
-    "source-health",
-    "watchdog",
-    "drill-report",
-    "sitrep",
-    "incident-report",
-)
 # The notices previewed on sample data only (nothing stored says what they would hold).
 SAMPLE_ONLY: tuple[Kind, ...] = ("source-health", "watchdog", "drill-report")
 DataChoice = Literal["auto", "stored", "sample"]
