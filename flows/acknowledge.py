@@ -19,6 +19,7 @@ from pydantic import Field
 import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath, label
 from tasks.publish.events import acknowledged_event, emit_vigie_events
+from tasks.publish.situation import publish_situation, read_situation
 from vigie.settings import load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
@@ -69,4 +70,21 @@ def acknowledge_alert(
     answer = pause_flow_run(
         wait_for_input=Acknowledgement, timeout=int(wait_hours * 3600), poll_interval=2
     )
-    return record_acknowledgement(config_path, alert_id, answer.name, datetime.now(UTC))
+    outcome = record_acknowledgement(config_path, alert_id, answer.name, datetime.now(UTC))
+    # The cell reads who took charge in the `situation` artifact: now, not at the next cycle.
+    republish_situation(config_path, datetime.now(UTC))
+    return outcome
+
+
+def republish_situation(config_path: str, now: datetime) -> bool:
+    """Replace the `situation` artifact with the warehouse's situation now (from the flow's
+    body: the artifact belongs to this run)."""
+    settings = load_settings(config_path)
+    with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
+        situation = read_situation(Store(con))
+    return publish_situation(
+        situation,
+        now=now,
+        language=settings.organisation.language,
+        timezone=settings.organisation.timezone,
+    )

@@ -87,6 +87,15 @@ def test_a_name_entered_in_the_paused_run_acknowledges_the_alert(
     assert prefect_event.resource.id == f"vigie.alert.{alert_id}"
     assert prefect_event.payload["by"] == "Awa Diallo"
     assert prefect_event.payload["ui_url"].endswith(f"/flow-run/{paused.id}")
+    # The situation the cell reads names who took charge at once, from this run.
+    from prefect.client.schemas.filters import FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[paused.id]))
+        )
+    [situation] = [a for a in artifacts if a.key == "situation"]
+    assert "Awa Diallo" in str(situation.data) and "CRISE" in str(situation.data), situation.data
 
 
 def test_the_alert_email_links_to_a_run_waiting_for_an_acknowledgement(
