@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from tasks.notify.emails import failure_words
 from tasks.notify.rendering import LOCALES, Texts, catalogue
 from tasks.publish.report import md_text
 from tasks.publish.ui import publish_markdown
@@ -143,7 +144,7 @@ class Situation:
 def read_situation(store: Store) -> Situation:
     """Alerts not resolved and sources down, from the warehouse (drills left out)."""
     down = [
-        {"source": row[0], "state": row[7], "since": row[8], "reason": row[9] or row[5] or ""}
+        {"source": row[0], "state": row[7], "since": row[8], "error": row[5]}
         for row in store.source_health()
         if row[7] != "ok"
     ]
@@ -158,6 +159,13 @@ def read_situation_task(
     with open_warehouse(path) as con:
         store = Store(con)
         return read_situation(store), store.alert_details(list(alert_ids))
+
+
+def _why(source: Mapping[str, Any], language: str) -> str:
+    """Why a source is down, in the organisation's language (the recorded error is English
+    and technical); nothing when its last collection did not fail (a silent source)."""
+    error = source.get("error")
+    return failure_words(str(error), language) if error else ""
 
 
 def _local(value: object, zone: ZoneInfo) -> str:
@@ -212,7 +220,7 @@ def situation_markdown(
             state = str(source.get("state") or "")
             lines.append(
                 f"| {md_text(source.get('source'))} | {md_text(words.get(state, state))} | "
-                f"{_local(source.get('since'), zone)} | {md_text(source.get('reason') or '')} |"
+                f"{_local(source.get('since'), zone)} | {md_text(_why(source, language))} |"
             )
     else:
         lines.append(words["no_source_down"])

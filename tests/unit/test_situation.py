@@ -118,7 +118,7 @@ def _situation() -> Situation:
                 "source": HOSTILE,
                 "state": "not_a_feed",
                 "since": datetime(2026, 12, 7, 14, 0, tzinfo=UTC),
-                "reason": "answers with an HTML page instead of a feed",
+                "error": "not a feed: an HTML page",
             }
         ],
     )
@@ -135,7 +135,10 @@ def test_the_situation_shows_open_alerts_most_severe_first_who_took_charge_and_s
     alert = next(i for i, line in enumerate(lines) if line.startswith("| **ALERTE** | urgences"))
     assert crisis < alert  # the most severe first
     assert "2026-12-07 10:20 |" in lines[alert]
-    assert "| ne renvoie pas de flux | 2026-12-07 09:00 |" in markdown
+    assert (
+        "| ne renvoie pas de flux | 2026-12-07 09:00 | une page web au lieu d’un flux |" in markdown
+    )
+    assert "HTML" not in markdown  # the recorded error is English: said in French instead
     html = MarkdownIt("commonmark").enable("table").render(markdown)
     assert "<a " not in html and "<b>" not in html  # names from feeds and people stay text
     english = situation_markdown(Situation([], []), now=NOW, language="en", timezone="UTC")
