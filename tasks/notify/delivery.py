@@ -124,21 +124,18 @@ def backoff(attempts: int) -> timedelta:
     return min(wait, BACKOFF_MAX)
 
 
-def _held_note(recipient: str, count: int, hour_end: datetime, language: str) -> OutboxMessage:
+def _held_note(
+    recipient: str, count: int, hour_end: datetime, language: str, zone: ZoneInfo
+) -> OutboxMessage:
     key = hashlib.sha256(recipient.encode("utf-8")).hexdigest()[:12]
-    if language == "fr":
-        subject = "[Vigie] Des messages ont été retenus"
-        body = (
-            f"{Texts('fr').plural('counts.held', count)} après "
-            f"{hour_end:%H:%M} UTC : la limite horaire de messages par personne est atteinte. "
-            "Les alertes de crise ne sont jamais retenues."
-        )
-    else:
-        subject = "[Vigie] Some messages were held"
-        body = (
-            f"{Texts('en').plural('counts.held', count)} after {hour_end:%H:%M} UTC: "
-            "the hourly limit of messages per person was reached. Crisis alerts are never held."
-        )
+    words = Texts(language, zone.key)
+    subject = words("delivery.held_subject")
+    body = words(
+        "delivery.held_body",
+        held=words.plural("counts.held", count),
+        time=words.time(hour_end),
+        zone=words.zone_name(),
+    )
     return OutboxMessage(
         message_id=f"held.{key}.{hour_end:%Y%m%dT%H%M}",
         kind=HELD_NOTE_KIND,
@@ -194,7 +191,7 @@ def plan_delivery(
             counted.setdefault(recipient, []).append(now)
     for recipient, count in sorted(held_per_recipient.items()):
         hour_end = counted[recipient][-hourly_cap] + timedelta(hours=1)
-        plan.notes.append(_held_note(recipient, count, hour_end, language))
+        plan.notes.append(_held_note(recipient, count, hour_end, language, zone))
     return plan
 
 

@@ -87,6 +87,12 @@ def test_the_hourly_cap_holds_the_excess_with_one_note_per_recipient() -> None:
     [note] = plan.notes
     assert note.recipients == ("a@x.example",)
     assert "2 autres messages non urgents vous seront envoyés" in note.text
+    # At the organisation's local time (10:10 in Toronto), not UTC.
+    assert "après 10:10 (heure de Toronto)" in note.text and "UTC" not in note.text, note.text
+    english = _plan(
+        pending, DAY, sent_last_hour={"a@x.example": earlier}, quiet=None, language="en"
+    )
+    assert "after 10:10 (Toronto time)" in english.notes[0].text, english.notes[0].text
 
 
 def test_backoff_doubles_and_is_capped() -> None:
