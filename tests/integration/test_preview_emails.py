@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cli.preview import KINDS, make_preview, with_language
+from cli.preview import make_preview, with_language
+from cli.preview_kinds import KINDS
 from cli.preview_sample import CALM_ITEMS, CRISIS_STORIES
 from cli.watchdog import WatchState, watchdog_notices
 from tasks.notify.delivery import text_from_html
