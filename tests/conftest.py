@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, settings
 
 import vigie  # noqa: F401  (telemetry off before Prefect is imported)
 from tests.configs import CELL_TOML
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from tests.e2e.prefect_server import PrefectServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Tests never assert wall-clock times, Hypothesis's included: its per-example deadline and its
+# "generation is slow" check fail on a loaded machine (seen in CI on a 2-core runner).
+settings.register_profile("vigie", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vigie")
 # The `prefect_server` fixture: one real `prefect server start` shared by the session.
 pytest_plugins = ["tests.e2e.prefect_server"]
 

@@ -520,7 +520,7 @@ def test_a_cycle_whose_emails_failed_is_failed_and_named_so_in_the_ui(
         see_more = page.get_by_text("See More", exact=True)
         if see_more.count():
             see_more.first.click()
-        page.get_by_text(re.compile(r"email\(s\) non envoyé\(s\)")).first.wait_for()
+        page.get_by_text(re.compile(r"emails? non envoyés? ")).first.wait_for()
         screenshots(page, "emails-failed-run-details")
     except BaseException:
         # A screenshot that times out too (a loaded machine) must not hide the failure.
