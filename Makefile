@@ -1,6 +1,10 @@
 # One command for everything; each target creates .venv from Python 3.11 when it is missing
 # and reinstalls only when pyproject.toml changed.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Bytecode is written (into the ignored __pycache__ folders) even where the environment says not
+# to: else every `vigie` process of the tests and the demo compiles the project again (about
+# 1.2 s of CPU each) and every test worker rewrites the tests' asserts again (6 s each).
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
