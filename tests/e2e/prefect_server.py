@@ -14,7 +14,9 @@ not import it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,9 @@ from vigie.localservers import free_port
 BIN = Path(sys.executable).parent
 # Polling every 2 s instead of 10 s: a manual run completes in about 7 s (STACK.md gotcha 9).
 FAST_POLLING = {"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+# The server's SQLite database in its PREFECT_HOME (PREFECT_SERVER_DATABASE_CONNECTION_URL's
+# default).
+DATABASE = "prefect.db"
 # Variables of the outer test process that must not leak into the server or its clients.
 _ISOLATED = ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_PROFILE", "VIGIE_CONFIG")
 
@@ -155,6 +160,40 @@ def wait_healthy(api_url: str, process: subprocess.Popen[bytes], timeout_s: floa
     raise TimeoutError(f"prefect server not healthy after {timeout_s:.0f} s")
 
 
+def migrated_database() -> Path:
+    """An empty Prefect database with every migration applied, made once for this machine's
+    Prefect version and copied into each new server's home: migrating a new database is about
+    half a server's cold start (8 of 14 s of CPU), paid by every server of the suite otherwise.
+    The test workers share it; the first makes it, under a lock, the others wait for it."""
+    import prefect
+
+    folder = Path(tempfile.gettempdir()) / f"vigie-prefect-db-{prefect.__version__}-{os.getuid()}"
+    template = folder / DATABASE
+    if template.exists():
+        return template
+    folder.mkdir(exist_ok=True)
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            with tempfile.TemporaryDirectory(dir=folder) as work:
+                env = client_env("http://127.0.0.1:9/api", Path(work))
+                done = subprocess.run(
+                    [str(BIN / "prefect"), "server", "database", "upgrade", "-y"],
+                    env=env,
+                    cwd=work,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                if done.returncode != 0 or not (Path(work) / DATABASE).exists():
+                    raise RuntimeError(f"prefect server database upgrade: {done.stderr[-3000:]}")
+                # SQLite folds its write-ahead log into the file when the last connection
+                # closes: the file alone is the whole database, moved in place at once.
+                os.replace(Path(work) / DATABASE, template)
+    return template
+
+
 @contextlib.contextmanager
 def running_prefect_server(
     *,
@@ -172,6 +211,8 @@ def running_prefect_server(
         port = port or free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         env = client_env(api_url, home)
+        if not (home / DATABASE).exists():
+            shutil.copyfile(migrated_database(), home / DATABASE)
         own_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
         # The UI calls the API at PREFECT_UI_API_URL, by default port 4200 whatever --port says.
         own_env["PREFECT_UI_API_URL"] = api_url
