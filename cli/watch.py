@@ -403,6 +403,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vigie.deployments import find_prefect_yaml, read_deployments
     from vigie.serve import (
         check_api_answers,
+        end_run_processes,
         require_api_url,
         runner_deployments,
         serve_deployments,
@@ -453,6 +454,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             started,
             settings.organisation.language,
         )
+        end_run_processes()
     print("Stopped: the served deployments are paused until the next `vigie serve`.")
     return 0
 

@@ -232,6 +232,29 @@ def serve_deployments(
         asyncio.run(runner.start())
 
 
+def end_run_processes(grace_s: float = 5.0) -> list[int]:
+    """End the processes of served runs still alive when serving stopped (a second Ctrl-C cuts
+    Prefect's own shutdown short): SIGTERM, then SIGKILL after `grace_s`; their pids.
+
+    The runner waits for each run's process in a thread of its own, which the interpreter
+    waits for at exit: a run left alive (a watch cycle held by a slow source, a paused run)
+    would keep `vigie serve` from ever exiting. Their runs are closed in the API beforehand.
+    """
+    import multiprocessing
+    import time
+
+    left = multiprocessing.active_children()
+    for process in left:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in left:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    return [process.pid for process in left if process.pid is not None]
+
+
 def _flow_named(module: str, name: str) -> Flow[..., Any]:
     """The flow `name` of `module`, imported (already, in a served run's fork)."""
     import importlib
