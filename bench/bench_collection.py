@@ -159,6 +159,20 @@ def _tree_cpu_s(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _api(url: str, method: str = "GET", body: Any = None) -> Any:
+    """get_json on the Prefect API, again after a 503 (a busy SQLite server: STACK.md gotcha 5)."""
+    import urllib.error
+
+    for _ in range(30):
+        try:
+            return get_json(url, method, body)
+        except urllib.error.HTTPError as err:
+            if err.code != 503:
+                raise
+            time.sleep(1)
+    return get_json(url, method, body)
+
+
 def start_served(config: Path, env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
     """`vigie serve` on a prefect.yaml of the watch cycle alone, once its deployment exists."""
     entrypoint = Path(__file__).resolve().parents[1] / "flows" / "watch_cycle.py"
@@ -180,7 +194,7 @@ def start_served(config: Path, env: dict[str, str], state: Path) -> subprocess.P
         if process.poll() is not None:
             raise SystemExit(f"vigie serve ended: {(state / 'serve.out').read_text()[-2000:]}")
         try:
-            get_json(f"{api}/deployments/name/watch-cycle/watch-cycle")
+            _api(f"{api}/deployments/name/watch-cycle/watch-cycle")
             time.sleep(2)  # the runner starts polling once its deployments are applied
             return process
         except OSError:
@@ -196,14 +210,14 @@ def poll_served(
     import duckdb
 
     api = env["PREFECT_API_URL"]
-    deployment = get_json(f"{api}/deployments/name/watch-cycle/watch-cycle")
+    deployment = _api(f"{api}/deployments/name/watch-cycle/watch-cycle")
     members = len(_tree(process.pid))
     cpu_before = _tree_cpu_s(process.pid)
-    run = get_json(f"{api}/deployments/{deployment['id']}/create_flow_run", "POST", {})
+    run = _api(f"{api}/deployments/{deployment['id']}/create_flow_run", "POST", {})
     peak = 0.0
     while True:
         peak = max(peak, tree_rss_mb(process.pid))
-        current = get_json(f"{api}/flow_runs/{run['id']}")
+        current = _api(f"{api}/flow_runs/{run['id']}")
         if current["state_type"] in FINAL_STATES:
             break
         if process.poll() is not None:
@@ -213,8 +227,11 @@ def poll_served(
     while len(_tree(process.pid)) > members and time.monotonic() < deadline:
         time.sleep(0.05)
     if current["state_type"] != "COMPLETED":
-        raise SystemExit(f"the served run ended {current['state_type']}: {current['state']}")
-    states = get_json(f"{api}/flow_run_states/?flow_run_id={run['id']}")
+        output = (state / "serve.out").read_text()[-3000:]
+        raise SystemExit(
+            f"the served run ended {current['state_type']}; vigie serve said:\n{output}"
+        )
+    states = _api(f"{api}/flow_run_states/?flow_run_id={run['id']}")
     pending = min(s["timestamp"] for s in states if s["type"] == "PENDING")
     ended = max(s["timestamp"] for s in states if s["type"] == "COMPLETED")
     wall = _seconds_between(pending, ended)
