@@ -20,7 +20,7 @@ import vigie  # noqa: F401  (turns telemetry off before Prefect is used)
 from flows.params import ConfigPath, label
 from tasks.publish.events import acknowledged_event, emit_vigie_events
 from tasks.publish.situation import publish_situation, read_situation
-from vigie.settings import load_settings
+from vigie.settings import Settings, load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import Store
 
@@ -35,10 +35,9 @@ class Acknowledgement(RunInput):
     )
 
 
-def record_acknowledgement(config_path: str, alert_id: str, name: str, now: datetime) -> str:
+def record_acknowledgement(settings: Settings, alert_id: str, name: str, now: datetime) -> str:
     """Record the acknowledgement; say what it changed (an alert already taken stays so)."""
     by = " ".join(name.split())[:120]
-    settings = load_settings(config_path)
     with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
         store = Store(con)
         before = store.acknowledge_alert(alert_id, by, now)
@@ -70,16 +69,17 @@ def acknowledge_alert(
     answer = pause_flow_run(
         wait_for_input=Acknowledgement, timeout=int(wait_hours * 3600), poll_interval=2
     )
-    outcome = record_acknowledgement(config_path, alert_id, answer.name, datetime.now(UTC))
+    # Read once the name has come: the configuration may have changed during the wait.
+    settings = load_settings(config_path)
+    outcome = record_acknowledgement(settings, alert_id, answer.name, datetime.now(UTC))
     # The cell reads who took charge in the `situation` artifact: now, not at the next cycle.
-    republish_situation(config_path, datetime.now(UTC))
+    republish_situation(settings, datetime.now(UTC))
     return outcome
 
 
-def republish_situation(config_path: str, now: datetime) -> bool:
+def republish_situation(settings: Settings, now: datetime) -> bool:
     """Replace the `situation` artifact with the warehouse's situation now (from the flow's
     body: the artifact belongs to this run)."""
-    settings = load_settings(config_path)
     with open_warehouse(settings.warehouse_path, lock_wait_s=30) as con:
         situation = read_situation(Store(con))
     return publish_situation(
