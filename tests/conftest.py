@@ -34,6 +34,26 @@ settings.load_profile("vigie")
 pytest_plugins = ["tests.e2e.prefect_server"]
 
 
+@pytest.fixture(autouse=True)
+def signal_handlers_put_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that changes how this worker handles SIGINT or SIGTERM (a command run in the
+    test's process, Prefect's runner) has them put back, and is named in a warning: the next
+    test's processes would inherit an ignored SIGINT (the Ctrl-C test once lost its signal so)."""
+    import signal
+    import warnings
+
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in watched}
+    yield
+    for number, handler in before.items():
+        if signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
+            warnings.warn(
+                f"{request.node.nodeid} left {signal.Signals(number).name} changed",
+                stacklevel=1,
+            )
+
+
 @pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     """An HTTP server on a free port of 127.0.0.1 serving documents the test sets."""
