@@ -64,15 +64,22 @@ def vigie_here(
     stdout, stderr).
 
     For commands whose test proves nothing more in a process of its own (no signals, no second
-    process, no fresh imports): the imports are paid once per test worker, not once per command.
+    process, no fresh imports, no os._exit: `vigie run --once` with its Prefect server down
+    ends so): the imports are paid once per test worker, not once per command.
     A Prefect run goes to the Prefect server of this process's settings (`prefect_harness`), or
     to the one the PREFECT_* variables of `env` name; log lines shown on the console (Prefect's
     among them) are in its stderr. The environment, folder, standard streams, console log
     handlers and Prefect settings are put back afterwards."""
     import io
 
+    from prefect.logging.configuration import ensure_logging_setup
+
     from cli.main import main
 
+    # Prefect reads its settings and binds its log handlers to the stderr of the moment once per
+    # process: here, before this command's environment and captured stderr, not during them
+    # (they would stay those of this command for every later test of the worker).
+    ensure_logging_setup()
     drop = list(drop)
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
@@ -110,8 +117,7 @@ def _prefect_settings(
 
     Prefect reads its environment once, at import: here the PREFECT_* settings that `env` sets
     are put over this process's settings, and those `drop` removes are back to their defaults,
-    for the time of the command. Prefect is imported first, from this process's environment,
-    so that its settings and log handlers are not those of one command."""
+    for the time of the command."""
     names = [name for name in (*env, *drop) if name.startswith("PREFECT_")]
     if not names:
         return contextlib.nullcontext()
