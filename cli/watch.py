@@ -144,8 +144,9 @@ def _warn_tokens(settings: Settings) -> None:
             print(f"Warning: source {source.name!r}: {err}; it fails in this environment")
 
 
-def _warn_placeholders(settings: Settings, file: TextIO = sys.stdout) -> None:
-    """One line naming what `vigie init` left to fill in."""
+def _warn_placeholders(settings: Settings, file: TextIO | None = None) -> None:
+    """One line naming what `vigie init` left to fill in, on `file` (stdout when None: the one
+    of the moment, not the one of import time)."""
     from vigie.init import PLACEHOLDER_MARK, placeholders
 
     keys = placeholders(settings)

@@ -1,6 +1,7 @@
 """`vigie ack` tells Prefect (event `vigie.alert.acknowledged`) when a Prefect server is
 configured and answers, and stays a quick, quiet command without one: no temporary server, no
-traceback, one line when the configured server is down. Real processes and a real server."""
+traceback, one line when the configured server is down. A real server; the command runs in this
+process, with the Prefect settings its environment gives (`vigie_here`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import vigie
+from tests.commands import vigie_here
 from tests.conftest import ConfigWriter
 from tests.e2e.prefect_events import wait_for_events
 from tests.e2e.test_acknowledge_flow import _open_alert
@@ -27,9 +28,7 @@ def _ack(
     """Run `vigie ack` with `env` (and no inherited PREFECT_API_URL); return it and its time."""
     started = time.monotonic()
     command = ["ack", alert_id, "--by", "Awa Diallo"]
-    result = vigie(
-        "--config", str(config), *command, env=env, drop=["PREFECT_API_URL"], timeout=120
-    )
+    result = vigie_here("--config", str(config), *command, env=env, drop=["PREFECT_API_URL"])
     return result, time.monotonic() - started
 
 

@@ -1,4 +1,5 @@
-"""The `vigie` command as a user runs it: real processes, exit codes, one-line errors."""
+"""The `vigie` command as a user runs it: exit codes, output, one-line errors. Most commands run
+in this process (`vigie_here`); two cycles at once and the demo run as processes of their own."""
 
 from __future__ import annotations
 
@@ -152,7 +153,7 @@ def test_run_once_prints_the_cycle_summary_as_json_and_status_reports_it(
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
     env = {"PREFECT_API_URL": prefect_harness}
-    result = vigie("--config", str(config), "run", "--once", "--json", env=env)
+    result = vigie_here("--config", str(config), "run", "--once", "--json", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["duration_s"] > 0
@@ -327,13 +328,7 @@ def test_detect_series_refuses_a_file_without_its_header(tmp_path: Path) -> None
 
 def test_score_text_writes_one_json_line_per_line_in() -> None:
     lines = ["Quel scandale, la Laiterie Boréale nous ment !", "Great cheese, I love it", "ok"]
-    result = subprocess.run(
-        [*VIGIE, "score-text", "--lang", "auto"],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = vigie_here("score-text", "--lang", "auto", input="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     scored = [json.loads(line) for line in result.stdout.splitlines()]
     assert [s["lang"] for s in scored] == ["fr", "en", "und"]
@@ -345,7 +340,7 @@ def test_ack_of_an_unknown_alert_is_one_clear_line(
     feed_server: FeedServer, mail_sink: MailSink, write_config: ConfigWriter
 ) -> None:
     config = _scenario_config(feed_server, mail_sink, write_config)
-    result = vigie("--config", str(config), "ack", "al-nope", "--by", "Awa Diallo")
+    result = vigie_here("--config", str(config), "ack", "al-nope", "--by", "Awa Diallo")
     assert result.returncode == 1
     assert (
         result.stderr.strip() == "vigie: there is no alert al-nope (vigie status lists open alerts)"

@@ -1,7 +1,9 @@
-"""A damaged warehouse, as real processes meet it: a real DuckDB file with cycles in it, backed up
-by the maintenance's rotation, then truncated. Every command says in one line which file and what
-to do; `vigie watchdog` emails the operators through a real SMTP server (aiosmtpd) without the
-warehouse, once per incident; `vigie db restore` mends it and keeps the damaged file."""
+"""A damaged warehouse, as the `vigie` commands meet it: a real DuckDB file with cycles in it,
+backed up by the maintenance's rotation, then truncated. Every command says in one line which file
+and what to do; `vigie watchdog` emails the operators through a real SMTP server (aiosmtpd)
+without the warehouse, once per incident; `vigie db restore` mends it and keeps the damaged file.
+The commands run in this process: what they meet is the file, which a process of its own would
+meet the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.commands import prefect_api_vars, vigie
+from tests.commands import prefect_api_vars, vigie_here
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from vigie.models import FetchResult, SourceOutcome
@@ -30,14 +32,13 @@ SOURCE = {"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}
 
 
 def _vigie(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return vigie(
+    return vigie_here(
         "--config",
         str(config),
         *args,
         env={"VIGIE_SMTP_PASSWORD": ""},
         drop=prefect_api_vars(),
         cwd=config.parent,
-        timeout=300,
     )
 
 

@@ -1,8 +1,9 @@
-"""`vigie digest` as a user runs it: a real process, a real warehouse, a real SMTP server."""
+"""`vigie digest` as a user runs it (in this process: nothing here needs one of its own): a real
+warehouse, a real SMTP server."""
 
 from __future__ import annotations
 
-from tests.commands import vigie
+from tests.commands import vigie_here
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 
@@ -16,8 +17,8 @@ def test_digest_no_send_queues_once_and_says_so(
 ) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port))
     args = ("--config", config, "digest", "--period", "daily", "--end", "2026-11-25T07:00-05:00")
-    first = vigie(*args, "--no-send")
-    again = vigie(*args, "--no-send")
+    first = vigie_here(*args, "--no-send")
+    again = vigie_here(*args, "--no-send")
     assert first.returncode == 0, first.stderr
     assert "Digest daily from 2026-11-24 12:00 to 2026-11-25 12:00 UTC: mentions marque 0" in (
         first.stdout
@@ -33,7 +34,9 @@ def test_digest_no_send_queues_once_and_says_so(
 
 def test_digest_sends_the_outbox(mail_sink: MailSink, write_config: ConfigWriter) -> None:
     config = str(write_config(sources=SOURCES, smtp_port=mail_sink.port, language="en"))
-    result = vigie("--config", config, "digest", "--period", "weekly", "--end", "2026-11-25T12:00Z")
+    result = vigie_here(
+        "--config", config, "digest", "--period", "weekly", "--end", "2026-11-25T12:00Z"
+    )
     assert result.returncode == 0, result.stderr
     assert "Outbox: 1 sent, 0 failed" in result.stdout
     (received,) = mail_sink.messages()

@@ -1,5 +1,6 @@
-"""`vigie drill` as a user runs it: wrong input is one clear line before anything starts; a
-drill acknowledged from elsewhere prints its result."""
+"""`vigie drill` as a user runs it (in this process: nothing here needs one of its own): wrong
+input is one clear line before anything starts; a drill acknowledged from elsewhere prints its
+result."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.commands import vigie
+from tests.commands import vigie_here
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink
 from warehouse.connection import open_warehouse
@@ -38,7 +39,7 @@ def test_a_drill_that_cannot_run_is_one_line_and_exit_2(
         smtp_port=25,
         extra='\n[[watch]]\nname = "drill-x"\nquery = "exercice"\n',
     )
-    result = vigie("--config", str(config), *args)
+    result = vigie_here("--config", str(config), *args)
     assert result.returncode == 2
     assert result.stderr.strip() == line
     assert not (config.parent / "wh").exists()  # nothing was started or written
@@ -49,7 +50,7 @@ DRILL_ARGS = ("drill", "Exercice CLI", "--ack-wait", "5", "--json")
 
 @pytest.mark.prefect
 def test_vigie_drill_runs_the_drill_and_prints_its_result(
-    write_config: ConfigWriter, mail_sink: MailSink
+    prefect_harness: str, write_config: ConfigWriter, mail_sink: MailSink
 ) -> None:
     config = write_config(
         sources=[{"name": "Le Quotidien", "url": "http://127.0.0.1:9/feed.xml"}],
@@ -74,12 +75,13 @@ def test_vigie_drill_runs_the_drill_and_prints_its_result(
 
     other = threading.Thread(target=acknowledge, daemon=True)
     other.start()
-    result = vigie(
+    # The drill's flow runs here, recorded on the session's Prefect server; the acknowledgement
+    # comes from this thread, as it would from a member's `vigie ack`.
+    result = vigie_here(
         "--config",
         str(config),
         *DRILL_ARGS,
-        env={"PREFECT_LOGGING_LEVEL": "WARNING"},
-        timeout=500,
+        env={"PREFECT_API_URL": prefect_harness, "PREFECT_LOGGING_LEVEL": "WARNING"},
     )
     other.join(timeout=5)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,7 +1,9 @@
-"""A newcomer's first hour, as real `vigie` processes: `vigie init` writes the configuration
+"""A newcomer's first hour, through the `vigie` command: `vigie init` writes the configuration
 without asking anything, its sources are pointed at the local FeedServer (serving the captured
 responses of tests/fixtures/sources for every kind) and its email at a local MailSink; then
-`vigie check`, `vigie sources test` and `vigie run --once --json` run on the generated file."""
+`vigie check`, `vigie sources test` and `vigie run --once --json` run on the generated file.
+The commands run in this process (`vigie_here`), but `vigie init` in a terminal, a process of its
+own behind a pty."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands import VIGIE, vigie
+from tests.commands import VIGIE, vigie_here
 from tests.integration.test_collect_kinds import serve_first_cycle
 from vigie.localservers import FeedServer, MailSink
 from vigie.settings import DEFAULT_BASE_URLS, load_settings
@@ -30,7 +32,7 @@ SERVICES = (
 
 
 def _init(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return vigie(
+    return vigie_here(
         "init",
         "--yes",
         "--name",
@@ -64,7 +66,7 @@ def _point_at_local_servers(config: Path, feeds: FeedServer, mail: MailSink) -> 
 
 
 def _sources_test_merged(folder: Path) -> bool:
-    return vigie("sources", "--help", cwd=folder, timeout=60).returncode == 0
+    return vigie_here("sources", "--help", cwd=folder).returncode == 0
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_the_generated_file_passes_check_and_the_cell_check_says_what_to_fill_in
     ]
     assert [w.name for w in generated.watch] == ["organisation", "personnes", "crise"]
 
-    check = vigie("check", cwd=first_hour)
+    check = vigie_here("check", cwd=first_hour)
     assert check.returncode == 0, check.stderr
     assert "vigie.toml: valid" in check.stdout
     assert "Mastodon [mastodon, social, tier 3] http://127.0.0.1:" in check.stdout
@@ -101,7 +103,7 @@ def test_the_generated_file_passes_check_and_the_cell_check_says_what_to_fill_in
         "cell.members[1], cell.members[2]"
     ) in check.stdout
 
-    cell = vigie("cell", "check", cwd=first_hour)
+    cell = vigie_here("cell", "check", cwd=first_hour)
     assert cell.returncode == 1, cell.stderr
     # In the organisation's language (French here).
     assert "MANQUE    cell.members[0] : encore à remplir (À REMPLIR / TO FILL IN" in cell.stdout
@@ -113,7 +115,7 @@ def test_sources_test_fetches_every_generated_source_with_items_that_match(
 ) -> None:
     if not _sources_test_merged(first_hour):
         pytest.skip("vigie sources test not merged yet")
-    tested = vigie("sources", "test", "--json", cwd=first_hour)
+    tested = vigie_here("sources", "test", "--json", cwd=first_hour)
     assert tested.returncode == 0, tested.stderr
     report = json.loads(tested.stdout)
     assert report["stored"] is False
@@ -131,7 +133,9 @@ def test_sources_test_fetches_every_generated_source_with_items_that_match(
 def test_one_watch_cycle_on_the_generated_file_stores_mentions_of_every_source(
     first_hour: Path, prefect_harness: str
 ) -> None:
-    run = vigie("run", "--once", "--json", cwd=first_hour, env={"PREFECT_API_URL": prefect_harness})
+    run = vigie_here(
+        "run", "--once", "--json", cwd=first_hour, env={"PREFECT_API_URL": prefect_harness}
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     # The cell is still init's placeholders: the watch starts, and says what to fill in.
     assert "Warning: still to fill in" in run.stderr
@@ -163,7 +167,7 @@ def test_one_watch_cycle_on_the_generated_file_stores_mentions_of_every_source(
 def test_init_without_a_name_and_without_a_terminal_is_one_line_naming_the_option(
     tmp_path: Path,
 ) -> None:
-    result = vigie("init", cwd=tmp_path, timeout=60)
+    result = vigie_here("init", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("vigie: --name is required when vigie init cannot ask")

@@ -1,6 +1,8 @@
-"""Issue 8's faults and hostile input through whole cycles: `vigie run --once` as a real process,
-against real local HTTP servers (hostile sources beside good feeds), a real SMTP server (aiosmtpd,
-or a raw one that drops the connection) and the session's Prefect server.
+"""Issue 8's faults and hostile input through whole cycles: `vigie run --once` against real local
+HTTP servers (hostile sources beside good feeds), a real SMTP server (aiosmtpd, or a raw one that
+drops the connection) and the session's Prefect server. The cycle whose peak memory is measured
+runs as a process of its own; the others in this process (`vigie_here`, which captures the log
+lines a process would print): their faults are the servers', not the process's.
 
 The pieces are tested one by one elsewhere (tests/integration/test_hostile_sources.py,
 test_notify_smtp.py, test_hostile_corpus.py); here they meet the whole cycle: it completes, exits
@@ -127,6 +129,15 @@ def _client_env(prefect_api: str) -> dict[str, str]:
     return {"PREFECT_API_URL": prefect_api, "PREFECT_CLIENT_MAX_RETRIES": "8"}
 
 
+def _run_here(config: Path, prefect_api: str, *args: str) -> Finished:
+    """`vigie ARGS...` in this process (`vigie_here`), for a test whose faults are its servers'
+    and not the process's: the imports are paid once. No peak RSS: that is `Vigie`'s."""
+    run = vigie_here(
+        "--config", str(config), *args, env=_client_env(prefect_api), cwd=config.parent
+    )
+    return Finished(run.returncode, run.stdout, run.stderr, 0)
+
+
 def _summary_line(finished: Finished) -> re.Match[str]:
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Traceback" not in finished.stderr, finished.stderr[-3000:]
@@ -230,17 +241,6 @@ def test_a_cycle_beside_every_hostile_source_completes_records_each_fault_and_st
     assert 50_000_000 < finished.max_rss_bytes < MAX_CYCLE_RSS
 
 
-def _command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A short `vigie` command with `config`, its output captured."""
-    return subprocess.run(
-        [*VIGIE, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _port(url: str) -> int:
     """The port of a hostile server's URL (http://127.0.0.1:PORT/)."""
     return int(url.split(":")[2].split("/")[0])
@@ -316,7 +316,7 @@ def test_smtp_faults_inside_cycles_keep_the_alert_until_a_server_takes_it_once(
         [(_, _, _, sent_at)] = outbox()
         assert sent_at is not None
         # Another delivery sends nothing: the alert went once.
-        again = _command(config, "escalate")
+        again = _run_here(config, prefect_harness, "escalate")
         assert again.returncode == 0, again.stderr[-2000:]
         assert "emails sent 0, failed 0" in again.stdout
         [received] = sink.messages()
@@ -418,7 +418,7 @@ def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_e
         # A failing source is told to the operators at once: its notice carries the reason.
         extra = "\n[health]\nfailures_before_notice = 1\n"
         config = write_config(sources=sources, smtp_port=mail_sink.port, extra=extra)
-        run = Vigie(config, prefect_harness, "run", "--once", "--json").finish()
+        run = _run_here(config, prefect_harness, "run", "--once", "--json")
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     failed = summary["sources_failed"]
@@ -427,11 +427,11 @@ def test_a_hostile_corpus_through_vigie_run_is_inert_in_outputs_logs_and_every_e
     # The titles with a javascript:, data: or file: link are quarantined (their artifact
     # shows them too), the others loaded.
     assert summary["new_mentions"] + summary["quarantined"] >= len(TITLES), summary
-    status = _command(config, "status")
+    status = _run_here(config, prefect_harness, "status")
     assert status.returncode == 0 and "hostile reason" in status.stdout, status.stderr
     # The digest of the day up to now: the corpus was published minutes ago.
     end = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    digest = _command(config, "digest", "--period", "daily", "--end", end)
+    digest = _run_here(config, prefect_harness, "digest", "--period", "daily", "--end", end)
     assert digest.returncode == 0, digest.stdout + digest.stderr
 
     outputs = {
@@ -497,11 +497,11 @@ def test_the_alert_and_its_escalation_sent_by_whole_cycles_carry_the_corpus_iner
     config = write_config(
         sources=[*feeds, {"name": "corpus", "url": corpus, "tier": 1}], smtp_port=mail_sink.port
     )
-    baseline = Vigie(config, prefect_harness, "run", "--once").finish()
+    baseline = _run_here(config, prefect_harness, "run", "--once")
     assert _summary_line(baseline)["alerts"] == "0"
     scenario.publish(feed_server, "burst", anchor)
     feed_server.set("/corpus.xml", _rss(list(zip(TITLES, LINKS, strict=True))))
-    burst = Vigie(config, prefect_harness, "run", "--once").finish()
+    burst = _run_here(config, prefect_harness, "run", "--once")
     assert _summary_line(burst)["alerts"] == "1", burst.stdout + burst.stderr[-2000:]
     # Nobody acknowledged it for an hour (test_escalation.py proves the delay itself).
     with open_warehouse(config.parent / "wh" / "vigie.duckdb") as con:
@@ -509,7 +509,7 @@ def test_the_alert_and_its_escalation_sent_by_whole_cycles_carry_the_corpus_iner
             "UPDATE alerts SET opened_at = opened_at - INTERVAL 1 HOUR, "
             "paged_at = paged_at - INTERVAL 1 HOUR"
         )
-    escalate = _command(config, "escalate")
+    escalate = _run_here(config, prefect_harness, "escalate")
     assert escalate.returncode == 0 and "emails sent 1," in escalate.stdout, escalate.stdout
     assert RAW_CONTROL.findall(escalate.stdout + escalate.stderr) == []
 

@@ -23,7 +23,7 @@ from tasks.notify.incident import (
     report_message_id,
     sitrep_message_id,
 )
-from tests.commands import vigie
+from tests.commands import vigie_here
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.errors import QueryError
@@ -314,8 +314,8 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
     # Both processes' cycles are in the warehouse: 2 scheduled, the incident's own.
     [(cycles,)] = _rows(warehouse, "SELECT count(*) FROM cycles WHERE finished_at IS NOT NULL")
     assert cycles >= 2 + outcome["cycles"]
-    listed = vigie(
-        "--config", str(config), "incident", "list", env=_prefect_env(prefect_harness), timeout=60
+    listed = vigie_here(
+        "--config", str(config), "incident", "list", env=_prefect_env(prefect_harness)
     )
     assert "« boycott » arrêté, arrêt demandé par Awa Diallo" in listed.stdout  # in French
 

@@ -95,7 +95,7 @@ def test_stored_data_is_previewed_escaped_and_the_warehouse_is_left_as_it_was(
     assert alert.returncode == 0 and digest.returncode == 0, alert.stderr + digest.stderr
     assert f"alert email in French with stored data (alert {alert_id} on 'marque'" in alert.stdout
     assert "digest email in French with stored data (the daily period from" in digest.stdout
-    report = vigie("--config", str(config), "preview", "incident-report", "--stored")
+    report = vigie_here("--config", str(config), "preview", "incident-report", "--stored")
     assert report.returncode == 0, report.stderr
     assert f"stored data (an incident started at alert {alert_id} on 'marque')" in report.stdout
     for result in (alert, digest, report):

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.commands import vigie
+from tests.commands import vigie, vigie_here
 from tests.configs import MINIMAL_TOML, write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +19,13 @@ def _vigie(
     return vigie(*args, env=env, drop=["PREFECT_API_URL", "VIGIE_CONFIG"], cwd=cwd)
 
 
+def _vigie_here(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`_vigie` inside this process, for `vigie check` (`vigie serve` runs as a process)."""
+    return vigie_here(*args, env=env, drop=["PREFECT_API_URL", "VIGIE_CONFIG"], cwd=cwd)
+
+
 def test_check_warns_in_one_line_when_prefect_yaml_disagrees_with_the_schedule(
     tmp_path: Path,
 ) -> None:
@@ -27,7 +34,7 @@ def test_check_warns_in_one_line_when_prefect_yaml_disagrees_with_the_schedule(
         tmp_path,
         MINIMAL_TOML + '\n[schedule]\nwatch_every_minutes = 15\ndigest_cron = "0 7 * * *"\n',
     )
-    result = _vigie("--config", str(config), "check", cwd=tmp_path)
+    result = _vigie_here("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [warning] = [line for line in result.stdout.splitlines() if "prefect.yaml disagrees" in line]
     assert "prefect.yaml decides what runs" in warning
@@ -36,7 +43,7 @@ def test_check_warns_in_one_line_when_prefect_yaml_disagrees_with_the_schedule(
 
 
 def test_check_of_the_example_configuration_in_the_project_has_no_warning() -> None:
-    result = _vigie(
+    result = _vigie_here(
         "--config", "vigie.example.toml", "check", cwd=ROOT, env={"VIGIE_SMTP_PASSWORD": "x"}
     )
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""`vigie sources test` and `vigie query test` as a user runs them: real processes, the real
+"""`vigie sources test` and `vigie query test` as a user runs them (in this process), the real
 FeedServer serving the demo scenario and fixture feeds (with sources that fail), and a real
 DuckDB warehouse filled by a real `vigie run --once`."""
 
@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.commands import VIGIE, vigie, vigie_here
+from tests.commands import vigie_here
 from tests.conftest import ConfigWriter
 from vigie import scenario
 from vigie.localservers import FeedServer, MailSink
@@ -108,7 +107,7 @@ def test_query_test_on_what_a_watch_cycle_stored(
 ) -> None:
     config = _config(feed_server, mail_sink, write_config, failing=False)
     # The session's Prefect server: without one, the cycle would start a temporary server.
-    run = vigie(
+    run = vigie_here(
         "--config", str(config), "run", "--once", "--json", env={"PREFECT_API_URL": prefect_harness}
     )
     assert run.returncode == 0, run.stderr
@@ -166,15 +165,9 @@ def test_query_test_errors_say_what_to_do_in_one_line(
 
 def test_plain_vigie_query_still_reads_stdin() -> None:
     # `test` alone is still a query (the word "test"), as it always was.
-    result = subprocess.run(
-        [*VIGIE, "query", "test"],
-        input="un test\nrien\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = vigie_here("query", "test", input="un test\nrien\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["query: test", "match un test", "-     rien"]
-    both = vigie("query", "boreale", "rappel")
+    both = vigie_here("query", "boreale", "rappel")
     assert both.returncode == 2
     assert "vigie query test" in both.stderr

@@ -1,5 +1,6 @@
-"""`vigie watchdog`, the dead man's switch for cron, as a real process on a real warehouse and a
-real SMTP server: told once per stop, again when the watch is back, nothing lost when SMTP is
+"""`vigie watchdog`, the dead man's switch for cron, on a real warehouse and a real SMTP server
+(the command runs in this process: its state is in files, which a process of its own would read
+the same way): told once per stop, again when the watch is back, nothing lost when SMTP is
 down. The cycles are those the watch cycle records (`Store.begin_cycle` / `load_cycle` /
 `finish_cycle`), dated in the past to stand for cycles that stopped."""
 
@@ -9,7 +10,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.commands import prefect_api_vars, vigie
+from tests.commands import prefect_api_vars, vigie_here
 from tests.conftest import ConfigWriter
 from vigie.localservers import MailSink, free_port
 from vigie.models import FetchResult, SourceOutcome
@@ -31,13 +32,12 @@ SOURCE = {"name": "Le Quotidien", "url": "http://127.0.0.1:9/rss.xml"}
 
 
 def _watchdog(config: Path) -> subprocess.CompletedProcess[str]:
-    return vigie(
+    return vigie_here(
         "--config",
         str(config),
         "watchdog",
         env={"VIGIE_SMTP_PASSWORD": ""},
         cwd=config.parent,
-        timeout=120,
     )
 
 
@@ -139,15 +139,14 @@ def test_the_automation_without_a_prefect_server_is_one_clear_line(
 ) -> None:
     config = write_config(sources=[SOURCE], smtp_port=free_port(), extra=OPERATOR)
     automation = ("--config", str(config), "watchdog", "--automation")
-    unset = vigie(*automation, drop=prefect_api_vars(), cwd=config.parent, timeout=120)
+    unset = vigie_here(*automation, drop=prefect_api_vars(), cwd=config.parent)
     assert unset.returncode == 2
     assert unset.stderr.strip().splitlines()[-1].startswith("vigie: PREFECT_API_URL is not set")
-    down = vigie(
+    down = vigie_here(
         *automation,
         env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
         drop=prefect_api_vars(),
         cwd=config.parent,
-        timeout=120,
     )
     assert down.returncode == 1
     assert "does not answer" in down.stderr.strip().splitlines()[-1]

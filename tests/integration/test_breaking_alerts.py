@@ -267,14 +267,14 @@ def test_replay_opens_the_alert_a_story_spreading_fast_opens_and_names_it(
 
 
 def test_vigie_status_names_the_story_that_opened_an_alert(tmp_path: Path) -> None:
-    from tests.commands import vigie
+    from tests.commands import vigie_here
 
     settings = _settings(tmp_path)
     path = settings.warehouse_path
     _load(path, "c1", _calm_week(), NOW)
     _load(path, "c2", _closure(range(6), NOW), NOW)
     [opened] = _raise(path, settings, NOW).opened
-    status = vigie("--config", str(tmp_path / "vigie.toml"), "status")
+    status = vigie_here("--config", str(tmp_path / "vigie.toml"), "status")
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"  {opened} "))
