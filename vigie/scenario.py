@@ -265,6 +265,11 @@ level = 3
 name = "Service à la clientèle"
 emails = ["clientele@laiterie-boreale.example"]
 
+[collection]
+# The demo's cycles run seconds apart, the burst arriving between them: every feed is fetched
+# each cycle, where adaptive polling would wait for each one's next poll.
+adaptive_polling = false
+
 [detection]
 window_minutes = 60
 baseline_windows = 48

@@ -79,7 +79,10 @@ def test_a_watch_cycle_shows_its_summary_and_top_stories_and_emits_alert_and_sou
         for s in scenario.SOURCES
     ]
     sources.append({"name": HOSTILE_SOURCE, "url": hostile_url, "platform": "news", "tier": 1})
-    config = write_config(sources=sources, smtp_port=mail_sink.port)
+    # Cycles seconds apart, each fetching what was published since: no adaptive polling.
+    config = write_config(
+        sources=sources, smtp_port=mail_sink.port, extra="adaptive_polling = false"
+    )
 
     calm = watch_cycle(str(config))
     assert calm["health_changes"] == ["Blogue du terroir: ok -> not_a_feed"]
