@@ -80,7 +80,12 @@ ConfigWriter = Callable[..., Path]
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> ConfigWriter:
-    """Write a vigie.toml in tmp_path with the given sources, SMTP port and extra TOML."""
+    """Write a vigie.toml in tmp_path with the given sources, SMTP port and extra TOML (first
+    under [collection]).
+
+    Adaptive polling is off unless asked: the tests' cycles run seconds apart on the real clock,
+    each to fetch what was just published, where the default would wait for each source's turn.
+    """
 
     def write(
         *,
@@ -89,6 +94,7 @@ def write_config(tmp_path: Path) -> ConfigWriter:
         extra: str = "",
         watch: str = '("laiterie boréale" OR boreale) NOT recrutement',
         language: str = "fr",
+        adaptive_polling: bool = False,
     ) -> Path:
         blocks = []
         for source in sources:
@@ -123,6 +129,7 @@ connect_timeout_s = 2
 read_timeout_s = 2
 deadline_s = 10
 retries = 1
+adaptive_polling = {str(adaptive_polling).lower()}
 {extra}
 """
         path = tmp_path / "vigie.toml"

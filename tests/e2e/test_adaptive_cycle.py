@@ -1,6 +1,5 @@
 """Adaptive polling through the watch cycle flow (a real temporary Prefect server, a feed server
-on 127.0.0.1), as the default configuration has it: a quiet source waits its turn, and incident
-mode's cycles poll it sooner."""
+on 127.0.0.1): a quiet source waits its turn, and incident mode's cycles poll it sooner."""
 
 from __future__ import annotations
 
@@ -40,7 +39,8 @@ def test_a_quiet_source_waits_its_turn_and_incident_mode_polls_it_sooner(
     url = feed_server.set("/hebdo.xml", _daily_rss(T0 - timedelta(days=1)))
     config = write_config(
         sources=[{"name": "Hebdo", "url": url, "tier": 3}],
-        smtp_port=mail_sink.port,  # adaptive polling is on by default
+        smtp_port=mail_sink.port,
+        adaptive_polling=True,  # the default of a real configuration
     )
     first = watch_cycle(str(config), now=T0)
     assert first["sources_ok"] == 1

@@ -33,8 +33,7 @@ def test_an_alert_reaches_email_and_every_channel_once_and_the_rerun_sends_nothi
     config = write_config(
         sources=_scenario_sources(urls),
         smtp_port=mail_sink.port,
-        # Cycles seconds apart, each fetching what was published since: no adaptive polling.
-        extra=f"""adaptive_polling = false
+        extra=f"""
 [[cell.members]]
 name = "Nadia Cloutier"
 email = "nadia.cloutier@laiterie-boreale.example"

@@ -71,7 +71,9 @@ def _real_watch(feed_server: FeedServer, write_config: ConfigWriter, smtp_port: 
         {"name": s.name, "url": urls[s.name], "platform": s.platform, "tier": s.tier}
         for s in scenario.SOURCES
     ]
-    config = write_config(sources=sources, smtp_port=smtp_port)
+    # Adaptive polling on, as a real configuration has it: the drill's cycles, seconds apart,
+    # still fetch each of its sources.
+    config = write_config(sources=sources, smtp_port=smtp_port, adaptive_polling=True)
     watch_cycle(str(config))
     return config
 

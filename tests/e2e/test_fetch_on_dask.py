@@ -57,9 +57,6 @@ def _publish(server: FeedServer, anchor: datetime) -> list[dict[str, object]]:
     return sources
 
 
-NO_ADAPTIVE = "adaptive_polling = false"
-
-
 def _config(write_config: ConfigWriter, folder: Path, **kwargs: Any) -> Path:
     """A config of its own (and so a warehouse of its own) in `folder`."""
     written = write_config(**kwargs)
@@ -107,13 +104,9 @@ def test_a_cycle_fetching_on_dask_finds_what_the_in_process_fetch_finds(
     from flows.watch_cycle import watch_cycle
 
     sources = _publish(feed_server, datetime.now(UTC))
-    # The second cycle, seconds after the first, fetches every feed again: no adaptive polling.
-    plain = _config(
-        write_config, tmp_path / "plain", sources=sources, smtp_port=1, extra=NO_ADAPTIVE
-    )
+    plain = _config(write_config, tmp_path / "plain", sources=sources, smtp_port=1)
     dask_extra = (
-        f'{NO_ADAPTIVE}\ndask_address = "{dask_cluster.scheduler_address}"\n'
-        f"dask_batch_size = {BATCH_SIZE}\n"
+        f'dask_address = "{dask_cluster.scheduler_address}"\ndask_batch_size = {BATCH_SIZE}\n'
     )
     on_dask = _config(
         write_config, tmp_path / "dask", sources=sources, smtp_port=1, extra=dask_extra

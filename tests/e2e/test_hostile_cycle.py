@@ -495,9 +495,7 @@ def test_the_alert_and_its_escalation_sent_by_whole_cycles_carry_the_corpus_iner
     feeds = [s for s in scenario_sources(urls) if s["name"] != "Blogue du terroir"]
     corpus = feed_server.set("/corpus.xml", _rss([]))
     config = write_config(
-        sources=[*feeds, {"name": "corpus", "url": corpus, "tier": 1}],
-        smtp_port=mail_sink.port,
-        extra="adaptive_polling = false",  # each cycle fetches what was published since
+        sources=[*feeds, {"name": "corpus", "url": corpus, "tier": 1}], smtp_port=mail_sink.port
     )
     baseline = _run_here(config, prefect_harness, "run", "--once")
     assert _summary_line(baseline)["alerts"] == "0"

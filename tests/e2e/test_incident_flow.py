@@ -32,9 +32,6 @@ from vigie.settings import load_secrets, load_settings
 from warehouse.connection import open_warehouse
 from warehouse.store import IncidentStore
 
-# Incident cycles run seconds after the scheduled one and must fetch what was published since.
-NO_ADAPTIVE = "adaptive_polling = false"
-
 pytestmark = pytest.mark.prefect
 
 PRESS = "presse@agence-conseil.example"
@@ -67,7 +64,7 @@ def test_incident_mode_reports_and_a_rerun_sends_nothing(
 
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
-    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port, extra=NO_ADAPTIVE)
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
     warehouse = config.parent / "wh" / "vigie.duckdb"
     watch_cycle(str(config))  # the scheduled cycle saw the calm before the storm
     scenario.publish(feed_server, "burst", anchor)
@@ -180,7 +177,7 @@ def test_a_second_run_for_a_running_incident_does_nothing(
     from flows.incident import incident_mode
 
     urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
-    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port, extra=NO_ADAPTIVE)
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
     settings = load_settings(config)
     plan = IncidentPlan.of(
         datetime.now(UTC), cadence_minutes=5, duration_hours=1, sitrep_every_minutes=60
@@ -256,7 +253,7 @@ def test_incident_runs_beside_the_scheduled_cycle_and_stops_on_request(
     from flows.incident import incident_mode
 
     urls = scenario.publish(feed_server, "burst", datetime.now(UTC))
-    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port, extra=NO_ADAPTIVE)
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
     warehouse = config.parent / "wh" / "vigie.duckdb"
     results: dict[str, Any] = {}
 
@@ -354,7 +351,7 @@ def test_a_crisis_alert_event_starts_incident_mode_and_cancelling_it_still_repor
 
     root = Path(__file__).resolve().parents[2]
     urls = scenario.publish(feed_server, "calm", datetime.now(UTC))
-    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port, extra=NO_ADAPTIVE)
+    config = write_config(sources=_sources(urls), smtp_port=mail_sink.port)
     assert config.parent == tmp_path
     # The project as deployed: prefect.yaml (its config_path pointing at the test's vigie.toml)
     # and the entrypoint.

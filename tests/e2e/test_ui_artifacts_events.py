@@ -79,10 +79,7 @@ def test_a_watch_cycle_shows_its_summary_and_top_stories_and_emits_alert_and_sou
         for s in scenario.SOURCES
     ]
     sources.append({"name": HOSTILE_SOURCE, "url": hostile_url, "platform": "news", "tier": 1})
-    # Cycles seconds apart, each fetching what was published since: no adaptive polling.
-    config = write_config(
-        sources=sources, smtp_port=mail_sink.port, extra="adaptive_polling = false"
-    )
+    config = write_config(sources=sources, smtp_port=mail_sink.port)
 
     calm = watch_cycle(str(config))
     assert calm["health_changes"] == ["Blogue du terroir: ok -> not_a_feed"]

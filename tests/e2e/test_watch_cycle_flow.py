@@ -39,10 +39,7 @@ def test_calm_then_burst_sends_one_alert_and_a_rerun_sends_nothing(
 
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
-    # Cycles seconds apart, each fetching what was published since: no adaptive polling.
-    config = write_config(
-        sources=_scenario_sources(urls), smtp_port=mail_sink.port, extra="adaptive_polling = false"
-    )
+    config = write_config(sources=_scenario_sources(urls), smtp_port=mail_sink.port)
     warehouse = config.parent / "wh" / "vigie.duckdb"
 
     calm = watch_cycle(str(config))
@@ -163,10 +160,7 @@ def test_a_crisis_whose_emails_the_server_refuses_ends_failed_and_named_so(
 
     anchor = datetime.now(UTC)
     urls = scenario.publish(feed_server, "calm", anchor)
-    # Cycles seconds apart, each fetching what was published since: no adaptive polling.
-    config = write_config(
-        sources=_scenario_sources(urls), smtp_port=mail_sink.port, extra="adaptive_polling = false"
-    )
+    config = write_config(sources=_scenario_sources(urls), smtp_port=mail_sink.port)
     calm = watch_cycle(str(config), return_state=True)
     assert calm.is_completed() and calm.name == "Completed"  # the blog's notice was sent
     scenario.publish(feed_server, "burst", anchor)
