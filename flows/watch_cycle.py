@@ -151,8 +151,9 @@ def cycle_steps(
         # Sources with a longer poll interval, backing off after failures, or (adaptive
         # polling) not due by what they publish, wait their turn; a body already parsed is not.
         policy = poll_policy(settings)
+        skipped: dict[str, str] = {}
         if drill:  # a drill's sources publish its exercise now: each is fetched, due or not
-            due, skipped = list(settings.sources), {}
+            due = list(settings.sources)
         else:
             due, skipped = due_for_polling(settings.sources, states, now, policy, incident=incident)
         fetched = fetch_due_sources(
