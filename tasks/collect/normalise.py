@@ -548,6 +548,12 @@ def _shares(jobs: Sequence[Job], count: int) -> list[list[Job]]:
     return [share for share in shares if share]
 
 
+def parses_in_workers(size: int, processes: int) -> bool:
+    """Whether a batch of `size` bytes of documents is parsed by `processes` worker processes
+    (`parse_fetched_all`), rather than in this process."""
+    return processes >= 2 and size >= PARALLEL_MIN_BYTES
+
+
 def parse_fetched_all(
     jobs: Sequence[Job],
     *,
@@ -566,7 +572,7 @@ def parse_fetched_all(
     are parsed here: a document is never lost to the pool.
     """
     size = sum(len(result.body or b"") for result, _ in jobs)
-    if processes < 2 or size < PARALLEL_MIN_BYTES:
+    if not parses_in_workers(size, processes):
         return _parse_jobs(jobs, collected_at, max_entries, watches)
     shares = _shares(jobs, processes * SHARES_PER_PROCESS)
     results: list[list[ParsedSource] | None] = [None] * len(shares)
