@@ -121,36 +121,56 @@ def _compile(lexicon: Mapping[str, float]) -> Compiled:
     return compiled
 
 
-def _terms_in(words: tuple[str, ...], compiled: Compiled) -> dict[str, float]:
-    """The compiled terms found in `words`, in lexicon order.
+def _word_index(words: Sequence[str]) -> tuple[dict[str, list[int]], list[str]]:
+    """Each word's positions in `words`, and the distinct words sorted."""
+    positions: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        positions.setdefault(word, []).append(index)
+    return positions, sorted(positions)
+
+
+def _match_start(
+    words: Sequence[str],
+    index: tuple[dict[str, list[int]], list[str]],
+    terms: tuple[str, ...],
+    prefix: bool,
+) -> int | None:
+    """Where the term (its words, the last one a prefix when `prefix`) first starts in
+    `words`, from their `_word_index`; None when it is not there.
 
     Each word's positions are indexed once, so a term costs a lookup, not a pass over the text:
     a burst of 100,000 mentions in one window is read in seconds, not minutes (bench_load.py).
     A term of one word ending in `*` is found in the sorted distinct words, where every word
     with that prefix follows the prefix itself.
     """
+    positions, distinct = index
+    n = len(terms)
+    if n == 1 and prefix:
+        starts = []
+        for word in distinct[bisect_left(distinct, terms[0]) :]:
+            if not word.startswith(terms[0]):
+                break
+            starts.append(positions[word][0])
+        return min(starts, default=None)
+    for start in positions.get(terms[0], ()):
+        window = words[start : start + n]
+        if len(window) < n or tuple(window[1:-1]) != terms[1:-1]:
+            continue
+        if window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]:
+            return start
+    return None
+
+
+def _terms_in(words: Sequence[str], compiled: Compiled) -> dict[str, float]:
+    """The compiled terms found in `words`, in lexicon order."""
     if not words:
         return {}
-    positions: dict[str, list[int]] = {}
-    for index, word in enumerate(words):
-        positions.setdefault(word, []).append(index)
-    distinct = sorted(positions)
-    found: dict[str, float] = {}
-    for terms, prefix, weight, label in compiled:
-        n = len(terms)
-        if n == 1 and prefix:
-            first = bisect_left(distinct, terms[0])
-            if first < len(distinct) and distinct[first].startswith(terms[0]):
-                found[label] = weight
-            continue
-        for start in positions.get(terms[0], ()):
-            window = words[start : start + n]
-            if len(window) < n or window[1:-1] != terms[1:-1]:
-                continue
-            if window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]:
-                found[label] = weight
-                break
-    return found
+    index = _word_index(words)
+    return {
+        label: weight
+        for terms, prefix, weight, label in compiled
+        if _match_start(words, index, terms, prefix) is not None
+    }
 
 
 def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
@@ -168,13 +188,19 @@ def vocabulary_signal(
     compiled = _compile(lexicon)
     total = 0.0
     counts: dict[str, int] = {}
-    for mention in mentions:
-        found = _terms_in(text_words(f"{mention.title} {mention.summary}"), compiled)
+    for (title, summary), copies in _texts(mentions).items():
+        found = _terms_in(text_words(f"{title} {summary}"), compiled)
         if found:
-            total += max(found.values())
+            total += max(found.values()) * copies
             for term in found:
-                counts[term] = counts.get(term, 0) + 1
+                counts[term] = counts.get(term, 0) + copies
     return min(1.0, total / len(mentions) * 1.5), counts
+
+
+def _texts(mentions: Iterable[WindowMention]) -> Counter[tuple[str, str]]:
+    """How many of the mentions carry each (title, summary), in order of first sight: a
+    story's copies (one per source) share their text, so each text is read once."""
+    return Counter((mention.title, mention.summary) for mention in mentions)
 
 
 # Words as written, before folding: what the crisis terms are shown as in emails.
@@ -197,24 +223,27 @@ def written_terms(
     named = set(labels)
     wanted = [c for c in _compile(lexicon) if c[3] in named]
     seen: dict[str, Counter[str]] = {}
-    for mention in mentions[:MAX_MENTIONS_READ_FOR_WORDS]:
+    # Each token's (folded, written) pairs: a text's words are mostly the burst's other words.
+    token_pairs: dict[str, list[tuple[str, str]]] = {}
+    for (title, summary), copies in _texts(mentions[:MAX_MENTIONS_READ_FOR_WORDS]).items():
         pairs: list[tuple[str, str]] = []
-        for token in _WRITTEN_WORD.findall(f"{mention.title} {mention.summary}"):
-            folded = text_words(token)
-            # A token that folds to several words (a ligature, a mark) keeps its folded form.
-            pairs += [(folded[0], token.lower())] if len(folded) == 1 else [(w, w) for w in folded]
+        for token in _WRITTEN_WORD.findall(f"{title} {summary}"):
+            known = token_pairs.get(token)
+            if known is None:
+                folded = text_words(token)
+                # A token that folds to several words (a ligature, a mark) keeps its folded form.
+                known = (
+                    [(folded[0], token.lower())] if len(folded) == 1 else [(w, w) for w in folded]
+                )
+                token_pairs[token] = known
+            pairs += known
         words = [w for w, _ in pairs]
+        index = _word_index(words)
         for terms, prefix, _, label in wanted:
-            n = len(terms)
-            for start in range(len(words) - n + 1):
-                window = words[start : start + n]
-                if window[:-1] != list(terms[:-1]):
-                    continue
-                last = window[-1]
-                if last.startswith(terms[-1]) if prefix else last == terms[-1]:
-                    form = " ".join(original for _, original in pairs[start : start + n])
-                    seen.setdefault(label, Counter())[form] += 1
-                    break
+            start = _match_start(words, index, terms, prefix)
+            if start is not None:
+                form = " ".join(original for _, original in pairs[start : start + len(terms)])
+                seen.setdefault(label, Counter())[form] += copies
     return {label: forms.most_common(1)[0][0] for label, forms in seen.items()}
 
 
