@@ -18,8 +18,11 @@ in its own process: a first poll with fresh state, an unchanged re-poll, and a p
   requests  requests + 32 threads + feedparser, remembering ETag and Last-Modified
 
 Per poll: wall time of the process, its CPU time (user + system, children included), its peak
-RSS, entries per second (entries of the feeds served with 200 / wall time) and 304 answers,
-from the farm's counters (reset before every poll). Medians over --repeat runs. Figures only.
+memory twice: RSS summed over the process tree (a page a fork shares with its parent counts in
+each: the served tree's fork server and run, the parse workers) and PSS (each shared page
+counted once, what the tree really holds), entries per second (entries of the feeds served
+with 200 / wall time) and 304 answers, from the farm's counters (reset before every poll).
+Medians over --repeat runs. Figures only.
 
 The summary table gives each poll's latency floor (feeds x latency / concurrency: the time
 the requests need with --concurrency in flight) and each figure's ratio to it.
@@ -48,9 +51,11 @@ from harness import (
     farm_script,
     get_json,
     measure,
+    process_tree,
     start_farm,
     start_prefect_server,
     stop_all,
+    tree_pss_mb,
     tree_rss_mb,
     vigie_config,
     vigie_cycle_argv,
@@ -132,25 +137,10 @@ def _poll_main(kind: str, state: Path, urls_file: Path) -> None:
 # -- the served contender: one `vigie serve`, a run of its watch-cycle deployment per poll ---
 
 
-def _tree(pid: int) -> list[int]:
-    """A process and its live descendants (Linux /proc)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    pending.extend(int(child) for child in children.read().split())
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 def _tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process tree, its reaped children included."""
     total = 0
-    for member in _tree(pid):
+    for member in process_tree(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -211,12 +201,13 @@ def poll_served(
 
     api = env["PREFECT_API_URL"]
     deployment = _api(f"{api}/deployments/name/watch-cycle/watch-cycle")
-    members = len(_tree(process.pid))
+    members = len(process_tree(process.pid))
     cpu_before = _tree_cpu_s(process.pid)
     run = _api(f"{api}/deployments/{deployment['id']}/create_flow_run", "POST", {})
-    peak = 0.0
+    peak = peak_pss = 0.0
     while True:
         peak = max(peak, tree_rss_mb(process.pid))
+        peak_pss = max(peak_pss, tree_pss_mb(process.pid))
         current = _api(f"{api}/flow_runs/{run['id']}")
         if current["state_type"] in FINAL_STATES:
             break
@@ -224,7 +215,7 @@ def poll_served(
             raise SystemExit(f"vigie serve ended: {(state / 'serve.out').read_text()[-2000:]}")
         time.sleep(0.05)
     deadline = time.monotonic() + 10  # the run's process is reaped: its CPU is counted
-    while len(_tree(process.pid)) > members and time.monotonic() < deadline:
+    while len(process_tree(process.pid)) > members and time.monotonic() < deadline:
         time.sleep(0.05)
     if current["state_type"] != "COMPLETED":
         output = (state / "serve.out").read_text()[-3000:]
@@ -242,6 +233,7 @@ def poll_served(
         "wall_s": wall,
         "cpu_s": _tree_cpu_s(process.pid) - cpu_before,
         "peak_mb": peak,
+        "peak_pss_mb": peak_pss,
         "summary_line": row[0],
     }
 
@@ -368,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         header = (
             f"{'contender':10} {'poll':10} {'wall s':>7} {'cycle s':>8} {'CPU s':>7} "
-            f"{'peak MB':>8} {'entries/s':>10} {'304s':>6}"
+            f"{'RSS MB':>8} {'PSS MB':>8} {'entries/s':>10} {'304s':>6}"
         )
         print(header)
         print("-" * len(header))
@@ -386,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{contender:10} {poll:10} {med(contender, poll, 'wall_s'):7.2f} {cycle} "
                     f"{med(contender, poll, 'cpu_s'):7.2f} {med(contender, poll, 'peak_mb'):8.0f} "
+                    f"{med(contender, poll, 'peak_pss_mb'):8.0f} "
                     f"{med(contender, poll, 'entries_per_s'):10.0f} "
                     f"{med(contender, poll, 'not_modified'):6.0f}"
                 )

@@ -13,11 +13,13 @@ runs `vigie run --once --json` in its own process against a Prefect server, as
 Printed for each scale, side by side with the growth from the first scale:
   cycle time    the flow's whole run (`total_s` of its summary), each step, and the process's
                 wall time (imports and Prefect's start included)
-  peak memory   the process tree's peak RSS (the cycle and its parsing workers)
+  peak memory   the process tree's peak RSS summed (the cycle and its parsing workers), and
+                its PSS (the pages the workers share with the cycle counted once)
   detection     the cycle's `detect` step (volume, negativity, vocabulary... of every topic)
   email         from the end of the load step (the burst is in the warehouse) to the alert
                 email at the SMTP server, and how long before the end of the cycle it arrived
-                (the cycle sends its own outbox); times from the Prefect server's task runs
+                (the cycle sends its own outbox), and when each task between them ended;
+                times from the Prefect server's task runs
 
     python bench/bench_load.py [--scales 1,10] [--quick]
 """
@@ -47,6 +49,8 @@ UNIT_SOURCES = 1_000
 UNIT_MENTIONS = 1_000_000
 ENTRIES = 10  # per feed, all new: the burst is sources x ENTRIES mentions
 BURST_DAYS = 0.01  # the feeds' entries are spread over the last 14 minutes
+# The tasks between the load and the email, each one's end timed from the load's.
+AFTER_LOAD = ("detect", "detect-breaking-stories", "raise-alerts", "escalate", "emit-events")
 TOPIC = "acme"  # the name of the watch in harness.vigie_config
 # Every entry of the farm has one of these words: each becomes a mention of the topic.
 BURST_QUERY = "Northwind OR Acme OR Helios OR the OR la OR le OR les OR de OR a OR on"
@@ -143,6 +147,11 @@ def run_scale(
         measured["email_after_load_s"] = (first - times["load-warehouse"]).total_seconds()
         measured["email_before_end_s"] = (times["cycle-end"] - first).total_seconds()
         measured["email_after_start_s"] = (first - times["cycle-start"]).total_seconds()
+    for name in AFTER_LOAD:
+        if name in times:
+            measured[f"{name}_after_load_s"] = (
+                times[name] - times["load-warehouse"]
+            ).total_seconds()
     measured.update(sources=sources, mentions=mentions)
     topic = summary["topics"].get(TOPIC, {})
     print(
@@ -187,8 +196,11 @@ def report(scales: list[float], results: list[dict[str, Any]]) -> None:
     print(_row("cycle time, process wall (s)", column("wall_s"), ".1f"))
     print(_row("CPU time, process tree (s)", column("cpu_s"), ".1f"))
     print(_row("peak memory, process tree (MB)", column("peak_mb"), ".0f"))
+    print(_row("peak PSS, process tree (MB)", column("peak_pss_mb"), ".0f"))
     print(_row("detection time (s)", [r["summary"]["steps"].get("detect") for r in results], ".2f"))
     print(_row("email after the load step (s)", column("email_after_load_s"), ".2f"))
+    for name in AFTER_LOAD:
+        print(_row(f"  {name} ended after it (s)", column(f"{name}_after_load_s"), ".2f"))
     print(_row("email after the cycle's start (s)", column("email_after_start_s"), ".2f"))
     print(_row("email before the cycle's end (s)", column("email_before_end_s"), ".2f"))
     for scale, result in zip(scales, results, strict=True):

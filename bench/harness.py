@@ -178,39 +178,71 @@ def vigie_cycle_argv(config: Path) -> list[str]:
     return [sys.executable, "-m", "cli.main", "--config", str(config), "run", "--once", "--json"]
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, now (Linux /proc)."""
-    total = 0
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants, now (Linux /proc)."""
+    found: list[int] = []
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            with open(f"/proc/{current}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as children:
                     pending.extend(int(child) for child in children.read().split())
         except (OSError, ValueError):
             continue  # the process ended meanwhile
+        found.append(current)
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, summed: pages a fork shares
+    with its parent count once per process."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            continue
     return total / 2**20
 
 
-def measure(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
-    """Run argv in its own process; wall, CPU (children included) and peak RSS of that tree.
+def tree_pss_mb(pid: int) -> float:
+    """Proportional memory (PSS) of a process and all its descendants: a page shared by n
+    processes counts 1/n in each, so the sum is what the tree holds (a fork server and the
+    runs it forks share their imported modules)."""
+    total_kb = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+                        break
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024
 
-    The peak is the larger of the biggest single process (wait4's ru_maxrss) and the sum over
-    the process and its children (parsing workers), sampled every 20 ms while it runs.
+
+def measure(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
+    """Run argv in its own process; wall, CPU (children included) and peak memory of that tree.
+
+    `peak_mb` is the larger of the biggest single process (wait4's ru_maxrss) and the RSS
+    summed over the process and its children (parsing workers); `peak_pss_mb` the PSS summed
+    over them (shared pages counted once); both sampled every 20 ms while it runs.
     """
     started = time.monotonic()
     peak_tree = 0.0
+    peak_pss = 0.0
     with out.open("wb") as stdout:
         process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_tree
+            nonlocal peak_tree, peak_pss
             while not stop.wait(0.02):
                 peak_tree = max(peak_tree, tree_rss_mb(process.pid))
+                peak_pss = max(peak_pss, tree_pss_mb(process.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -228,4 +260,5 @@ def measure(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_mb": max(usage.ru_maxrss / 1024, peak_tree),
+        "peak_pss_mb": peak_pss,
     }

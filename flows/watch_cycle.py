@@ -212,7 +212,9 @@ def cycle_steps(
         health_changes: list[str] = []
         if not drill:
             quality_changes = flag_degraded_sources_task(path, _q(settings), _q(checked), now)
-            health_changes = check_source_health_task(path, _q(settings), collected.freshness, now)
+            health_changes = check_source_health_task(
+                path, _q(settings), _q(collected.freshness), now
+            )
     with clock.step("detect"):
         detection = detection_settings(settings) if drill else settings
         assessments = detect_task(path, settings.watch, _q(detection), now)
@@ -221,16 +223,16 @@ def cycle_steps(
         changes = raise_alerts_task(
             path,
             _q(settings),
-            assessments,
+            _q(assessments),
             now,
             flow_run.ui_url,
             config_path,
             drill=drill,
-            stories=breaking,
+            stories=_q(breaking),  # each story's copies: 100,000 at 10x (bench_load.py)
         )
         escalations = [] if drill else escalate_task(path, _q(settings), now)
     # Prefect events for automations; emitting never fails the cycle.
-    emit_cycle_events_task(path, changes, escalations, health_changes, flow_run.ui_url)
+    emit_cycle_events_task(path, _q(changes), escalations, health_changes, flow_run.ui_url)
     with clock.step("send"):
         delivery = send_outbox_task(path, _q(settings), secrets)
     return CycleSteps(
@@ -308,7 +310,7 @@ def watch_cycle(
         breaking=steps.breaking,
     )
     apply_retention_task(path, settings.retention.raw_text_days, now)
-    finish_cycle_task(path, cycle_id, datetime.now(UTC), summary)
+    finish_cycle_task(path, cycle_id, datetime.now(UTC), _q(summary))
     # The dead man's switch automation expects this event (only when a source answered).
     emit_watch_event_task(path, _q(settings), cycle_id)
     tolerance = timedelta(minutes=settings.detection.future_tolerance_minutes)
