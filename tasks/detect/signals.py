@@ -11,11 +11,12 @@ crisis vocabulary), for the same reason.
 
 from __future__ import annotations
 
+import functools
 import re
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Literal
 
 from vigie.models import WindowMention
@@ -121,61 +122,72 @@ def _compile(lexicon: Mapping[str, float]) -> Compiled:
     return compiled
 
 
-def _word_index(words: Sequence[str]) -> tuple[dict[str, list[int]], list[str]]:
-    """Each word's positions in `words`, and the distinct words sorted."""
-    positions: dict[str, list[int]] = {}
-    for index, word in enumerate(words):
-        positions.setdefault(word, []).append(index)
-    return positions, sorted(positions)
+def _term_pattern(terms: tuple[str, ...], prefix: bool) -> re.Pattern[str]:
+    """The term in a text's folded words joined by single spaces: whole words, the last one
+    a prefix when `prefix`."""
+    words = " ".join(re.escape(word) for word in terms)
+    return re.compile(rf"(?<![^ ]){words}" + ("[^ ]*" if prefix else "(?![^ ])"))
 
 
-def _match_start(
-    words: Sequence[str],
-    index: tuple[dict[str, list[int]], list[str]],
-    terms: tuple[str, ...],
-    prefix: bool,
-) -> int | None:
-    """Where the term (its words, the last one a prefix when `prefix`) first starts in
-    `words`, from their `_word_index`; None when it is not there.
-
-    Each word's positions are indexed once, so a term costs a lookup, not a pass over the text:
-    a burst of 100,000 mentions in one window is read in seconds, not minutes (bench_load.py).
-    A term of one word ending in `*` is found in the sorted distinct words, where every word
-    with that prefix follows the prefix itself.
-    """
-    positions, distinct = index
-    n = len(terms)
-    if n == 1 and prefix:
-        starts = []
-        for word in distinct[bisect_left(distinct, terms[0]) :]:
-            if not word.startswith(terms[0]):
-                break
-            starts.append(positions[word][0])
-        return min(starts, default=None)
-    for start in positions.get(terms[0], ()):
-        window = words[start : start + n]
-        if len(window) < n or tuple(window[1:-1]) != terms[1:-1]:
-            continue
-        if window[-1].startswith(terms[-1]) if prefix else window[-1] == terms[-1]:
-            return start
-    return None
+def _first_start(joined: str, pattern: re.Pattern[str]) -> int | None:
+    """The position (in words) where `pattern` first matches the joined words, or None."""
+    match = pattern.search(joined)
+    return None if match is None else joined.count(" ", 0, match.start())
 
 
-def _terms_in(words: Sequence[str], compiled: Compiled) -> dict[str, float]:
-    """The compiled terms found in `words`, in lexicon order."""
+@dataclass(frozen=True, slots=True)
+class _Scanner:
+    """A lexicon made quick to look for: a text costs a set intersection and one regular
+    expression, not a pass per term (a 10x burst's story copies are read in about a second,
+    bench_load.py)."""
+
+    compiled: Compiled
+    patterns: list[re.Pattern[str]]  # each term's, in lexicon order
+    # The terms that start with a whole word (phrases, and words without `*`), by that word.
+    by_first_word: dict[str, list[int]]
+    # The one-word prefixes (`rappel*`), as the regular expression of a word starting with
+    # any of them, and each prefix's terms.
+    prefix_words: re.Pattern[str] | None
+    by_prefix: dict[str, list[int]]
+
+
+def _scanner(compiled: Compiled) -> _Scanner:
+    by_first_word: dict[str, list[int]] = {}
+    by_prefix: dict[str, list[int]] = {}
+    for number, (terms, prefix, _, _) in enumerate(compiled):
+        if len(terms) == 1 and prefix:
+            by_prefix.setdefault(terms[0], []).append(number)
+        else:
+            by_first_word.setdefault(terms[0], []).append(number)
+    alternatives = "|".join(re.escape(p) for p in sorted(by_prefix, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![^ ])(?:{alternatives})[^ ]*") if by_prefix else None
+    patterns = [_term_pattern(terms, prefix) for terms, prefix, _, _ in compiled]
+    return _Scanner(compiled, patterns, by_first_word, pattern, by_prefix)
+
+
+def _terms_in(words: Sequence[str], scanner: _Scanner) -> dict[str, float]:
+    """The lexicon terms found in `words`, in lexicon order."""
     if not words:
         return {}
-    index = _word_index(words)
-    return {
-        label: weight
-        for terms, prefix, weight, label in compiled
-        if _match_start(words, index, terms, prefix) is not None
-    }
+    found: set[int] = set()
+    compiled = scanner.compiled
+    joined = " ".join(words)
+    for first in scanner.by_first_word.keys() & set(words):
+        for number in scanner.by_first_word[first]:
+            one_word = len(compiled[number][0]) == 1
+            if one_word or scanner.patterns[number].search(joined):
+                found.add(number)
+    if scanner.prefix_words is not None:
+        for word in set(scanner.prefix_words.findall(joined)):
+            for start, numbers in scanner.by_prefix.items():
+                if word.startswith(start):
+                    found.update(numbers)
+    return {compiled[number][3]: compiled[number][2] for number in sorted(found)}
 
 
 def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
     """The lexicon terms found in `text`, with their weights."""
-    return _terms_in(text_words(text), _compile(lexicon))
+    return _terms_in(text_words(text), _scanner(_compile(lexicon)))
 
 
 def vocabulary_signal(
@@ -185,11 +197,11 @@ def vocabulary_signal(
     many mentions carry each term."""
     if not mentions:
         return 0.0, {}
-    compiled = _compile(lexicon)
+    scanner = _scanner(_compile(lexicon))
     total = 0.0
     counts: dict[str, int] = {}
     for (title, summary), copies in _texts(mentions).items():
-        found = _terms_in(text_words(f"{title} {summary}"), compiled)
+        found = _terms_in(text_words(f"{title} {summary}"), scanner)
         if found:
             total += max(found.values()) * copies
             for term in found:
@@ -209,6 +221,15 @@ _WRITTEN_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_MENTIONS_READ_FOR_WORDS = 2000
 
 
+@functools.lru_cache(maxsize=65536)
+def _token_pairs(token: str) -> tuple[tuple[str, str], ...]:
+    """A written token's (folded word, written form) pairs: one, or for a token that folds to
+    several words (a ligature, a mark) each folded word as itself. Cached: a burst's texts
+    are mostly the same few thousand words."""
+    folded = text_words(token)
+    return ((folded[0], token.lower()),) if len(folded) == 1 else tuple((w, w) for w in folded)
+
+
 def written_terms(
     mentions: Sequence[WindowMention],
     labels: Iterable[str],
@@ -221,28 +242,20 @@ def written_terms(
     shows the term itself then).
     """
     named = set(labels)
-    wanted = [c for c in _compile(lexicon) if c[3] in named]
+    wanted = [
+        (len(terms), _term_pattern(terms, prefix), label)
+        for terms, prefix, _, label in _compile(lexicon)
+        if label in named
+    ]
     seen: dict[str, Counter[str]] = {}
-    # Each token's (folded, written) pairs: a text's words are mostly the burst's other words.
-    token_pairs: dict[str, list[tuple[str, str]]] = {}
     for (title, summary), copies in _texts(mentions[:MAX_MENTIONS_READ_FOR_WORDS]).items():
-        pairs: list[tuple[str, str]] = []
-        for token in _WRITTEN_WORD.findall(f"{title} {summary}"):
-            known = token_pairs.get(token)
-            if known is None:
-                folded = text_words(token)
-                # A token that folds to several words (a ligature, a mark) keeps its folded form.
-                known = (
-                    [(folded[0], token.lower())] if len(folded) == 1 else [(w, w) for w in folded]
-                )
-                token_pairs[token] = known
-            pairs += known
-        words = [w for w, _ in pairs]
-        index = _word_index(words)
-        for terms, prefix, _, label in wanted:
-            start = _match_start(words, index, terms, prefix)
+        tokens = _WRITTEN_WORD.findall(f"{title} {summary}")
+        pairs = list(chain.from_iterable(map(_token_pairs, tokens)))
+        joined = " ".join(w for w, _ in pairs)
+        for size, pattern, label in wanted:
+            start = _first_start(joined, pattern)
             if start is not None:
-                form = " ".join(original for _, original in pairs[start : start + len(terms)])
+                form = " ".join(original for _, original in pairs[start : start + size])
                 seen.setdefault(label, Counter())[form] += copies
     return {label: forms.most_common(1)[0][0] for label, forms in seen.items()}
 
