@@ -279,3 +279,29 @@ def test_vigie_status_names_the_story_that_opened_an_alert(tmp_path: Path) -> No
     lines = status.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"  {opened} "))
     assert lines[at + 1] == f"    opened by a story spreading fast: {CLOSURE}"
+
+
+def test_each_copy_of_a_story_carries_its_own_mention_s_text(tmp_path: Path) -> None:
+    """Copies are read with their mention's text once per mention: each sighting's copy
+    still carries its own mention's headline, whatever the order of the rows."""
+    path = tmp_path / "wh.duckdb"
+    _load(path, "c1", _calm_week(), NOW)
+    mentions = [
+        _mention(
+            f"m{n}",
+            f"media-{n}",
+            NOW - timedelta(minutes=40 - n),
+            story=f"story-{n % 2}",
+            title=f"Laiterie Boréale : l'article numéro {n} sur la fermeture",
+            seen_in=tuple(f"relay-{n}-{k}" for k in range(n)),
+        )
+        for n in range(4)
+    ]
+    _load(path, "c2", mentions, NOW)
+    with open_warehouse(path) as con:
+        copies = Store(con).story_copies("marque", start=NOW - HOUR, end=NOW)
+    seen = sorted((c.mention.source, c.mention.story_id, c.mention.title) for c in copies)
+    expected = sorted(
+        (source, m.story_id, m.title) for m in mentions for source in (m.source, *m.seen_in)
+    )
+    assert seen == expected

@@ -495,16 +495,29 @@ class MentionStore(SourceStore):
             "WITH first_cycle AS (SELECT source, arg_min(cycle_id, started_at) AS cycle_id "
             "FROM source_runs WHERE status = 'ok' GROUP BY source) "
             "SELECT coalesce(s.source, m.source), m.platform, coalesce(src.tier, m.tier), "
-            "m.title, m.summary, m.sentiment, m.story_id, m.url, m.published_at FROM mentions m "
+            "m.sentiment, m.story_id, m.url, m.published_at, m.mention_id, "
+            # A mention's text comes once, with its first copy: a headline carried by a
+            # hundred outlets is read once (a 10x burst: 100,000 copies of 9,161 mentions).
+            "row_number() OVER copies = 1, "
+            "CASE WHEN row_number() OVER copies = 1 THEN m.title END, "
+            "CASE WHEN row_number() OVER copies = 1 THEN m.summary END "
+            "FROM mentions m "
             "LEFT JOIN mention_sightings s ON s.mention_id = m.mention_id "
             "LEFT JOIN sources src ON src.name = s.source "
             "LEFT JOIN first_cycle f ON f.source = m.source AND f.cycle_id = m.cycle_id "
             "WHERE list_contains(m.topics, ?) AND m.published_at >= ? AND m.published_at < ? "
             f"AND f.cycle_id IS NULL AND m.source NOT IN {DRILL_SOURCES} "
+            "WINDOW copies AS (PARTITION BY m.mention_id) "
             "ORDER BY m.published_at, m.mention_id, 1",
             [topic, start, end],
         ).fetchall()
-        return [StoryCopy(WindowMention(*row[:7]), row[7], row[8]) for row in rows]
+        texts = {row[7]: (row[9], row[10]) for row in rows if row[8]}
+        copies = []
+        for source, platform, tier, sentiment, story, url, at, mention_id, *_ in rows:
+            title, summary = texts[mention_id]
+            mention = WindowMention(source, platform, tier, title, summary, sentiment, story)
+            copies.append(StoryCopy(mention, url, at))
+        return copies
 
     def apply_retention(self, cutoff: datetime) -> tuple[int, int]:
         """Erase raw text published before `cutoff`; return (mentions erased, quarantine rows).
