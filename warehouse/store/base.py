@@ -53,13 +53,26 @@ class StoreBase:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self._transactions = 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing. Within another transaction of this store, part of it: a caller
+        makes many changes one commit (each commit writes the log to disk)."""
+        if self._transactions:
+            self._transactions += 1
+            try:
+                yield
+            finally:
+                self._transactions -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._transactions = 1
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            self._transactions = 0
         self.con.execute("COMMIT")
