@@ -149,6 +149,28 @@ class _Scanner:
     # any of them, and each prefix's terms.
     prefix_words: re.Pattern[str] | None
     by_prefix: dict[str, list[int]]
+    # The terms of each (title, summary) read: detection reads a window's texts for the topic,
+    # then again for each story of it.
+    memo: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+    def terms_of(self, title: str, summary: str) -> dict[str, float]:
+        """The lexicon terms found in a mention's title and summary."""
+        key = (title, summary)
+        found = self.memo.get(key)
+        if found is None:
+            if len(self.memo) >= MEMO_TEXTS:
+                self.memo.clear()  # bounded: it holds on to the texts
+            found = self.memo[key] = _terms_in(text_words(f"{title} {summary}"), self)
+        return found
+
+
+MEMO_TEXTS = 20_000  # texts whose terms a lexicon's scanner remembers
+
+
+@functools.lru_cache(maxsize=16)
+def _scanner_of(lexicon: tuple[tuple[str, float], ...]) -> _Scanner:
+    """The scanner of a lexicon (its items), kept with its memo for the process."""
+    return _scanner(_compile(dict(lexicon)))
 
 
 def _scanner(compiled: Compiled) -> _Scanner:
@@ -197,11 +219,11 @@ def vocabulary_signal(
     many mentions carry each term."""
     if not mentions:
         return 0.0, {}
-    scanner = _scanner(_compile(lexicon))
+    scanner = _scanner_of(tuple(lexicon.items()))
     total = 0.0
     counts: dict[str, int] = {}
     for (title, summary), copies in _texts(mentions).items():
-        found = _terms_in(text_words(f"{title} {summary}"), scanner)
+        found = scanner.terms_of(title, summary)
         if found:
             total += max(found.values()) * copies
             for term in found:
@@ -247,8 +269,11 @@ def written_terms(
         for terms, prefix, _, label in _compile(lexicon)
         if label in named
     ]
+    scanner = _scanner_of(tuple(lexicon.items()))
     seen: dict[str, Counter[str]] = {}
     for (title, summary), copies in _texts(mentions[:MAX_MENTIONS_READ_FOR_WORDS]).items():
+        if named.isdisjoint(scanner.terms_of(title, summary)):
+            continue  # most texts of a burst carry none of its terms
         tokens = _WRITTEN_WORD.findall(f"{title} {summary}")
         pairs = list(chain.from_iterable(map(_token_pairs, tokens)))
         joined = " ".join(w for w, _ in pairs)

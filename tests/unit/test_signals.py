@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tasks.detect.signals import (
+    CRISIS_LEXICON,
+    MEMO_TEXTS,
+    _scanner_of,
     assess_severity,
     crisis_terms,
     level_for,
@@ -133,3 +136,14 @@ def test_too_few_mentions_never_raise_the_level() -> None:
 )
 def test_sensitivity_moves_the_level_thresholds(score: float, sensitivity: str, level: str) -> None:
     assert level_for(score, sensitivity) == level  # type: ignore[arg-type]
+
+
+def test_the_terms_remembered_per_text_are_bounded_and_stay_right() -> None:
+    """Detection reads a window's texts for the topic, then for each story: the terms of each
+    text are remembered, but not without bound (the memo holds on to the texts)."""
+    scanner = _scanner_of(tuple(CRISIS_LEXICON.items()))
+    for n in range(MEMO_TEXTS + 10):
+        assert scanner.terms_of(f"Rappel numéro {n}", "") == {"rappel*": 0.8}
+        assert len(scanner.memo) <= MEMO_TEXTS
+    assert scanner.terms_of("Grève", "boycott") == {"boycott*": 1.0, "greve*": 0.7}
+    assert scanner.terms_of("Une journée calme", "") == {}
