@@ -4,6 +4,7 @@ Expectations once (vigie/serve.py), and pickles a flow by its module's name for 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,19 @@ def _exit_with_what_was_imported() -> None:
     sys.exit(0 if PRELOADED in sys.modules else 3)
 
 
+@pytest.fixture
+def own_fork_server() -> Iterator[None]:
+    """The test starts the process's fork server itself and stops it after: a server another
+    test of this worker left running (xdist may run the tests here in any order) would keep
+    the modules it was started with, not the test's."""
+    import multiprocessing.forkserver
+
+    multiprocessing.forkserver._forkserver._stop()
+    yield
+    multiprocessing.forkserver._forkserver._stop()
+
+
+@pytest.mark.usefixtures("own_fork_server")
 def test_a_served_run_starts_as_a_fork_of_the_server_that_imported_the_preloaded_modules(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -67,6 +81,7 @@ def _sleep(ready: Any) -> None:
     time.sleep(600)
 
 
+@pytest.mark.usefixtures("own_fork_server")
 def test_run_processes_left_when_serving_stopped_are_ended_even_one_deaf_to_sigterm() -> None:
     """A run's process still alive after serving stopped (a second Ctrl-C cut Prefect's
     shutdown short) would keep `vigie serve` from exiting: it is ended, by SIGKILL if SIGTERM
