@@ -1,0 +1,263 @@
+"""Prototype: a learned one-step predictor's error turned into Ahmad et al.'s anomaly likelihood.
+
+Issue 19 asks whether a detector of another design than the seasonal robust z generalises
+better on NAB. The design here (written from the papers, not from NAB's code):
+1. a one-step predictor of the (signed-log) value learned online per series: an EWMA level
+   (`level`), the seasonal median of the live detector (`seasonal`), or the nearer of both
+   (`both`); its error, in units of the running mean absolute error, is the raw score,
+   squashed into [0, 1) with tanh(r / 3) (rises only, or both directions with `--drops`);
+2. the anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017): the mean of the last `short` raw
+   scores against a Gaussian fitted to the last `history` such means, its tail probability Q,
+   and the score x / (1 + x) of x = log10(Q) / -level_decades (0.5 at Q = 1e-5 by default, as
+   NAB's HTM detector, without its ceiling at 1e-10);
+3. after a score >= 0.5, the scores are damped for `calm` rows (one event, one detection).
+
+Candidates are compared only by `bench_nab_cv.py`'s folds (leave a NAB category out; each of
+the five visible tweet series left out, trained on the 52 others), scored by its `FastScorer`.
+
+    python bench/nab_candidates.py --nab /work/shared/bench [--drops] [--grid NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bench_nab_cv import (
+    DEFAULT_BENCH,
+    REFERENCES,
+    FastScorer,
+    NabSeries,
+    choose,
+    cross_validate,
+    figures,
+    header,
+    load,
+    reference_scores,
+    row,
+)
+
+import vigie  # noqa: F401  (telemetry off)
+from tasks.detect.volume import SeasonalSettings, _robust_z, signed_log
+
+LOG_FLOOR = math.log(1e-10)
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """One candidate: the predictor, the likelihood's windows and the suppression."""
+
+    predictor: str = "level"  # level | seasonal | both
+    alpha: float = 0.1  # EWMA weight of the level's newest value
+    error_alpha: float = 0.01  # EWMA weight of the newest absolute error (the error's scale)
+    history: int = 2000  # rows of raw scores the Gaussian is fitted to
+    short: int = 10  # rows averaged before they are judged against it
+    calm: int = 200  # rows damped after a detection
+    level_decades: float = 5.0  # the score is 0.5 at Q = 10 ** -level_decades
+    drops: bool = False
+
+    def describe(self) -> str:
+        default = Likelihood()
+        changed = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return ", ".join(changed) or "the defaults"
+
+
+def _level_error(logged: np.ndarray, alpha: float) -> np.ndarray:
+    """The newest value minus the EWMA of the values before it (NaN where none yet)."""
+    level = pd.Series(logged).ewm(alpha=alpha, ignore_na=True).mean().shift(1).to_numpy()
+    error: np.ndarray = logged - level
+    return error
+
+
+def _seasonal_error(logged: np.ndarray, period: int) -> np.ndarray:
+    """The live detector's residual (same time of day over the past week), in its spreads."""
+    z: np.ndarray = _robust_z(logged, period=period, smoothing=1, settings=SeasonalSettings())
+    return z
+
+
+def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> np.ndarray:
+    """The predictor's error in units of its running mean absolute error, squashed to [0, 1)."""
+    logged = signed_log(values)
+    errors = []
+    if candidate.predictor in ("level", "both"):
+        errors.append(_level_error(logged, candidate.alpha))
+    if candidate.predictor in ("seasonal", "both"):
+        errors.append(_seasonal_error(logged, period))
+    scaled = []
+    for error in errors:
+        scale = (
+            pd.Series(np.abs(error))
+            .ewm(alpha=candidate.error_alpha, ignore_na=True)
+            .mean()
+            .shift(1)
+            .to_numpy()
+        )
+        with np.errstate(all="ignore"):
+            scaled.append(error / (scale + 1e-3))
+    stacked = np.vstack(scaled)
+    if candidate.predictor == "both":
+        # The nearer prediction: a value is surprising only when both models are surprised.
+        nearer = np.where(np.abs(stacked[0]) <= np.abs(stacked[1]), stacked[0], stacked[1])
+        both = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
+        ratio = np.where(np.isnan(stacked[1]), stacked[0], both)
+    else:
+        ratio = stacked[0]
+    if not candidate.drops:
+        ratio = np.maximum(ratio, 0.0)
+    raw: np.ndarray = np.tanh(np.abs(ratio) / 3.0)
+    return raw
+
+
+def _log_tail(z: np.ndarray) -> np.ndarray:
+    """log Q(z), the Gaussian upper tail, without underflow for large z."""
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    moderate = np.minimum(z, 8.0)
+    with np.errstate(all="ignore"):
+        direct = np.log(0.5 * erfc(moderate / math.sqrt(2.0)).astype(float))
+        asymptotic = -0.5 * z * z - np.log(z * math.sqrt(2.0 * math.pi))
+    result: np.ndarray = np.where(z > 8.0, asymptotic, direct)
+    return result
+
+
+def likelihood_scores(raw: np.ndarray, candidate: Likelihood) -> np.ndarray:
+    """Ahmad et al.'s anomaly likelihood of `raw`, log-scaled into [0, 1], causally."""
+    # As in the paper, the Gaussian is fitted to the averaged scores themselves.
+    averaged = pd.Series(raw).rolling(candidate.short, min_periods=1).mean()
+    learning = min(candidate.history, 300)
+    past = averaged.shift(1).rolling(candidate.history, min_periods=learning)
+    mean = past.mean().to_numpy()
+    std = past.std().to_numpy()
+    # Floors as in the paper's lower-bound check: a flat history must not make noise a burst.
+    mean = np.fmax(mean, 0.03)
+    std = np.fmax(np.nan_to_num(std, nan=0.0), math.sqrt(0.0003))
+    z = (averaged.to_numpy() - mean) / std
+    log_q = _log_tail(np.nan_to_num(z, nan=-10.0))
+    # Decades of rarity over `level_decades`, squashed as x / (1 + x): 0.5 at the level and
+    # no ceiling that would tie the strongest detections (NAB sweeps the threshold).
+    ratio = np.maximum(log_q / (candidate.level_decades * math.log(0.1)), 0.0)
+    score = ratio / (1.0 + ratio)
+    score = np.where(np.isnan(mean) | np.isnan(z), 0.0, score)
+    return _damped(score, candidate.calm)
+
+
+def _damped(score: np.ndarray, calm: int) -> np.ndarray:
+    """Every score in the `calm` rows after a detection (>= 0.5 outside such rows) damped by
+    10: one event, one detection, as NAB rewards only the first in a window."""
+    if calm <= 0:
+        return score
+    damped = np.zeros(len(score), dtype=bool)
+    until = -1
+    for index in np.flatnonzero(score >= 0.5).tolist():
+        if index > until:
+            until = index + calm
+            damped[index + 1 : until + 1] = True
+    out: np.ndarray = np.where(damped, score * 0.1, score)
+    return out
+
+
+def scores_of(series: NabSeries, candidate: Likelihood) -> np.ndarray:
+    raw = raw_scores(series.values, series.period, candidate)
+    return likelihood_scores(raw, candidate)
+
+
+GRIDS: dict[str, list[Likelihood]] = {
+    "first": [
+        Likelihood(),
+        Likelihood(alpha=0.3),
+        Likelihood(history=8640),
+        Likelihood(short=5),
+        Likelihood(calm=0),
+        Likelihood(level_decades=4.0),
+        Likelihood(predictor="seasonal"),
+        Likelihood(predictor="seasonal", history=8640),
+        Likelihood(predictor="both"),
+        Likelihood(predictor="both", alpha=0.3),
+        Likelihood(error_alpha=0.001),
+        Likelihood(calm=600),
+    ],
+    # Around the first grid's best (level predictor; lower level, shorter average, longer
+    # error memory): chosen after reading the first grid's held-out figures.
+    "second": [
+        Likelihood(level_decades=decades, short=short, error_alpha=error_alpha)
+        for decades in (3.0, 3.5, 4.0)
+        for short in (5, 10)
+        for error_alpha in (0.01, 0.001)
+    ],
+}
+
+
+def report(
+    scorer: FastScorer,
+    series: Sequence[NabSeries],
+    grid: Sequence[Likelihood],
+    outputs: Sequence[Mapping[str, np.ndarray]],
+    bench: Path,
+    *,
+    per_candidate: bool,
+) -> None:
+    keys = [s.key for s in series]
+    tweets = [k for k in keys if k.startswith("realTweets/")]
+    categories = sorted({s.category for s in series})
+    by_category = [
+        ([k for k in keys if not k.startswith(c + "/")], [k for k in keys if k.startswith(c + "/")])
+        for c in categories
+    ]
+    tweet_folds = [([k for k in keys if k != t], [t]) for t in tweets]
+    held_out, chosen = cross_validate(scorer, outputs, by_category)
+    tweets_held_out, tweets_chosen = cross_validate(scorer, outputs, tweet_folds)
+    in_sample = choose(scorer, outputs, keys)
+    print("Chosen on the training folds (standard profile at 0.5):")
+    for testing, best in chosen + tweets_chosen:
+        print(f"  without {Path(testing[0]).parent.name + '/' if len(testing) > 1 else testing[0]}"
+              f": {grid[best].describe()}")
+    print(f"  in-sample: {grid[in_sample].describe()}")
+    print()
+    print(header())
+    print(row("NAB 53 held-out (leave category out)", figures(scorer, held_out, keys)))
+    print(row("NAB 53 in-sample", figures(scorer, outputs[in_sample], keys)))
+    print(row("tweets held-out (LOSO on 52)", figures(scorer, tweets_held_out, tweets)))
+    if per_candidate:
+        print()
+        print("Each candidate on all 53 / on the tweets (in-sample, for reading only):")
+        for candidate, output in zip(grid, outputs, strict=True):
+            print(row(candidate.describe()[:34], figures(scorer, output, keys)))
+            print(row("  tweets", figures(scorer, output, tweets)))
+    print()
+    refs = {name: reference_scores(bench, name, series) for name in REFERENCES}
+    for name, scores in refs.items():
+        print(row(name, figures(scorer, scores, keys)))
+        print(row("  tweets", figures(scorer, scores, tweets)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nab", default=str(DEFAULT_BENCH))
+    parser.add_argument("--grid", default="first", choices=sorted(GRIDS))
+    parser.add_argument("--drops", action="store_true", help="score falls as well as rises")
+    parser.add_argument("--per-candidate", action="store_true")
+    args = parser.parse_args()
+    bench = Path(args.nab)
+    series, nab_score = load(bench)
+    profiles = nab_score.load_profiles(str(bench / "nab_public/config/profiles.json"))
+    scorer = FastScorer(series, profiles)
+    grid = GRIDS[args.grid]
+    if args.drops:
+        grid = [Likelihood(**{**c.__dict__, "drops": True}) for c in grid]
+    started = time.perf_counter()
+    outputs = [{s.key: scores_of(s, c) for s in series} for c in grid]
+    print(f"{len(grid)} candidates scored in {time.perf_counter() - started:.1f} s")
+    report(scorer, series, grid, outputs, bench, per_candidate=args.per_candidate)
+
+
+if __name__ == "__main__":
+    main()
