@@ -21,10 +21,12 @@ the five visible tweet series left out, trained on the 52 others), scored by its
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +48,26 @@ from bench_nab_cv import (
 import vigie  # noqa: F401  (telemetry off)
 from tasks.detect.volume import SeasonalSettings, _robust_z, signed_log
 
-LOG_FLOOR = math.log(1e-10)
+# The discord distances of a series, shared by the candidates that differ only after them.
+_DISCORDS: dict[tuple[str, int, int, bool], np.ndarray] = {}
 
 
 @dataclass(frozen=True)
 class Likelihood:
     """One candidate: the predictor, the likelihood's windows and the suppression."""
 
-    predictor: str = "level"  # level | seasonal | both
+    predictor: str = "level"  # level | seasonal | both | discord | discord+level
+    length: int = 12  # rows of a discord's window
+    horizon: int = 4032  # rows of past a discord's window is matched against
     alpha: float = 0.1  # EWMA weight of the level's newest value
     error_alpha: float = 0.01  # EWMA weight of the newest absolute error (the error's scale)
     history: int = 2000  # rows of raw scores the Gaussian is fitted to
     short: int = 10  # rows averaged before they are judged against it
     calm: int = 200  # rows damped after a detection
+    # In time instead of rows when set (the series' step converts them): what the live
+    # cycle, whose buckets are an hour, could use.
+    calm_hours: float = 0.0
+    history_days: float = 0.0
     level_decades: float = 5.0  # the score is 0.5 at Q = 10 ** -level_decades
     drops: bool = False
 
@@ -85,6 +94,34 @@ def _seasonal_error(logged: np.ndarray, period: int) -> np.ndarray:
     return z
 
 
+def _discord_distance(logged: np.ndarray, *, length: int, horizon: int, drops: bool) -> np.ndarray:
+    """Distance of the last `length` values to their nearest match among the earlier windows
+    of the last `horizon` rows (a left matrix profile, not z-normalised: the level counts).
+
+    Rises only (without `drops`): only how far the window stands above a past one counts, so
+    a window lower than some past one is no novelty. NaN before `length` rows of past.
+    """
+    memo_key = (hashlib.sha256(logged.tobytes()).hexdigest(), length, horizon, drops)
+    if memo_key in _DISCORDS:
+        return _DISCORDS[memo_key]
+    values = np.nan_to_num(logged, nan=0.0)
+    size = len(values)
+    best = np.full(size, np.inf)
+    for lag in range(length, min(horizon, size)):
+        difference = values[lag:] - values[:-lag]
+        if not drops:
+            difference = np.maximum(difference, 0.0)
+        summed = np.cumsum(difference * difference)
+        window = summed[length - 1 :].copy()
+        window[1:] -= summed[: -length]
+        # window[k] is the distance of the window ending at lag + k + length - 1.
+        ends = slice(lag + length - 1, size)
+        best[ends] = np.minimum(best[ends], window)
+    distance: np.ndarray = np.where(np.isinf(best), np.nan, np.sqrt(np.maximum(best, 0.0)))
+    _DISCORDS[memo_key] = distance
+    return distance
+
+
 def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> np.ndarray:
     """The predictor's error in units of its running mean absolute error, squashed to [0, 1)."""
     logged = signed_log(values)
@@ -93,6 +130,14 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         errors.append(_level_error(logged, candidate.alpha))
     if candidate.predictor in ("seasonal", "both"):
         errors.append(_seasonal_error(logged, period))
+    if candidate.predictor in ("discord", "discord+level"):
+        errors.append(
+            _discord_distance(
+                logged, length=candidate.length, horizon=candidate.horizon, drops=candidate.drops
+            )
+        )
+    if candidate.predictor == "discord+level":
+        errors.append(_level_error(logged, candidate.alpha))
     scaled = []
     for error in errors:
         scale = (
@@ -110,6 +155,9 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         nearer = np.where(np.abs(stacked[0]) <= np.abs(stacked[1]), stacked[0], stacked[1])
         both = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
         ratio = np.where(np.isnan(stacked[1]), stacked[0], both)
+    elif candidate.predictor == "discord+level":
+        # Either model surprised: a novel shape or a jump from the level.
+        ratio = np.fmax(stacked[0], stacked[1])
     else:
         ratio = stacked[0]
     if not candidate.drops:
@@ -166,6 +214,12 @@ def _damped(score: np.ndarray, calm: int) -> np.ndarray:
 
 
 def scores_of(series: NabSeries, candidate: Likelihood) -> np.ndarray:
+    hours = series.step / timedelta(hours=1)
+    if candidate.calm_hours > 0:
+        candidate = replace(candidate, calm=max(1, math.ceil(candidate.calm_hours / hours)))
+    if candidate.history_days > 0:
+        rows = max(10, math.ceil(24 * candidate.history_days / hours))
+        candidate = replace(candidate, history=rows)
     raw = raw_scores(series.values, series.period, candidate)
     return likelihood_scores(raw, candidate)
 
@@ -192,6 +246,29 @@ GRIDS: dict[str, list[Likelihood]] = {
         for decades in (3.0, 3.5, 4.0)
         for short in (5, 10)
         for error_alpha in (0.01, 0.001)
+    ],
+    # A pattern memory instead of a level: the window's distance to its nearest past match.
+    "discord": [
+        Likelihood(predictor="discord", level_decades=4.0),
+        Likelihood(predictor="discord", level_decades=4.0, error_alpha=0.001),
+        Likelihood(predictor="discord", level_decades=3.0),
+        Likelihood(predictor="discord", level_decades=4.0, length=6),
+        Likelihood(predictor="discord", level_decades=4.0, length=24),
+        Likelihood(predictor="discord", level_decades=4.0, length=48),
+        Likelihood(predictor="discord", level_decades=4.0, short=1),
+        Likelihood(predictor="discord", level_decades=4.0, horizon=1000),
+        Likelihood(predictor="discord+level", level_decades=4.0),
+        Likelihood(predictor="discord+level", level_decades=4.0, error_alpha=0.001),
+        Likelihood(predictor="discord+level", level_decades=4.0, length=24),
+        Likelihood(level_decades=4.0),
+    ],
+    # The windows in time rather than rows (NAB's hourly series had 8 days of suppression).
+    "time": [
+        Likelihood(level_decades=4.0, calm_hours=calm, history_days=days, predictor=predictor,
+                   length=6, error_alpha=0.001)
+        for predictor in ("level", "discord")
+        for calm in (6.0, 16.0, 48.0)
+        for days in (7.0, 14.0)
     ],
 }
 
