@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from bench_nab_cv import (
     DEFAULT_BENCH,
+    Candidate,
     REFERENCES,
     FastScorer,
     NabSeries,
@@ -42,12 +43,15 @@ from bench_nab_cv import (
     header,
     load,
     reference_scores,
+    _scores,
     row,
 )
 
 import vigie  # noqa: F401  (telemetry off)
 from tasks.detect.volume import SeasonalSettings, _robust_z, signed_log
 
+# The live detector's scores are the same for every candidate: computed once per run.
+LIVE_CACHE: Path | None = None
 # The discord distances of a series, shared by the candidates that differ only after them.
 _DISCORDS: dict[tuple[str, int, int, bool], np.ndarray] = {}
 
@@ -68,6 +72,10 @@ class Likelihood:
     # cycle, whose buckets are an hour, could use.
     calm_hours: float = 0.0
     history_days: float = 0.0
+    horizon_days: float = 0.0
+    # Blended with the live detector's score (`seasonal_anomaly_scores` at the live settings):
+    # the weight of the live score, or -1 for the higher of the two.
+    blend_live: float = 0.0
     level_decades: float = 5.0  # the score is 0.5 at Q = 10 ** -level_decades
     drops: bool = False
 
@@ -130,7 +138,7 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         errors.append(_level_error(logged, candidate.alpha))
     if candidate.predictor in ("seasonal", "both"):
         errors.append(_seasonal_error(logged, period))
-    if candidate.predictor in ("discord", "discord+level"):
+    if candidate.predictor in ("discord", "discord+level", "discord+seasonal"):
         errors.append(
             _discord_distance(
                 logged, length=candidate.length, horizon=candidate.horizon, drops=candidate.drops
@@ -138,6 +146,8 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         )
     if candidate.predictor == "discord+level":
         errors.append(_level_error(logged, candidate.alpha))
+    if candidate.predictor == "discord+seasonal":
+        errors.append(_seasonal_error(logged, period))
     scaled = []
     for error in errors:
         scale = (
@@ -155,7 +165,7 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         nearer = np.where(np.abs(stacked[0]) <= np.abs(stacked[1]), stacked[0], stacked[1])
         both = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
         ratio = np.where(np.isnan(stacked[1]), stacked[0], both)
-    elif candidate.predictor == "discord+level":
+    elif candidate.predictor in ("discord+level", "discord+seasonal"):
         # Either model surprised: a novel shape or a jump from the level.
         ratio = np.fmax(stacked[0], stacked[1])
     else:
@@ -220,9 +230,29 @@ def scores_of(series: NabSeries, candidate: Likelihood) -> np.ndarray:
     if candidate.history_days > 0:
         rows = max(10, math.ceil(24 * candidate.history_days / hours))
         candidate = replace(candidate, history=rows)
+    if candidate.horizon_days > 0:
+        rows = max(candidate.length + 1, math.ceil(24 * candidate.horizon_days / hours))
+        candidate = replace(candidate, horizon=rows)
     raw = raw_scores(series.values, series.period, candidate)
-    return likelihood_scores(raw, candidate)
+    scores = likelihood_scores(raw, candidate)
+    if candidate.blend_live == 0:
+        return scores
+    live = _scores(series, Candidate(), LIVE_CACHE)
+    if candidate.blend_live < 0:
+        blended: np.ndarray = np.fmax(scores, live)
+    else:
+        blended = (1.0 - candidate.blend_live) * scores + candidate.blend_live * live
+    return blended
 
+
+DISCORD = Likelihood(
+    predictor="discord",
+    length=6,
+    error_alpha=0.001,
+    calm_hours=16.0,
+    history_days=14.0,
+    level_decades=4.0,
+)
 
 GRIDS: dict[str, list[Likelihood]] = {
     "first": [
@@ -269,6 +299,46 @@ GRIDS: dict[str, list[Likelihood]] = {
         for predictor in ("level", "discord")
         for calm in (6.0, 16.0, 48.0)
         for days in (7.0, 14.0)
+    ],
+    # Around the time grid's choice (discord of 6 rows, 16 h calm, 14 days of likelihood).
+    "discord2": [
+        replace(DISCORD, **changes)  # type: ignore[arg-type]
+        for changes in (
+            {},
+            {"short": 5},
+            {"short": 20},
+            {"length": 3},
+            {"length": 9},
+            {"horizon": 2016},
+            {"horizon": 8064},
+            {"error_alpha": 0.0003},
+            {"calm_hours": 24.0},
+            {"history_days": 28.0},
+            {"level_decades": 4.5},
+            {"predictor": "discord+level"},
+        )
+    ],
+    # A longer pattern memory (in days), the shape's length, with or without the level.
+    "memory": [
+        replace(DISCORD, predictor=predictor, length=length, horizon_days=days)
+        for predictor in ("discord", "discord+level")
+        for length in (3, 6)
+        for days in (14.0, 28.0, 56.0)
+    ],
+    # The memory grid's choice alone, blended with the live detector, or beside a seasonal
+    # model instead of the level.
+    "blend": [
+        replace(DISCORD, **changes)  # type: ignore[arg-type]
+        for changes in (
+            {"predictor": "discord+level", "horizon_days": 56.0},
+            {"predictor": "discord+level", "horizon_days": 56.0, "blend_live": 0.3},
+            {"predictor": "discord+level", "horizon_days": 56.0, "blend_live": 0.5},
+            {"predictor": "discord+level", "horizon_days": 56.0, "blend_live": -1.0},
+            {"predictor": "discord", "horizon_days": 56.0, "blend_live": 0.5},
+            {"predictor": "discord+seasonal", "horizon_days": 56.0},
+            {"predictor": "discord+seasonal", "horizon_days": 56.0, "blend_live": 0.5},
+            {"predictor": "level", "horizon_days": 56.0, "blend_live": 0.5},
+        )
     ],
 }
 
@@ -322,7 +392,10 @@ def main() -> None:
     parser.add_argument("--grid", default="first", choices=sorted(GRIDS))
     parser.add_argument("--drops", action="store_true", help="score falls as well as rises")
     parser.add_argument("--per-candidate", action="store_true")
+    parser.add_argument("--cache", default="", help="a folder keeping the live detector's scores")
     args = parser.parse_args()
+    global LIVE_CACHE
+    LIVE_CACHE = Path(args.cache) if args.cache else None
     bench = Path(args.nab)
     series, nab_score = load(bench)
     profiles = nab_score.load_profiles(str(bench / "nab_public/config/profiles.json"))
