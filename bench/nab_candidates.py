@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,17 +34,17 @@ import numpy as np
 import pandas as pd
 from bench_nab_cv import (
     DEFAULT_BENCH,
-    Candidate,
     REFERENCES,
+    Candidate,
     FastScorer,
     NabSeries,
+    _scores,
     choose,
     cross_validate,
     figures,
     header,
     load,
     reference_scores,
-    _scores,
     row,
 )
 
@@ -76,6 +77,7 @@ class Likelihood:
     # Blended with the live detector's score (`seasonal_anomaly_scores` at the live settings):
     # the weight of the live score, or -1 for the higher of the two.
     blend_live: float = 0.0
+    in_time: bool = False  # row-counted settings read as 5-minute rows (`_in_time`)
     level_decades: float = 5.0  # the score is 0.5 at Q = 10 ** -level_decades
     drops: bool = False
 
@@ -121,7 +123,7 @@ def _discord_distance(logged: np.ndarray, *, length: int, horizon: int, drops: b
             difference = np.maximum(difference, 0.0)
         summed = np.cumsum(difference * difference)
         window = summed[length - 1 :].copy()
-        window[1:] -= summed[: -length]
+        window[1:] -= summed[:-length]
         # window[k] is the distance of the window ending at lag + k + length - 1.
         ends = slice(lag + length - 1, size)
         best[ends] = np.minimum(best[ends], window)
@@ -224,6 +226,8 @@ def _damped(score: np.ndarray, calm: int) -> np.ndarray:
 
 
 def scores_of(series: NabSeries, candidate: Likelihood) -> np.ndarray:
+    if candidate.in_time:
+        candidate = _in_time(candidate, series.step)
     hours = series.step / timedelta(hours=1)
     if candidate.calm_hours > 0:
         candidate = replace(candidate, calm=max(1, math.ceil(candidate.calm_hours / hours)))
@@ -253,6 +257,9 @@ DISCORD = Likelihood(
     history_days=14.0,
     level_decades=4.0,
 )
+
+# What every fold of the blend grid chose.
+CHOSEN = replace(DISCORD, predictor="discord+level", horizon_days=56.0)
 
 GRIDS: dict[str, list[Likelihood]] = {
     "first": [
@@ -294,8 +301,14 @@ GRIDS: dict[str, list[Likelihood]] = {
     ],
     # The windows in time rather than rows (NAB's hourly series had 8 days of suppression).
     "time": [
-        Likelihood(level_decades=4.0, calm_hours=calm, history_days=days, predictor=predictor,
-                   length=6, error_alpha=0.001)
+        Likelihood(
+            level_decades=4.0,
+            calm_hours=calm,
+            history_days=days,
+            predictor=predictor,
+            length=6,
+            error_alpha=0.001,
+        )
         for predictor in ("level", "discord")
         for calm in (6.0, 16.0, 48.0)
         for days in (7.0, 14.0)
@@ -340,7 +353,93 @@ GRIDS: dict[str, list[Likelihood]] = {
             {"predictor": "level", "horizon_days": 56.0, "blend_live": 0.5},
         )
     ],
+    # The blend grid's choice with its row settings in time (what hourly live buckets need),
+    # and as the higher of it and the live score (the live score catches slow burns).
+    "units": [
+        CHOSEN,
+        replace(CHOSEN, in_time=True),
+        replace(CHOSEN, blend_live=-1.0),
+        replace(CHOSEN, in_time=True, blend_live=-1.0),
+    ],
 }
+
+
+def _in_time(candidate: Likelihood, step: timedelta) -> Likelihood:
+    """`candidate` with its row-counted settings, meant for 5-minute rows, converted to rows
+    of `step` (the same minutes of averaging, of shape, the same memory in time)."""
+    rows = step / timedelta(minutes=5)
+    return replace(
+        candidate,
+        short=max(1, round(candidate.short / rows)),
+        length=max(1, round(candidate.length / rows)),
+        alpha=1.0 - (1.0 - candidate.alpha) ** rows,
+        error_alpha=1.0 - (1.0 - candidate.error_alpha) ** rows,
+        in_time=False,
+    )
+
+
+def _hourly(candidate: Likelihood) -> Likelihood:
+    return _in_time(candidate, timedelta(hours=1))
+
+
+def scenario_check(seeds: int) -> None:
+    """Volume alone on the synthetic scenarios (4 weeks of hourly counts, the last one judged):
+    the first score >= 0.5 after the onset and the scores >= 0.5 before it (or anywhere in the
+    last week without a crisis), for the live detector and the chosen candidate. Not the alert
+    lifecycle (no tone, no coverage): what the volume score alone would do."""
+    from tasks.detect.simulation import scenarios
+    from tasks.detect.volume import seasonal_anomaly_scores, volume_settings
+    from vigie.settings import Detection
+
+    hour = timedelta(hours=1)
+    live_settings = volume_settings(Detection(), bucket=hour)
+
+    def live(counts: Sequence[float]) -> np.ndarray:
+        return np.asarray(seasonal_anomaly_scores(counts, period=24, settings=live_settings))
+
+    def chosen(counts: Sequence[float]) -> np.ndarray:
+        return _series_scores(counts, CHOSEN)
+
+    def chosen_in_hours(counts: Sequence[float]) -> np.ndarray:
+        return _series_scores(counts, _hourly(CHOSEN))
+
+    detectors: dict[str, Callable[[Sequence[float]], np.ndarray]] = {
+        "live": live,
+        "chosen, rows as on NAB": chosen,
+        "chosen, rows in hours": chosen_in_hours,
+    }
+    for name, detector in detectors.items():
+        caught: dict[str, list[int | None]] = {}
+        false: dict[str, int] = {}
+        for seed in range(1, seeds + 1):
+            for scenario in scenarios(seed):
+                counts = [
+                    math.nan if scenario.coverage and scenario.coverage[h] == 0 else float(c)
+                    for h, c in enumerate(scenario.counts)
+                ]
+                scores = detector(counts)
+                judged = len(counts) - 7 * 24
+                onset = scenario.onset if scenario.onset is not None else len(counts)
+                hits = [h for h in range(judged, len(counts)) if scores[h] >= 0.5]
+                false[scenario.name] = false.get(scenario.name, 0) + sum(h < onset for h in hits)
+                if scenario.onset is not None:
+                    after = [h - onset for h in hits if h >= onset]
+                    caught.setdefault(scenario.name, []).append(after[0] if after else None)
+        print(f"{name}:")
+        for scenario_name, count in false.items():
+            delays = caught.get(scenario_name)
+            shown = ""
+            if delays is not None:
+                found = [d for d in delays if d is not None]
+                within = sum(d + 1 <= (1 if scenario_name == "viral" else 12) for d in found)
+                median = statistics.median(found) + 1 if found else math.nan
+                shown = f" caught {within}/{len(delays)} in target, median hour {median:.0f}"
+            print(f"  {scenario_name:<18} false {count:>3}{shown}")
+
+
+def _series_scores(counts: Sequence[float], candidate: Likelihood) -> np.ndarray:
+    series = NabSeries("scenario", [], list(counts), 24, timedelta(hours=1))
+    return scores_of(series, candidate)
 
 
 def report(
@@ -365,8 +464,10 @@ def report(
     in_sample = choose(scorer, outputs, keys)
     print("Chosen on the training folds (standard profile at 0.5):")
     for testing, best in chosen + tweets_chosen:
-        print(f"  without {Path(testing[0]).parent.name + '/' if len(testing) > 1 else testing[0]}"
-              f": {grid[best].describe()}")
+        print(
+            f"  without {Path(testing[0]).parent.name + '/' if len(testing) > 1 else testing[0]}"
+            f": {grid[best].describe()}"
+        )
     print(f"  in-sample: {grid[in_sample].describe()}")
     print()
     print(header())
@@ -393,7 +494,13 @@ def main() -> None:
     parser.add_argument("--drops", action="store_true", help="score falls as well as rises")
     parser.add_argument("--per-candidate", action="store_true")
     parser.add_argument("--cache", default="", help="a folder keeping the live detector's scores")
+    parser.add_argument(
+        "--scenarios", type=int, default=0, help="check the chosen candidate on N seeds"
+    )
     args = parser.parse_args()
+    if args.scenarios:
+        scenario_check(args.scenarios)
+        return
     global LIVE_CACHE
     LIVE_CACHE = Path(args.cache) if args.cache else None
     bench = Path(args.nab)
