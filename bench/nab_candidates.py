@@ -61,7 +61,9 @@ _DISCORDS: dict[tuple[str, int, int, bool], np.ndarray] = {}
 class Likelihood:
     """One candidate: the predictor, the likelihood's windows and the suppression."""
 
-    predictor: str = "level"  # level | seasonal | both | discord | discord+level
+    # level | seasonal | discord, or several joined by "+" (the most surprised counts), or
+    # both (level and seasonal, the nearer counts)
+    predictor: str = "level"
     length: int = 12  # rows of a discord's window
     horizon: int = 4032  # rows of past a discord's window is matched against
     alpha: float = 0.1  # EWMA weight of the level's newest value
@@ -78,6 +80,9 @@ class Likelihood:
     # the weight of the live score, or -1 for the higher of the two.
     blend_live: float = 0.0
     in_time: bool = False  # row-counted settings read as 5-minute rows (`_in_time`)
+    # A second, longer average of the raw scores judged the same way (the higher score
+    # counts): a sustained rise whose rows each surprise little. 0: none.
+    long_short: int = 0
     level_decades: float = 5.0  # the score is 0.5 at Q = 10 ** -level_decades
     drops: bool = False
 
@@ -135,21 +140,25 @@ def _discord_distance(logged: np.ndarray, *, length: int, horizon: int, drops: b
 def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> np.ndarray:
     """The predictor's error in units of its running mean absolute error, squashed to [0, 1)."""
     logged = signed_log(values)
+    both = candidate.predictor == "both"
+    parts = ("level", "seasonal") if both else tuple(candidate.predictor.split("+"))
     errors = []
-    if candidate.predictor in ("level", "both"):
-        errors.append(_level_error(logged, candidate.alpha))
-    if candidate.predictor in ("seasonal", "both"):
-        errors.append(_seasonal_error(logged, period))
-    if candidate.predictor in ("discord", "discord+level", "discord+seasonal"):
-        errors.append(
-            _discord_distance(
-                logged, length=candidate.length, horizon=candidate.horizon, drops=candidate.drops
+    for part in parts:
+        if part == "level":
+            errors.append(_level_error(logged, candidate.alpha))
+        elif part == "seasonal":
+            errors.append(_seasonal_error(logged, period))
+        elif part == "discord":
+            errors.append(
+                _discord_distance(
+                    logged,
+                    length=candidate.length,
+                    horizon=candidate.horizon,
+                    drops=candidate.drops,
+                )
             )
-        )
-    if candidate.predictor == "discord+level":
-        errors.append(_level_error(logged, candidate.alpha))
-    if candidate.predictor == "discord+seasonal":
-        errors.append(_seasonal_error(logged, period))
+        else:
+            raise ValueError(f"unknown predictor {part!r}")
     scaled = []
     for error in errors:
         scale = (
@@ -167,9 +176,9 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
         nearer = np.where(np.abs(stacked[0]) <= np.abs(stacked[1]), stacked[0], stacked[1])
         both = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
         ratio = np.where(np.isnan(stacked[1]), stacked[0], both)
-    elif candidate.predictor in ("discord+level", "discord+seasonal"):
-        # Either model surprised: a novel shape or a jump from the level.
-        ratio = np.fmax(stacked[0], stacked[1])
+    elif len(stacked) > 1:
+        # Any model surprised: a novel shape, a jump from the level, an unusual time of day.
+        ratio = np.fmax.reduce(stacked, axis=0)
     else:
         ratio = stacked[0]
     if not candidate.drops:
@@ -190,13 +199,22 @@ def _log_tail(z: np.ndarray) -> np.ndarray:
 
 
 def likelihood_scores(raw: np.ndarray, candidate: Likelihood) -> np.ndarray:
-    """Ahmad et al.'s anomaly likelihood of `raw`, log-scaled into [0, 1], causally."""
+    """Ahmad et al.'s anomaly likelihood of `raw`, log-scaled into [0, 1], causally (the
+    higher of the `short` and `long_short` averages), damped after each detection."""
+    score = _likelihood(raw, candidate, candidate.short)
+    if candidate.long_short > 0:
+        score = np.fmax(score, _likelihood(raw, candidate, candidate.long_short))
+    return _damped(score, candidate.calm)
+
+
+def _likelihood(raw: np.ndarray, candidate: Likelihood, short: int) -> np.ndarray:
     # As in the paper, the Gaussian is fitted to the averaged scores themselves.
-    averaged = pd.Series(raw).rolling(candidate.short, min_periods=1).mean()
+    averaged = pd.Series(raw).rolling(short, min_periods=1).mean()
     learning = min(candidate.history, 300)
     past = averaged.shift(1).rolling(candidate.history, min_periods=learning)
     mean = past.mean().to_numpy()
     std = past.std().to_numpy()
+    learned = ~np.isnan(mean)  # before the floors, which would stand in for no history
     # Floors as in the paper's lower-bound check: a flat history must not make noise a burst.
     mean = np.fmax(mean, 0.03)
     std = np.fmax(np.nan_to_num(std, nan=0.0), math.sqrt(0.0003))
@@ -206,8 +224,8 @@ def likelihood_scores(raw: np.ndarray, candidate: Likelihood) -> np.ndarray:
     # no ceiling that would tie the strongest detections (NAB sweeps the threshold).
     ratio = np.maximum(log_q / (candidate.level_decades * math.log(0.1)), 0.0)
     score = ratio / (1.0 + ratio)
-    score = np.where(np.isnan(mean) | np.isnan(z), 0.0, score)
-    return _damped(score, candidate.calm)
+    result: np.ndarray = np.where(learned & ~np.isnan(z), score, 0.0)
+    return result
 
 
 def _damped(score: np.ndarray, calm: int) -> np.ndarray:
@@ -260,6 +278,9 @@ DISCORD = Likelihood(
 
 # What every fold of the blend grid chose.
 CHOSEN = replace(DISCORD, predictor="discord+level", horizon_days=56.0)
+
+# What every fold of the spans grid chose.
+WITH_LONG_AVERAGE = replace(CHOSEN, in_time=True, long_short=36)
 
 GRIDS: dict[str, list[Likelihood]] = {
     "first": [
@@ -361,6 +382,26 @@ GRIDS: dict[str, list[Likelihood]] = {
         replace(CHOSEN, blend_live=-1.0),
         replace(CHOSEN, in_time=True, blend_live=-1.0),
     ],
+    # The units grid's choice in time, with a longer average beside the short one (as the
+    # live detector's mean of six hours beside the last one).
+    "spans": [
+        replace(CHOSEN, in_time=True, **changes)  # type: ignore[arg-type]
+        for changes in (
+            {},
+            {"long_short": 36},
+            {"long_short": 72},
+            {"long_short": 144},
+            {"long_short": 72, "calm_hours": 6.0},
+            {"long_short": 72, "level_decades": 4.5},
+        )
+    ],
+    # The time of day as a third model (the live detector's residual): a rise at night that
+    # stays below the day's peaks is no novelty to the discord, nor a jump to the level.
+    "seasonal": [
+        replace(WITH_LONG_AVERAGE, predictor=predictor, long_short=long_short)
+        for predictor in ("discord+level", "discord+level+seasonal", "discord+seasonal")
+        for long_short in (36, 72)
+    ],
 }
 
 
@@ -371,6 +412,7 @@ def _in_time(candidate: Likelihood, step: timedelta) -> Likelihood:
     return replace(
         candidate,
         short=max(1, round(candidate.short / rows)),
+        long_short=max(1, round(candidate.long_short / rows)) if candidate.long_short else 0,
         length=max(1, round(candidate.length / rows)),
         alpha=1.0 - (1.0 - candidate.alpha) ** rows,
         error_alpha=1.0 - (1.0 - candidate.error_alpha) ** rows,
@@ -403,10 +445,14 @@ def scenario_check(seeds: int) -> None:
     def chosen_in_hours(counts: Sequence[float]) -> np.ndarray:
         return _series_scores(counts, _hourly(CHOSEN))
 
+    def with_long_average(counts: Sequence[float]) -> np.ndarray:
+        return _series_scores(counts, WITH_LONG_AVERAGE)
+
     detectors: dict[str, Callable[[Sequence[float]], np.ndarray]] = {
         "live": live,
         "chosen, rows as on NAB": chosen,
         "chosen, rows in hours": chosen_in_hours,
+        "chosen in time, with a 3-hour average": with_long_average,
     }
     for name, detector in detectors.items():
         caught: dict[str, list[int | None]] = {}
