@@ -140,8 +140,8 @@ def _discord_distance(logged: np.ndarray, *, length: int, horizon: int, drops: b
 def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> np.ndarray:
     """The predictor's error in units of its running mean absolute error, squashed to [0, 1)."""
     logged = signed_log(values)
-    both = candidate.predictor == "both"
-    parts = ("level", "seasonal") if both else tuple(candidate.predictor.split("+"))
+    nearer_of_two = candidate.predictor == "both"
+    parts = ("level", "seasonal") if nearer_of_two else tuple(candidate.predictor.split("+"))
     errors = []
     for part in parts:
         if part == "level":
@@ -174,8 +174,8 @@ def raw_scores(values: Sequence[float], period: int, candidate: Likelihood) -> n
     if candidate.predictor == "both":
         # The nearer prediction: a value is surprising only when both models are surprised.
         nearer = np.where(np.abs(stacked[0]) <= np.abs(stacked[1]), stacked[0], stacked[1])
-        both = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
-        ratio = np.where(np.isnan(stacked[1]), stacked[0], both)
+        agreed = np.where(np.sign(stacked[0]) == np.sign(stacked[1]), nearer, 0.0)
+        ratio = np.where(np.isnan(stacked[1]), stacked[0], agreed)
     elif len(stacked) > 1:
         # Any model surprised: a novel shape, a jump from the level, an unusual time of day.
         ratio = np.fmax.reduce(stacked, axis=0)
