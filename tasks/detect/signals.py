@@ -209,7 +209,7 @@ def _terms_in(words: Sequence[str], scanner: _Scanner) -> dict[str, float]:
 
 def crisis_terms(text: str, lexicon: Mapping[str, float] = CRISIS_LEXICON) -> dict[str, float]:
     """The lexicon terms found in `text`, with their weights."""
-    return _terms_in(text_words(text), _scanner(_compile(lexicon)))
+    return _terms_in(text_words(text), _scanner_of(tuple(lexicon.items())))
 
 
 def vocabulary_signal(
