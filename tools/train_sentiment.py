@@ -22,6 +22,11 @@ four folds and scores the fifth. Everything is deterministic (fixed fold seed, L
 --naive-bayes trains NB-LR instead (Wang & Manning 2012): each sparse weight's L2 penalty is
 divided by the square of its feature's log-count ratio for that class (plus a floor), which is
 the same fit as the LR on NB-scaled features; the model file and the scorer are unchanged.
+
+--blend trains both and ships their average, share * LR + (1 - share) * NB-LR: logits are linear
+in the weights, so that is one model of the same format. The two L2 strengths, the share and the
+neutral offset are chosen together on the out-of-fold logits; the CV figure reported makes that
+whole choice on four folds and scores the fifth.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +74,8 @@ NB_L2_GRID = (3e-5, 1e-4, 3e-4, 1e-3)
 # keeps when it is as frequent in every class (its weight is then penalised 100 times more).
 NB_SMOOTHING = 1.0
 NB_PENALTY_FLOOR = 0.1
+# --blend: the plain LR's share of the averaged model (1 and 0 are the plain models).
+BLEND_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAX_ITERATIONS = 500
 N_CLASSES = 3
 
@@ -390,12 +398,122 @@ def nested_offset_scores(
     return scores
 
 
+@dataclass(frozen=True)
+class BlendChoice:
+    """What --blend chose: the LR's and NB-LR's L2 strengths, the LR's share, the offset."""
+
+    lr_l2: float
+    nb_l2: float
+    lr_share: float
+    neutral_offset: float
+
+
+def blend_logits(
+    lr_logits: dict[float, npt.NDArray[np.float64]],
+    nb_logits: dict[float, npt.NDArray[np.float64]],
+) -> dict[tuple[float, float, float], npt.NDArray[np.float64]]:
+    """Out-of-fold logits of every averaged model, by (LR l2, NB-LR l2, LR share)."""
+    return {
+        (lr_l2, nb_l2, share): share * lr_logits[lr_l2] + (1.0 - share) * nb_logits[nb_l2]
+        for lr_l2 in lr_logits
+        for nb_l2 in nb_logits
+        for share in BLEND_SHARES
+    }
+
+
+def choose_blend(
+    candidates: dict[tuple[float, float, float], npt.NDArray[np.float64]],
+    labels: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.intp],
+) -> BlendChoice:
+    """The candidate and neutral offset with the best macro-F1 over `rows` (ties: offset nearest 0,
+    then the first candidate)."""
+    best: tuple[float, float] | None = None
+    choice = BlendChoice(0.0, 0.0, 1.0, 0.0)
+    for (lr_l2, nb_l2, share), logits in candidates.items():
+        for offset in NEUTRAL_OFFSETS:
+            shifted = logits[rows] + np.asarray([0.0, offset, 0.0])
+            key = (macro_f1(labels[rows], shifted.argmax(axis=1)), -abs(float(offset)))
+            if best is None or key > best:
+                best = key
+                choice = BlendChoice(lr_l2, nb_l2, share, float(offset))
+    return choice
+
+
+def nested_blend_scores(
+    candidates: dict[tuple[float, float, float], npt.NDArray[np.float64]],
+    labels: npt.NDArray[np.int64],
+) -> list[float]:
+    """Per fold, macro-F1 of the blend and offset chosen on the other folds only."""
+    folds = stratified_folds(labels)
+    scores = []
+    for held_out, fold in enumerate(folds):
+        others = np.concatenate([f for i, f in enumerate(folds) if i != held_out])
+        choice = choose_blend(candidates, labels, others)
+        logits = candidates[choice.lr_l2, choice.nb_l2, choice.lr_share][fold]
+        shifted = logits + np.asarray([0.0, choice.neutral_offset, 0.0])
+        scores.append(macro_f1(labels[fold], shifted.argmax(axis=1)))
+    return scores
+
+
+def fit_blend(
+    builder: FeatureMatrixBuilder,
+    labels: npt.NDArray[np.int64],
+    candidates: dict[tuple[float, float, float], npt.NDArray[np.float64]],
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]:
+    """--blend on all of train: the chosen average of LR and NB-LR, and what was chosen."""
+    all_rows = np.arange(len(labels), dtype=np.intp)
+    choice = choose_blend(candidates, labels, all_rows)
+    nested_scores = nested_blend_scores(candidates, labels)
+    print(f"blend: chose {choice}; nested CV macro-F1 {np.mean(nested_scores):.4f}")
+    vocabulary, lr_weights, lr_bias = fit(builder, all_rows, labels, choice.lr_l2, False)
+    _, nb_weights, nb_bias = fit(builder, all_rows, labels, choice.nb_l2, True)
+    share = choice.lr_share
+    weights = share * lr_weights + (1.0 - share) * nb_weights
+    bias = share * lr_bias + (1.0 - share) * nb_bias + np.asarray([0.0, choice.neutral_offset, 0.0])
+    summary = {
+        "blend": True,
+        "lr_l2": choice.lr_l2,
+        "nb_l2": choice.nb_l2,
+        "lr_share": share,
+        "neutral_offset": choice.neutral_offset,
+        "cv_macro_f1": round(float(np.mean(nested_scores)), 4),
+        "cv_macro_f1_std": round(float(np.std(nested_scores)), 4),
+    }
+    return vocabulary, weights, bias, summary
+
+
 def train_language(
-    data_dir: Path, lang: str, lexicon: dict[str, float], output_dir: Path, naive_bayes: bool
+    data_dir: Path,
+    lang: str,
+    lexicon: dict[str, float],
+    output_dir: Path,
+    naive_bayes: bool,
+    blend: bool = False,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     train_texts, train_labels = read_split(data_dir, lang, "train")
     builder = FeatureMatrixBuilder(train_texts, lexicon)
+    if blend:
+        candidates = blend_logits(
+            out_of_fold_logits(builder, train_labels, L2_GRID, False),
+            out_of_fold_logits(builder, train_labels, NB_L2_GRID, True),
+        )
+        vocabulary, weights, bias, summary = fit_blend(builder, train_labels, candidates)
+    else:
+        vocabulary, weights, bias, summary = train_single(builder, train_labels, lang, naive_bayes)
+    return write_model(
+        data_dir, lang, lexicon, output_dir, (vocabulary, weights, bias), summary, started
+    )
+
+
+def train_single(
+    builder: FeatureMatrixBuilder,
+    train_labels: npt.NDArray[np.int64],
+    lang: str,
+    naive_bayes: bool,
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64], dict[str, Any]]:
+    """LR (or NB-LR): the L2 strength by CV, then the neutral offset if it pays in nested CV."""
     l2_grid = NB_L2_GRID if naive_bayes else L2_GRID
     logits_by_l2 = out_of_fold_logits(builder, train_labels, l2_grid, naive_bayes)
     for l2, logits in logits_by_l2.items():
@@ -418,16 +536,9 @@ def train_language(
         f"{np.mean(nested_scores):.4f} ± {np.std(nested_scores):.4f}"
     )
 
-    all_rows = np.arange(len(train_texts), dtype=np.intp)
+    all_rows = np.arange(len(train_labels), dtype=np.intp)
     vocabulary, weights, bias = fit(builder, all_rows, train_labels, best_l2, naive_bayes)
     bias = bias + np.asarray([0.0, neutral_offset, 0.0])
-
-    val_texts, val_labels = read_split(data_dir, lang, "val")
-    val_builder = FeatureMatrixBuilder(val_texts, lexicon)
-    val_f1 = macro_f1(
-        val_labels,
-        predict(val_builder.matrix(np.arange(len(val_texts)), vocabulary), weights, bias),
-    )
     summary = {
         "naive_bayes": naive_bayes,
         "l2": best_l2,
@@ -435,11 +546,34 @@ def train_language(
         "cv_macro_f1_without_offset": round(float(np.mean(cv_scores)), 4),
         "cv_macro_f1": round(float(np.mean(nested_scores)), 4),
         "cv_macro_f1_std": round(float(np.std(nested_scores)), 4),
+    }
+    return vocabulary, weights, bias, summary
+
+
+def write_model(
+    data_dir: Path,
+    lang: str,
+    lexicon: dict[str, float],
+    output_dir: Path,
+    model: tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    choices: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """Scores val once (after every choice) and writes the model file."""
+    vocabulary, weights, bias = model
+    val_texts, val_labels = read_split(data_dir, lang, "val")
+    val_builder = FeatureMatrixBuilder(val_texts, lexicon)
+    val_f1 = macro_f1(
+        val_labels,
+        predict(val_builder.matrix(np.arange(len(val_texts)), vocabulary), weights, bias),
+    )
+    summary = {
+        **choices,
         "val_macro_f1": round(val_f1, 4),
-        "train_size": len(train_texts),
+        "train_size": len(read_split(data_dir, lang, "train")[1]),
         "features": len(vocabulary),
     }
-    print(f"{lang}: chose l2={best_l2:g}; val macro-F1 {val_f1:.4f} ({summary})")
+    print(f"{lang}: val macro-F1 {val_f1:.4f} ({summary})")
 
     n_sparse = len(vocabulary)
     payload = {
@@ -478,12 +612,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="NB-LR: each sparse weight's L2 penalty scaled by its log-count ratio",
     )
+    parser.add_argument(
+        "--blend",
+        action="store_true",
+        help="the average of LR and NB-LR, L2 strengths and share chosen together by CV",
+    )
     arguments = parser.parse_args(argv)
     lexicons = read_lexicons()
     arguments.output_dir.mkdir(parents=True, exist_ok=True)
     for lang in arguments.langs:
         train_language(
-            arguments.data_dir, lang, lexicons[lang], arguments.output_dir, arguments.naive_bayes
+            arguments.data_dir,
+            lang,
+            lexicons[lang],
+            arguments.output_dir,
+            arguments.naive_bayes,
+            arguments.blend,
         )
     return 0
 
