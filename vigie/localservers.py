@@ -75,9 +75,21 @@ class FeedServer:
                 with server._lock:
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                self._held = True
                 try:
                     self._get()
                 finally:
+                    self._release()
+
+            def send_response(self, code: int, message: str | None = None) -> None:
+                # In flight until its answer starts: the client may send its next request as
+                # soon as this one's answer arrives, before the handler's thread ends.
+                self._release()
+                super().send_response(code, message)
+
+            def _release(self) -> None:
+                if getattr(self, "_held", False):
+                    self._held = False
                     with server._lock:
                         server.in_flight -= 1
 
