@@ -264,12 +264,12 @@ def written_terms(
     shows the term itself then).
     """
     named = set(labels)
+    scanner = _scanner_of(tuple(lexicon.items()))
     wanted = [
-        (len(terms), _term_pattern(terms, prefix), label)
-        for terms, prefix, _, label in _compile(lexicon)
+        (len(terms), pattern, label)
+        for (terms, _, _, label), pattern in zip(scanner.compiled, scanner.patterns, strict=True)
         if label in named
     ]
-    scanner = _scanner_of(tuple(lexicon.items()))
     seen: dict[str, Counter[str]] = {}
     for (title, summary), copies in _texts(mentions[:MAX_MENTIONS_READ_FOR_WORDS]).items():
         if named.isdisjoint(scanner.terms_of(title, summary)):
